@@ -1,0 +1,50 @@
+# lbctl: the two set-up commands are `make demo` and `make test`; both install
+# the Debian packages they need when missing (CI and new machines start bare).
+
+GO        ?= go
+BIN       := bin/lbctl
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+# Debian packages the tests and the demo need at run time.
+DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl
+# Extra packages only for regenerating eBPF objects.
+GEN_PKGS  := clang llvm libbpf-dev bpftool
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test test-short vet fmt-check deps demo bench generate fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lbctl
+
+# deps installs missing Debian packages (root only; others are told what is missing).
+deps:
+	@./scripts/deps.sh $(DEB_PKGS)
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+test: deps build vet fmt-check
+	$(GO) test -p 2 -timeout 15m -count=1 ./...
+
+test-short: build
+	$(GO) test -short -count=1 ./...
+
+demo: deps build
+	@./scripts/demo.sh
+
+bench: deps build
+	@./scripts/bench.sh
+
+generate:
+	@./scripts/deps.sh $(GEN_PKGS)
+	$(GO) generate ./bpf/...
+
+clean:
+	rm -rf bin dist

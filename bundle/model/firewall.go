@@ -1,0 +1,50 @@
+package model
+
+// Firewall is the desired nftables ruleset of an LB node as data: the
+// renderer computes it from the VIPs, node/nft programs it into the kernel
+// as the table "inet lbctl". The number of rules does not depend on the
+// number of VIPs: addresses and VIP:port pairs live in sets.
+//
+// Semantics: TCP to an Accept pair is accepted; ICMP/ICMPv6 to a VIP address
+// is accepted; anything else aimed at a VIP address is dropped. If
+// Transparent is true, packets belonging to transparent sockets are marked
+// with TProxyMark so that the policy rule delivers backend replies locally.
+// Each Intercept diverts TCP to a prefix and port into the local listener.
+type Firewall struct {
+	// VIPs4 and VIPs6 are the VIP addresses (sorted).
+	VIPs4 []string `json:"vips4"`
+	VIPs6 []string `json:"vips6"`
+	// Accept4 and Accept6 are the declared listeners (sorted by address,
+	// then port).
+	Accept4 []AddrPort `json:"accept4"`
+	Accept6 []AddrPort `json:"accept6"`
+	// Transparent is true when any VIP on the node is transparent.
+	Transparent bool `json:"transparent"`
+	// Intercepts sorted by Prefix then Port.
+	Intercepts []Intercept `json:"intercepts,omitempty"`
+}
+
+// AddrPort is one VIP address and TCP port.
+type AddrPort struct {
+	Addr string `json:"addr"`
+	Port int    `json:"port"`
+}
+
+// Intercept diverts TCP traffic to Prefix:Port (not addressed to the node) to
+// the local transparent listener on ToAddr:ToPort with nftables "tproxy to".
+type Intercept struct {
+	Prefix string `json:"prefix"`
+	Port   int    `json:"port"`
+	ToAddr string `json:"to_addr"`
+	ToPort int    `json:"to_port"`
+}
+
+// TPROXY policy routing constants used on every node: packets marked with
+// TProxyMark are looked up in TProxyTable, which routes everything locally.
+const (
+	TProxyMark     = 0x1
+	TProxyTable    = 100
+	TProxyRulePrio = 100
+	// NFTTable is the only nftables table lbctl owns (family inet).
+	NFTTable = "lbctl"
+)
