@@ -1,0 +1,330 @@
+// Package plan is the pure planner of an install: from the node state of the
+// current release and the node state of the new one it computes the ordered
+// operations that take the node from one to the other, each with the
+// operation that undoes it.
+//
+// The planner never reads the host: no file system, clock, network or exec.
+// The ordering never blackholes traffic: a removed VIP is withdrawn before it
+// is stopped and its address removed; a new or changed VIP has its address
+// and HAProxy up and healthy before its route is announced.
+package plan
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// File is one rendered file of a VIP, relative to the VIP's config directory.
+type File struct {
+	Path string `json:"path"`
+	Data []byte `json:"data"`
+}
+
+// VIP is the node-side state of one VIP.
+type VIP struct {
+	Name      string       `json:"name"`
+	Addresses []netip.Addr `json:"addresses"`
+	// Files are the rendered files of /etc/lbctl/vips/<Name>/, sorted by Path.
+	Files []File `json:"files"`
+	// Transparent VIPs get the CAP_NET_ADMIN drop-in and need TPROXY routing.
+	Transparent bool `json:"transparent"`
+}
+
+// State is the node state a release asks for.
+type State struct {
+	Serial   uint64         `json:"serial"`
+	VIPs     []VIP          `json:"vips"` // sorted by Name
+	Firewall model.Firewall `json:"firewall"`
+	// BirdConf is the node's whole bird.conf.
+	BirdConf []byte `json:"bird_conf"`
+}
+
+// TProxy reports whether the state needs TPROXY policy routing.
+func (s *State) TProxy() bool {
+	for _, v := range s.VIPs {
+		if v.Transparent {
+			return true
+		}
+	}
+	return false
+}
+
+// VIP returns the VIP with the given name, or nil.
+func (s *State) VIP(name string) *VIP {
+	if s == nil {
+		return nil
+	}
+	for i := range s.VIPs {
+		if s.VIPs[i].Name == name {
+			return &s.VIPs[i]
+		}
+	}
+	return nil
+}
+
+// Names returns the VIP names of the state, sorted.
+func (s *State) Names() []string {
+	if s == nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.VIPs))
+	for _, v := range s.VIPs {
+		out = append(out, v.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Kind is the kind of an operation.
+type Kind string
+
+// Operation kinds. Every kind is idempotent when applied by the applier:
+// applying an operation that already holds changes nothing, so an undo may be
+// run for an operation that was only partly applied.
+const (
+	// Announce makes exactly the addresses in Addrs (of the VIPs in Names)
+	// announceable; routes of unhealthy or drained VIPs are still held back
+	// by the applier.
+	Announce Kind = "announce"
+	// Wait lets connections to withdrawn VIPs drain.
+	Wait Kind = "drain-wait"
+	// StopVIP stops the VIP's unit and removes its config and drop-in.
+	StopVIP Kind = "stop-vip"
+	// StartVIP writes the VIP's config and drop-in and starts its unit.
+	StartVIP Kind = "start-vip"
+	// ReloadVIP writes the VIP's config and reloads its unit (hitless).
+	ReloadVIP Kind = "reload-vip"
+	// RestartVIP writes config and drop-in and restarts the unit (needed
+	// when the unit's capabilities change).
+	RestartVIP Kind = "restart-vip"
+	// AddAddrs and RemoveAddrs change VIP addresses on the VIP interface.
+	AddAddrs    Kind = "add-addresses"
+	RemoveAddrs Kind = "remove-addresses"
+	// Firewall replaces the lbctl nftables table in one batch.
+	Firewall Kind = "firewall"
+	// TProxy adds (On) or removes the TPROXY policy rule and local table.
+	TProxy Kind = "tproxy"
+	// Bird writes bird.conf and reconfigures BIRD.
+	Bird Kind = "bird"
+	// HealthGate waits until every VIP in Names is healthy.
+	HealthGate Kind = "health-gate"
+)
+
+// Op is one step of a plan. Which fields are set depends on Kind.
+type Op struct {
+	Kind     Kind            `json:"kind"`
+	VIP      *VIP            `json:"vip,omitempty"`
+	Names    []string        `json:"names,omitempty"`
+	Addrs    []netip.Addr    `json:"addrs,omitempty"`
+	Firewall *model.Firewall `json:"firewall,omitempty"`
+	On       bool            `json:"on,omitempty"`
+	Bird     []byte          `json:"bird,omitempty"`
+}
+
+// String describes the operation in one line for operators.
+func (o Op) String() string {
+	switch o.Kind {
+	case Announce, HealthGate, Wait:
+		return fmt.Sprintf("%s [%s]", o.Kind, strings.Join(o.Names, " "))
+	case StopVIP, StartVIP, ReloadVIP, RestartVIP:
+		return fmt.Sprintf("%s %s", o.Kind, o.VIP.Name)
+	case AddAddrs, RemoveAddrs:
+		s := make([]string, len(o.Addrs))
+		for i, a := range o.Addrs {
+			s[i] = a.String()
+		}
+		return fmt.Sprintf("%s %s", o.Kind, strings.Join(s, " "))
+	case Firewall:
+		return fmt.Sprintf("%s (%d+%d listeners)", o.Kind, len(o.Firewall.Accept4), len(o.Firewall.Accept6))
+	case TProxy:
+		if o.On {
+			return "tproxy on"
+		}
+		return "tproxy off"
+	default:
+		return string(o.Kind)
+	}
+}
+
+// Step is an operation and the operation that undoes it (nil when nothing is
+// to undo).
+type Step struct {
+	Do   Op  `json:"do"`
+	Undo *Op `json:"undo,omitempty"`
+}
+
+// Plan is what an install does.
+type Plan struct {
+	Added     []string `json:"added"`
+	Changed   []string `json:"changed"`
+	Removed   []string `json:"removed"`
+	Unchanged []string `json:"unchanged"`
+	Steps     []Step   `json:"steps"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Steps) == 0 }
+
+// Compute plans the way from cur (nil on a node with nothing installed) to
+// next. It is a pure function.
+func Compute(cur, next *State) *Plan {
+	if cur == nil {
+		cur = &State{}
+	}
+	p := &Plan{}
+	curNames, nextNames := cur.Names(), next.Names()
+	for _, n := range nextNames {
+		old := cur.VIP(n)
+		switch {
+		case old == nil:
+			p.Added = append(p.Added, n)
+		case vipEqual(old, next.VIP(n)):
+			p.Unchanged = append(p.Unchanged, n)
+		default:
+			p.Changed = append(p.Changed, n)
+		}
+	}
+	for _, n := range curNames {
+		if next.VIP(n) == nil {
+			p.Removed = append(p.Removed, n)
+		}
+	}
+
+	add := func(do Op, undo *Op) { p.Steps = append(p.Steps, Step{Do: do, Undo: undo}) }
+
+	// 1. Withdraw removed VIPs, then let their connections drain.
+	announce := func(s *State, names []string) Op {
+		return Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names)}
+	}
+	curAnn := announce(cur, curNames)
+	if len(p.Removed) > 0 {
+		kept := announce(cur, without(curNames, p.Removed))
+		undo := curAnn
+		add(kept, &undo)
+		curAnn = kept
+		add(Op{Kind: Wait, Names: p.Removed}, nil)
+		for _, n := range p.Removed {
+			old := cur.VIP(n)
+			add(Op{Kind: StopVIP, VIP: old}, &Op{Kind: StartVIP, VIP: old})
+		}
+	}
+	// 2. Addresses that no VIP of the next release has.
+	curAddrs, nextAddrs := addrs(cur), addrs(next)
+	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
+		add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
+	}
+	// 3. The firewall, in one batch.
+	if !reflect.DeepEqual(normFW(cur.Firewall), normFW(next.Firewall)) {
+		old, nw := cur.Firewall, next.Firewall
+		add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &old})
+	}
+	// 4. TPROXY routing before transparent VIPs start.
+	if next.TProxy() && !cur.TProxy() {
+		add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
+	}
+	// 5. New addresses, then new and changed VIPs.
+	if fresh := subtract(nextAddrs, curAddrs); len(fresh) > 0 {
+		add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
+	}
+	for _, n := range p.Added {
+		v := next.VIP(n)
+		add(Op{Kind: StartVIP, VIP: v}, &Op{Kind: StopVIP, VIP: v})
+	}
+	for _, n := range p.Changed {
+		old, v := cur.VIP(n), next.VIP(n)
+		kind := ReloadVIP
+		if old.Transparent != v.Transparent {
+			kind = RestartVIP
+		}
+		add(Op{Kind: kind, VIP: v}, &Op{Kind: kind, VIP: old})
+	}
+	// 6. Nothing is announced before it is healthy.
+	if gate := append(slices.Clone(p.Added), p.Changed...); len(gate) > 0 {
+		slices.Sort(gate)
+		add(Op{Kind: HealthGate, Names: gate}, nil)
+	}
+	if cur.TProxy() && !next.TProxy() {
+		add(Op{Kind: TProxy, On: false}, &Op{Kind: TProxy, On: true})
+	}
+	// 7. BIRD, then the announcements of the new release.
+	if !bytes.Equal(cur.BirdConf, next.BirdConf) {
+		add(Op{Kind: Bird, Bird: next.BirdConf}, &Op{Kind: Bird, Bird: cur.BirdConf})
+	}
+	if nextAnn := announce(next, nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) || !bytes.Equal(cur.BirdConf, next.BirdConf) {
+		undo := curAnn
+		add(nextAnn, &undo)
+	}
+	return p
+}
+
+func vipEqual(a, b *VIP) bool {
+	if a.Transparent != b.Transparent || !slices.Equal(a.Addresses, b.Addresses) || len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || !bytes.Equal(a.Files[i].Data, b.Files[i].Data) {
+			return false
+		}
+	}
+	return true
+}
+
+// normFW makes nil and empty slices compare equal.
+func normFW(f model.Firewall) model.Firewall {
+	n := func(s []string) []string {
+		if len(s) == 0 {
+			return nil
+		}
+		return s
+	}
+	np := func(s []model.AddrPort) []model.AddrPort {
+		if len(s) == 0 {
+			return nil
+		}
+		return s
+	}
+	f.VIPs4, f.VIPs6 = n(f.VIPs4), n(f.VIPs6)
+	f.Accept4, f.Accept6 = np(f.Accept4), np(f.Accept6)
+	if len(f.Intercepts) == 0 {
+		f.Intercepts = nil
+	}
+	return f
+}
+
+func addrs(s *State) []netip.Addr { return addrsOf(s, s.Names()) }
+
+// addrsOf returns the sorted addresses of the named VIPs of s.
+func addrsOf(s *State, names []string) []netip.Addr {
+	out := []netip.Addr{}
+	for _, n := range names {
+		out = append(out, s.VIP(n).Addresses...)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func subtract(a, b []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func without(names, drop []string) []string {
+	out := []string{}
+	for _, n := range names {
+		if !slices.Contains(drop, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package plan
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+func vip(name string, transparent bool, cfg string, addrs ...string) VIP {
+	v := VIP{Name: name, Transparent: transparent, Files: []File{{Path: "haproxy.cfg", Data: []byte(cfg)}}}
+	for _, a := range addrs {
+		v.Addresses = append(v.Addresses, netip.MustParseAddr(a))
+	}
+	return v
+}
+
+func fw(pairs ...string) model.Firewall {
+	var f model.Firewall
+	for _, p := range pairs {
+		ap := netip.MustParseAddrPort(p)
+		f.Accept4 = append(f.Accept4, model.AddrPort{Addr: ap.Addr().String(), Port: int(ap.Port())})
+		f.VIPs4 = append(f.VIPs4, ap.Addr().String())
+	}
+	return f
+}
+
+func state(serial uint64, bird string, f model.Firewall, vips ...VIP) *State {
+	return &State{Serial: serial, VIPs: vips, Firewall: f, BirdConf: []byte(bird)}
+}
+
+// render prints the plan one step per line, for comparison with a literal.
+func render(p *Plan) string {
+	var b strings.Builder
+	for _, s := range p.Steps {
+		b.WriteString(s.Do.String())
+		if s.Undo != nil {
+			b.WriteString("  <- " + s.Undo.String())
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestCompute(t *testing.T) {
+	a := vip("192.0.2.10", false, "a1", "192.0.2.10")
+	a2 := vip("192.0.2.10", false, "a2", "192.0.2.10")
+	b := vip("192.0.2.11", false, "b1", "192.0.2.11", "2001:db8::11")
+	c := vip("192.0.2.12", true, "c1", "192.0.2.12")
+	cOpaque := vip("192.0.2.12", false, "c1", "192.0.2.12")
+	base := state(1, "bird1", fw("192.0.2.10:80", "192.0.2.11:443"), a, b)
+
+	tests := []struct {
+		name      string
+		cur, next *State
+		want      string
+		added     []string
+		changed   []string
+		removed   []string
+	}{
+		{
+			name: "cold install",
+			cur:  nil, next: base,
+			want: `firewall (2+0 listeners)  <- firewall (0+0 listeners)
+add-addresses 192.0.2.10 192.0.2.11 2001:db8::11  <- remove-addresses 192.0.2.10 192.0.2.11 2001:db8::11
+start-vip 192.0.2.10  <- stop-vip 192.0.2.10
+start-vip 192.0.2.11  <- stop-vip 192.0.2.11
+health-gate [192.0.2.10 192.0.2.11]
+bird  <- bird
+announce [192.0.2.10 192.0.2.11]  <- announce []
+`,
+			added: []string{"192.0.2.10", "192.0.2.11"},
+		},
+		{
+			name: "same release is a no-op",
+			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.11:443"), a, b),
+			want: "",
+		},
+		{
+			name: "one changed VIP is reloaded, nothing else",
+			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.11:443"), a2, b),
+			want: `reload-vip 192.0.2.10  <- reload-vip 192.0.2.10
+health-gate [192.0.2.10]
+`,
+			changed: []string{"192.0.2.10"},
+		},
+		{
+			name: "removed VIP is withdrawn, drained, stopped, then its addresses go",
+			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80"), a),
+			want: `announce [192.0.2.10]  <- announce [192.0.2.10 192.0.2.11]
+drain-wait [192.0.2.11]
+stop-vip 192.0.2.11  <- start-vip 192.0.2.11
+remove-addresses 192.0.2.11 2001:db8::11  <- add-addresses 192.0.2.11 2001:db8::11
+firewall (1+0 listeners)  <- firewall (2+0 listeners)
+`,
+			removed: []string{"192.0.2.11"},
+		},
+		{
+			name: "added transparent VIP turns TPROXY on before it starts",
+			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.11:443", "192.0.2.12:80"), a, b, c),
+			want: `firewall (3+0 listeners)  <- firewall (2+0 listeners)
+tproxy on  <- tproxy off
+add-addresses 192.0.2.12  <- remove-addresses 192.0.2.12
+start-vip 192.0.2.12  <- stop-vip 192.0.2.12
+health-gate [192.0.2.12]
+announce [192.0.2.10 192.0.2.11 192.0.2.12]  <- announce [192.0.2.10 192.0.2.11]
+`,
+			added: []string{"192.0.2.12"},
+		},
+		{
+			name: "transparent toggled restarts the unit and turns TPROXY off after",
+			cur:  state(1, "bird1", fw("192.0.2.12:80"), c), next: state(2, "bird1", fw("192.0.2.12:80"), cOpaque),
+			want: `restart-vip 192.0.2.12  <- restart-vip 192.0.2.12
+health-gate [192.0.2.12]
+tproxy off  <- tproxy on
+`,
+			changed: []string{"192.0.2.12"},
+		},
+		{
+			name: "bird config change reconfigures and re-announces",
+			cur:  base, next: state(2, "bird2", fw("192.0.2.10:80", "192.0.2.11:443"), a, b),
+			want: `bird  <- bird
+announce [192.0.2.10 192.0.2.11]  <- announce [192.0.2.10 192.0.2.11]
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Compute(tt.cur, tt.next)
+			if got := render(p); got != tt.want {
+				t.Errorf("plan:\n%s\nwant:\n%s", got, tt.want)
+			}
+			for _, c := range []struct {
+				what      string
+				got, want []string
+			}{{"added", p.Added, tt.added}, {"changed", p.Changed, tt.changed}, {"removed", p.Removed, tt.removed}} {
+				if !slices.Equal(c.got, c.want) {
+					t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+				}
+			}
+			if again := Compute(tt.next, tt.next); !again.Empty() {
+				t.Errorf("planning the reached state again is not empty:\n%s", render(again))
+			}
+		})
+	}
+}
+
+// TestOrderingNeverBlackholes checks the ordering invariants on every pair of
+// a set of states: a VIP is announced only after its address exists and it
+// passed the health gate; it is stopped only after it is withdrawn.
+func TestOrderingNeverBlackholes(t *testing.T) {
+	a := vip("192.0.2.10", false, "a1", "192.0.2.10")
+	a2 := vip("192.0.2.10", true, "a2", "192.0.2.10", "2001:db8::10")
+	b := vip("192.0.2.11", false, "b1", "192.0.2.11")
+	c := vip("192.0.2.12", true, "c1", "192.0.2.12")
+	states := []*State{
+		nil,
+		state(1, "x", fw("192.0.2.10:80"), a),
+		state(2, "x", fw("192.0.2.10:80", "192.0.2.11:80"), a, b),
+		state(3, "y", fw("192.0.2.10:80", "192.0.2.12:80"), a2, c),
+		state(4, "y", fw("192.0.2.11:80"), b),
+		state(5, "y", model.Firewall{}),
+	}
+	for _, cur := range states {
+		for _, next := range states[1:] {
+			p := Compute(cur, next)
+			checkOrdering(t, p)
+		}
+	}
+}
+
+func checkOrdering(t *testing.T, p *Plan) {
+	t.Helper()
+	announced := map[string]int{}
+	for i, s := range p.Steps {
+		switch s.Do.Kind {
+		case Announce:
+			for _, n := range s.Do.Names {
+				announced[n] = i
+			}
+		case StopVIP:
+			n := s.Do.VIP.Name
+			if slices.Contains(p.Removed, n) {
+				j := indexOf(p, func(o Op) bool { return o.Kind == Announce && !slices.Contains(o.Names, n) })
+				if j < 0 || j > i {
+					t.Errorf("%s stopped at step %d before it was withdrawn", n, i)
+				}
+			}
+		}
+	}
+	for _, n := range append(slices.Clone(p.Added), p.Changed...) {
+		start := indexOf(p, func(o Op) bool { return o.VIP != nil && o.VIP.Name == n && o.Kind != StopVIP })
+		gate := indexOf(p, func(o Op) bool { return o.Kind == HealthGate && slices.Contains(o.Names, n) })
+		if start < 0 || gate < start {
+			t.Errorf("%s: health gate at %d, start at %d", n, gate, start)
+		}
+		if i, ok := announced[n]; ok && i < gate {
+			t.Errorf("%s announced at step %d before its health gate at %d", n, i, gate)
+		}
+	}
+}
+
+func indexOf(p *Plan, f func(Op) bool) int {
+	for i, s := range p.Steps {
+		if f(s.Do) {
+			return i
+		}
+	}
+	return -1
+}
