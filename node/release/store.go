@@ -1,0 +1,350 @@
+// Package release owns the node's releases store under /var/lib/lbctl:
+// staged releases, the `current` symlink that says which one is committed,
+// the intent record that makes an install crash-safe, the append-only install
+// log and the install lock.
+//
+//	/var/lib/lbctl/
+//	  releases/<serial>/bundle   the signed bundle as received
+//	  releases/<serial>/state.json   the node state rendered for this node
+//	  current -> releases/<serial>   swapped atomically (temp name + rename)
+//	  intent.json                present only while an install is under way
+//	  install.log                one JSON line per install, rollback or recovery
+//	  lock                       flock(2) held by the one install at a time
+//
+// Every file is written to a temporary name, fsynced and renamed, and the
+// parent directory fsynced, so a crash leaves the old file or the new one.
+package release
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+// DefaultRoot is where a node keeps its releases.
+const DefaultRoot = "/var/lib/lbctl"
+
+// Keep is how many releases the store keeps after a commit.
+const Keep = 5
+
+// ErrLocked is returned by Lock when another install holds the lock and the
+// caller asked not to wait.
+var ErrLocked = errors.New("another lbctl install is running")
+
+// ErrNoRelease is returned when a release or the current one does not exist.
+var ErrNoRelease = errors.New("no such release")
+
+// Store is a releases store rooted at a directory.
+type Store struct {
+	Root string
+}
+
+// Open returns the store at root, creating its directories.
+func Open(root string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(root, "releases"), 0o750); err != nil {
+		return nil, fmt.Errorf("releases store: %w", err)
+	}
+	return &Store{Root: root}, nil
+}
+
+// Release is one staged release.
+type Release struct {
+	Serial uint64
+	// Bundle is the signed bundle as received.
+	Bundle []byte
+	State  *plan.State
+}
+
+func (s *Store) dir(serial uint64) string {
+	return filepath.Join(s.Root, "releases", strconv.FormatUint(serial, 10))
+}
+
+// Stage writes a release into releases/<serial>/ as a whole: the files go to
+// a temporary directory that is renamed into place. Staging a serial that
+// exists already replaces it.
+func (s *Store) Stage(r *Release) error {
+	st, err := json.MarshalIndent(r.State, "", "  ")
+	if err != nil {
+		return fmt.Errorf("stage release %d: %w", r.Serial, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.Root, "releases"), ".staging-")
+	if err != nil {
+		return fmt.Errorf("stage release %d: %w", r.Serial, err)
+	}
+	defer os.RemoveAll(tmp)
+	for name, data := range map[string][]byte{"bundle": r.Bundle, "state.json": st} {
+		if err := writeSync(filepath.Join(tmp, name), data, 0o640); err != nil {
+			return fmt.Errorf("stage release %d: %w", r.Serial, err)
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("stage release %d: %w", r.Serial, err)
+	}
+	final := s.dir(r.Serial)
+	// A staged directory of the same serial is replaced: move it aside
+	// first, since rename(2) does not replace a non-empty directory.
+	if _, err := os.Stat(final); err == nil {
+		if s.currentTarget() == final {
+			// The committed release is immutable.
+			return nil
+		}
+		if err := os.RemoveAll(final); err != nil {
+			return fmt.Errorf("stage release %d: %w", r.Serial, err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("stage release %d: %w", r.Serial, err)
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// Load reads a staged release.
+func (s *Store) Load(serial uint64) (*Release, error) {
+	dir := s.dir(serial)
+	b, err := os.ReadFile(filepath.Join(dir, "bundle"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("release %d: %w", serial, ErrNoRelease)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("release %d: %w", serial, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, fmt.Errorf("release %d: %w", serial, err)
+	}
+	var st plan.State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("release %d: state.json: %w", serial, err)
+	}
+	return &Release{Serial: serial, Bundle: b, State: &st}, nil
+}
+
+func (s *Store) currentTarget() string {
+	t, err := os.Readlink(filepath.Join(s.Root, "current"))
+	if err != nil {
+		return ""
+	}
+	if !filepath.IsAbs(t) {
+		t = filepath.Join(s.Root, t)
+	}
+	return t
+}
+
+// Current returns the serial of the committed release; ok is false when
+// nothing was ever committed.
+func (s *Store) Current() (serial uint64, ok bool, err error) {
+	t, err := os.Readlink(filepath.Join(s.Root, "current"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("current release: %w", err)
+	}
+	n, err := strconv.ParseUint(filepath.Base(t), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("current release: bad link %q", t)
+	}
+	return n, true, nil
+}
+
+// Commit makes serial the current release: the symlink is created under a
+// temporary name and renamed over `current`, then the directory is fsynced.
+func (s *Store) Commit(serial uint64) error {
+	if _, err := os.Stat(s.dir(serial)); err != nil {
+		return fmt.Errorf("commit release %d: %w", serial, ErrNoRelease)
+	}
+	link := filepath.Join(s.Root, "current")
+	if err := renameio.Symlink(filepath.Join("releases", strconv.FormatUint(serial, 10)), link); err != nil {
+		return fmt.Errorf("commit release %d: %w", serial, err)
+	}
+	return syncDir(s.Root)
+}
+
+// Serials lists the staged releases, oldest first.
+func (s *Store) Serials() ([]uint64, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Root, "releases"))
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil && e.IsDir() {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Prune removes all but the newest keep releases, never the current one.
+func (s *Store) Prune(keep int) error {
+	serials, err := s.Serials()
+	if err != nil {
+		return err
+	}
+	cur, _, _ := s.Current()
+	var errs []error
+	for i := 0; i < len(serials)-keep; i++ {
+		if serials[i] == cur {
+			continue
+		}
+		if err := os.RemoveAll(s.dir(serials[i])); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Intent is the record written before an install changes anything. While it
+// exists, the node may hold a mix of releases From and To; recovery restores
+// From.
+type Intent struct {
+	Op      string    `json:"op"` // install, rollback
+	From    uint64    `json:"from"`
+	HasFrom bool      `json:"has_from"`
+	To      uint64    `json:"to"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// WriteIntent records that an install is about to change the node.
+func (s *Store) WriteIntent(in Intent) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(s.Root, "intent.json"), append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("write intent record: %w", err)
+	}
+	return syncDir(s.Root)
+}
+
+// ReadIntent returns the pending intent record, or nil if there is none.
+func (s *Store) ReadIntent() (*Intent, error) {
+	b, err := os.ReadFile(filepath.Join(s.Root, "intent.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read intent record: %w", err)
+	}
+	var in Intent
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("read intent record: %w", err)
+	}
+	return &in, nil
+}
+
+// ClearIntent removes the intent record once the node is in a committed
+// state again.
+func (s *Store) ClearIntent() error {
+	err := os.Remove(filepath.Join(s.Root, "intent.json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("clear intent record: %w", err)
+	}
+	return syncDir(s.Root)
+}
+
+// LogEntry is one line of the install log.
+type LogEntry struct {
+	Time   time.Time `json:"time"`
+	Op     string    `json:"op"` // install, rollback, recover
+	From   uint64    `json:"from,omitempty"`
+	To     uint64    `json:"to"`
+	Result string    `json:"result"` // committed, rolled-back, no-op, failed
+	Error  string    `json:"error,omitempty"`
+	Millis int64     `json:"ms"`
+}
+
+// Log appends an entry to the install log and syncs it.
+func (s *Store) Log(e LogEntry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.Root, "install.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("install log: %w", err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("install log: %w", err)
+	}
+	return nil
+}
+
+// History reads the install log, oldest first.
+func (s *Store) History() ([]LogEntry, error) {
+	b, err := os.ReadFile(filepath.Join(s.Root, "install.log"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("install log: %w", err)
+	}
+	var out []LogEntry
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		var e LogEntry
+		if json.Unmarshal(line, &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Lock takes the install lock. With wait false it fails at once with
+// ErrLocked when another process holds it.
+func (s *Store) Lock(wait bool) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.Root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("install lock: %w", err)
+	}
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("install lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func writeSync(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	return errors.Join(werr, serr, f.Close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
