@@ -31,8 +31,11 @@ type pos struct{ line, col int }
 // messages and Host.Source only. Errors carry "path:line:col"; independent
 // errors are joined.
 func Parse(path string, data []byte) (*Inventory, error) {
-	f, err := parser.ParseBytes(data, 0)
+	f, err := parseYAML(data)
 	if err != nil {
+		if looksLikeINI(data) {
+			return nil, fmt.Errorf("%w (this looks like an INI inventory; only the YAML format is supported)", syntaxError(path, err))
+		}
 		return nil, syntaxError(path, err)
 	}
 	d := &decoder{
@@ -59,6 +62,16 @@ func Parse(path string, data []byte) (*Inventory, error) {
 	return d.inv, nil
 }
 
+// parseYAML turns a panic of the YAML parser on odd input into an error.
+func parseYAML(data []byte) (f *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, fmt.Errorf("yaml parser failed: %v", r)
+		}
+	}()
+	return parser.ParseBytes(data, 0)
+}
+
 func syntaxError(path string, err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) {
@@ -68,6 +81,19 @@ func syntaxError(path string, err error) error {
 		return fmt.Errorf("%s: %s", path, ye.GetMessage())
 	}
 	return fmt.Errorf("%s: %w", path, err)
+}
+
+// looksLikeINI reports whether the first line that is not blank or a
+// comment is an INI section header such as "[web]".
+func looksLikeINI(data []byte) bool {
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		return strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") && !strings.Contains(line, ",")
+	}
+	return false
 }
 
 func posError(path string, p pos, msg string) error {
@@ -338,19 +364,24 @@ func (d *decoder) vars(owner string, n ast.Node) (map[string]any, *string) {
 		return nil, nil
 	}
 	out := map[string]any{}
-	nodes := map[string]ast.Node{}
+	nodes := map[string]*ast.MappingValueNode{}
 	d.mergeEntries(out, nodes, entries, 0)
 	v, ok := out[ansibleHost]
 	if !ok {
 		return out, nil
 	}
+	// Point at the value, or at the key when the value is empty.
+	var at ast.Node = nodes[ansibleHost]
+	if kv := nodes[ansibleHost]; kv != nil && v != nil {
+		at = kv.Value
+	}
 	s, isString := v.(string)
 	switch {
 	case !isString:
-		d.errorf(nodes[ansibleHost], "%s: %s must be a string, got %s", owner, ansibleHost, d.describe(nodes[ansibleHost]))
+		d.errorf(at, "%s: %s must be a string, got %s", owner, ansibleHost, d.describe(nodes[ansibleHost].Value))
 		return out, nil
 	case strings.TrimSpace(s) == "":
-		d.errorf(nodes[ansibleHost], "%s: %s is empty", owner, ansibleHost)
+		d.errorf(at, "%s: %s is empty", owner, ansibleHost)
 		return out, nil
 	}
 	return out, &s
@@ -359,7 +390,7 @@ func (d *decoder) vars(owner string, n ast.Node) (map[string]any, *string) {
 // mergeEntries adds the entries of a mapping to out; nodes, when not nil,
 // records the value node of each key for error positions. Merge keys ("<<")
 // add the keys of the merged mappings that are not set explicitly.
-func (d *decoder) mergeEntries(out map[string]any, nodes map[string]ast.Node, entries []*ast.MappingValueNode, depth int) {
+func (d *decoder) mergeEntries(out map[string]any, nodes map[string]*ast.MappingValueNode, entries []*ast.MappingValueNode, depth int) {
 	explicit := map[string]bool{}
 	var merges []*ast.MappingValueNode
 	for _, kv := range entries {
@@ -377,7 +408,7 @@ func (d *decoder) mergeEntries(out map[string]any, nodes map[string]ast.Node, en
 		out[k] = d.value(kv.Value, depth+1)
 		explicit[k] = true
 		if nodes != nil {
-			nodes[k] = kv.Value
+			nodes[k] = kv
 		}
 	}
 	for _, kv := range merges {
@@ -402,7 +433,7 @@ func (d *decoder) mergeEntries(out map[string]any, nodes map[string]ast.Node, en
 				return
 			}
 			sub := map[string]any{}
-			subNodes := map[string]ast.Node{}
+			subNodes := map[string]*ast.MappingValueNode{}
 			d.mergeEntries(sub, subNodes, merged, depth+1)
 			for k, val := range sub {
 				if explicit[k] {
