@@ -198,37 +198,32 @@ func Compute(cur, next *State) *Plan {
 
 	add := func(do Op, undo *Op) { p.Steps = append(p.Steps, Step{Do: do, Undo: undo}) }
 
-	// 1. Withdraw removed VIPs, then let their connections drain.
 	announce := func(s *State, names []string) Op {
 		return Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names)}
 	}
 	curAnn := announce(cur, curNames)
+	// 1. Withdraw removed VIPs first; they keep serving (and the firewall
+	// keeps admitting them) until the very end, so their connections drain
+	// while the rest of the release comes up.
 	if len(p.Removed) > 0 {
 		kept := announce(cur, without(curNames, p.Removed))
 		undo := curAnn
 		add(kept, &undo)
 		curAnn = kept
-		add(Op{Kind: Wait, Names: p.Removed}, nil)
-		for _, n := range p.Removed {
-			old := cur.VIP(n)
-			add(Op{Kind: StopVIP, VIP: old}, &Op{Kind: StartVIP, VIP: old})
-		}
 	}
-	// 2. Addresses that no VIP of the next release has.
-	curAddrs, nextAddrs := addrs(cur), addrs(next)
-	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
-		add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
+	// 2. The firewall admits both releases' listeners during the change.
+	curFW, nextFW := CanonicalFirewall(cur.Firewall), CanonicalFirewall(next.Firewall)
+	both := unionFW(curFW, nextFW)
+	if !reflect.DeepEqual(curFW, both) {
+		old := cur.Firewall
+		add(Op{Kind: Firewall, Firewall: &both}, &Op{Kind: Firewall, Firewall: &old})
 	}
-	// 3. The firewall, in one batch.
-	if !reflect.DeepEqual(normFW(cur.Firewall), normFW(next.Firewall)) {
-		old, nw := cur.Firewall, next.Firewall
-		add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &old})
-	}
-	// 4. TPROXY routing before transparent VIPs start.
+	// 3. TPROXY routing before transparent VIPs start.
 	if next.TProxy() && !cur.TProxy() {
 		add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
 	}
-	// 5. New addresses, then new and changed VIPs.
+	// 4. New addresses, then new and changed VIPs.
+	curAddrs, nextAddrs := addrs(cur), addrs(next)
 	if fresh := subtract(nextAddrs, curAddrs); len(fresh) > 0 {
 		add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
 	}
@@ -244,21 +239,36 @@ func Compute(cur, next *State) *Plan {
 		}
 		add(Op{Kind: kind, VIP: v}, &Op{Kind: kind, VIP: old})
 	}
-	// 6. Nothing is announced before it is healthy.
+	// 5. Nothing is announced before it is healthy.
 	if gate := append(slices.Clone(p.Added), p.Changed...); len(gate) > 0 {
 		slices.Sort(gate)
 		add(Op{Kind: HealthGate, Names: gate}, nil)
 	}
-	if cur.TProxy() && !next.TProxy() {
-		add(Op{Kind: TProxy, On: false}, &Op{Kind: TProxy, On: true})
-	}
-	// 7. BIRD, then the announcements of the new release.
+	// 6. BIRD, then the announcements of the new release.
 	if !bytes.Equal(cur.BirdConf, next.BirdConf) {
 		add(Op{Kind: Bird, Bird: next.BirdConf}, &Op{Kind: Bird, Bird: cur.BirdConf})
 	}
 	if nextAnn := announce(next, nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) || !bytes.Equal(cur.BirdConf, next.BirdConf) {
 		undo := curAnn
 		add(nextAnn, &undo)
+	}
+	// 7. Removed VIPs: drained, stopped, their addresses and listeners gone.
+	if len(p.Removed) > 0 {
+		add(Op{Kind: Wait, Names: p.Removed}, nil)
+		for _, n := range p.Removed {
+			old := cur.VIP(n)
+			add(Op{Kind: StopVIP, VIP: old}, &Op{Kind: StartVIP, VIP: old})
+		}
+	}
+	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
+		add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
+	}
+	if !reflect.DeepEqual(both, nextFW) {
+		nw := next.Firewall
+		add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &both})
+	}
+	if cur.TProxy() && !next.TProxy() {
+		add(Op{Kind: TProxy, On: false}, &Op{Kind: TProxy, On: true})
 	}
 	return p
 }
@@ -275,26 +285,55 @@ func vipEqual(a, b *VIP) bool {
 	return true
 }
 
-// normFW makes nil and empty slices compare equal.
-func normFW(f model.Firewall) model.Firewall {
-	n := func(s []string) []string {
+// CanonicalFirewall is the canonical form of a firewall for comparison:
+// every list sorted and deduplicated, empty lists nil.
+func CanonicalFirewall(f model.Firewall) model.Firewall {
+	strs := func(s []string) []string {
 		if len(s) == 0 {
 			return nil
 		}
-		return s
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return slices.Compact(s)
 	}
-	np := func(s []model.AddrPort) []model.AddrPort {
+	pairs := func(s []model.AddrPort) []model.AddrPort {
 		if len(s) == 0 {
 			return nil
 		}
-		return s
+		s = slices.Clone(s)
+		slices.SortFunc(s, func(p, q model.AddrPort) int {
+			if c := strings.Compare(p.Addr, q.Addr); c != 0 {
+				return c
+			}
+			return p.Port - q.Port
+		})
+		return slices.Compact(s)
 	}
-	f.VIPs4, f.VIPs6 = n(f.VIPs4), n(f.VIPs6)
-	f.Accept4, f.Accept6 = np(f.Accept4), np(f.Accept6)
+	f.VIPs4, f.VIPs6 = strs(f.VIPs4), strs(f.VIPs6)
+	f.Accept4, f.Accept6 = pairs(f.Accept4), pairs(f.Accept6)
 	if len(f.Intercepts) == 0 {
 		f.Intercepts = nil
+	} else {
+		f.Intercepts = slices.Clone(f.Intercepts)
+		slices.SortFunc(f.Intercepts, func(p, q model.Intercept) int {
+			if c := strings.Compare(p.Prefix, q.Prefix); c != 0 {
+				return c
+			}
+			return p.Port - q.Port
+		})
+		f.Intercepts = slices.Compact(f.Intercepts)
 	}
 	return f
+}
+
+// unionFW admits what either firewall admits.
+func unionFW(a, b model.Firewall) model.Firewall {
+	return CanonicalFirewall(model.Firewall{
+		VIPs4: slices.Concat(a.VIPs4, b.VIPs4), VIPs6: slices.Concat(a.VIPs6, b.VIPs6),
+		Accept4: slices.Concat(a.Accept4, b.Accept4), Accept6: slices.Concat(a.Accept6, b.Accept6),
+		Transparent: a.Transparent || b.Transparent,
+		Intercepts:  slices.Concat(a.Intercepts, b.Intercepts),
+	})
 }
 
 func addrs(s *State) []netip.Addr { return addrsOf(s, s.Names()) }

@@ -119,6 +119,24 @@ tproxy off  <- tproxy on
 			changed: []string{"192.0.2.12"},
 		},
 		{
+			name: "replacing a VIP: the old one serves until the new one is announced",
+			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.12:80"), a, c),
+			want: `announce [192.0.2.10]  <- announce [192.0.2.10 192.0.2.11]
+firewall (3+0 listeners)  <- firewall (2+0 listeners)
+tproxy on  <- tproxy off
+add-addresses 192.0.2.12  <- remove-addresses 192.0.2.12
+start-vip 192.0.2.12  <- stop-vip 192.0.2.12
+health-gate [192.0.2.12]
+announce [192.0.2.10 192.0.2.12]  <- announce [192.0.2.10]
+drain-wait [192.0.2.11]
+stop-vip 192.0.2.11  <- start-vip 192.0.2.11
+remove-addresses 192.0.2.11 2001:db8::11  <- add-addresses 192.0.2.11 2001:db8::11
+firewall (2+0 listeners)  <- firewall (3+0 listeners)
+`,
+			added:   []string{"192.0.2.12"},
+			removed: []string{"192.0.2.11"},
+		},
+		{
 			name: "bird config change reconfigures and re-announces",
 			cur:  base, next: state(2, "bird2", fw("192.0.2.10:80", "192.0.2.11:443"), a, b),
 			want: `bird  <- bird

@@ -1,0 +1,180 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+func vip(name string, transparent bool, cfg string, addrs ...string) plan.VIP {
+	v := plan.VIP{Name: name, Transparent: transparent, Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(cfg)}}}
+	for _, a := range addrs {
+		v.Addresses = append(v.Addresses, netip.MustParseAddr(a))
+	}
+	return v
+}
+
+func state(serial uint64, bird string, vips ...plan.VIP) *plan.State {
+	s := &plan.State{Serial: serial, VIPs: vips, BirdConf: []byte(bird)}
+	for _, v := range vips {
+		for _, a := range v.Addresses {
+			if a.Is4() {
+				s.Firewall.VIPs4 = append(s.Firewall.VIPs4, a.String())
+				s.Firewall.Accept4 = append(s.Firewall.Accept4, model.AddrPort{Addr: a.String(), Port: 443})
+			} else {
+				s.Firewall.VIPs6 = append(s.Firewall.VIPs6, a.String())
+				s.Firewall.Accept6 = append(s.Firewall.Accept6, model.AddrPort{Addr: a.String(), Port: 443})
+			}
+		}
+		s.Firewall.Transparent = s.Firewall.Transparent || v.Transparent
+	}
+	return s
+}
+
+// scenarios are the transitions the fault-injection tests walk through.
+func scenarios() map[string][2]*plan.State {
+	a := vip("192.0.2.10", false, "a1", "192.0.2.10")
+	a2 := vip("192.0.2.10", false, "a2", "192.0.2.10", "2001:db8::10")
+	b := vip("192.0.2.11", false, "b1", "192.0.2.11")
+	c := vip("192.0.2.12", true, "c1", "192.0.2.12")
+	c2 := vip("192.0.2.12", false, "c2", "192.0.2.12")
+	return map[string][2]*plan.State{
+		"cold install":        {nil, state(1, "x", a, b, c)},
+		"change, add, remove": {state(1, "x", a, b), state(2, "y", a2, c)},
+		"transparent off":     {state(1, "x", a, c), state(2, "x", a, c2)},
+		"remove everything":   {state(1, "x", a, b, c), state(2, "y")},
+	}
+}
+
+// reach brings a fresh fake to state s by applying the plan from nothing.
+func reach(t *testing.T, s *plan.State) *Fake {
+	t.Helper()
+	f := NewFake()
+	if s == nil {
+		return f
+	}
+	if err := Apply(context.Background(), f, plan.Compute(nil, s).Steps); err != nil {
+		t.Fatalf("reach initial state: %v", err)
+	}
+	f.Calls, f.CallLog = 0, nil
+	return f
+}
+
+func TestApplyReachesTarget(t *testing.T) {
+	for name, sc := range scenarios() {
+		t.Run(name, func(t *testing.T) {
+			f := reach(t, sc[0])
+			if err := Apply(context.Background(), f, plan.Compute(sc[0], sc[1]).Steps); err != nil {
+				t.Fatal(err)
+			}
+			// The same state reached from scratch prints the same (PIDs aside).
+			if want := reach(t, sc[1]); f.StateWithoutPIDs() != want.StateWithoutPIDs() {
+				t.Fatalf("state after apply:\n%s\nwant:\n%s", f.StateWithoutPIDs(), want.StateWithoutPIDs())
+			}
+		})
+	}
+}
+
+// TestFaultInjection fails every mutating call of every scenario in turn and
+// checks that the node is exactly as before, main PIDs included for every
+// VIP that the plan neither restarts nor stops.
+func TestFaultInjection(t *testing.T) {
+	points := 0
+	for name, sc := range scenarios() {
+		t.Run(name, func(t *testing.T) {
+			p := plan.Compute(sc[0], sc[1])
+			probe := reach(t, sc[0])
+			if err := Apply(context.Background(), probe, p.Steps); err != nil {
+				t.Fatal(err)
+			}
+			n := probe.Calls
+			for k := 1; k <= n; k++ {
+				f := reach(t, sc[0])
+				before, beforePIDs := f.StateWithoutPIDs(), f.Units
+				pids := map[string]uint32{}
+				for v, pid := range beforePIDs {
+					pids[v] = pid
+				}
+				f.FailAt = k
+				err := Apply(context.Background(), f, p.Steps)
+				if !errors.Is(err, ErrInjected) || !errors.Is(err, ErrRolledBack) {
+					t.Fatalf("failure at call %d (%s): err = %v", k, probe.CallLog[k-1], err)
+				}
+				if got := f.StateWithoutPIDs(); got != before {
+					t.Fatalf("failure at call %d (%s): state after rollback:\n%s\nwant:\n%s", k, probe.CallLog[k-1], got, before)
+				}
+				for v, pid := range pids {
+					if restartedOrStopped(f.CallLog, v) {
+						continue
+					}
+					if f.Units[v] != pid {
+						t.Errorf("failure at call %d: %s main PID %d, was %d", k, v, f.Units[v], pid)
+					}
+				}
+				points++
+			}
+		})
+	}
+	t.Logf("%d injection points covered", points)
+	if points < 40 {
+		t.Errorf("only %d injection points", points)
+	}
+}
+
+func restartedOrStopped(log []string, vip string) bool {
+	for _, l := range log {
+		if l == "restart "+vip || l == "stop "+vip {
+			return true
+		}
+	}
+	return false
+}
+
+func TestHealthGateFailureRollsBack(t *testing.T) {
+	sc := scenarios()["change, add, remove"]
+	f := reach(t, sc[0])
+	before := f.String()
+	f.Unhealthy["192.0.2.12"] = true
+	err := Apply(context.Background(), f, plan.Compute(sc[0], sc[1]).Steps)
+	if err == nil || !strings.Contains(err.Error(), "vip 192.0.2.12: not healthy") || !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err = %v", err)
+	}
+	if f.String() != before {
+		t.Fatalf("state after failed health gate:\n%s\nwant:\n%s", f, before)
+	}
+}
+
+func TestCancelledContextRollsBack(t *testing.T) {
+	sc := scenarios()["change, add, remove"]
+	f := reach(t, sc[0])
+	before := f.String()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &cancelAfter{Fake: f, n: 3, cancel: cancel}
+	err := Apply(ctx, h, plan.Compute(sc[0], sc[1]).Steps)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err = %v", err)
+	}
+	if f.String() != before {
+		t.Fatalf("state after cancel:\n%s\nwant:\n%s", f, before)
+	}
+}
+
+// cancelAfter cancels the context (as SIGINT would) after n mutating calls.
+type cancelAfter struct {
+	*Fake
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) AddAddrs(ctx context.Context, a []netip.Addr) error {
+	err := c.Fake.AddAddrs(ctx, a)
+	if c.Calls >= c.n {
+		c.cancel()
+	}
+	return err
+}
