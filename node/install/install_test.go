@@ -184,7 +184,6 @@ func TestInstallFailureRollsBack(t *testing.T) {
 	}
 }
 
-
 // TestCrashRecovery simulates a crash after every mutating call of an
 // upgrade: the node is left with part of the new release and the intent
 // record; Recover must restore the old release exactly.
