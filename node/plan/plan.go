@@ -34,6 +34,40 @@ type VIP struct {
 	Files []File `json:"files"`
 	// Transparent VIPs get the CAP_NET_ADMIN drop-in and need TPROXY routing.
 	Transparent bool `json:"transparent"`
+	// Probes are the active probes that must pass for the VIP to be
+	// healthy, sorted by address.
+	Probes []Probe `json:"probes,omitempty"`
+	// Backends are the HAProxy backends of the VIP with the number of
+	// servers that must be up.
+	Backends []Backend `json:"backends,omitempty"`
+}
+
+// Probe kinds.
+const (
+	ProbeTCP  = "tcp"
+	ProbeHTTP = "http"
+	ProbeTLS  = "tls"
+)
+
+// Probe is one active probe of a VIP listener.
+type Probe struct {
+	Kind string         `json:"kind"`
+	Addr netip.AddrPort `json:"addr"`
+	// TLS means the probe speaks TLS (https or a TLS handshake) with SNI
+	// Host.
+	TLS bool `json:"tls,omitempty"`
+	// Host is the Host header and SNI name.
+	Host string `json:"host,omitempty"`
+	Path string `json:"path,omitempty"`
+	// RedirectOnly means the listener answers with a redirect itself.
+	RedirectOnly bool `json:"redirect_only,omitempty"`
+}
+
+// Backend is an HAProxy backend of a VIP and how many of its servers must
+// be up.
+type Backend struct {
+	Name  string `json:"name"`
+	MinUp int    `json:"min_up"`
 }
 
 // State is the node state a release asks for.
@@ -274,6 +308,9 @@ func Compute(cur, next *State) *Plan {
 }
 
 func vipEqual(a, b *VIP) bool {
+	if !reflect.DeepEqual(a.Probes, b.Probes) || !reflect.DeepEqual(a.Backends, b.Backends) {
+		return false
+	}
 	if a.Transparent != b.Transparent || !slices.Equal(a.Addresses, b.Addresses) || len(a.Files) != len(b.Files) {
 		return false
 	}

@@ -1,0 +1,106 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/lbctl/lbctl/internal/testcert"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+func addrOf(t *testing.T, u string) netip.AddrPort {
+	t.Helper()
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	return netip.MustParseAddrPort(host)
+}
+
+func TestHTTP(t *testing.T) {
+	var gotHost string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotHost = r.Host
+		switch r.URL.Path {
+		case "/down":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/moved":
+			http.Redirect(w, r, "https://"+r.Host+"/", http.StatusMovedPermanently)
+		default:
+			w.WriteHeader(http.StatusNotFound) // the backend answers: healthy
+		}
+	}))
+	defer srv.Close()
+	a := addrOf(t, srv.URL)
+	ctx := context.Background()
+	if err := (&HTTP{Addr: a, Host: "www.campus.example"}).Check(ctx); err != nil || gotHost != "www.campus.example" {
+		t.Fatalf("plain: %v, host %q", err, gotHost)
+	}
+	if err := (&HTTP{Addr: a, Host: "x", Path: "/down"}).Check(ctx); err == nil || !strings.Contains(err.Error(), "status 503") {
+		t.Fatalf("503: %v", err)
+	}
+	if err := (&HTTP{Addr: a, Host: "x", Path: "/moved", RedirectOnly: true}).Check(ctx); err != nil {
+		t.Fatalf("redirect: %v", err)
+	}
+	if err := (&HTTP{Addr: a, Host: "x", RedirectOnly: true}).Check(ctx); err == nil {
+		t.Fatal("redirect-only listener answering 404 passed")
+	}
+}
+
+func TestHTTPSAndTLSUseSNI(t *testing.T) {
+	ca, _ := testcert.NewCA("ca")
+	pemData, _ := ca.IssueValid("www.campus.example")
+	cert, err := tls.X509KeyPair(pemData, pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sni string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		sni = h.ServerName
+		return nil, nil
+	}}
+	srv.StartTLS()
+	defer srv.Close()
+	a := addrOf(t, srv.URL)
+	for _, c := range []Checker{
+		&HTTP{Addr: a, Host: "www.campus.example", TLS: true},
+		&TLS{Addr: a, ServerName: "www.campus.example"},
+	} {
+		sni = ""
+		if err := c.Check(context.Background()); err != nil || sni != "www.campus.example" {
+			t.Fatalf("%s: %v (sni %q)", c, err, sni)
+		}
+	}
+}
+
+func TestTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	if err := (&TCP{Addr: a}).Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if err := (&TCP{Addr: a}).Check(context.Background()); err == nil {
+		t.Fatal("closed listener passed")
+	}
+}
+
+func TestFor(t *testing.T) {
+	a := netip.MustParseAddrPort("192.0.2.10:443")
+	for _, p := range []plan.Probe{{Kind: plan.ProbeTCP, Addr: a}, {Kind: plan.ProbeTLS, Addr: a, Host: "h"}, {Kind: plan.ProbeHTTP, Addr: a, Host: "h", TLS: true}} {
+		c, err := For(p)
+		if err != nil || !strings.Contains(c.String(), "192.0.2.10:443") {
+			t.Fatalf("%+v: %v %v", p, c, err)
+		}
+	}
+	if _, err := For(plan.Probe{Kind: "icmp"}); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+}
