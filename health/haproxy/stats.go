@@ -1,0 +1,103 @@
+// Package haproxy reads a VIP's HAProxy runtime state through its stats
+// (admin) socket: which backend servers are up. It speaks the runtime API
+// directly over the unix socket; no socat, no haproxyctl.
+package haproxy
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Server is one backend server as HAProxy sees it.
+type Server struct {
+	Backend string
+	Name    string
+	// Status is HAProxy's status column: UP, DOWN, MAINT, "UP 1/2", no check...
+	Status string
+}
+
+// Up reports whether HAProxy sends traffic to the server.
+func (s Server) Up() bool {
+	return strings.HasPrefix(s.Status, "UP") || s.Status == "no check" || strings.HasPrefix(s.Status, "NOLB")
+}
+
+// Stats runs "show stat" on the socket and returns the servers of every
+// backend (the FRONTEND and BACKEND summary rows are left out).
+func Stats(ctx context.Context, socket string) ([]Server, error) {
+	out, err := Command(ctx, socket, "show stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseStat(out)
+}
+
+// UpCount returns the number of servers up per backend.
+func UpCount(servers []Server) map[string]int {
+	m := map[string]int{}
+	for _, s := range servers {
+		if _, ok := m[s.Backend]; !ok {
+			m[s.Backend] = 0
+		}
+		if s.Up() {
+			m[s.Backend]++
+		}
+	}
+	return m
+}
+
+// Command sends one runtime API command and returns the answer.
+func Command(ctx context.Context, socket, cmd string) (string, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return "", fmt.Errorf("haproxy socket %s: %w", socket, err)
+	}
+	defer c.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(2 * time.Second)
+	}
+	_ = c.SetDeadline(deadline)
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return "", fmt.Errorf("haproxy socket %s: %w", socket, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(c, 16<<20))
+	if err != nil {
+		return "", fmt.Errorf("haproxy socket %s: %s: %w", socket, cmd, err)
+	}
+	return string(b), nil
+}
+
+func parseStat(out string) ([]Server, error) {
+	out = strings.TrimPrefix(out, "# ")
+	r := csv.NewReader(strings.NewReader(out))
+	r.FieldsPerRecord = -1
+	recs, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("parse show stat: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("parse show stat: empty answer")
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	px, sv, st := col["pxname"], col["svname"], col["status"]
+	if _, ok := col["status"]; !ok {
+		return nil, fmt.Errorf("parse show stat: no status column in %q", strings.Join(recs[0], ","))
+	}
+	var servers []Server
+	for _, rec := range recs[1:] {
+		if len(rec) <= st || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
+			continue
+		}
+		servers = append(servers, Server{Backend: rec[px], Name: rec[sv], Status: rec[st]})
+	}
+	return servers, nil
+}
