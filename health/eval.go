@@ -1,0 +1,198 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lbctl/lbctl/health/probe"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+// Listener is a listening socket seen in the LB's network namespace.
+type Listener struct {
+	Addr netip.AddrPort
+	// Backlog is the accept queue length, MaxBacklog its limit.
+	Backlog, MaxBacklog uint32
+}
+
+// Units tells whether a VIP's unit is active.
+type Units interface {
+	Active(ctx context.Context, vip string) (bool, error)
+}
+
+// Sockets lists the listening TCP sockets of the LB's network namespace.
+type Sockets interface {
+	Listeners(ctx context.Context) ([]Listener, error)
+}
+
+// Backends counts the servers up per HAProxy backend of a VIP.
+type Backends interface {
+	UpCount(ctx context.Context, vip string) (map[string]int, error)
+}
+
+// Deps are what an evaluation reads. Any may be nil, which skips that part
+// (and says so in the result).
+type Deps struct {
+	Units    Units
+	Sockets  Sockets
+	Backends Backends
+	// ProbeTimeout bounds each active probe.
+	ProbeTimeout time.Duration
+}
+
+// Result is one evaluation of one VIP.
+type Result struct {
+	VIP string
+	OK  bool
+	// Reasons say why the VIP is not healthy, one per failed check.
+	Reasons []string
+	// ProbeLatency is the slowest probe's duration.
+	ProbeLatency time.Duration
+}
+
+// Err returns the reasons as an error, or nil when healthy.
+func (r Result) Err() error {
+	if r.OK {
+		return nil
+	}
+	errs := make([]error, len(r.Reasons))
+	for i, s := range r.Reasons {
+		errs[i] = errors.New(s)
+	}
+	return fmt.Errorf("vip %s: not healthy: %w", r.VIP, errors.Join(errs...))
+}
+
+// Evaluate checks one VIP once. Listeners may be passed in when the caller
+// listed them for all VIPs at once; nil lists them through d.Sockets.
+func Evaluate(ctx context.Context, v *plan.VIP, d Deps, listeners []Listener) Result {
+	r := Result{VIP: v.Name}
+	fail := func(format string, args ...any) { r.Reasons = append(r.Reasons, fmt.Sprintf(format, args...)) }
+	if d.Units != nil {
+		if ok, err := d.Units.Active(ctx, v.Name); err != nil {
+			fail("unit: %v", err)
+		} else if !ok {
+			fail("unit not active")
+		}
+	}
+	if d.Sockets != nil && listeners == nil {
+		var err error
+		if listeners, err = d.Sockets.Listeners(ctx); err != nil {
+			fail("listeners: %v", err)
+		}
+	}
+	if d.Sockets != nil {
+		for _, want := range Expected(v) {
+			i := slices.IndexFunc(listeners, func(l Listener) bool { return l.Addr == want })
+			switch {
+			case i < 0:
+				fail("no listener on %s", want)
+			case listeners[i].MaxBacklog > 0 && listeners[i].Backlog >= listeners[i].MaxBacklog:
+				fail("accept queue of %s full (%d/%d)", want, listeners[i].Backlog, listeners[i].MaxBacklog)
+			}
+		}
+	}
+	r.ProbeLatency = runProbes(ctx, v.Probes, d.ProbeTimeout, fail)
+	if d.Backends != nil && len(v.Backends) > 0 {
+		up, err := d.Backends.UpCount(ctx, v.Name)
+		if err != nil {
+			fail("backends: %v", err)
+		}
+		for _, b := range v.Backends {
+			if err == nil && up[b.Name] < b.MinUp {
+				fail("backend %s: %d of at least %d servers up", b.Name, up[b.Name], b.MinUp)
+			}
+		}
+	}
+	r.OK = len(r.Reasons) == 0
+	return r
+}
+
+// Expected returns the listeners a VIP must have: one per probed address.
+func Expected(v *plan.VIP) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range v.Probes {
+		if !slices.Contains(out, p.Addr) {
+			out = append(out, p.Addr)
+		}
+	}
+	return out
+}
+
+func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, fail func(string, ...any)) time.Duration {
+	if timeout == 0 {
+		timeout = probe.DefaultTimeout
+	}
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		slowest time.Duration
+	)
+	for _, p := range probes {
+		c, err := probe.For(p)
+		if err != nil {
+			fail("%v", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := time.Now()
+			err := c.Check(pctx)
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			slowest = max(slowest, took)
+			if err != nil {
+				fail("probe %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return slowest
+}
+
+// Gate waits until every named VIP evaluates healthy rise times in a row,
+// polling every interval, or until ctx ends; the error then lists the last
+// reasons of every VIP that is not healthy.
+func Gate(ctx context.Context, vips []*plan.VIP, d Deps, rise int, interval time.Duration) error {
+	trackers := map[string]*Tracker{}
+	last := map[string]Result{}
+	for _, v := range vips {
+		trackers[v.Name] = NewTracker(rise, 1)
+	}
+	for {
+		pending := 0
+		for _, v := range vips {
+			t := trackers[v.Name]
+			if t.Healthy() {
+				continue
+			}
+			r := Evaluate(ctx, v, d, nil)
+			last[v.Name] = r
+			if !t.Observe(r.OK) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var errs []error
+			for _, v := range vips {
+				if !trackers[v.Name].Healthy() {
+					errs = append(errs, last[v.Name].Err())
+				}
+			}
+			return fmt.Errorf("health gate: %w: %w", ctx.Err(), errors.Join(errs...))
+		case <-time.After(interval):
+		}
+	}
+}

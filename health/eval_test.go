@@ -1,0 +1,90 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+type fakeUnits map[string]bool
+
+func (f fakeUnits) Active(_ context.Context, vip string) (bool, error) { return f[vip], nil }
+
+type fakeSockets []Listener
+
+func (f fakeSockets) Listeners(context.Context) ([]Listener, error) { return f, nil }
+
+type fakeBackends map[string]int
+
+func (f fakeBackends) UpCount(context.Context, string) (map[string]int, error) { return f, nil }
+
+func TestEvaluate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	v := &plan.VIP{Name: "v1", Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: a}},
+		Backends: []plan.Backend{{Name: "be_web", MinUp: 2}}}
+	good := Deps{Units: fakeUnits{"v1": true}, Sockets: fakeSockets{{Addr: a, Backlog: 0, MaxBacklog: 128}},
+		Backends: fakeBackends{"be_web": 2}}
+	if r := Evaluate(context.Background(), v, good, nil); !r.OK {
+		t.Fatalf("healthy VIP: %v", r.Reasons)
+	}
+	tests := []struct {
+		name string
+		mod  func(d *Deps)
+		want string
+	}{
+		{"unit inactive", func(d *Deps) { d.Units = fakeUnits{} }, "unit not active"},
+		{"listener missing", func(d *Deps) { d.Sockets = fakeSockets{} }, "no listener on " + a.String()},
+		{"accept queue full", func(d *Deps) { d.Sockets = fakeSockets{{Addr: a, Backlog: 128, MaxBacklog: 128}} }, "accept queue of " + a.String() + " full (128/128)"},
+		{"backends down", func(d *Deps) { d.Backends = fakeBackends{"be_web": 1} }, "backend be_web: 1 of at least 2 servers up"},
+	}
+	for _, tt := range tests {
+		d := good
+		tt.mod(&d)
+		r := Evaluate(context.Background(), v, d, nil)
+		if r.OK || !strings.Contains(strings.Join(r.Reasons, ";"), tt.want) {
+			t.Errorf("%s: %+v, want %q", tt.name, r, tt.want)
+		}
+	}
+	ln.Close()
+	if r := Evaluate(context.Background(), v, good, nil); r.OK || !strings.Contains(r.Reasons[0], "probe tcp") {
+		t.Errorf("closed listener: %+v", r)
+	}
+}
+
+func TestGate(t *testing.T) {
+	v := &plan.VIP{Name: "v1"}
+	units := fakeUnits{"v1": false}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := Gate(ctx, []*plan.VIP{v}, Deps{Units: units}, 2, 10*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "vip v1: not healthy: unit not active") {
+		t.Fatalf("gate of a dead VIP: %v", err)
+	}
+	units["v1"] = true
+	start := time.Now()
+	if err := Gate(context.Background(), []*plan.VIP{v}, Deps{Units: units}, 3, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Fatalf("rise 3 at 10 ms passed after %v", d)
+	}
+}
