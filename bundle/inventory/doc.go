@@ -7,8 +7,8 @@
 // membership (nested children, a host in several groups, the implicit "all"
 // and "ungrouped" groups), each host's own variables and its ansible_host
 // address. Group variables are kept only to inherit ansible_host, using
-// Ansible's precedence (deeper groups win over their parents, then group
-// names in order).
+// Ansible's precedence (deeper groups win over their parents, then higher
+// ansible_group_priority, then the group name later in order).
 //
 // Host name ranges such as "web[01:03].example.org" or "db-[a:c]" are
 // expanded as Ansible does. Anchors, aliases and merge keys work. Every error

@@ -29,6 +29,7 @@ func TestParseErrors(t *testing.T) {
 		{"ansible_host an integer", "g:\n  hosts:\n    h1: {ansible_host: 42}\n", []string{`in.yaml:3:24: host "h1": ansible_host must be a string, got an integer`}},
 		{"ansible_host empty", "g:\n  hosts:\n    h1:\n      ansible_host: \"\"\n", []string{`in.yaml:4:21: host "h1": ansible_host is empty`}},
 		{"group ansible_host null", "g:\n  vars:\n    ansible_host:\n", []string{`in.yaml:3:5: group "g": ansible_host must be a string, got null`}},
+		{"priority not an integer", "g:\n  vars:\n    x: 1\n    ansible_group_priority: high\n", []string{`in.yaml:4:29: group "g": ansible_group_priority must be an integer, got the string "high"`}},
 		{"all as a child", "g:\n  children:\n    all:\n", []string{`in.yaml:3:5: group "g": "all" cannot be a child group`}},
 		{"self cycle", "all:\n  children:\n    a:\n      children:\n        a:\n", []string{"in.yaml:5:9: group cycle: a -> a"}},
 		{"cycle", "a:\n  children:\n    b:\n      children:\n        c:\nc:\n  children:\n    a:\n", []string{"in.yaml:8:5: group cycle: a -> b -> c -> a"}},

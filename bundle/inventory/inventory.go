@@ -54,6 +54,7 @@ type group struct {
 	parents  map[string]bool
 	// ansibleHost is the group's ansible_host variable, "" when unset.
 	ansibleHost string
+	priority    int64
 	depth       int
 }
 

@@ -180,10 +180,16 @@ func TestParse(t *testing.T) {
       hosts: {h_two: }
     alpha:
       vars: {ansible_host: 192.0.2.27}
-      hosts: {h_two: }
+      hosts: {h_two: , h_three: }
+    beta:
+      vars: {ansible_host: 192.0.2.28, ansible_group_priority: 10}
+      hosts: {h_three: }
+    gamma:
+      vars: {ansible_host: 192.0.2.29}
+      hosts: {h_three: }
 `,
 			addrs: map[string]string{"loner": "192.0.2.100", "h_child": "192.0.2.2", "h_own": "192.0.2.3",
-				"h_parent": "192.0.2.1", "h_two": "192.0.2.26"},
+				"h_parent": "192.0.2.1", "h_two": "192.0.2.26", "h_three": "192.0.2.28"},
 		},
 		{
 			name: "anchors, aliases and merge keys",

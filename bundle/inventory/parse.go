@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,6 +21,9 @@ const (
 	maxErrors = 50
 	// ansibleHost is the variable that holds a host's address.
 	ansibleHost = "ansible_host"
+	// groupPriority orders groups of the same depth (Ansible's
+	// ansible_group_priority).
+	groupPriority = "ansible_group_priority"
 )
 
 var errTooMany = errors.New("too many errors")
@@ -280,11 +284,22 @@ func (d *decoder) group(name string, n ast.Node, depth int) {
 		case "hosts":
 			d.hosts(g, kv.Value)
 		case "vars":
-			vars, ah := d.vars(fmt.Sprintf("group %q", name), kv.Value)
+			// Group variables are not kept, only what ansible_host
+			// inheritance needs.
+			vars, ah, nodes := d.vars(fmt.Sprintf("group %q", name), kv.Value)
 			if ah != nil {
 				g.ansibleHost = *ah
 			}
-			_ = vars // group variables are not kept, only ansible_host
+			if p, ok := vars[groupPriority]; ok {
+				switch p := p.(type) {
+				case int64:
+					g.priority = p
+				case uint64:
+					g.priority = int64(min(p, 1<<62))
+				default:
+					d.errorf(nodes[groupPriority].Value, "group %q: %s must be an integer, got %s", name, groupPriority, d.describe(nodes[groupPriority].Value))
+				}
+			}
 		case "children":
 			d.children(g, kv.Value, depth)
 		default:
@@ -335,7 +350,7 @@ func (d *decoder) hosts(g *group, n ast.Node) {
 			d.errorf(kv.Key, "host %q: %v", pattern, err)
 			continue
 		}
-		vars, _ := d.vars(fmt.Sprintf("host %q", pattern), kv.Value)
+		vars, _, _ := d.vars(fmt.Sprintf("host %q", pattern), kv.Value)
 		for _, name := range names {
 			h, ok := d.inv.hosts[name]
 			if !ok {
@@ -356,19 +371,20 @@ func (d *decoder) hosts(g *group, n ast.Node) {
 }
 
 // vars decodes a mapping of variables. It also returns ansible_host when
-// set, after checking that it is a non-empty string.
-func (d *decoder) vars(owner string, n ast.Node) (map[string]any, *string) {
+// set, after checking that it is a non-empty string, and the entry of each
+// variable for error positions.
+func (d *decoder) vars(owner string, n ast.Node) (map[string]any, *string, map[string]*ast.MappingValueNode) {
 	entries, ok := d.mapping(n)
 	if !ok {
 		d.errorf(n, "%s: variables must be a mapping, got %s", owner, d.describe(n))
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := map[string]any{}
 	nodes := map[string]*ast.MappingValueNode{}
 	d.mergeEntries(out, nodes, entries, 0)
 	v, ok := out[ansibleHost]
 	if !ok {
-		return out, nil
+		return out, nil, nodes
 	}
 	// Point at the value, or at the key when the value is empty.
 	var at ast.Node = nodes[ansibleHost]
@@ -379,12 +395,12 @@ func (d *decoder) vars(owner string, n ast.Node) (map[string]any, *string) {
 	switch {
 	case !isString:
 		d.errorf(at, "%s: %s must be a string, got %s", owner, ansibleHost, d.describe(nodes[ansibleHost].Value))
-		return out, nil
+		return out, nil, nodes
 	case strings.TrimSpace(s) == "":
 		d.errorf(at, "%s: %s is empty", owner, ansibleHost)
-		return out, nil
+		return out, nil, nodes
 	}
-	return out, &s
+	return out, &s, nodes
 }
 
 // mergeEntries adds the entries of a mapping to out; nodes, when not nil,
@@ -632,7 +648,8 @@ func (d *decoder) resolveAddresses() {
 			continue
 		}
 		// Ancestors of the host's groups, in Ansible's order of
-		// precedence: shallow before deep, then by name; the last wins.
+		// precedence: shallow before deep, then by
+		// ansible_group_priority, then by name; the last wins.
 		anc := map[string]bool{GroupAll: true}
 		queue := slices.Collect(maps.Keys(h.groups))
 		for len(queue) > 0 {
@@ -648,8 +665,12 @@ func (d *decoder) resolveAddresses() {
 		}
 		groups := slices.Collect(maps.Keys(anc))
 		slices.SortFunc(groups, func(a, b string) int {
-			if da, db := inv.groups[a].depth, inv.groups[b].depth; da != db {
-				return da - db
+			ga, gb := inv.groups[a], inv.groups[b]
+			if ga.depth != gb.depth {
+				return ga.depth - gb.depth
+			}
+			if ga.priority != gb.priority {
+				return cmp.Compare(ga.priority, gb.priority)
 			}
 			return strings.Compare(a, b)
 		})
