@@ -1,0 +1,247 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// LogHintFunc returns a short excerpt of a unit's log for an error message;
+// "" when nothing is known.
+type LogHintFunc func(ctx context.Context, unit string) string
+
+// Option configures NewDBus.
+type Option func(*DBus)
+
+// WithLogHint adds the unit's last log lines to job errors.
+func WithLogHint(f LogHintFunc) Option { return func(d *DBus) { d.logHint = f } }
+
+// JournalHint returns a LogHintFunc that reads the unit's last lines with
+// journalctl (HAProxy's reason for refusing a config is there).
+func JournalHint(lines int) LogHintFunc {
+	return func(ctx context.Context, unit string) string {
+		out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "-q", "-o", "cat",
+			"-n", fmt.Sprint(lines), "-u", unit).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.Join(strings.Fields(strings.ReplaceAll(string(out), "\n", " | ")), " ")
+	}
+}
+
+// DBus is the Manager that talks to systemd over its private D-Bus socket
+// (/run/systemd/private, root only, no dbus-daemon needed). The caller
+// must run in systemd's PID namespace: systemd identifies peers by PID and
+// drops connections from processes it cannot see.
+type DBus struct {
+	conn    *sdbus.Conn
+	logHint LogHintFunc
+}
+
+var _ Manager = (*DBus)(nil)
+
+// NewDBus connects to systemd.
+func NewDBus(ctx context.Context, opts ...Option) (*DBus, error) {
+	conn, err := sdbus.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("systemd: connect: %w", err)
+	}
+	d := &DBus{conn: conn}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
+}
+
+// Close closes the connection.
+func (d *DBus) Close() error {
+	d.conn.Close()
+	return nil
+}
+
+// DaemonReload implements Manager.
+func (d *DBus) DaemonReload(ctx context.Context) error {
+	if err := d.conn.ReloadContext(ctx); err != nil {
+		return fmt.Errorf("daemon-reload: %w", err)
+	}
+	return nil
+}
+
+// Start implements Manager.
+func (d *DBus) Start(ctx context.Context, unit string) error {
+	return d.job(ctx, "start", unit, d.conn.StartUnitContext)
+}
+
+// Stop implements Manager.
+func (d *DBus) Stop(ctx context.Context, unit string) error {
+	return d.job(ctx, "stop", unit, d.conn.StopUnitContext)
+}
+
+// Restart implements Manager.
+func (d *DBus) Restart(ctx context.Context, unit string) error {
+	return d.job(ctx, "restart", unit, d.conn.RestartUnitContext)
+}
+
+// Reload implements Manager.
+func (d *DBus) Reload(ctx context.Context, unit string) error {
+	return d.job(ctx, "reload", unit, d.conn.ReloadUnitContext)
+}
+
+type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+
+// job queues a job and waits for its JobRemoved signal. go-systemd
+// registers the channel before the call returns, so the result cannot be
+// missed; the channel is buffered so a late result after ctx ends does not
+// block go-systemd's dispatcher.
+func (d *DBus) job(ctx context.Context, op, unit string, call jobFunc) error {
+	ch := make(chan string, 1)
+	if _, err := call(ctx, unit, "replace", ch); err != nil {
+		return fmt.Errorf("%s %s: %w", op, unit, mapBusError(err))
+	}
+	select {
+	case result := <-ch:
+		if result == "done" {
+			return nil
+		}
+		return d.jobError(ctx, op, unit, result)
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: waiting for job: %w", op, unit, ctx.Err())
+	}
+}
+
+func (d *DBus) jobError(ctx context.Context, op, unit, result string) error {
+	e := &JobError{Op: op, Unit: unit, Result: result}
+	if st, props, err := d.state(ctx, unit); err == nil {
+		e.State = &st
+		e.Hint = failedExec(op, props)
+	}
+	if d.logHint != nil {
+		if h := d.logHint(ctx, unit); h != "" {
+			if e.Hint != "" {
+				e.Hint += "; "
+			}
+			e.Hint += "log: " + h
+		}
+	}
+	return e
+}
+
+// mapBusError adds lbctl's sentinel errors to systemd's D-Bus errors.
+func mapBusError(err error) error {
+	var be godbus.Error
+	if !errors.As(err, &be) {
+		var pbe *godbus.Error
+		if !errors.As(err, &pbe) {
+			return err
+		}
+		be = *pbe
+	}
+	switch be.Name {
+	case "org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed":
+		return fmt.Errorf("%w: %w", ErrUnitNotFound, err)
+	case "org.freedesktop.systemd1.UnitInactive", "org.freedesktop.systemd1.JobTypeNotApplicable":
+		return fmt.Errorf("%w: %w", ErrNotActive, err)
+	}
+	return err
+}
+
+// State implements Manager.
+func (d *DBus) State(ctx context.Context, unit string) (UnitState, error) {
+	st, _, err := d.state(ctx, unit)
+	return st, err
+}
+
+func (d *DBus) state(ctx context.Context, unit string) (UnitState, map[string]any, error) {
+	up, err := d.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return UnitState{}, nil, fmt.Errorf("state %s: %w", unit, mapBusError(err))
+	}
+	st := UnitState{
+		Name:        unit,
+		LoadState:   str(up["LoadState"]),
+		ActiveState: str(up["ActiveState"]),
+		SubState:    str(up["SubState"]),
+	}
+	if !strings.HasSuffix(unit, ".service") || st.LoadState != "loaded" {
+		return st, nil, nil
+	}
+	sp, err := d.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
+	if err != nil {
+		return st, nil, fmt.Errorf("state %s: %w", unit, mapBusError(err))
+	}
+	st.Result = str(sp["Result"])
+	st.MainPID, _ = sp["MainPID"].(uint32)
+	st.NRestarts, _ = sp["NRestarts"].(uint32)
+	st.ExecMainStatus, _ = sp["ExecMainStatus"].(int32)
+	st.StatusText = str(sp["StatusText"])
+	return st, sp, nil
+}
+
+// List implements Manager.
+func (d *DBus) List(ctx context.Context, pattern string) ([]UnitState, error) {
+	units, err := d.conn.ListUnitsByPatternsContext(ctx, nil, []string{pattern})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", pattern, err)
+	}
+	out := make([]UnitState, 0, len(units))
+	var errs []error
+	for _, u := range units {
+		st, _, err := d.state(ctx, u.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b UnitState) int { return strings.Compare(a.Name, b.Name) })
+	return out, errors.Join(errs...)
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// failedExec names the Exec command of op that failed, from the service's
+// Exec* properties (a(sasbttttuii): path, argv, ignore, start, start
+// monotonic, exit, exit monotonic, pid, code, status).
+func failedExec(op string, props map[string]any) string {
+	lists := []string{"ExecStartPre", "ExecStart", "ExecStartPost"}
+	switch op {
+	case "reload":
+		lists = []string{"ExecReload"}
+	case "stop":
+		lists = []string{"ExecStop", "ExecStopPost"}
+	}
+	for _, l := range lists {
+		cmds, ok := props[l].([][]any)
+		if !ok {
+			continue
+		}
+		for _, c := range cmds {
+			if len(c) < 10 {
+				continue
+			}
+			argv, _ := c[1].([]string)
+			exited, _ := c[5].(uint64)
+			code, _ := c[8].(int32)
+			status, _ := c[9].(int32)
+			// code is a CLD_* value: 1 exited, 2 killed, 3 dumped.
+			if exited == 0 || (code == 1 && status == 0) {
+				continue
+			}
+			how := fmt.Sprintf("exited with status %d", status)
+			if code != 1 {
+				how = fmt.Sprintf("killed by signal %d", status)
+			}
+			return fmt.Sprintf("%s %s %s", l, strings.Join(argv, " "), how)
+		}
+	}
+	return ""
+}
