@@ -78,8 +78,9 @@ type AnnouncerState struct {
 	AppliedAt time.Time
 	// Err is the error of the last Set, nil if it succeeded.
 	Err error
-	// Configures counts configure commands sent; Writes counts include files
-	// rewritten; Dials counts connections opened.
+	// Configures counts configure commands BIRD answered (successfully or
+	// with an error reply); Writes counts include files rewritten; Dials
+	// counts connections opened.
 	Configures, Writes, Dials uint64
 }
 
@@ -164,7 +165,7 @@ func (a *Announcer) Set(ctx context.Context, prefixes []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	want := append(slices.Clone(v4), v6...)
+	want := append(append(make([]netip.Prefix, 0, len(v4)+len(v6)), v4...), v6...)
 	a.mu.Lock()
 	a.state.Desired = slices.Clone(want)
 	a.mu.Unlock()
@@ -247,8 +248,12 @@ func (a *Announcer) reconcile(ctx context.Context, v4, v6 []netip.Prefix, config
 			return err // nil: nothing to do
 		}
 	}
-	a.count(func(s *AnnouncerState) { s.Configures++ })
-	if err := a.conn.Configure(ctx); err != nil {
+	err := a.conn.Configure(ctx)
+	var re *ReplyError
+	if err == nil || errors.As(err, &re) {
+		a.count(func(s *AnnouncerState) { s.Configures++ })
+	}
+	if err != nil {
 		return err
 	}
 	vctx, cancel := context.WithTimeout(ctx, a.cfg.VerifyTimeout)

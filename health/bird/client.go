@@ -93,8 +93,9 @@ func (c *Client) exchange(ctx context.Context, cmd string) (*Reply, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	deadline, _ := ctx.Deadline() // zero: none
-	if err := c.conn.SetDeadline(deadline); err != nil {
+	// The deadline comes only from the context ending (not from
+	// ctx.Deadline), so a timed-out read always reports ctx's error.
+	if err := c.conn.SetDeadline(time.Time{}); err != nil {
 		return nil, c.fail(err)
 	}
 	interrupted := make(chan struct{})
