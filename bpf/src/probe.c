@@ -88,7 +88,10 @@ static __always_inline void read_addr(const struct sock_common *skc, __u16 famil
 		__be32 a4 = BPF_CORE_READ(skc, skc_rcv_saddr);
 		__builtin_memcpy(addr, &a4, 4);
 	} else {
-		BPF_CORE_READ_INTO(addr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		struct in6_addr a6;
+
+		BPF_CORE_READ_INTO(&a6, skc, skc_v6_rcv_saddr);
+		__builtin_memcpy(addr, &a6, sizeof(a6));
 	}
 }
 
