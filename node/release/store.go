@@ -348,3 +348,80 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Announceable is the set of VIPs this node may announce, written by the
+// install's announce steps and read by the agent, which announces those of
+// them that are healthy and not drained. The VIPs carry no files.
+type Announceable struct {
+	Serial uint64     `json:"serial"`
+	VIPs   []plan.VIP `json:"vips"`
+}
+
+// WriteAnnounceable replaces the announceable set atomically.
+func (s *Store) WriteAnnounceable(a Announceable) error {
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(s.Root, "announce.json"), append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("write announceable set: %w", err)
+	}
+	return nil
+}
+
+// ReadAnnounceable returns the announceable set (empty when none was
+// written).
+func (s *Store) ReadAnnounceable() (Announceable, error) {
+	var a Announceable
+	b, err := os.ReadFile(filepath.Join(s.Root, "announce.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return a, nil
+	}
+	if err != nil {
+		return a, fmt.Errorf("read announceable set: %w", err)
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("read announceable set: %w", err)
+	}
+	return a, nil
+}
+
+// Drains is the operator's drain state; it survives agent restarts and
+// reinstalls.
+type Drains struct {
+	All  bool     `json:"all"`
+	VIPs []string `json:"vips"`
+}
+
+// Drained reports whether the VIP is drained.
+func (d Drains) Drained(vip string) bool { return d.All || slices.Contains(d.VIPs, vip) }
+
+// ReadDrains returns the drain state.
+func (s *Store) ReadDrains() (Drains, error) {
+	var d Drains
+	b, err := os.ReadFile(filepath.Join(s.Root, "drain.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("read drain state: %w", err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("read drain state: %w", err)
+	}
+	return d, nil
+}
+
+// WriteDrains replaces the drain state atomically.
+func (s *Store) WriteDrains(d Drains) error {
+	slices.Sort(d.VIPs)
+	d.VIPs = slices.Compact(d.VIPs)
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(s.Root, "drain.json"), append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("write drain state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,336 @@
+// Package agent is the node's health agent loop: it watches every
+// announceable VIP (unit, listeners, accept queue, probes, backends), reacts
+// at once to listener-close events from the kernel, and keeps BIRD
+// announcing exactly the VIPs that are healthy and not drained. It serves
+// its status on a root-only unix socket and Prometheus metrics.
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/node/release"
+)
+
+// Announcer is the part of health/bird's Announcer the agent uses.
+type Announcer interface {
+	// Request applies a set asynchronously, coalescing bursts.
+	Request(prefixes []netip.Prefix)
+	// Set applies a set and returns when BIRD shows it.
+	Set(ctx context.Context, prefixes []netip.Prefix) error
+}
+
+// ListenerEvent is a listener of the LB's namespace opening or closing.
+type ListenerEvent struct {
+	Addr netip.AddrPort
+	Up   bool
+	At   time.Time
+}
+
+// Config of an agent.
+type Config struct {
+	Store     *release.Store
+	Deps      health.Deps
+	Announcer Announcer
+	// Events of listeners opening and closing (nil without eBPF).
+	Events <-chan ListenerEvent
+	// Interval between evaluations; FastInterval while a VIP is changing
+	// state. Defaults 1 s and 200 ms.
+	Interval, FastInterval time.Duration
+	// Rise and Fall counts. Defaults 3 and 2.
+	Rise, Fall int
+	// KeepRoutesOnShutdown leaves routes announced when the agent stops;
+	// by default a clean shutdown withdraws every route.
+	KeepRoutesOnShutdown bool
+	// Probe says which socket probe is in use ("ebpf" or "sock_diag
+	// (eBPF unavailable: ...)"), for status.
+	Probe   string
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// VIPStatus is one VIP in the agent's status.
+type VIPStatus struct {
+	Name         string    `json:"name"`
+	Addresses    []string  `json:"addresses"`
+	Healthy      bool      `json:"healthy"`
+	Announced    bool      `json:"announced"`
+	Drained      bool      `json:"drained"`
+	Reasons      []string  `json:"reasons,omitempty"`
+	Transitions  int       `json:"transitions"`
+	ProbeLatency float64   `json:"probe_latency_seconds"`
+	Since        time.Time `json:"since"`
+}
+
+// Status is the agent's view of the node.
+type Status struct {
+	Serial uint64      `json:"serial"`
+	Probe  string      `json:"probe"`
+	VIPs   []VIPStatus `json:"vips"`
+	// Announced are the prefixes last requested from BIRD.
+	Announced []string `json:"announced"`
+}
+
+// Agent is a running health agent.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	reload chan chan struct{}
+
+	mu        sync.Mutex
+	serial    uint64
+	vips      []plan.VIP
+	trackers  map[string]*health.Tracker
+	last      map[string]health.Result
+	since     map[string]time.Time
+	drains    release.Drains
+	announced []netip.Prefix
+	published bool
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) *Agent {
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.FastInterval == 0 {
+		cfg.FastInterval = 200 * time.Millisecond
+	}
+	if cfg.Rise == 0 {
+		cfg.Rise = 3
+	}
+	if cfg.Fall == 0 {
+		cfg.Fall = 2
+	}
+	l := cfg.Log
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, log: l, reload: make(chan chan struct{}),
+		trackers: map[string]*health.Tracker{}, last: map[string]health.Result{}, since: map[string]time.Time{}}
+}
+
+// Reload makes the agent re-read the announceable set and drain state and
+// publish; it returns once that is done.
+func (a *Agent) Reload(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case a.reload <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run evaluates and announces until ctx ends; then, unless configured to
+// keep them, it withdraws every route.
+func (a *Agent) Run(ctx context.Context, ready func()) error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	a.evaluate(ctx)
+	if ready != nil {
+		ready()
+	}
+	timer := time.NewTimer(a.interval())
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return a.shutdown()
+		case done := <-a.reload:
+			if err := a.load(); err != nil {
+				a.log.Error("reload", "err", err)
+			}
+			a.evaluate(ctx)
+			close(done)
+		case ev, ok := <-a.cfg.Events:
+			if !ok {
+				a.cfg.Events = nil
+				continue
+			}
+			a.event(ctx, ev)
+		case <-timer.C:
+			a.evaluate(ctx)
+			timer.Reset(a.interval())
+		}
+	}
+}
+
+func (a *Agent) interval() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.trackers {
+		if t.Changing() {
+			return a.cfg.FastInterval
+		}
+	}
+	return a.cfg.Interval
+}
+
+// load reads the announceable set and the drain state.
+func (a *Agent) load() error {
+	ann, err := a.cfg.Store.ReadAnnounceable()
+	if err != nil {
+		return err
+	}
+	drains, err := a.cfg.Store.ReadDrains()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.serial, a.vips, a.drains = ann.Serial, ann.VIPs, drains
+	keep := map[string]*health.Tracker{}
+	for _, v := range ann.VIPs {
+		t := a.trackers[v.Name]
+		if t == nil {
+			t = health.NewTracker(a.cfg.Rise, a.cfg.Fall)
+			a.since[v.Name] = time.Now()
+		}
+		keep[v.Name] = t
+	}
+	a.trackers = keep
+	return nil
+}
+
+// evaluate checks every VIP once and publishes if anything changed.
+func (a *Agent) evaluate(ctx context.Context) {
+	a.mu.Lock()
+	vips := slices.Clone(a.vips)
+	a.mu.Unlock()
+	var listeners []health.Listener
+	d := a.cfg.Deps
+	if d.Sockets != nil {
+		l, err := d.Sockets.Listeners(ctx)
+		if err != nil {
+			a.log.Warn("listing listeners", "err", err)
+		}
+		listeners = l
+		if listeners == nil {
+			listeners = []health.Listener{}
+		}
+	}
+	results := make([]health.Result, len(vips))
+	var wg sync.WaitGroup
+	for i := range vips {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = health.Evaluate(ctx, &vips[i], d, listeners)
+		}()
+	}
+	wg.Wait()
+	a.mu.Lock()
+	for _, r := range results {
+		t := a.trackers[r.VIP]
+		if t == nil {
+			continue
+		}
+		a.last[r.VIP] = r
+		if t.Observe(r.OK) {
+			a.since[r.VIP] = time.Now()
+			a.log.Info("vip health changed", "vip", r.VIP, "healthy", t.Healthy(), "reasons", r.Reasons)
+		}
+	}
+	a.mu.Unlock()
+	a.publish()
+}
+
+// event reacts to a listener opening or closing.
+func (a *Agent) event(ctx context.Context, ev ListenerEvent) {
+	a.mu.Lock()
+	var hit []string
+	for _, v := range a.vips {
+		if slices.Contains(health.Expected(&v), ev.Addr) {
+			hit = append(hit, v.Name)
+		}
+	}
+	changed := false
+	if !ev.Up {
+		for _, n := range hit {
+			if a.trackers[n].Down() {
+				changed = true
+				a.since[n] = time.Now()
+				a.last[n] = health.Result{VIP: n, Reasons: []string{"listener " + ev.Addr.String() + " closed"}}
+				a.log.Warn("listener closed, withdrawing", "vip", n, "addr", ev.Addr)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if changed {
+		a.publish()
+	}
+	if ev.Up && len(hit) > 0 {
+		a.evaluate(ctx)
+	}
+}
+
+// publish requests the announcement of every healthy, undrained VIP.
+func (a *Agent) publish() {
+	a.mu.Lock()
+	var want []netip.Prefix
+	for _, v := range a.vips {
+		if a.trackers[v.Name].Healthy() && !a.drains.Drained(v.Name) {
+			for _, ad := range v.Addresses {
+				want = append(want, netip.PrefixFrom(ad, ad.BitLen()))
+			}
+		}
+	}
+	slices.SortFunc(want, func(p, q netip.Prefix) int { return p.Addr().Compare(q.Addr()) })
+	same := a.published && slices.Equal(want, a.announced)
+	a.announced, a.published = want, true
+	a.updateMetrics()
+	a.mu.Unlock()
+	if !same {
+		a.cfg.Announcer.Request(want)
+	}
+}
+
+func (a *Agent) shutdown() error {
+	if a.cfg.KeepRoutesOnShutdown {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.log.Info("withdrawing every route on shutdown")
+	if err := a.cfg.Announcer.Set(ctx, nil); err != nil {
+		return errors.Join(errors.New("withdraw on shutdown"), err)
+	}
+	return nil
+}
+
+// Status returns a snapshot of the agent's view.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{Serial: a.serial, Probe: a.cfg.Probe, Announced: []string{}}
+	for _, p := range a.announced {
+		st.Announced = append(st.Announced, p.String())
+	}
+	for _, v := range a.vips {
+		t := a.trackers[v.Name]
+		vs := VIPStatus{Name: v.Name, Healthy: t.Healthy(), Drained: a.drains.Drained(v.Name),
+			Reasons: a.last[v.Name].Reasons, Transitions: t.Transitions,
+			ProbeLatency: a.last[v.Name].ProbeLatency.Seconds(), Since: a.since[v.Name]}
+		for _, ad := range v.Addresses {
+			vs.Addresses = append(vs.Addresses, ad.String())
+		}
+		vs.Announced = vs.Healthy && !vs.Drained
+		st.VIPs = append(st.VIPs, vs)
+	}
+	return st
+}
