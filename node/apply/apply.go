@@ -41,9 +41,9 @@ type Host interface {
 	TProxy(ctx context.Context, on bool) error
 	// Bird writes bird.conf and reconfigures BIRD.
 	Bird(ctx context.Context, conf []byte) error
-	// Announce sets the addresses BIRD may announce (drained and unhealthy
-	// VIPs are still held back).
-	Announce(ctx context.Context, addrs []netip.Addr) error
+	// Announce sets the VIPs whose addresses BIRD may announce (drained
+	// and unhealthy VIPs are still held back).
+	Announce(ctx context.Context, vips []plan.VIP) error
 	// HealthGate waits until every named VIP is healthy or ctx ends.
 	HealthGate(ctx context.Context, vips []string) error
 	// Drain lets connections to withdrawn VIPs finish.
@@ -117,7 +117,7 @@ func Apply(ctx context.Context, h Host, steps []plan.Step) error {
 func Do(ctx context.Context, h Host, op plan.Op) error {
 	switch op.Kind {
 	case plan.Announce:
-		return h.Announce(ctx, op.Addrs)
+		return h.Announce(ctx, op.VIPs)
 	case plan.Wait:
 		return h.Drain(ctx, op.Names)
 	case plan.StopVIP:

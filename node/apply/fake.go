@@ -188,10 +188,15 @@ func (f *Fake) Bird(_ context.Context, conf []byte) error {
 	return nil
 }
 
-func (f *Fake) Announce(_ context.Context, addrs []netip.Addr) error {
+func (f *Fake) Announce(_ context.Context, vips []plan.VIP) error {
 	if err := f.call("announce"); err != nil {
 		return err
 	}
+	var addrs []netip.Addr
+	for _, v := range vips {
+		addrs = append(addrs, v.Addresses...)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range addrs {
 		if !f.Addrs[a] {
 			return fmt.Errorf("announce %s: address not on the node", a)

@@ -152,8 +152,10 @@ const (
 
 // Op is one step of a plan. Which fields are set depends on Kind.
 type Op struct {
-	Kind     Kind            `json:"kind"`
-	VIP      *VIP            `json:"vip,omitempty"`
+	Kind Kind `json:"kind"`
+	VIP  *VIP `json:"vip,omitempty"`
+	// VIPs of an Announce: the announceable VIPs without their files.
+	VIPs     []VIP           `json:"vips,omitempty"`
 	Names    []string        `json:"names,omitempty"`
 	Addrs    []netip.Addr    `json:"addrs,omitempty"`
 	Firewall *model.Firewall `json:"firewall,omitempty"`
@@ -233,7 +235,13 @@ func Compute(cur, next *State) *Plan {
 	add := func(do Op, undo *Op) { p.Steps = append(p.Steps, Step{Do: do, Undo: undo}) }
 
 	announce := func(s *State, names []string) Op {
-		return Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names)}
+		op := Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names), VIPs: []VIP{}}
+		for _, n := range names {
+			v := *s.VIP(n)
+			v.Files = nil
+			op.VIPs = append(op.VIPs, v)
+		}
+		return op
 	}
 	curAnn := announce(cur, curNames)
 	// 1. Withdraw removed VIPs first; they keep serving (and the firewall
