@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -324,9 +325,11 @@ func (a *Announcer) writeInclude(path string, prefixes []netip.Prefix) (bool, er
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("bird: reading %s: %w", path, err)
 	}
+	// The temporary file goes next to the target: renameio would otherwise
+	// probe whether os.TempDir is on the same file system, at every write.
 	// The files are derived state, rewritten at every agent start, so the
 	// directory is not fsynced: after a crash either version is fine.
-	if err := renameio.WriteFile(path, data, 0o644); err != nil {
+	if err := renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return false, fmt.Errorf("bird: writing %s: %w", path, err)
 	}
 	a.count(func(s *AnnouncerState) { s.Writes++ })
