@@ -12,9 +12,10 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 )
 
-// LogHintFunc returns a short excerpt of a unit's log for an error message;
-// "" when nothing is known.
-type LogHintFunc func(ctx context.Context, unit string) string
+// LogHintFunc returns a short excerpt of a unit's log for an error message,
+// "" when nothing is known. pid is the process whose failure ended the job
+// (an Exec command), 0 if unknown.
+type LogHintFunc func(ctx context.Context, unit string, pid uint32) string
 
 // Option configures NewDBus.
 type Option func(*DBus)
@@ -22,16 +23,30 @@ type Option func(*DBus)
 // WithLogHint adds the unit's last log lines to job errors.
 func WithLogHint(f LogHintFunc) Option { return func(d *DBus) { d.logHint = f } }
 
-// JournalHint returns a LogHintFunc that reads the unit's last lines with
-// journalctl (HAProxy's reason for refusing a config is there).
+// JournalHint returns a LogHintFunc that reads the last lines the failed
+// process (or else the unit) logged, with journalctl; HAProxy's reason for
+// refusing a config is there. It first asks journald to sync, so that
+// output the process wrote just before it exited is included.
 func JournalHint(lines int) LogHintFunc {
-	return func(ctx context.Context, unit string) string {
-		out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "-q", "-o", "cat",
-			"-n", fmt.Sprint(lines), "-u", unit).Output()
+	return func(ctx context.Context, unit string, pid uint32) string {
+		_ = exec.CommandContext(ctx, "journalctl", "--sync").Run()
+		args := []string{"--no-pager", "-q", "-o", "cat", "-n", fmt.Sprint(lines)}
+		if pid != 0 {
+			args = append(args, fmt.Sprintf("_PID=%d", pid))
+		} else {
+			args = append(args, "-u", unit)
+		}
+		out, err := exec.CommandContext(ctx, "journalctl", args...).Output()
 		if err != nil {
 			return ""
 		}
-		return strings.Join(strings.Fields(strings.ReplaceAll(string(out), "\n", " | ")), " ")
+		var ls []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if l = strings.Join(strings.Fields(l), " "); l != "" {
+				ls = append(ls, l)
+			}
+		}
+		return strings.Join(ls, " | ")
 	}
 }
 
@@ -117,12 +132,13 @@ func (d *DBus) job(ctx context.Context, op, unit string, call jobFunc) error {
 
 func (d *DBus) jobError(ctx context.Context, op, unit, result string) error {
 	e := &JobError{Op: op, Unit: unit, Result: result}
+	var pid uint32
 	if st, props, err := d.state(ctx, unit); err == nil {
 		e.State = &st
-		e.Hint = failedExec(op, props)
+		e.Hint, pid = failedExec(op, props)
 	}
 	if d.logHint != nil {
-		if h := d.logHint(ctx, unit); h != "" {
+		if h := d.logHint(ctx, unit, pid); h != "" {
 			if e.Hint != "" {
 				e.Hint += "; "
 			}
@@ -210,8 +226,8 @@ func str(v any) string {
 
 // failedExec names the Exec command of op that failed, from the service's
 // Exec* properties (a(sasbttttuii): path, argv, ignore, start, start
-// monotonic, exit, exit monotonic, pid, code, status).
-func failedExec(op string, props map[string]any) string {
+// monotonic, exit, exit monotonic, pid, code, status), and its PID.
+func failedExec(op string, props map[string]any) (string, uint32) {
 	lists := []string{"ExecStartPre", "ExecStart", "ExecStartPost"}
 	switch op {
 	case "reload":
@@ -230,6 +246,7 @@ func failedExec(op string, props map[string]any) string {
 			}
 			argv, _ := c[1].([]string)
 			exited, _ := c[5].(uint64)
+			pid, _ := c[7].(uint32)
 			code, _ := c[8].(int32)
 			status, _ := c[9].(int32)
 			// code is a CLD_* value: 1 exited, 2 killed, 3 dumped.
@@ -240,8 +257,8 @@ func failedExec(op string, props map[string]any) string {
 			if code != 1 {
 				how = fmt.Sprintf("killed by signal %d", status)
 			}
-			return fmt.Sprintf("%s %s %s", l, strings.Join(argv, " "), how)
+			return fmt.Sprintf("%s %s %s", l, strings.Join(argv, " "), how), pid
 		}
 	}
-	return ""
+	return "", 0
 }

@@ -177,11 +177,7 @@ func Start(t testing.TB, opts Options) *Systemd {
 		// the whole PID namespace with it.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	// Pdeathsig fires when the creating thread exits: keep it alive.
-	runtime.LockOSThread()
-	err = s.cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
+	if err := spawn(s.cmd); err != nil {
 		_ = os.Remove(s.cgroup)
 		t.Fatalf("start unshare: %v", err)
 	}
@@ -199,6 +195,30 @@ func Start(t testing.TB, opts Options) *Systemd {
 		t.Fatalf("systemd did not boot: %v\nconsole:\n%s", err, s.Console())
 	}
 	return s
+}
+
+// Pdeathsig fires when the thread that forked the child exits, and the Go
+// runtime destroys any thread a goroutine leaves locked (InNetNS does when
+// it cannot switch back). So every launcher is forked from one goroutine
+// locked to its thread for the life of the test binary.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan func()
+)
+
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan func())
+		go func() {
+			runtime.LockOSThread()
+			for f := range spawnReq {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReq <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // initScript is PID 1's shell before it execs systemd.

@@ -1,0 +1,435 @@
+package systemd_test
+
+// Integration tests: a real systemd as PID 1 in namespaces of its own
+// (test/systemdtest) runs lb-haproxy@ instances written by UnitWriter and
+// driven by the D-Bus Manager. The Manager runs inside systemd's PID
+// namespace through systemdtest.RunInside (the TestHelper* functions); the
+// test process itself writes files, serves the backend and runs the load
+// client from a separate client namespace (test/netnstest) connected by a
+// veth pair.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/systemd"
+	"github.com/lbctl/lbctl/test/netnstest"
+	"github.com/lbctl/lbctl/test/systemdtest"
+)
+
+// vips of the test: name -> address on the systemd namespace's lo.
+var vips = []struct{ name, addr string }{
+	{"192.0.2.10", "192.0.2.10"},
+	{"192.0.2.11", "192.0.2.11"},
+	{"192.0.2.12", "192.0.2.12"},
+}
+
+const (
+	sdVeth    = "203.0.113.1"
+	cliVeth   = "203.0.113.2"
+	backend   = "127.0.0.1:8080"
+	vipSubnet = "192.0.2.0/24"
+)
+
+func haproxyConfig(vip, addr string) string {
+	return fmt.Sprintf(`global
+    log /dev/log local0 notice
+    hard-stop-after 5s
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    timeout http-keep-alive 2s
+frontend fe
+    bind %s:80
+    http-response set-header X-VIP %s
+    default_backend be
+backend be
+    server s1 %s
+`, addr, vip, backend)
+}
+
+// world is a namespaced systemd with VIPs on its lo, a Go backend inside
+// it, and a client namespace routed to the VIPs over a veth pair.
+type world struct {
+	sd     *systemdtest.Systemd
+	cli    *netnstest.NS
+	client *http.Client // new connection per request
+	keep   *http.Client // keep-alive
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	sd := systemdtest.Start(t, systemdtest.Options{Name: "lbt-sd"})
+	cli := netnstest.New(t, "sdcli")
+	w := &world{sd: sd, cli: cli}
+
+	sd.Run(t, "ip", "link", "set", "lo", "up")
+	for _, v := range vips {
+		sd.Run(t, "ip", "addr", "add", v.addr+"/32", "dev", "lo")
+	}
+	if out, err := exec.Command("ip", "link", "add", "veth-cli", "netns", cli.Name, "type", "veth",
+		"peer", "name", "veth-sd", "netns", strconv.Itoa(sd.PID())).CombinedOutput(); err != nil {
+		t.Fatalf("veth: %v: %s", err, out)
+	}
+	sd.Run(t, "ip", "addr", "add", sdVeth+"/24", "dev", "veth-sd")
+	sd.Run(t, "ip", "link", "set", "veth-sd", "up")
+	cli.AddAddr(t, "veth-cli", cliVeth+"/24")
+	cli.IP(t, "link", "set", "veth-cli", "up")
+	cli.IP(t, "route", "add", vipSubnet, "via", sdVeth)
+
+	// The backend: a Go HTTP server listening inside systemd's namespace.
+	var ln net.Listener
+	if err := sd.InNetNS(func() (err error) {
+		ln, err = net.Listen("tcp", backend)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, "ok\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	// Clients whose sockets are created in the client namespace.
+	dialer := &net.Dialer{Timeout: 2 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = cli.Do(func() error {
+			c, err = dialer.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	w.client = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	w.keep = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16}}
+	t.Cleanup(func() { w.keep.CloseIdleConnections() })
+
+	writeUnits(t, sd, []systemd.Instance{{Name: vips[0].name}, {Name: vips[1].name}, {Name: vips[2].name}})
+	for _, v := range vips {
+		sd.WriteFile(t, systemd.ConfigPath(v.name), []byte(haproxyConfig(v.name, v.addr)), 0o644)
+	}
+	return w
+}
+
+func writeUnits(t *testing.T, sd *systemdtest.Systemd, in []systemd.Instance) {
+	t.Helper()
+	files, err := systemd.Files(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (systemd.UnitWriter{Dir: sd.RootPath(systemd.UnitDir)}).Sync(files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get makes one request to a VIP and checks the answer came through
+// HAProxy from the backend.
+func get(c *http.Client, vip, addr string) error {
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || string(body) != "ok\n" || resp.Header.Get("X-VIP") != vip {
+		return fmt.Errorf("status %d, X-VIP %q, body %q", resp.StatusCode, resp.Header.Get("X-VIP"), body)
+	}
+	return nil
+}
+
+// load runs workers per client against one VIP until stop is closed or
+// the bounds are hit, and counts requests and failures.
+type loadResult struct {
+	Requests, Errors int64
+	FirstErrors      []string
+}
+
+func load(stop <-chan struct{}, maxDur time.Duration, maxReq int64, vip, addr string, clients ...*http.Client) *loadResult {
+	res := &loadResult{}
+	var reqs, errs atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(maxDur)
+	for _, c := range clients {
+		for range 2 {
+			wg.Go(func() {
+				for time.Now().Before(deadline) && reqs.Load() < maxReq {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					reqs.Add(1)
+					if err := get(c, vip, addr); err != nil {
+						errs.Add(1)
+						mu.Lock()
+						if len(res.FirstErrors) < 5 {
+							res.FirstErrors = append(res.FirstErrors, err.Error())
+						}
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	res.Requests, res.Errors = reqs.Load(), errs.Load()
+	return res
+}
+
+func unitNames() []string {
+	var out []string
+	for _, v := range vips {
+		out = append(out, systemd.UnitName(v.name))
+	}
+	return out
+}
+
+// TestHAProxyUnits starts three VIP instances, reloads one 20 times under
+// load from the client namespace, then tries a broken config.
+func TestHAProxyUnits(t *testing.T) {
+	w := newWorld(t)
+	sd := w.sd
+	a := vips[0]
+
+	var started startResult
+	systemdtest.RunInside(t, sd, "TestHelperStart", map[string]string{"LBTEST_UNITS": strings.Join(unitNames(), ",")}, &started)
+	for i, v := range vips {
+		st := started.States[i]
+		if !st.Active() || st.SubState != "running" || st.MainPID == 0 {
+			t.Fatalf("%s after start: %v", v.name, st)
+		}
+		if err := get(w.client, v.name, v.addr); err != nil {
+			t.Fatalf("%s from the client namespace: %v", v.name, err)
+		}
+		// HAProxy runs as haproxy with CAP_NET_BIND_SERVICE only.
+		status := sd.Run(t, "cat", fmt.Sprintf("/proc/%d/status", st.MainPID))
+		if !regexp.MustCompile(`(?m)^CapEff:\s+0+400$`).MatchString(status) ||
+			!regexp.MustCompile(`(?m)^Uid:\s+(\d+)\s`).MatchString(status) || strings.Contains(status, "Uid:\t0\t") {
+			t.Errorf("%s: main process credentials:\n%s", v.name, grepLines(status, "Uid:", "Cap"))
+		}
+	}
+	t.Logf("start latency (3 units, one at a time): %v", started.Latencies)
+
+	// Hitless reload: 20 reloads of VIP A spread over ~10 s of load.
+	stop := make(chan struct{})
+	var lr *loadResult
+	done := make(chan struct{})
+	go func() {
+		lr = load(stop, 12*time.Second, 400_000, a.name, a.addr, w.client, w.keep)
+		close(done)
+	}()
+	var rr reloadResult
+	start := time.Now()
+	systemdtest.RunInside(t, sd, "TestHelperReloads", map[string]string{
+		"LBTEST_UNIT":   systemd.UnitName(a.name),
+		"LBTEST_OTHERS": strings.Join(unitNames()[1:], ","),
+		"LBTEST_COUNT":  "20",
+		"LBTEST_SPAN":   "9.5s",
+	}, &rr)
+	close(stop)
+	<-done
+	elapsed := time.Since(start)
+	t.Logf("hitless reload: %d requests (%.0f/s), %d errors, %d reloads in %v; reload job latency p50 %v max %v; main PID %d throughout",
+		lr.Requests, float64(lr.Requests)/elapsed.Seconds(), lr.Errors, rr.Reloads, elapsed.Round(time.Millisecond),
+		rr.P50, rr.Max, rr.MainPID)
+	if lr.Errors != 0 {
+		t.Errorf("%d of %d requests failed during reloads: %q", lr.Errors, lr.Requests, lr.FirstErrors)
+	}
+	if rr.Reloads != 20 || lr.Requests < 1000 {
+		t.Errorf("too little happened: %d reloads, %d requests", rr.Reloads, lr.Requests)
+	}
+
+	// A broken config: the reload job fails in ExecReload, the running
+	// HAProxy keeps serving with the same main PID.
+	sd.WriteFile(t, systemd.ConfigPath(a.name), []byte(haproxyConfig(a.name, a.addr)+"    bogus-keyword on\n"), 0o644)
+	stop = make(chan struct{})
+	done = make(chan struct{})
+	go func() {
+		lr = load(stop, 5*time.Second, 100_000, a.name, a.addr, w.client, w.keep)
+		close(done)
+	}()
+	var br brokenResult
+	systemdtest.RunInside(t, sd, "TestHelperBrokenReload", map[string]string{"LBTEST_UNIT": systemd.UnitName(a.name)}, &br)
+	close(stop)
+	<-done
+	t.Logf("broken reload refused: %s", br.Error)
+	for _, want := range []string{"reload " + systemd.UnitName(a.name) + ": job failed", "ExecReload /usr/sbin/haproxy -c -f", "bogus-keyword"} {
+		if !strings.Contains(br.Error, want) {
+			t.Errorf("broken reload error lacks %q: %s", want, br.Error)
+		}
+	}
+	if lr.Errors != 0 || lr.Requests == 0 {
+		t.Errorf("during the refused reload: %d of %d requests failed: %q", lr.Errors, lr.Requests, lr.FirstErrors)
+	}
+	if err := get(w.client, a.name, a.addr); err != nil {
+		t.Errorf("after the refused reload: %v", err)
+	}
+}
+
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+type startResult struct {
+	States    []systemd.UnitState
+	Latencies []time.Duration
+}
+
+// TestHelperStart runs inside: daemon-reload, start each unit, read states.
+func TestHelperStart(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var res startResult
+	for _, u := range strings.Split(os.Getenv("LBTEST_UNITS"), ",") {
+		t0 := time.Now()
+		if err := m.Start(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		res.Latencies = append(res.Latencies, time.Since(t0).Round(time.Millisecond))
+		st, err := m.State(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.States = append(res.States, st)
+	}
+	list, err := m.List(ctx, "lb-haproxy@*.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(list, res.States, func(a, b systemd.UnitState) bool { return a.Name == b.Name && a.MainPID == b.MainPID }) {
+		t.Fatalf("List = %v, want %v", list, res.States)
+	}
+	systemdtest.Emit(t, res)
+}
+
+type reloadResult struct {
+	Reloads  int
+	MainPID  uint32
+	P50, Max time.Duration
+}
+
+// TestHelperReloads runs inside: reload LBTEST_UNIT LBTEST_COUNT times over
+// LBTEST_SPAN, checking after each reload that its main PID did not change
+// and at the end that the other units kept theirs.
+func TestHelperReloads(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	unit := os.Getenv("LBTEST_UNIT")
+	others := strings.Split(os.Getenv("LBTEST_OTHERS"), ",")
+	count, _ := strconv.Atoi(os.Getenv("LBTEST_COUNT"))
+	span, _ := time.ParseDuration(os.Getenv("LBTEST_SPAN"))
+	pids := map[string]uint32{}
+	for _, u := range append([]string{unit}, others...) {
+		st, err := m.State(ctx, u)
+		if err != nil || st.MainPID == 0 {
+			t.Fatalf("%s: %v %v", u, st, err)
+		}
+		pids[u] = st.MainPID
+	}
+	var lat []time.Duration
+	tick := time.NewTicker(span / time.Duration(count))
+	defer tick.Stop()
+	for i := range count {
+		<-tick.C // pacing the reloads over the load window, not waiting for a result
+		t0 := time.Now()
+		if err := m.Reload(ctx, unit); err != nil {
+			t.Fatalf("reload %d: %v", i+1, err)
+		}
+		lat = append(lat, time.Since(t0))
+		st, err := m.State(ctx, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.MainPID != pids[unit] || !st.Active() || st.NRestarts != 0 {
+			t.Fatalf("after reload %d: %v, main PID was %d", i+1, st, pids[unit])
+		}
+	}
+	for _, u := range others {
+		st, err := m.State(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.MainPID != pids[u] || !st.Active() {
+			t.Errorf("%s: %v, main PID was %d", u, st, pids[u])
+		}
+	}
+	slices.Sort(lat)
+	systemdtest.Emit(t, reloadResult{Reloads: len(lat), MainPID: pids[unit],
+		P50: lat[len(lat)/2].Round(time.Microsecond), Max: lat[len(lat)-1].Round(time.Microsecond)})
+}
+
+type brokenResult struct{ Error string }
+
+// TestHelperBrokenReload runs inside: the reload must fail as a job error,
+// leaving the unit active with the same main PID.
+func TestHelperBrokenReload(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(8)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	unit := os.Getenv("LBTEST_UNIT")
+	before, err := m.State(ctx, unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rerr := m.Reload(ctx, unit)
+	var je *systemd.JobError
+	if !errors.As(rerr, &je) || je.Result != "failed" {
+		t.Fatalf("reload with a broken config: %v, want a failed job", rerr)
+	}
+	after, err := m.State(ctx, unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.MainPID != before.MainPID || !after.Active() {
+		t.Fatalf("after the refused reload: %v, before %v", after, before)
+	}
+	b, _ := json.Marshal(je.State)
+	t.Logf("state in the error: %s", b)
+	systemdtest.Emit(t, brokenResult{Error: rerr.Error()})
+}
