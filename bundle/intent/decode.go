@@ -1,0 +1,360 @@
+package intent
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The decoder maps node trees onto the intent types by reflection, driven by
+// the struct tags: yaml (key), enum, min, max, required. It is strict: an
+// unknown key, a value of the wrong type or out of range is an error at the
+// value's position, and decoding goes on to find the next one.
+
+// scalarDecoder is implemented (on the pointer) by types written as one
+// scalar, such as Duration and Prefix.
+type scalarDecoder interface {
+	decodeScalar(n *node) error
+}
+
+// shorthander is implemented by struct types that have a short form, such as
+// "tls: true". shorthand returns the long form of n, or nil if n is not a
+// short form.
+type shorthander interface {
+	shorthand(n *node) *node
+}
+
+var (
+	scalarDecoderType = reflect.TypeFor[scalarDecoder]()
+	shorthanderType   = reflect.TypeFor[shorthander]()
+)
+
+// field is one decodable struct field.
+type field struct {
+	name     string
+	index    int
+	enum     []string
+	min, max *int64
+	required bool
+	doc      string
+}
+
+type structInfo struct {
+	fields []field
+	byName map[string]int
+	names  []string
+}
+
+var structCache sync.Map // reflect.Type -> *structInfo
+
+func infoOf(t reflect.Type) *structInfo {
+	if v, ok := structCache.Load(t); ok {
+		return v.(*structInfo)
+	}
+	si := &structInfo{byName: map[string]int{}}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name := sf.Tag.Get("yaml")
+		if name == "" || name == "-" || !sf.IsExported() {
+			continue
+		}
+		f := field{name: name, index: i, required: sf.Tag.Get("required") == "true", doc: sf.Tag.Get("doc")}
+		if e := sf.Tag.Get("enum"); e != "" {
+			f.enum = strings.Split(e, ",")
+		}
+		if m := sf.Tag.Get("min"); m != "" {
+			v, _ := strconv.ParseInt(m, 10, 64)
+			f.min = &v
+		}
+		if m := sf.Tag.Get("max"); m != "" {
+			v, _ := strconv.ParseInt(m, 10, 64)
+			f.max = &v
+		}
+		si.byName[name] = len(si.fields)
+		si.fields = append(si.fields, f)
+		si.names = append(si.names, name)
+	}
+	structCache.Store(t, si)
+	return si
+}
+
+// expand rewrites the short forms in n, guided by the Go type t it will be
+// decoded into. Nodes that do not fit t are left alone for the decoder to
+// report. Unchanged subtrees are shared.
+func expand(n *node, t reflect.Type) *node {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n == nil || reflect.PointerTo(t).Implements(scalarDecoderType) {
+		return n
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.kind != kindMap {
+			if t.Implements(shorthanderType) {
+				if long := reflect.Zero(t).Interface().(shorthander).shorthand(n); long != nil {
+					n = long
+				}
+			}
+			if n.kind != kindMap {
+				return n
+			}
+		}
+		si := infoOf(t)
+		var out *node
+		for i, k := range n.keys {
+			fi, ok := si.byName[k.value]
+			if !ok {
+				continue
+			}
+			v := expand(n.vals[i], t.Field(si.fields[fi].index).Type)
+			if v != n.vals[i] {
+				if out == nil {
+					out = &node{kind: kindMap, pos: n.pos, keys: n.keys, vals: slices.Clone(n.vals)}
+				}
+				out.vals[i] = v
+			}
+		}
+		if out != nil {
+			return out
+		}
+		return n
+	case reflect.Slice:
+		if n.kind != kindSeq {
+			return n
+		}
+		var out *node
+		for i, it := range n.items {
+			v := expand(it, t.Elem())
+			if v != it {
+				if out == nil {
+					out = &node{kind: kindSeq, pos: n.pos, items: slices.Clone(n.items)}
+				}
+				out.items[i] = v
+			}
+		}
+		if out != nil {
+			return out
+		}
+	}
+	return n
+}
+
+type decoder struct {
+	errs *errList
+}
+
+// join appends a key to a dotted path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (d *decoder) fail(n *node, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	d.errs.add(n.pos, "%s", msg)
+}
+
+// decode decodes n into v (addressable). A null node leaves v unset.
+func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
+	if n.kind == kindNull {
+		return
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path, f)
+		return
+	}
+	if sd, ok := v.Addr().Interface().(scalarDecoder); ok {
+		if n.kind != kindScalar {
+			d.fail(n, path, "want a single value, got %s", n.describe())
+			return
+		}
+		if err := sd.decodeScalar(n); err != nil {
+			d.fail(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.kind != kindSeq {
+			d.fail(n, path, "want a list, got %s", n.describe())
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.items), len(n.items))
+		for i, it := range n.items {
+			d.decode(it, s.Index(i), fmt.Sprintf("%s[%d]", path, i), f)
+		}
+		v.Set(s)
+	case reflect.String:
+		if n.kind != kindScalar || n.tag == tagBool {
+			d.fail(n, path, "want a string, got %s", n.describe())
+			return
+		}
+		if f != nil && len(f.enum) > 0 && !slices.Contains(f.enum, n.value) {
+			msg := fmt.Sprintf("%q is not one of %s", n.value, strings.Join(f.enum, ", "))
+			if s := suggest(n.value, f.enum); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			d.fail(n, path, "%s", msg)
+			return
+		}
+		v.SetString(n.value)
+	case reflect.Bool:
+		b, ok := parseBool(n)
+		if !ok {
+			d.fail(n, path, "want a boolean (true/false, on/off, yes/no), got %s", n.describe())
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Uint32:
+		i, ok := parseInt(n)
+		if !ok {
+			d.fail(n, path, "want an integer, got %s", n.describe())
+			return
+		}
+		lo, hi := int64(-1<<62), int64(1<<62)
+		if v.Kind() == reflect.Uint32 {
+			lo, hi = 0, 1<<32-1
+		}
+		if f != nil && f.min != nil {
+			lo = *f.min
+		}
+		if f != nil && f.max != nil {
+			hi = *f.max
+		}
+		if i < lo || i > hi {
+			d.fail(n, path, "%d out of range %d..%d", i, lo, hi)
+			return
+		}
+		if v.Kind() == reflect.Uint32 {
+			v.SetUint(uint64(i))
+		} else {
+			v.SetInt(i)
+		}
+	default:
+		panic(fmt.Sprintf("intent: cannot decode into %s", v.Type()))
+	}
+}
+
+func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
+	if n.kind != kindMap {
+		d.fail(n, path, "want a mapping, got %s", n.describe())
+		return
+	}
+	si := infoOf(v.Type())
+	for i, k := range n.keys {
+		fi, ok := si.byName[k.value]
+		if !ok {
+			msg := fmt.Sprintf("unknown field %q", k.value)
+			if path != "" {
+				msg += " in " + path
+			}
+			if s := suggest(k.value, si.names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			d.errs.add(k.pos, "%s", msg)
+			continue
+		}
+		f := &si.fields[fi]
+		d.decode(n.vals[i], v.Field(f.index), join(path, f.name), f)
+	}
+}
+
+// checkRequired reports required fields missing from the (merged) tree n of
+// type t, at pos.
+func checkRequired(n *node, t reflect.Type, path string, pos Pos, errs *errList) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(scalarDecoderType) {
+		return
+	}
+	if n == nil || n.kind != kindMap {
+		return
+	}
+	si := infoOf(t)
+	for _, f := range si.fields {
+		v := n.get(f.name)
+		if f.required && (v == nil || v.kind == kindNull) {
+			errs.add(pos, "%s is required", join(path, f.name))
+			continue
+		}
+		ft := t.Field(f.index).Type
+		if ft.Kind() == reflect.Slice && v != nil && v.kind == kindSeq {
+			for i, it := range v.items {
+				if it.kind == kindMap {
+					checkRequired(it, ft.Elem(), fmt.Sprintf("%s[%d]", join(path, f.name), i), it.pos, errs)
+				}
+			}
+			continue
+		}
+		if v != nil && v.kind == kindMap {
+			checkRequired(v, ft, join(path, f.name), pos, errs)
+		}
+	}
+}
+
+// suggest returns the candidate closest to s by edit distance, if close
+// enough to be a likely typo.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(s) <= 3 {
+		limit = 1
+	}
+	if len(s) >= 9 {
+		limit = 3
+	}
+	if bestD <= limit {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Damerau-Levenshtein distance (optimal string
+// alignment) between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) > 64 || len(rb) > 64 {
+		return 1 << 20
+	}
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}

@@ -1,0 +1,99 @@
+package intent
+
+import (
+	"strings"
+)
+
+// merge returns over merged onto base: maps merge deeply (keys of over win,
+// new keys are appended), anything else in over replaces base. Neither
+// input is modified; untouched subtrees are shared.
+func merge(base, over *node) *node {
+	switch {
+	case over == nil:
+		return base
+	case base == nil:
+		return over
+	case base.kind != kindMap || over.kind != kindMap:
+		return over
+	}
+	out := &node{kind: kindMap, pos: over.pos, keys: make([]*node, 0, len(base.keys)+len(over.keys)), vals: make([]*node, 0, len(base.keys)+len(over.keys))}
+	out.keys = append(out.keys, base.keys...)
+	out.vals = append(out.vals, base.vals...)
+	for i, k := range over.keys {
+		j := -1
+		for bi, bk := range base.keys {
+			if bk.value == k.value {
+				j = bi
+				break
+			}
+		}
+		if j < 0 {
+			out.keys = append(out.keys, k)
+			out.vals = append(out.vals, over.vals[i])
+			continue
+		}
+		out.keys[j] = k
+		out.vals[j] = merge(base.vals[j], over.vals[i])
+	}
+	return out
+}
+
+// lookup returns the key node of a dotted path in n, or nil if n does not
+// set it.
+func lookup(n *node, p string) *node {
+	var key *node
+	for seg := range strings.SplitSeq(p, ".") {
+		if n == nil || n.kind != kindMap {
+			return nil
+		}
+		key = n.keyNode(seg)
+		if key == nil {
+			return nil
+		}
+		n = n.get(seg)
+	}
+	return key
+}
+
+// checkLocks reports the fields of tree (a service or a nested defaults
+// tree, in file) that df locks.
+func (l *loader) checkLocks(df *Defaults, tree *node, file string) {
+	for _, lk := range df.Lock {
+		if k := lookup(tree, lk.Path); k != nil {
+			l.errs.add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
+		}
+	}
+}
+
+// checkDefaultsLocks checks a defaults file against the locks of the
+// defaults above it.
+func (l *loader) checkDefaultsLocks(df *Defaults) {
+	if df.tree == nil {
+		return
+	}
+	for up := df.parent; up != nil; up = up.parent {
+		l.checkLocks(up, df.tree, df.Source)
+	}
+}
+
+// checkPolicyNarrows checks that a nested policy's VIP prefixes lie inside
+// the prefixes its enclosing policies allow: a subtree can only narrow.
+func (l *loader) checkPolicyNarrows(df *Defaults) {
+	for _, p := range df.Policy.VIPPrefixes {
+		for up := df.parent; up != nil; up = up.parent {
+			if len(up.Policy.VIPPrefixes) == 0 {
+				continue
+			}
+			inside := false
+			for _, q := range up.Policy.VIPPrefixes {
+				if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+					inside = true
+					break
+				}
+			}
+			if !inside {
+				l.errs.add(df.vipPolicyPos, "policy.vip_prefixes: %s is not inside the prefixes allowed by %s", p.Prefix, up.vipPolicyPos)
+			}
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package intent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/lbctl/lbctl/bundle/dns"
+	"github.com/lbctl/lbctl/bundle/inventory"
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// Inventory is what resolving needs of an inventory; *inventory.Inventory
+// implements it.
+type Inventory interface {
+	Group(name string) ([]inventory.Host, error)
+	Host(name string) (inventory.Host, bool)
+}
+
+// lookupWorkers bounds concurrent DNS lookups.
+const lookupWorkers = 16
+
+// Resolve turns the tree into the resolved model: names are looked up with
+// r (wrap it in dns.NewCache to look each name up once; Resolve asks for
+// each distinct name once anyway), backend groups come from inv (which may
+// be nil when no service names a group or an inventory host), inference
+// fills in everything left implicit, and the cross-service checks run. All
+// problems are returned at once as Errors.
+func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*model.Site, error) {
+	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}}
+	site := rs.resolve(ctx)
+	if err := rs.errs.err(); err != nil {
+		return nil, err
+	}
+	return site, nil
+}
+
+type groupResult struct {
+	hosts []inventory.Host
+	err   error
+}
+
+type lookupResult struct {
+	addrs []netip.Addr
+	err   error
+}
+
+type resolver struct {
+	tree    *Tree
+	dns     dns.Resolver
+	inv     Inventory
+	errs    *errList
+	groups  map[string]groupResult
+	lookups map[string]lookupResult
+}
+
+func (rs *resolver) display(rel string) string {
+	if rs.tree.Root == "" {
+		return rel
+	}
+	return filepath.Join(rs.tree.Root, filepath.FromSlash(rel))
+}
+
+// serviceErrs collects a service's errors; those positioned in another file
+// (a defaults file) name the service.
+type serviceErrs struct {
+	errList
+	file, name string
+}
+
+func (se *serviceErrs) flush(to *errList) {
+	for _, e := range se.list {
+		if e.Pos.File != se.file {
+			e.Msg += " (service " + se.name + ")"
+		}
+		to.addErr(e)
+	}
+}
+
+func (rs *resolver) group(name string) groupResult {
+	if g, ok := rs.groups[name]; ok {
+		return g
+	}
+	var g groupResult
+	if rs.inv == nil {
+		g.err = fmt.Errorf("%w %q: the site has no inventory (set inventory in %s)", inventory.ErrUnknownGroup, name, SiteFileName)
+	} else {
+		g.hosts, g.err = rs.inv.Group(name)
+	}
+	rs.groups[name] = g
+	return g
+}
+
+// backendNames lists the names the service's backend needs looked up.
+func (rs *resolver) backendNames(s *Service, names map[string]bool) {
+	if s.Backend.Group != "" {
+		for _, h := range rs.group(s.Backend.Group).hosts {
+			if h.Address == "" {
+				names[canonicalName(h.Name)] = true
+			} else if _, err := netip.ParseAddr(h.Address); err != nil {
+				names[canonicalName(h.Address)] = true
+			}
+		}
+	}
+	for _, h := range s.Backend.Hosts {
+		if _, err := netip.ParseAddr(h); err == nil {
+			continue
+		}
+		if rs.inv != nil {
+			if ih, ok := rs.inv.Host(h); ok {
+				if ih.Address == "" {
+					names[canonicalName(ih.Name)] = true
+				} else if _, err := netip.ParseAddr(ih.Address); err != nil {
+					names[canonicalName(ih.Address)] = true
+				}
+				continue
+			}
+		}
+		names[canonicalName(h)] = true
+	}
+}
+
+// lookupAll looks the names up concurrently, each once.
+func (rs *resolver) lookupAll(ctx context.Context, names map[string]bool) {
+	rs.lookups = make(map[string]lookupResult, len(names))
+	if rs.dns == nil {
+		for n := range names {
+			rs.lookups[n] = lookupResult{err: errors.New("no zone or DNS server: set zone or dns in " + SiteFileName)}
+		}
+		return
+	}
+	list := make([]string, 0, len(names))
+	for n := range names {
+		list = append(list, n)
+	}
+	slices.Sort(list)
+	results := make([]lookupResult, len(list))
+	next := make(chan int, len(list))
+	for i := range list {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(lookupWorkers, len(list)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				a, err := rs.dns.Lookup(ctx, list[i])
+				for j := range a {
+					a[j] = a[j].Unmap()
+				}
+				results[i] = lookupResult{addrs: a, err: err}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, n := range list {
+		rs.lookups[n] = results[i]
+	}
+}
+
+func (rs *resolver) resolve(ctx context.Context) *model.Site {
+	t := rs.tree
+	names := map[string]bool{}
+	for _, s := range t.Services {
+		if s.FQDN != "" {
+			names[canonicalName(s.FQDN)] = true
+		}
+		rs.backendNames(s, names)
+	}
+	rs.lookupAll(ctx, names)
+
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, Services: []model.Service{}, VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	for _, s := range t.Services {
+		se := &serviceErrs{file: rs.display(s.Source), name: s.Name}
+		addrs := rs.vipAddresses(s, se)
+		servers := rs.servers(s, se)
+		ms := infer(s, addrs, servers, &se.errList)
+		rs.checkPolicy(s, addrs, se)
+		se.flush(rs.errs)
+		site.Services = append(site.Services, ms)
+	}
+	slices.SortFunc(site.Services, func(a, b model.Service) int { return strings.Compare(a.Name, b.Name) })
+	site.VIPs = rs.crossCheck(site.Services)
+	site.Nodes = rs.nodes()
+	return site
+}
+
+func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
+	if s.FQDN == "" {
+		return nil
+	}
+	res := rs.lookups[canonicalName(s.FQDN)]
+	if res.err != nil {
+		errs.wrap(s.at("fqdn"), res.err, "fqdn %s does not resolve", canonicalName(s.FQDN))
+		return nil
+	}
+	return res.addrs
+}
+
+// servers resolves the backend servers, sorted by name.
+func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
+	b := s.Backend
+	var out []model.Server
+	addr := func(p Pos, name, host string) {
+		if a, err := netip.ParseAddr(host); err == nil {
+			out = append(out, model.Server{Name: name, Address: a.Unmap().String()})
+			return
+		}
+		res := rs.lookups[canonicalName(host)]
+		if res.err != nil {
+			errs.wrap(p, res.err, "backend server %s does not resolve", name)
+			return
+		}
+		out = append(out, model.Server{Name: name, Address: res.addrs[0].String()})
+	}
+	switch {
+	case b.Group != "" && len(b.Hosts) > 0:
+		errs.add(s.at("backend.hosts"), "backend: set group or hosts, not both (group %s is set at %s)", b.Group, s.at("backend.group"))
+		return nil
+	case b.Group != "":
+		g := rs.group(b.Group)
+		if g.err != nil {
+			errs.wrap(s.at("backend.group"), g.err, "backend.group")
+			return nil
+		}
+		if len(g.hosts) == 0 {
+			errs.add(s.at("backend.group"), "backend.group %s has no hosts", b.Group)
+		}
+		for _, h := range g.hosts {
+			host := h.Address
+			if host == "" {
+				host = h.Name
+			}
+			addr(s.at("backend.group"), h.Name, host)
+		}
+	case len(b.Hosts) > 0:
+		for i, h := range b.Hosts {
+			p := s.at(fmt.Sprintf("backend.hosts.%d", i))
+			if a, err := netip.ParseAddr(h); err == nil {
+				addr(p, a.Unmap().String(), h)
+				continue
+			}
+			if rs.inv != nil {
+				if ih, ok := rs.inv.Host(h); ok {
+					host := ih.Address
+					if host == "" {
+						host = ih.Name
+					}
+					addr(p, ih.Name, host)
+					continue
+				}
+			}
+			if !validHostname(canonicalName(h)) {
+				errs.add(p, "backend host %q is neither an inventory host, an address nor a DNS name", h)
+				continue
+			}
+			addr(p, canonicalName(h), h)
+		}
+	default:
+		errs.add(s.at("backend"), "backend needs a group or hosts")
+		return nil
+	}
+	slices.SortFunc(out, func(a, b model.Server) int { return strings.Compare(a.Name, b.Name) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Name == out[i-1].Name {
+			errs.add(s.at("backend"), "backend server %s listed twice", out[i].Name)
+		}
+	}
+	return slices.CompactFunc(out, func(a, b model.Server) bool { return a.Name == b.Name })
+}
+
+// checkPolicy checks the service against the policy of every defaults file
+// above it: all of them must allow it, so nested policies narrow.
+func (rs *resolver) checkPolicy(s *Service, addrs []netip.Addr, errs *serviceErrs) {
+	for _, df := range s.chain {
+		if ps := df.Policy.VIPPrefixes; len(ps) > 0 {
+			for _, a := range addrs {
+				if !slices.ContainsFunc(ps, func(p Prefix) bool { return p.Contains(a) }) {
+					errs.add(s.at("fqdn"), "VIP address %s of %s is outside the prefixes allowed by %s", a, canonicalName(s.FQDN), df.vipPolicyPos)
+				}
+			}
+		}
+		if gs := df.Policy.BackendGroups; len(gs) > 0 {
+			if g := s.Backend.Group; g != "" && !slices.ContainsFunc(gs, func(glob string) bool {
+				ok, _ := path.Match(glob, g)
+				return ok
+			}) {
+				errs.add(s.at("backend.group"), "backend group %s is not allowed by the policy in %s (allowed: %s)", g, df.groupPolicyPos, strings.Join(gs, ", "))
+			}
+			if len(s.Backend.Hosts) > 0 {
+				errs.add(s.at("backend.hosts"), "backend.hosts is not allowed by the policy in %s: use a backend group (allowed: %s)", df.groupPolicyPos, strings.Join(gs, ", "))
+			}
+		}
+	}
+}

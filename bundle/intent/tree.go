@@ -1,0 +1,425 @@
+package intent
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// File names with a meaning in an intents tree.
+const (
+	SiteFileName     = "site.yaml"
+	DefaultsFileName = "defaults.yaml"
+	defaultNodesDir  = "nodes"
+)
+
+// Tree is a loaded intents tree: every file decoded, defaults merged into
+// the services, locks and policies checked. Nothing has been resolved yet:
+// no inventory, no DNS.
+type Tree struct {
+	// Root is the tree's directory as given to Load (used in messages).
+	Root string
+	Site SiteFile
+	// Defaults sorted by Dir.
+	Defaults []*Defaults
+	// Services sorted by Name, with their defaults merged in.
+	Services []*Service
+	// Nodes sorted by Hostname.
+	Nodes []*NodeProfile
+}
+
+// Defaults is one loaded defaults.yaml.
+type Defaults struct {
+	// Dir is the directory in the tree ("." for the root).
+	Dir string
+	// Source is the file's path in the tree.
+	Source string
+	// Lock lists the locked field paths with their positions.
+	Lock   []Lock
+	Policy Policy
+
+	// tree is the expanded "defaults:" node, nil if absent.
+	tree *node
+	// pos of the policy's keys, for messages naming the policy.
+	vipPolicyPos, groupPolicyPos Pos
+	// parent is the nearest enclosing defaults, or nil.
+	parent *Defaults
+}
+
+// Lock is one locked field path.
+type Lock struct {
+	Path string
+	Pos  Pos
+}
+
+// Load reads the intents tree in the directory dir.
+func Load(dir string) (*Tree, error) {
+	return LoadFS(os.DirFS(dir), dir)
+}
+
+var nameSegment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// LoadFS reads an intents tree from fsys. root is how the tree's directory is
+// shown in error messages and in Tree.Root. All problems of the whole tree
+// are returned at once, as Errors.
+func LoadFS(fsys fs.FS, root string) (*Tree, error) {
+	l := &loader{fsys: fsys, root: root, errs: &errList{}}
+	t := l.load()
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+type loader struct {
+	fsys fs.FS
+	root string
+	errs *errList
+}
+
+// display is the path of a tree file as shown to the operator.
+func (l *loader) display(rel string) string {
+	if l.root == "" {
+		return rel
+	}
+	return filepath.Join(l.root, filepath.FromSlash(rel))
+}
+
+// parsed is one parsed and expanded file.
+type parsed struct {
+	rel  string
+	tree *node
+	err  *Error
+}
+
+func (l *loader) parseFile(rel string, t reflect.Type) parsed {
+	data, err := fs.ReadFile(l.fsys, rel)
+	if err != nil {
+		return parsed{rel: rel, err: &Error{Pos: Pos{File: l.display(rel)}, Msg: "read: " + errors.Unwrap(err).Error(), Err: err}}
+	}
+	n, perr := parseYAML(l.display(rel), data)
+	if perr != nil {
+		return parsed{rel: rel, err: perr}
+	}
+	return parsed{rel: rel, tree: expand(n, t)}
+}
+
+// parseAll parses files in parallel; results keep the order of rels.
+func (l *loader) parseAll(rels []string, t reflect.Type) []parsed {
+	out := make([]parsed, len(rels))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(rels)/64))
+	var wg sync.WaitGroup
+	next := make(chan int, len(rels))
+	for i := range rels {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = l.parseFile(rels[i], t)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (l *loader) load() *Tree {
+	t := &Tree{Root: l.root}
+	site := l.parseFile(SiteFileName, reflect.TypeFor[SiteFile]())
+	if site.err != nil {
+		if errors.Is(site.err.Err, fs.ErrNotExist) {
+			l.errs.add(Pos{File: l.display(SiteFileName)}, "missing: the root of an intents tree holds %s", SiteFileName)
+		} else {
+			l.errs.addErr(site.err)
+		}
+		return t
+	}
+	d := decoder{errs: l.errs}
+	d.decode(site.tree, reflect.ValueOf(&t.Site).Elem(), "", nil)
+	checkRequired(site.tree, reflect.TypeFor[SiteFile](), "", Pos{File: l.display(SiteFileName), Line: 1, Col: 1}, l.errs)
+
+	// Files the site file names are not services.
+	special := map[string]bool{SiteFileName: true}
+	for _, p := range []string{t.Site.Inventory, t.Site.Zone} {
+		if p != "" {
+			special[path.Clean(p)] = true
+		}
+	}
+	nodesDir := defaultNodesDir
+	if t.Site.Nodes != "" {
+		nodesDir = path.Clean(strings.TrimSuffix(t.Site.Nodes, "/"))
+	}
+
+	var defaultsRels, serviceRels, nodeRels []string
+	haveNodes := false
+	err := fs.WalkDir(l.fsys, ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			l.errs.add(Pos{File: l.display(p)}, "read: %v", errors.Unwrap(err))
+			return nil
+		}
+		name := e.Name()
+		if p != "." && strings.HasPrefix(name, ".") {
+			if e.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if e.IsDir() {
+			if p == nodesDir {
+				haveNodes = true
+				nodeRels = l.nodeFiles(p)
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if special[p] {
+			return nil
+		}
+		switch {
+		case strings.HasSuffix(name, ".yml"):
+			l.errs.add(Pos{File: l.display(p)}, "intents files end in .yaml, not .yml")
+		case !strings.HasSuffix(name, ".yaml"):
+			// Not an intents file (README, zone files, ...).
+		case name == DefaultsFileName:
+			defaultsRels = append(defaultsRels, p)
+		default:
+			serviceRels = append(serviceRels, p)
+		}
+		return nil
+	})
+	if err != nil {
+		l.errs.add(Pos{File: l.display(".")}, "read tree: %v", err)
+	}
+	if t.Site.Nodes != "" && !haveNodes {
+		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %q does not exist", t.Site.Nodes)
+	}
+	slices.Sort(defaultsRels)
+	slices.Sort(serviceRels)
+
+	t.Defaults = l.loadDefaults(defaultsRels)
+	byDir := map[string]*Defaults{}
+	for _, df := range t.Defaults {
+		byDir[df.Dir] = df
+	}
+	for _, df := range t.Defaults {
+		df.parent = nearestDefaults(byDir, path.Dir(df.Dir), df.Dir == ".")
+	}
+	for _, df := range t.Defaults {
+		l.checkDefaultsLocks(df)
+		l.checkPolicyNarrows(df)
+	}
+
+	files := l.parseAll(serviceRels, reflect.TypeFor[Service]())
+	t.Services = make([]*Service, 0, len(files))
+	for _, f := range files {
+		if f.err != nil {
+			l.errs.addErr(f.err)
+			continue
+		}
+		dir := path.Dir(f.rel)
+		if s := l.service(f, nearestDefaults(byDir, dir, false)); s != nil {
+			t.Services = append(t.Services, s)
+		}
+	}
+	t.Nodes = l.loadNodes(nodeRels)
+	return t
+}
+
+// nearestDefaults returns the defaults of dir or its closest ancestor.
+// With none set, dir's own defaults are skipped (for a parent lookup of the
+// root).
+func nearestDefaults(byDir map[string]*Defaults, dir string, none bool) *Defaults {
+	if none {
+		return nil
+	}
+	for {
+		if d, ok := byDir[dir]; ok {
+			return d
+		}
+		if dir == "." || dir == "/" || dir == "" {
+			return nil
+		}
+		dir = path.Dir(dir)
+	}
+}
+
+func (l *loader) nodeFiles(dir string) []string {
+	var rels []string
+	entries, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		l.errs.add(Pos{File: l.display(dir)}, "read: %v", err)
+		return nil
+	}
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case e.IsDir() || strings.HasPrefix(name, "."):
+		case strings.HasSuffix(name, ".yml"):
+			l.errs.add(Pos{File: l.display(path.Join(dir, name))}, "intents files end in .yaml, not .yml")
+		case strings.HasSuffix(name, ".yaml"):
+			rels = append(rels, path.Join(dir, name))
+		}
+	}
+	return rels
+}
+
+func (l *loader) loadDefaults(rels []string) []*Defaults {
+	var out []*Defaults
+	for _, f := range l.parseAll(rels, reflect.TypeFor[DefaultsFile]()) {
+		if f.err != nil {
+			l.errs.addErr(f.err)
+			continue
+		}
+		var df DefaultsFile
+		d := decoder{errs: l.errs}
+		d.decode(f.tree, reflect.ValueOf(&df).Elem(), "", nil)
+		def := &Defaults{Dir: path.Dir(f.rel), Source: f.rel, Policy: df.Policy}
+		def.tree = f.tree.get("defaults")
+		if def.tree != nil && def.tree.kind == kindNull {
+			def.tree = nil
+		}
+		display := l.display(f.rel)
+		if lock := f.tree.get("lock"); lock != nil && lock.kind == kindSeq {
+			for i, it := range lock.items {
+				if i < len(df.Lock) && df.Lock[i] != "" {
+					def.Lock = append(def.Lock, Lock{Path: df.Lock[i], Pos: it.pos})
+					if err := checkFieldPath(df.Lock[i]); err != "" {
+						l.errs.add(it.pos, "lock: %s", err)
+					}
+				}
+			}
+		}
+		if pol := f.tree.get("policy"); pol != nil {
+			def.vipPolicyPos = pol.keyPos("vip_prefixes", display)
+			def.groupPolicyPos = pol.keyPos("backend_groups", display)
+			if g := pol.get("backend_groups"); g != nil && g.kind == kindSeq {
+				for i, it := range g.items {
+					if i < len(df.Policy.BackendGroups) {
+						if _, err := path.Match(df.Policy.BackendGroups[i], ""); err != nil {
+							l.errs.add(it.pos, "policy.backend_groups: bad glob %q", df.Policy.BackendGroups[i])
+						}
+					}
+				}
+			}
+		}
+		out = append(out, def)
+	}
+	return out
+}
+
+// keyPos returns the position of key in map n, or the file's start.
+func (n *node) keyPos(key, file string) Pos {
+	if k := n.keyNode(key); k != nil {
+		return k.pos
+	}
+	if n != nil {
+		return n.pos
+	}
+	return Pos{File: file, Line: 1, Col: 1}
+}
+
+// checkFieldPath checks that p names a service field, such as
+// "tls.min_version"; it returns a message, or "".
+func checkFieldPath(p string) string {
+	t := reflect.TypeFor[Service]()
+	for i, seg := range strings.Split(p, ".") {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(scalarDecoderType) {
+			return "unknown field " + p + ": " + strings.Join(strings.Split(p, ".")[:i], ".") + " has no fields"
+		}
+		si := infoOf(t)
+		fi, ok := si.byName[seg]
+		if !ok {
+			msg := "unknown field " + p
+			if s := suggest(seg, si.names); s != "" {
+				msg += " (did you mean " + strings.Join(append(strings.Split(p, ".")[:i:i], s), ".") + "?)"
+			}
+			return msg
+		}
+		t = t.Field(si.fields[fi].index).Type
+	}
+	return ""
+}
+
+// service merges a service file with its defaults and decodes it.
+func (l *loader) service(f parsed, defs *Defaults) *Service {
+	display := l.display(f.rel)
+	name := strings.TrimSuffix(f.rel, ".yaml")
+	for _, seg := range strings.Split(name, "/") {
+		if !nameSegment.MatchString(seg) {
+			l.errs.add(Pos{File: display}, "service name %q: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", name)
+			return nil
+		}
+	}
+	if f.tree.kind != kindMap && f.tree.kind != kindNull {
+		l.errs.add(f.tree.pos, "a service file holds a mapping, got %s", f.tree.describe())
+		return nil
+	}
+	// Validate the file on its own (errors point into it) ...
+	d := decoder{errs: l.errs}
+	var own Service
+	d.decode(f.tree, reflect.ValueOf(&own).Elem(), "", nil)
+	// ... then the merged tree; its errors were reported with the file
+	// that holds the value, so they are discarded here.
+	var chain []*Defaults
+	for df := defs; df != nil; df = df.parent {
+		chain = append(chain, df)
+	}
+	slices.Reverse(chain)
+	merged := (*node)(nil)
+	for _, df := range chain {
+		merged = merge(merged, df.tree)
+	}
+	merged = merge(merged, f.tree)
+	if merged == nil || merged.kind == kindNull {
+		merged = &node{kind: kindMap, pos: Pos{File: display, Line: 1, Col: 1}}
+	}
+	s := &Service{Name: name, Source: f.rel, src: merged}
+	quiet := decoder{errs: &errList{}}
+	quiet.decode(merged, reflect.ValueOf(s).Elem(), "", nil)
+	checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, l.errs)
+	s.chain = chain
+	for _, df := range chain {
+		l.checkLocks(df, f.tree, display)
+	}
+	return s
+}
+
+func (l *loader) loadNodes(rels []string) []*NodeProfile {
+	var out []*NodeProfile
+	seen := map[string]*NodeProfile{}
+	for _, f := range l.parseAll(rels, reflect.TypeFor[NodeProfile]()) {
+		if f.err != nil {
+			l.errs.addErr(f.err)
+			continue
+		}
+		np := &NodeProfile{Source: f.rel, src: f.tree}
+		d := decoder{errs: l.errs}
+		d.decode(f.tree, reflect.ValueOf(np).Elem(), "", nil)
+		checkRequired(f.tree, reflect.TypeFor[NodeProfile](), "", Pos{File: l.display(f.rel), Line: 1, Col: 1}, l.errs)
+		if np.Hostname == "" {
+			np.Hostname = strings.TrimSuffix(path.Base(f.rel), ".yaml")
+		}
+		if prev, ok := seen[np.Hostname]; ok {
+			l.errs.add(f.tree.keyPos("hostname", l.display(f.rel)), "node %s is also defined in %s", np.Hostname, l.display(prev.Source))
+			continue
+		}
+		seen[np.Hostname] = np
+		out = append(out, np)
+	}
+	slices.SortFunc(out, func(a, b *NodeProfile) int { return strings.Compare(a.Hostname, b.Hostname) })
+	return out
+}
