@@ -18,7 +18,7 @@
 // The package never logs and does not decide health: it reports what the
 // kernel says.
 //
-// include/vmlinux.h was produced with
+// src/include/vmlinux.h was produced with
 // `bpftool btf dump file /sys/kernel/btf/vmlinux format c`; it is committed so
 // regeneration is reproducible on any machine (CO-RE relocations adapt the
 // objects to the running kernel at load time).

@@ -156,7 +156,9 @@ func decodeListenRecs(buf []byte) ([]Listener, error) {
 
 // Watch replaces the watch set: from now on only these addresses produce
 // events. netns is a namespace inode (NetNSInode); 0 matches listeners in
-// any namespace. Watch(nil, 0) stops all events.
+// any namespace. Addresses match exactly: a listener bound to 0.0.0.0:443
+// or [::]:443 is watched by adding that wildcard address. Watch(nil, 0)
+// stops all events.
 func (p *Probe) Watch(addrs []netip.AddrPort, netns uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
