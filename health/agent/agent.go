@@ -71,6 +71,7 @@ type VIPStatus struct {
 
 // Status is the agent's view of the node.
 type Status struct {
+	// Serial of the committed release.
 	Serial uint64      `json:"serial"`
 	Probe  string      `json:"probe"`
 	VIPs   []VIPStatus `json:"vips"`
@@ -191,9 +192,13 @@ func (a *Agent) load() error {
 	if err != nil {
 		return err
 	}
+	serial, _, err := a.cfg.Store.Current()
+	if err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.serial, a.vips, a.drains = ann.Serial, ann.VIPs, drains
+	a.serial, a.vips, a.drains = serial, ann.VIPs, drains
 	keep := map[string]*health.Tracker{}
 	for _, v := range ann.VIPs {
 		t := a.trackers[v.Name]

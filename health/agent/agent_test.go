@@ -88,7 +88,9 @@ func TestAgent(t *testing.T) {
 		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrA}}}
 	vipB := plan.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("2001:db8::11")},
 		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrB}}}
-	store.WriteAnnounceable(release.Announceable{Serial: 7, VIPs: []plan.VIP{vipA, vipB}})
+	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vipA, vipB}})
+	store.Stage(&release.Release{Serial: 7, State: &plan.State{}})
+	store.Commit(7)
 
 	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
 	events := make(chan ListenerEvent, 1)
@@ -146,7 +148,9 @@ func TestAgent(t *testing.T) {
 func TestControlSocket(t *testing.T) {
 	store, _ := release.Open(t.TempDir())
 	_, addr := serve(t)
-	store.WriteAnnounceable(release.Announceable{Serial: 3, VIPs: []plan.VIP{{Name: "a",
+	store.Stage(&release.Release{Serial: 3, State: &plan.State{}})
+	store.Commit(3)
+	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{{Name: "a",
 		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}}})
 	a := New(Config{Store: store, Announcer: &fakeAnnouncer{ch: make(chan []netip.Prefix, 10)}, Rise: 1, Interval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())

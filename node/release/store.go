@@ -353,8 +353,7 @@ func syncDir(dir string) error {
 // install's announce steps and read by the agent, which announces those of
 // them that are healthy and not drained. The VIPs carry no files.
 type Announceable struct {
-	Serial uint64     `json:"serial"`
-	VIPs   []plan.VIP `json:"vips"`
+	VIPs []plan.VIP `json:"vips"`
 }
 
 // WriteAnnounceable replaces the announceable set atomically.
