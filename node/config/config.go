@@ -1,0 +1,131 @@
+// Package config is the node's own configuration, /etc/lbctl/lbctl.yaml: where
+// the node keeps its state, which keys it trusts, where BIRD and the agent
+// listen. Everything about services comes from bundles, never from here.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// DefaultPath is the node configuration file.
+const DefaultPath = "/etc/lbctl/lbctl.yaml"
+
+// Config of a node. The zero value of every field means its default.
+type Config struct {
+	// Node is this node's host name in the bundles' node profiles; default
+	// the machine's host name.
+	Node string `yaml:"node"`
+	// StateDir holds the releases store. Default /var/lib/lbctl.
+	StateDir string `yaml:"state_dir"`
+	// TrustedDir holds the trusted minisign public keys (*.pub). Default
+	// /etc/lbctl/trusted.d.
+	TrustedDir string `yaml:"trusted_dir"`
+	// CertDir holds <certificate>.pem files. Default /etc/lbctl/certs.
+	CertDir string `yaml:"cert_dir"`
+	// VIPDir holds one config directory per VIP. Default /etc/lbctl/vips.
+	VIPDir string `yaml:"vip_dir"`
+	// UnitDir is where unit files and drop-ins go. Default /etc/systemd/system.
+	UnitDir string `yaml:"unit_dir"`
+	// RuntimeDir holds the VIPs' admin sockets. Default /run/lbctl.
+	RuntimeDir string `yaml:"runtime_dir"`
+	Bird       Bird   `yaml:"bird"`
+	Agent      Agent  `yaml:"agent"`
+	// GateTimeout bounds the install's health gate. Default 30s.
+	GateTimeout Duration `yaml:"gate_timeout"`
+	// DrainTime is how long a removed VIP keeps serving after its route is
+	// withdrawn. Default 5s.
+	DrainTime Duration `yaml:"drain_time"`
+}
+
+// Bird is where the node's BIRD lives.
+type Bird struct {
+	// Socket is BIRD's control socket. Default /run/bird/bird.ctl.
+	Socket string `yaml:"socket"`
+	// Config is bird.conf, written by lbctl. Default /etc/bird/bird.conf.
+	Config string `yaml:"config"`
+	// IncludeDir holds announce4.conf and announce6.conf. Default
+	// /etc/bird/lbctl.
+	IncludeDir string `yaml:"include_dir"`
+}
+
+// Agent settings.
+type Agent struct {
+	// Socket is the root-only control socket. Default /run/lbctl/agent.sock.
+	Socket string `yaml:"socket"`
+	// Metrics is the Prometheus listen address; empty disables. Default
+	// 127.0.0.1:9842.
+	Metrics string `yaml:"metrics"`
+	// KeepRoutesOnShutdown leaves routes announced when the agent stops.
+	KeepRoutesOnShutdown bool     `yaml:"keep_routes_on_shutdown"`
+	Interval             Duration `yaml:"interval"`
+	FastInterval         Duration `yaml:"fast_interval"`
+	Rise                 int      `yaml:"rise"`
+	Fall                 int      `yaml:"fall"`
+}
+
+// Duration is a time.Duration written as "5s".
+type Duration time.Duration
+
+// UnmarshalText parses a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads the configuration; a missing file gives the defaults.
+func Load(path string) (*Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	if err == nil {
+		if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&c); err != nil {
+			return nil, fmt.Errorf("node config %s: %s", path, yaml.FormatError(err, false, true))
+		}
+	}
+	c.defaults()
+	return &c, nil
+}
+
+func or(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func (c *Config) defaults() {
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	or(&c.StateDir, "/var/lib/lbctl")
+	or(&c.TrustedDir, "/etc/lbctl/trusted.d")
+	or(&c.CertDir, "/etc/lbctl/certs")
+	or(&c.VIPDir, "/etc/lbctl/vips")
+	or(&c.UnitDir, "/etc/systemd/system")
+	or(&c.RuntimeDir, "/run/lbctl")
+	or(&c.Bird.Socket, "/run/bird/bird.ctl")
+	or(&c.Bird.Config, "/etc/bird/bird.conf")
+	or(&c.Bird.IncludeDir, "/etc/bird/lbctl")
+	or(&c.Agent.Socket, "/run/lbctl/agent.sock")
+	if c.Agent.Metrics == "" {
+		c.Agent.Metrics = "127.0.0.1:9842"
+	}
+	if c.GateTimeout == 0 {
+		c.GateTimeout = Duration(30 * time.Second)
+	}
+	if c.DrainTime == 0 {
+		c.DrainTime = Duration(5 * time.Second)
+	}
+}

@@ -1,0 +1,27 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(filepath.Join(dir, "missing.yaml"))
+	if err != nil || c.StateDir != "/var/lib/lbctl" || time.Duration(c.DrainTime) != 5*time.Second {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	p := filepath.Join(dir, "lbctl.yaml")
+	os.WriteFile(p, []byte("node: lb1\ndrain_time: 2s\nagent:\n  rise: 5\n"), 0o644)
+	c, err = Load(p)
+	if err != nil || c.Node != "lb1" || time.Duration(c.DrainTime) != 2*time.Second || c.Agent.Rise != 5 {
+		t.Fatalf("loaded: %+v %v", c, err)
+	}
+	os.WriteFile(p, []byte("node: lb1\nstate_dri: /x\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "state_dri") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
