@@ -1,0 +1,261 @@
+package nft
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// spec is a validated model.Firewall with parsed addresses, deduplicated,
+// in a deterministic order.
+type spec struct {
+	vip4, vip6  []netip.Addr
+	svc4, svc6  []netip.AddrPort
+	transparent bool
+	intercepts  []intercept
+}
+
+// intercept is one parsed model.Intercept. to is the zero Addr when the
+// listener address is left to the kernel ("tproxy ip to :port").
+type intercept struct {
+	prefix netip.Prefix
+	port   uint16
+	to     netip.Addr
+	toPort uint16
+}
+
+func (ic intercept) is6() bool { return ic.prefix.Addr().Is6() }
+
+// compile validates fw and parses it. Every problem is reported, joined.
+func compile(fw model.Firewall) (spec, error) {
+	var s spec
+	var errs []error
+	addr := func(field, a string, want6 bool) (netip.Addr, bool) {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		case ip.Zone() != "":
+			errs = append(errs, fmt.Errorf("%s: address %q has a zone", field, a))
+		case want6 && (!ip.Is6() || ip.Is4In6()):
+			errs = append(errs, fmt.Errorf("%s: %s is not an IPv6 address", field, a))
+		case !want6 && !ip.Is4():
+			errs = append(errs, fmt.Errorf("%s: %s is not an IPv4 address", field, a))
+		default:
+			return ip, true
+		}
+		return netip.Addr{}, false
+	}
+	port := func(field string, p int) (uint16, bool) {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s: port %d out of range 1-65535", field, p))
+			return 0, false
+		}
+		return uint16(p), true
+	}
+	for _, a := range fw.VIPs4 {
+		if ip, ok := addr("vips4", a, false); ok {
+			s.vip4 = append(s.vip4, ip)
+		}
+	}
+	for _, a := range fw.VIPs6 {
+		if ip, ok := addr("vips6", a, true); ok {
+			s.vip6 = append(s.vip6, ip)
+		}
+	}
+	pairs := func(field string, in []model.AddrPort, want6 bool) []netip.AddrPort {
+		var out []netip.AddrPort
+		for _, p := range in {
+			ip, ok1 := addr(field, p.Addr, want6)
+			pt, ok2 := port(field+" "+p.Addr, p.Port)
+			if ok1 && ok2 {
+				out = append(out, netip.AddrPortFrom(ip, pt))
+			}
+		}
+		return out
+	}
+	s.svc4 = pairs("accept4", fw.Accept4, false)
+	s.svc6 = pairs("accept6", fw.Accept6, true)
+	s.transparent = fw.Transparent
+	for _, ic := range fw.Intercepts {
+		field := "intercept " + ic.Prefix
+		p, err := netip.ParsePrefix(ic.Prefix)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			continue
+		}
+		if p.Masked() != p {
+			errs = append(errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
+			continue
+		}
+		x := intercept{prefix: p}
+		var ok bool
+		if x.port, ok = port(field, ic.Port); !ok {
+			continue
+		}
+		if x.toPort, ok = port(field+" to", ic.ToPort); !ok {
+			continue
+		}
+		if ic.ToAddr != "" {
+			if x.to, ok = addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
+				continue
+			}
+		}
+		s.intercepts = append(s.intercepts, x)
+	}
+	if len(errs) > 0 {
+		return spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(errs...))
+	}
+	s.sort()
+	return s, nil
+}
+
+// sort puts every list in the canonical order (the model's: by text) and
+// drops duplicates.
+func (s *spec) sort() {
+	byText := func(a, b netip.Addr) int { return strings.Compare(a.String(), b.String()) }
+	s.vip4 = sortCompact(s.vip4, byText)
+	s.vip6 = sortCompact(s.vip6, byText)
+	byPair := func(a, b netip.AddrPort) int {
+		return cmp.Or(byText(a.Addr(), b.Addr()), cmp.Compare(a.Port(), b.Port()))
+	}
+	s.svc4 = sortCompact(s.svc4, byPair)
+	s.svc6 = sortCompact(s.svc6, byPair)
+	s.intercepts = sortCompact(s.intercepts, func(a, b intercept) int {
+		return cmp.Or(strings.Compare(a.prefix.String(), b.prefix.String()), cmp.Compare(a.port, b.port),
+			byText(a.to, b.to), cmp.Compare(a.toPort, b.toPort))
+	})
+}
+
+func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	slices.SortFunc(s, f)
+	return slices.Compact(s)
+}
+
+// firewall is the canonical model form of s.
+func (s spec) firewall() model.Firewall {
+	fw := model.Firewall{Transparent: s.transparent}
+	for _, a := range s.vip4 {
+		fw.VIPs4 = append(fw.VIPs4, a.String())
+	}
+	for _, a := range s.vip6 {
+		fw.VIPs6 = append(fw.VIPs6, a.String())
+	}
+	for _, p := range s.svc4 {
+		fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
+	}
+	for _, p := range s.svc6 {
+		fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
+	}
+	for _, ic := range s.intercepts {
+		x := model.Intercept{Prefix: ic.prefix.String(), Port: int(ic.port), ToPort: int(ic.toPort)}
+		if ic.to.IsValid() {
+			x.ToAddr = ic.to.String()
+		}
+		fw.Intercepts = append(fw.Intercepts, x)
+	}
+	return fw
+}
+
+// Canonical returns fw validated, with addresses in canonical text form,
+// every list sorted as the model documents and deduplicated, and empty
+// lists nil. Read returns firewalls in this form.
+func Canonical(fw model.Firewall) (model.Firewall, error) {
+	s, err := compile(fw)
+	if err != nil {
+		return model.Firewall{}, err
+	}
+	return s.firewall(), nil
+}
+
+// Diff lists the differences between want and got, one line each ("vip4:
+// missing 192.0.2.10", "svc6: unexpected 2001:db8::10 . 443", ...), sorted;
+// empty when both describe the same table. Order and duplicates do not
+// matter; invalid entries are compared as text.
+func Diff(want, got model.Firewall) []string {
+	var out []string
+	set := func(name string, w, g []string) {
+		ws, gs := map[string]bool{}, map[string]bool{}
+		for _, x := range w {
+			ws[x] = true
+		}
+		for _, x := range g {
+			gs[x] = true
+		}
+		for x := range ws {
+			if !gs[x] {
+				out = append(out, name+": missing "+x)
+			}
+		}
+		for x := range gs {
+			if !ws[x] {
+				out = append(out, name+": unexpected "+x)
+			}
+		}
+	}
+	set("vip4", addrTexts(want.VIPs4), addrTexts(got.VIPs4))
+	set("vip6", addrTexts(want.VIPs6), addrTexts(got.VIPs6))
+	set("svc4", pairTexts(want.Accept4), pairTexts(got.Accept4))
+	set("svc6", pairTexts(want.Accept6), pairTexts(got.Accept6))
+	set("intercept", interceptTexts(want.Intercepts), interceptTexts(got.Intercepts))
+	if want.Transparent != got.Transparent {
+		out = append(out, fmt.Sprintf("transparent: want %v, got %v", want.Transparent, got.Transparent))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func addrText(a string) string {
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.String()
+	}
+	return a
+}
+
+func addrTexts(in []string) []string {
+	out := make([]string, len(in))
+	for i, a := range in {
+		out[i] = addrText(a)
+	}
+	return out
+}
+
+func pairTexts(in []model.AddrPort) []string {
+	out := make([]string, len(in))
+	for i, p := range in {
+		out[i] = addrText(p.Addr) + " . " + strconv.Itoa(p.Port)
+	}
+	return out
+}
+
+func interceptTexts(in []model.Intercept) []string {
+	out := make([]string, len(in))
+	for i, ic := range in {
+		pfx := ic.Prefix
+		if p, err := netip.ParsePrefix(pfx); err == nil {
+			pfx = p.String()
+		}
+		out[i] = fmt.Sprintf("%s . %d -> %s", pfx, ic.Port, target(addrText(ic.ToAddr), ic.ToPort))
+	}
+	return out
+}
+
+// target formats a tproxy target like nft: "A:P", "[A6]:P" or ":P".
+func target(addr string, port int) string {
+	switch {
+	case addr == "":
+		return ":" + strconv.Itoa(port)
+	case strings.Contains(addr, ":"):
+		return "[" + addr + "]:" + strconv.Itoa(port)
+	}
+	return addr + ":" + strconv.Itoa(port)
+}
