@@ -69,4 +69,3 @@ func (f *Fake) String() string {
 	}
 	return s
 }
-
