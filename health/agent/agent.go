@@ -39,8 +39,12 @@ type Config struct {
 	Store     *release.Store
 	Deps      health.Deps
 	Announcer Announcer
-	// Events of listeners opening and closing (nil without eBPF).
-	Events <-chan ListenerEvent
+	// Events of listeners opening and closing (nil without eBPF), and the
+	// kernel-side filter told which listeners to report (in the network
+	// namespace with inode WatchNetNS; 0 means any).
+	Events     <-chan ListenerEvent
+	Watcher    Watcher
+	WatchNetNS uint64
 	// Interval between evaluations; FastInterval while a VIP is changing
 	// state. Defaults 1 s and 200 ms.
 	Interval, FastInterval time.Duration
@@ -139,7 +143,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 // Run evaluates and announces until ctx ends; then, unless configured to
 // keep them, it withdraws every route.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
-	if err := a.load(); err != nil {
+	if err := a.loadAndWatch(); err != nil {
 		return err
 	}
 	a.evaluate(ctx)
@@ -153,7 +157,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		case <-ctx.Done():
 			return a.shutdown()
 		case done := <-a.reload:
-			if err := a.load(); err != nil {
+			if err := a.loadAndWatch(); err != nil {
 				a.log.Error("reload", "err", err)
 			}
 			a.evaluate(ctx)
@@ -209,6 +213,18 @@ func (a *Agent) load() error {
 		keep[v.Name] = t
 	}
 	a.trackers = keep
+	return nil
+}
+
+// loadAndWatch reads the inputs and updates the kernel's listener filter.
+func (a *Agent) loadAndWatch() error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	if err := a.watch(); err != nil {
+		// Polling still sees a closed listener, only later.
+		a.log.Error("listener events unavailable", "err", err)
+	}
 	return nil
 }
 
