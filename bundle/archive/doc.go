@@ -1,0 +1,27 @@
+// Package archive owns the lbctl bundle format: writing a signed bundle,
+// reading one back safely, and extracting a verified bundle to disk.
+//
+// A bundle is a gzip-compressed USTAR tar whose members come in a fixed
+// order:
+//
+//	MANIFEST.json          the manifest (format, serial, times, key id, files)
+//	MANIFEST.json.minisig  minisign signature of the manifest bytes
+//	<payload files>        regular files, in the manifest's (sorted) order
+//
+// The minisign trusted comment is "serial:<N> manifest-sha256:<hex>", so
+// `minisign -Vm MANIFEST.json -p key.pub` shows what was signed. Every tar
+// header is fixed (mode 0644, uid/gid 0, no user or group names, mtime = the
+// manifest's creation time) and the gzip header carries no name and the same
+// time, so the same files, serial and time give the same bytes.
+//
+// Read is safe by construction: it never touches the file system, it bounds
+// the decompressed size and the compression ratio while streaming, and it
+// verifies the signature against trusted, non-revoked keys before reading
+// any payload member. Every payload member must then be a regular file with a
+// safe name, listed in the manifest, in manifest order, with the listed size
+// and SHA-256; nothing may be missing, extra, duplicated or trailing. Each
+// failure has its own sentinel error for errors.Is. Extract writes a verified
+// bundle's files to a new directory atomically.
+//
+// The package must not import node-side packages and builds on any OS.
+package archive
