@@ -153,9 +153,9 @@ func (rs *resolver) ports(v *model.VIP, services []model.Service, byName map[str
 			case b.svc.Mode != first.svc.Mode:
 				rs.errs.add(where, "port %d on VIP %s: mode %s differs from mode %s of %s", port, v.Name, b.svc.Mode, first.svc.Mode, other)
 			case b.l.TLS != first.l.TLS:
-				rs.errs.add(where, "port %d on VIP %s: TLS termination (%s) differs from %s (%s)", port, v.Name, onOff(b.l.TLS), other, onOff(first.l.TLS))
+				rs.errs.add(where, "port %d on VIP %s: TLS termination is %s here but %s in %s: services sharing a port must agree on TLS", port, v.Name, onOff(b.l.TLS), onOff(first.l.TLS), other)
 			case b.l.IPv4 != first.l.IPv4 || b.l.IPv6 != first.l.IPv6:
-				rs.errs.add(where, "port %d on VIP %s: address families (%s) differ from %s (%s)", port, v.Name, families(b.l), other, families(first.l))
+				rs.errs.add(where, "port %d on VIP %s: listens on %s here but on %s in %s: services sharing a port must agree on address families", port, v.Name, families(b.l), families(first.l), other)
 			}
 		}
 		slices.Sort(p.Services)

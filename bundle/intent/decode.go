@@ -251,7 +251,18 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
 
 func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
 	if n.kind != kindMap {
-		d.fail(n, path, "want a mapping, got %s", n.describe())
+		want := "a mapping"
+		if sh, ok := v.Interface().(shorthandSchemaer); ok {
+			switch sh.shorthandSchema()["type"] {
+			case "boolean":
+				want = "a boolean (true/false, on/off, yes/no) or a mapping"
+			case "string":
+				want = "a name or a mapping"
+			case "integer":
+				want = "a port number or a mapping"
+			}
+		}
+		d.fail(n, path, "want %s, got %s", want, n.describe())
 		return
 	}
 	si := infoOf(v.Type())

@@ -79,7 +79,11 @@ func (l *loader) checkDefaultsLocks(df *Defaults) {
 // checkPolicyNarrows checks that a nested policy's VIP prefixes lie inside
 // the prefixes its enclosing policies allow: a subtree can only narrow.
 func (l *loader) checkPolicyNarrows(df *Defaults) {
-	for _, p := range df.Policy.VIPPrefixes {
+	for i, p := range df.Policy.VIPPrefixes {
+		pos := df.vipPolicyPos
+		if i < len(df.vipPrefixPos) {
+			pos = df.vipPrefixPos[i]
+		}
 		for up := df.parent; up != nil; up = up.parent {
 			if len(up.Policy.VIPPrefixes) == 0 {
 				continue
@@ -92,7 +96,7 @@ func (l *loader) checkPolicyNarrows(df *Defaults) {
 				}
 			}
 			if !inside {
-				l.errs.add(df.vipPolicyPos, "policy.vip_prefixes: %s is not inside the prefixes allowed by %s", p.Prefix, up.vipPolicyPos)
+				l.errs.add(pos, "policy.vip_prefixes: %s is not inside the prefixes allowed by %s", p.Prefix, up.vipPolicyPos)
 			}
 		}
 	}

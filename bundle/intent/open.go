@@ -3,7 +3,11 @@ package intent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/lbctl/lbctl/bundle/dns"
 	"github.com/lbctl/lbctl/bundle/inventory"
@@ -24,21 +28,58 @@ type Options struct {
 // or DNS server that site.yaml (or opts) names, and resolves the tree. All
 // problems are returned at once; the ones in intents files are Errors.
 func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error) {
-	t, err := Load(dir)
-	if err != nil {
-		return nil, err
+	t, errs := loadPartial(os.DirFS(dir), dir)
+	if t == nil {
+		return nil, errs.err()
 	}
 	inv, r, err := t.Sources(opts)
 	if err != nil {
+		// Report the source's problems and resolve the rest without
+		// repeating them for every name.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs.addErr(textError(line))
+		}
+		if inv == nil && t.Site.Inventory != "" {
+			inv = brokenSource{}
+		}
+		if r == nil {
+			r = brokenSource{}
+		}
+	}
+	site, err := t.Resolve(ctx, r, inv)
+	if err != nil {
+		var es Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				errs.addErr(e)
+			}
+		} else {
+			errs.add(Pos{}, "%v", err)
+		}
+	}
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	return t.Resolve(ctx, r, inv)
+	return site, nil
+}
+
+var posPrefix = regexp.MustCompile(`^(.+?):(\d+):(\d+): (.*)$`)
+
+// textError turns a "file:line:col: message" line from another package into
+// an Error, so that it sorts with the rest.
+func textError(line string) *Error {
+	if m := posPrefix.FindStringSubmatch(line); m != nil {
+		l, _ := strconv.Atoi(m[2])
+		c, _ := strconv.Atoi(m[3])
+		return &Error{Pos: Pos{File: m[1], Line: l, Col: c}, Msg: m[4]}
+	}
+	return &Error{Msg: line}
 }
 
 // Sources opens the inventory and the resolver the site file names, with
 // opts overriding it. The inventory is nil when the site names none; the
 // resolver is nil when there is neither zone nor DNS server, which makes
-// every lookup fail.
+// every lookup fail. On error, the sources that did open are returned too.
 func (t *Tree) Sources(opts Options) (Inventory, dns.Resolver, error) {
 	var errs []error
 	var inv Inventory
@@ -74,8 +115,5 @@ func (t *Tree) Sources(opts Options) (Inventory, dns.Resolver, error) {
 	case server != "":
 		r = dns.NewCache(dns.NewClient(server))
 	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	return inv, r, nil
+	return inv, r, errors.Join(errs...)
 }

@@ -23,6 +23,18 @@ type Inventory interface {
 	Host(name string) (inventory.Host, bool)
 }
 
+// errSkip marks lookups that fail because a source (inventory, zone) did not
+// load; its own error is reported once, these are not.
+var errSkip = errors.New("source did not load")
+
+type brokenSource struct{}
+
+func (brokenSource) Group(string) ([]inventory.Host, error) { return nil, errSkip }
+func (brokenSource) Host(string) (inventory.Host, bool)     { return inventory.Host{}, false }
+func (brokenSource) Lookup(context.Context, string) ([]netip.Addr, error) {
+	return nil, errSkip
+}
+
 // lookupWorkers bounds concurrent DNS lookups.
 const lookupWorkers = 16
 
@@ -76,6 +88,9 @@ type serviceErrs struct {
 
 func (se *serviceErrs) flush(to *errList) {
 	for _, e := range se.list {
+		if errors.Is(e.Err, errSkip) {
+			continue
+		}
 		if e.Pos.File != se.file {
 			e.Msg += " (service " + se.name + ")"
 		}
@@ -170,6 +185,9 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	t := rs.tree
 	names := map[string]bool{}
 	for _, s := range t.Services {
+		if s.broken {
+			continue
+		}
 		if s.FQDN != "" {
 			names[canonicalName(s.FQDN)] = true
 		}
@@ -179,6 +197,9 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 
 	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, Services: []model.Service{}, VIPs: []model.VIP{}, Nodes: []model.Node{}}
 	for _, s := range t.Services {
+		if s.broken {
+			continue
+		}
 		se := &serviceErrs{file: rs.display(s.Source), name: s.Name}
 		addrs := rs.vipAddresses(s, se)
 		servers := rs.servers(s, se)
@@ -209,14 +230,14 @@ func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
 func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 	b := s.Backend
 	var out []model.Server
-	addr := func(p Pos, name, host string) {
+	addr := func(p Pos, name, host, via string) {
 		if a, err := netip.ParseAddr(host); err == nil {
 			out = append(out, model.Server{Name: name, Address: a.Unmap().String()})
 			return
 		}
 		res := rs.lookups[canonicalName(host)]
 		if res.err != nil {
-			errs.wrap(p, res.err, "backend server %s does not resolve", name)
+			errs.wrap(p, res.err, "backend server %s%s does not resolve", name, via)
 			return
 		}
 		out = append(out, model.Server{Name: name, Address: res.addrs[0].String()})
@@ -239,13 +260,13 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 			if host == "" {
 				host = h.Name
 			}
-			addr(s.at("backend.group"), h.Name, host)
+			addr(s.at("backend.group"), h.Name, host, " (group "+b.Group+")")
 		}
 	case len(b.Hosts) > 0:
 		for i, h := range b.Hosts {
 			p := s.at(fmt.Sprintf("backend.hosts.%d", i))
 			if a, err := netip.ParseAddr(h); err == nil {
-				addr(p, a.Unmap().String(), h)
+				addr(p, a.Unmap().String(), h, "")
 				continue
 			}
 			if rs.inv != nil {
@@ -254,7 +275,7 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 					if host == "" {
 						host = ih.Name
 					}
-					addr(p, ih.Name, host)
+					addr(p, ih.Name, host, " (inventory host)")
 					continue
 				}
 			}
@@ -262,7 +283,7 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 				errs.add(p, "backend host %q is neither an inventory host, an address nor a DNS name", h)
 				continue
 			}
-			addr(p, canonicalName(h), h)
+			addr(p, canonicalName(h), h, "")
 		}
 	default:
 		errs.add(s.at("backend"), "backend needs a group or hosts")

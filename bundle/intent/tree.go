@@ -50,6 +50,9 @@ type Defaults struct {
 	tree *node
 	// pos of the policy's keys, for messages naming the policy.
 	vipPolicyPos, groupPolicyPos Pos
+	vipPrefixPos                 []Pos
+	// broken is set when the file has errors.
+	broken bool
 	// parent is the nearest enclosing defaults, or nil.
 	parent *Defaults
 }
@@ -71,12 +74,19 @@ var nameSegment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // shown in error messages and in Tree.Root. All problems of the whole tree
 // are returned at once, as Errors.
 func LoadFS(fsys fs.FS, root string) (*Tree, error) {
-	l := &loader{fsys: fsys, root: root, errs: &errList{}}
-	t := l.load()
-	if err := l.errs.err(); err != nil {
+	t, errs := loadPartial(fsys, root)
+	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// loadPartial loads what it can: services whose files (or defaults) have
+// errors are marked broken, so that resolving the rest of the tree can
+// still report its problems. The tree is nil when site.yaml is unusable.
+func loadPartial(fsys fs.FS, root string) (*Tree, *errList) {
+	l := &loader{fsys: fsys, root: root, errs: &errList{}}
+	return l.load(), l.errs
 }
 
 type loader struct {
@@ -144,7 +154,7 @@ func (l *loader) load() *Tree {
 		} else {
 			l.errs.addErr(site.err)
 		}
-		return t
+		return nil
 	}
 	d := decoder{errs: l.errs}
 	d.decode(site.tree, reflect.ValueOf(&t.Site).Elem(), "", nil)
@@ -217,8 +227,10 @@ func (l *loader) load() *Tree {
 		df.parent = nearestDefaults(byDir, path.Dir(df.Dir), df.Dir == ".")
 	}
 	for _, df := range t.Defaults {
+		before := len(l.errs.list)
 		l.checkDefaultsLocks(df)
 		l.checkPolicyNarrows(df)
+		df.broken = df.broken || len(l.errs.list) > before
 	}
 
 	files := l.parseAll(serviceRels, reflect.TypeFor[Service]())
@@ -229,7 +241,9 @@ func (l *loader) load() *Tree {
 			continue
 		}
 		dir := path.Dir(f.rel)
+		before := len(l.errs.list)
 		if s := l.service(f, nearestDefaults(byDir, dir, false)); s != nil {
+			s.broken = len(l.errs.list) > before || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
 			t.Services = append(t.Services, s)
 		}
 	}
@@ -281,6 +295,7 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 			l.errs.addErr(f.err)
 			continue
 		}
+		before := len(l.errs.list)
 		var df DefaultsFile
 		d := decoder{errs: l.errs}
 		d.decode(f.tree, reflect.ValueOf(&df).Elem(), "", nil)
@@ -303,6 +318,11 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 		if pol := f.tree.get("policy"); pol != nil {
 			def.vipPolicyPos = pol.keyPos("vip_prefixes", display)
 			def.groupPolicyPos = pol.keyPos("backend_groups", display)
+			if v := pol.get("vip_prefixes"); v != nil && v.kind == kindSeq {
+				for _, it := range v.items {
+					def.vipPrefixPos = append(def.vipPrefixPos, it.pos)
+				}
+			}
 			if g := pol.get("backend_groups"); g != nil && g.kind == kindSeq {
 				for i, it := range g.items {
 					if i < len(df.Policy.BackendGroups) {
@@ -313,6 +333,7 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 				}
 			}
 		}
+		def.broken = len(l.errs.list) > before
 		out = append(out, def)
 	}
 	return out

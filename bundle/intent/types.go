@@ -19,24 +19,27 @@ type Service struct {
 	// Source is the file's path in the tree.
 	Source string `yaml:"-"`
 
-	FQDN        string       `yaml:"fqdn" doc:"Host name of the service; its A/AAAA records are the VIP addresses." required:"true"`
-	Aliases     []string     `yaml:"aliases" doc:"Further host names routed to this service (Host header / SNI)."`
-	Mode        string       `yaml:"mode" enum:"http,tcp" doc:"Proxy mode; inferred from backend.software (postfix, dovecot and slapd mean tcp, everything else http)."`
-	Listeners   []Listener   `yaml:"listeners" doc:"Ports the service accepts connections on; inferred from mode, TLS and software when omitted."`
-	TLS         TLS          `yaml:"tls" doc:"TLS termination on the load balancer."`
-	Backend     Backend      `yaml:"backend" doc:"The backend pool." required:"true"`
-	Redirects   []Redirect   `yaml:"redirects" doc:"HTTP redirects answered by the load balancer (mode http)."`
-	Allow       []Prefix     `yaml:"allow" doc:"Client source prefixes admitted; empty admits everyone."`
-	Transparent Transparent  `yaml:"transparent" doc:"Backends see the client's address (TPROXY on the node)."`
-	Timeouts    Timeouts     `yaml:"timeouts" doc:"Timeouts; inferred from mode when omitted."`
-	Owner       string       `yaml:"owner" doc:"Owning team, for monitoring."`
-	Contacts    []string     `yaml:"contacts" doc:"E-mail addresses notified by monitoring."`
+	FQDN        string      `yaml:"fqdn" doc:"Host name of the service; its A/AAAA records are the VIP addresses." required:"true"`
+	Aliases     []string    `yaml:"aliases" doc:"Further host names routed to this service (Host header / SNI)."`
+	Mode        string      `yaml:"mode" enum:"http,tcp" doc:"Proxy mode; inferred from backend.software (postfix, dovecot and slapd mean tcp, everything else http)."`
+	Listeners   []Listener  `yaml:"listeners" doc:"Ports the service accepts connections on; inferred from mode, TLS and software when omitted."`
+	TLS         TLS         `yaml:"tls" doc:"TLS termination on the load balancer."`
+	Backend     Backend     `yaml:"backend" doc:"The backend pool." required:"true"`
+	Redirects   []Redirect  `yaml:"redirects" doc:"HTTP redirects answered by the load balancer (mode http)."`
+	Allow       []Prefix    `yaml:"allow" doc:"Client source prefixes admitted; empty admits everyone."`
+	Transparent Transparent `yaml:"transparent" doc:"Backends see the client's address (TPROXY on the node)."`
+	Timeouts    Timeouts    `yaml:"timeouts" doc:"Timeouts; inferred from mode when omitted."`
+	Owner       string      `yaml:"owner" doc:"Owning team, for monitoring."`
+	Contacts    []string    `yaml:"contacts" doc:"E-mail addresses notified by monitoring."`
 
 	// src is the merged node tree the service was decoded from, for
 	// positions of errors found after decoding.
 	src *node
 	// chain is the defaults that apply, root first.
 	chain []*Defaults
+	// broken is set when the service's file or its defaults have errors;
+	// resolving a partially loaded tree skips it.
+	broken bool
 }
 
 // Listener is one port of a service.
