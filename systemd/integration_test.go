@@ -74,15 +74,15 @@ type world struct {
 	keep   *http.Client // keep-alive
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, addrs ...string) *world {
 	t.Helper()
 	sd := systemdtest.Start(t, systemdtest.Options{Name: "lbt-sd"})
 	cli := netnstest.New(t, "sdcli")
 	w := &world{sd: sd, cli: cli}
 
 	sd.Run(t, "ip", "link", "set", "lo", "up")
-	for _, v := range vips {
-		sd.Run(t, "ip", "addr", "add", v.addr+"/32", "dev", "lo")
+	for _, a := range addrs {
+		sd.Run(t, "ip", "addr", "add", a+"/32", "dev", "lo")
 	}
 	if out, err := exec.Command("ip", "link", "add", "veth-cli", "netns", cli.Name, "type", "veth",
 		"peer", "name", "veth-sd", "netns", strconv.Itoa(sd.PID())).CombinedOutput(); err != nil {
@@ -103,6 +103,8 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		rw.Header().Set("X-Backend-Saw", host)
 		io.WriteString(rw, "ok\n")
 	})}
 	go srv.Serve(ln)
@@ -120,11 +122,6 @@ func newWorld(t *testing.T) *world {
 	w.client = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
 	w.keep = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16}}
 	t.Cleanup(func() { w.keep.CloseIdleConnections() })
-
-	writeUnits(t, sd, []systemd.Instance{{Name: vips[0].name}, {Name: vips[1].name}, {Name: vips[2].name}})
-	for _, v := range vips {
-		sd.WriteFile(t, systemd.ConfigPath(v.name), []byte(haproxyConfig(v.name, v.addr)), 0o644)
-	}
 	return w
 }
 
@@ -208,9 +205,13 @@ func unitNames() []string {
 // TestHAProxyUnits starts three VIP instances, reloads one 20 times under
 // load from the client namespace, then tries a broken config.
 func TestHAProxyUnits(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, vips[0].addr, vips[1].addr, vips[2].addr)
 	sd := w.sd
 	a := vips[0]
+	writeUnits(t, sd, []systemd.Instance{{Name: vips[0].name}, {Name: vips[1].name}, {Name: vips[2].name}})
+	for _, v := range vips {
+		sd.WriteFile(t, systemd.ConfigPath(v.name), []byte(haproxyConfig(v.name, v.addr)), 0o644)
+	}
 
 	var started startResult
 	systemdtest.RunInside(t, sd, "TestHelperStart", map[string]string{"LBTEST_UNITS": strings.Join(unitNames(), ",")}, &started)
@@ -432,4 +433,176 @@ func TestHelperBrokenReload(t *testing.T) {
 	b, _ := json.Marshal(je.State)
 	t.Logf("state in the error: %s", b)
 	systemdtest.Emit(t, brokenResult{Error: rerr.Error()})
+}
+
+// TestUnitPrivilegesAndErrors checks the capabilities each instance gets
+// (CAP_NET_BIND_SERVICE only; CAP_NET_ADMIN added by the transparent
+// drop-in) and that a transparent backend connection ("usesrc clientip")
+// works with the drop-in and fails without it; then the Manager's errors
+// for impossible transitions, stop, and the exposure systemd-analyze
+// reports for the units as loaded by the namespaced systemd.
+func TestUnitPrivilegesAndErrors(t *testing.T) {
+	const tpAddr, tpnoAddr = "192.0.2.13", "192.0.2.14"
+	w := newWorld(t, tpAddr, tpnoAddr)
+	sd := w.sd
+	// Replies from the backend (source 127.0.0.1) to the client's address
+	// are delivered locally, to HAProxy's transparent socket.
+	sd.Run(t, "ip", "rule", "add", "from", "127.0.0.1", "lookup", "100")
+	sd.Run(t, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+
+	writeUnits(t, sd, []systemd.Instance{{Name: "plain"}, {Name: "tp", Transparent: true}, {Name: "tpno"}})
+	plain := strings.Replace(haproxyConfig("plain", "127.0.0.1"), "default_backend be",
+		"http-request return status 200 content-type text/plain string plain", 1)
+	sd.WriteFile(t, systemd.ConfigPath("plain"), []byte(plain), 0o644)
+	transparent := func(vip, addr string) []byte {
+		return []byte(strings.Replace(haproxyConfig(vip, addr), "\nbackend be\n", "\nbackend be\n    source 0.0.0.0 usesrc clientip\n", 1))
+	}
+	sd.WriteFile(t, systemd.ConfigPath("tp"), transparent("tp", tpAddr), 0o644)
+	sd.WriteFile(t, systemd.ConfigPath("tpno"), transparent("tpno", tpnoAddr), 0o644)
+
+	systemdtest.RunInside(t, sd, "TestHelperPrivileges", nil, nil)
+
+	// With CAP_NET_ADMIN the backend sees the client's own address.
+	resp, err := w.client.Get("http://" + tpAddr + "/")
+	if err != nil {
+		t.Fatalf("transparent VIP: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Backend-Saw") != cliVeth {
+		t.Errorf("transparent VIP: status %d, backend saw %q, want 200 and %s\n%s\n%s", resp.StatusCode, resp.Header.Get("X-Backend-Saw"), cliVeth,
+			sd.Run(t, "cat", systemd.ConfigPath("tp")), sd.Run(t, "journalctl", "--no-pager", "-u", systemd.UnitName("tp")))
+	}
+	// Without it HAProxy cannot use the client's address as source.
+	resp, err = w.client.Get("http://" + tpnoAddr + "/")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("usesrc clientip worked without CAP_NET_ADMIN (backend saw %q)", resp.Header.Get("X-Backend-Saw"))
+		}
+		t.Logf("without the drop-in: status %d", resp.StatusCode)
+	}
+
+	systemdtest.RunInside(t, sd, "TestHelperErrorsAndStop", nil, nil)
+
+	for _, vip := range []string{"plain", "tp"} {
+		out := sd.Run(t, "systemd-analyze", "security", "--no-pager", systemd.UnitName(vip))
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("systemd-analyze security:\n%s", out)
+		}
+		exp, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("systemd-analyze security %s (online, in the namespaced systemd): %.1f", systemd.UnitName(vip), exp)
+		if exp > 2.5 {
+			t.Errorf("%s exposure %.1f > 2.5", vip, exp)
+		}
+	}
+}
+
+// capEff reads a process's effective capabilities.
+func capEff(t *testing.T, pid uint32) (uint64, string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapEff:\s+([0-9a-f]+)$`).FindSubmatch(b)
+	u := regexp.MustCompile(`(?m)^Uid:\s+(\d+)`).FindSubmatch(b)
+	if m == nil || u == nil {
+		t.Fatalf("status of %d:\n%s", pid, b)
+	}
+	c, _ := strconv.ParseUint(string(m[1]), 16, 64)
+	return c, string(u[1])
+}
+
+func TestHelperPrivileges(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const netBind, netAdmin = 1 << 10, 1 << 12
+	for _, tc := range []struct {
+		vip  string
+		caps uint64
+	}{{"plain", netBind}, {"tp", netBind | netAdmin}, {"tpno", netBind}} {
+		u := systemd.UnitName(tc.vip)
+		if err := m.Start(ctx, u); err != nil {
+			t.Fatalf("start %s: %v", u, err)
+		}
+		st, err := m.State(ctx, u)
+		if err != nil || !st.Active() {
+			t.Fatalf("%s: %v %v", u, st, err)
+		}
+		caps, uid := capEff(t, st.MainPID)
+		t.Logf("%s: main PID %d uid %s CapEff %#x", u, st.MainPID, uid, caps)
+		if caps != tc.caps || uid == "0" {
+			t.Errorf("%s: uid %s CapEff %#x, want a non-root uid and %#x", u, uid, caps, tc.caps)
+		}
+	}
+	resp, err := http.Get("http://127.0.0.1/")
+	if err != nil {
+		t.Fatalf("plain instance: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "plain" {
+		t.Errorf("plain instance answered %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestHelperErrorsAndStop(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Impossible transitions are refused with the package's errors.
+	if err := m.Reload(ctx, systemd.UnitName("idle")); !errors.Is(err, systemd.ErrNotActive) {
+		t.Errorf("reload of an inactive unit: %v, want ErrNotActive", err)
+	}
+	if err := m.Stop(ctx, "lbtest-nope.service"); !errors.Is(err, systemd.ErrUnitNotFound) {
+		t.Errorf("stop of an unknown unit: %v, want ErrUnitNotFound", err)
+	}
+	if err := m.Start(ctx, "lbtest-nope.service"); !errors.Is(err, systemd.ErrUnitNotFound) {
+		t.Errorf("start of an unknown unit: %v, want ErrUnitNotFound", err)
+	}
+	if st, err := m.State(ctx, "lbtest-nope.service"); err != nil || st.LoadState != "not-found" {
+		t.Errorf("state of an unknown unit: %v %v", st, err)
+	}
+	// A start that fails in ExecStartPre is a job error naming it.
+	if err := os.WriteFile(systemd.ConfigPath("tpno"), []byte("global\n    bogus-global\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Restart(ctx, systemd.UnitName("tpno"))
+	var je *systemd.JobError
+	if !errors.As(err, &je) || !strings.Contains(err.Error(), "ExecStartPre /usr/sbin/haproxy -c -f") || !strings.Contains(err.Error(), "bogus-global") {
+		t.Errorf("restart with a broken config: %v", err)
+	}
+	t.Logf("restart with a broken config: %v", err)
+
+	// Stop: inactive, no main PID, runtime directory gone.
+	u := systemd.UnitName("plain")
+	t0 := time.Now()
+	if err := m.Stop(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stop latency: %v", time.Since(t0).Round(time.Millisecond))
+	st, err := m.State(ctx, u)
+	if err != nil || st.ActiveState != "inactive" || st.MainPID != 0 {
+		t.Errorf("after stop: %v %v", st, err)
+	}
+	if _, err := os.Stat(systemd.RuntimeDir("plain")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("runtime directory after stop: %v", err)
+	}
+	if resp, err := http.Get("http://127.0.0.1/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("plain instance still answers after stop")
+	}
 }

@@ -105,5 +105,9 @@ func (e *JobError) Error() string {
 	return b.String()
 }
 
-// Is makes errors.Is(err, ErrJobFailed) true for every JobError.
-func (e *JobError) Is(target error) bool { return target == ErrJobFailed }
+// Is makes errors.Is(err, ErrJobFailed) true for every JobError, and
+// errors.Is(err, ErrNotActive) true for a reload systemd refused because
+// the unit is inactive (job result "invalid").
+func (e *JobError) Is(target error) bool {
+	return target == ErrJobFailed || (target == ErrNotActive && e.Op == "reload" && e.Result == "invalid")
+}

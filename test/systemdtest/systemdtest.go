@@ -595,6 +595,16 @@ func RunInside(t testing.TB, s *Systemd, test string, env map[string]string, out
 	if !strings.Contains(text, "--- PASS: "+test+" ") {
 		t.Fatalf("inside %s: did not pass (skipped or not found)\n%s", test, text)
 	}
+	var logged []string
+	for _, l := range strings.Split(text, "\n") {
+		if tl := strings.TrimSpace(l); tl != "" && !strings.HasPrefix(tl, "=== RUN") && !strings.HasPrefix(tl, "--- PASS") &&
+			tl != "PASS" && !strings.HasPrefix(tl, resultPrefix) {
+			logged = append(logged, l)
+		}
+	}
+	if len(logged) > 0 {
+		t.Logf("inside %s:\n%s", test, strings.Join(logged, "\n"))
+	}
 	if out != nil {
 		var last string
 		for _, l := range strings.Split(text, "\n") {
