@@ -232,6 +232,16 @@ func TestHAProxyUnits(t *testing.T) {
 	}
 	t.Logf("start latency (3 units, one at a time): %v", started.Latencies)
 
+	// Reload latency without load, for reference.
+	var idle reloadResult
+	systemdtest.RunInside(t, sd, "TestHelperReloads", map[string]string{
+		"LBTEST_UNIT":   systemd.UnitName(a.name),
+		"LBTEST_OTHERS": strings.Join(unitNames()[1:], ","),
+		"LBTEST_COUNT":  "10",
+		"LBTEST_SPAN":   "3s",
+	}, &idle)
+	t.Logf("reload job latency without load: p50 %v max %v (%d reloads)", idle.P50, idle.Max, idle.Reloads)
+
 	// Hitless reload: 20 reloads of VIP A spread over ~10 s of load.
 	stop := make(chan struct{})
 	var lr *loadResult
