@@ -73,7 +73,9 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 		}
 		seen[set.Name] = true
 		if set.KeyType.Name != w.KeyType.Name || set.KeyType.Bytes != w.KeyType.Bytes ||
-			set.Interval || set.IsMap || set.HasTimeout || set.Constant || set.Concatenation != w.Concatenation {
+			set.Interval || set.IsMap || set.HasTimeout || set.Constant {
+			// The concatenation flag is not compared: nft leaves it out
+			// for hash sets, google/nftables sets it; both work the same.
 			drift = append(drift, fmt.Sprintf("set %s has type %q (%d bytes), want %q", set.Name, set.KeyType.Name, set.KeyType.Bytes, w.KeyType.Name))
 			continue
 		}
