@@ -1,3 +1,5 @@
+//go:build linux
+
 package systemd_test
 
 // Integration tests: a real systemd as PID 1 in namespaces of its own
@@ -586,6 +588,19 @@ func TestHelperErrorsAndStop(t *testing.T) {
 	if st, err := m.State(ctx, "lbtest-nope.service"); err != nil || st.LoadState != "not-found" {
 		t.Errorf("state of an unknown unit: %v %v", st, err)
 	}
+	// Restart gives a new main PID.
+	tp := systemd.UnitName("tp")
+	before, err := m.State(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Restart(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := m.State(ctx, tp); err != nil || !after.Active() || after.MainPID == before.MainPID || after.MainPID == 0 {
+		t.Errorf("restart: before %v, after %v %v", before, after, err)
+	}
+
 	// A start that fails in ExecStartPre is a job error naming it.
 	if err := os.WriteFile(systemd.ConfigPath("tpno"), []byte("global\n    bogus-global\n"), 0o644); err != nil {
 		t.Fatal(err)
