@@ -159,9 +159,9 @@ func mapBusError(err error) error {
 		be = *pbe
 	}
 	switch be.Name {
-	case "org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed":
+	case "org.freedesktop.systemd1.NoSuchUnit":
 		return fmt.Errorf("%w: %w", ErrUnitNotFound, err)
-	case "org.freedesktop.systemd1.UnitInactive", "org.freedesktop.systemd1.JobTypeNotApplicable":
+	case "org.freedesktop.systemd1.UnitInactive":
 		return fmt.Errorf("%w: %w", ErrNotActive, err)
 	}
 	return err
