@@ -60,7 +60,7 @@ func TestTemplate(t *testing.T) {
 		"NoNewPrivileges":          {"yes"},
 		"ProtectSystem":            {"strict"},
 		"ReadWritePaths":           {RuntimeDir("%i")},
-		"ReadOnlyPaths":            {"-" + ConfigRoot[:len("/etc/lbctl")]},
+		"ReadOnlyPaths":            {"-/etc/lbctl"},
 		"ProtectHome":              {"yes"},
 		"PrivateTmp":               {"yes"},
 		"PrivateDevices":           {"yes"},
