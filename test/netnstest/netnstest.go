@@ -421,6 +421,20 @@ func Veth(t testing.TB, a *NS, aAddr string, b *NS, bAddr string) Link {
 		}
 		end.ns.IP(t, "link", "set", end.dev, "up")
 	}
+	// Until the kernel's link watcher has marked both ends operationally up
+	// (it batches events for up to a second) the device drops every packet.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, end := range []struct {
+		ns  *NS
+		dev string
+	}{{a, l.A}, {b, l.B}} {
+		for !strings.Contains(end.ns.IP(t, "-o", "link", "show", "dev", end.dev), "state UP") {
+			if time.Now().After(deadline) {
+				t.Fatalf("veth %s in %s not up after 5 s", end.dev, end.ns.Name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return l
 }
 
