@@ -1,0 +1,160 @@
+// Package validate checks a release on the node before anything changes:
+// every new or changed VIP config with `haproxy -c`, bird.conf with
+// `bird -p`, and every TLS certificate a VIP of the release uses (present,
+// parses, key matches, covers the service's names, not expired). Configs are
+// checked in a scratch directory, never where the live ones are.
+package validate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/cert"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+// Validator runs the checks.
+type Validator struct {
+	// HAProxy and Bird are the binaries; defaults "haproxy" and "bird"
+	// from PATH (and /usr/sbin).
+	HAProxy, Bird string
+	// CertDir holds the certificates.
+	CertDir string
+	// BirdIncludeDir is the directory bird.conf includes the announcement
+	// files from; the check substitutes empty files.
+	BirdIncludeDir string
+	// VIPDir is where VIP configs live; references to it in a config are
+	// pointed at the scratch copy for the check.
+	VIPDir string
+	Now    func() time.Time
+}
+
+// Validate checks what plan p would start or reload, for Installer.Validate.
+func (v *Validator) Validate(ctx context.Context, site *model.Site, next *plan.State, p *plan.Plan) error {
+	scratch, err := os.MkdirTemp("", "lbctl-validate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	var errs []error
+	errs = append(errs, v.certs(site, next))
+	for _, name := range slices.Concat(p.Added, p.Changed) {
+		errs = append(errs, v.haproxy(ctx, scratch, next.VIP(name)))
+	}
+	if len(next.BirdConf) > 0 {
+		errs = append(errs, v.bird(ctx, scratch, next.BirdConf))
+	}
+	return errors.Join(errs...)
+}
+
+func lookPath(name, def string) string {
+	if name != "" {
+		return name
+	}
+	if p, err := exec.LookPath(def); err == nil {
+		return p
+	}
+	return "/usr/sbin/" + def
+}
+
+func (v *Validator) haproxy(ctx context.Context, scratch string, vip *plan.VIP) error {
+	dir := filepath.Join(scratch, "vips", vip.Name)
+	live := filepath.Join(v.VIPDir, vip.Name)
+	var cfg string
+	for _, f := range vip.Files {
+		data := f.Data
+		if v.VIPDir != "" {
+			data = bytes.ReplaceAll(data, []byte(live+"/"), []byte(dir+"/"))
+		}
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			return err
+		}
+		if f.Path == "haproxy.cfg" {
+			cfg = p
+		}
+	}
+	if cfg == "" {
+		return fmt.Errorf("vip %s: no haproxy.cfg", vip.Name)
+	}
+	out, err := exec.CommandContext(ctx, lookPath(v.HAProxy, "haproxy"), "-c", "-f", cfg).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("vip %s: haproxy -c: %s", vip.Name, firstLines(out, dir, live))
+	}
+	return nil
+}
+
+func (v *Validator) bird(ctx context.Context, scratch string, conf []byte) error {
+	inc := filepath.Join(scratch, "bird-include")
+	if err := os.MkdirAll(inc, 0o700); err != nil {
+		return err
+	}
+	for _, n := range []string{"announce4.conf", "announce6.conf"} {
+		if err := os.WriteFile(filepath.Join(inc, n), nil, 0o600); err != nil {
+			return err
+		}
+	}
+	if v.BirdIncludeDir != "" {
+		conf = bytes.ReplaceAll(conf, []byte(v.BirdIncludeDir+"/"), []byte(inc+"/"))
+	}
+	p := filepath.Join(scratch, "bird.conf")
+	if err := os.WriteFile(p, conf, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, lookPath(v.Bird, "bird"), "-p", "-c", p).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("bird.conf: bird -p: %s", firstLines(out, scratch, "(bird.conf)"))
+	}
+	return nil
+}
+
+// certs checks the certificates of the services on the release's VIPs.
+func (v *Validator) certs(site *model.Site, next *plan.State) error {
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	hosts := map[string][]string{}
+	for _, s := range site.Services {
+		if s.TLS == nil || next.VIP(s.VIP) == nil {
+			continue
+		}
+		hosts[s.TLS.Certificate] = append(hosts[s.TLS.Certificate], s.FQDN)
+		hosts[s.TLS.Certificate] = append(hosts[s.TLS.Certificate], s.Aliases...)
+	}
+	names := make([]string, 0, len(hosts))
+	for n := range hosts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, n := range names {
+		if _, err := cert.CheckFile(v.CertDir, n, hosts[n], now()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// firstLines shortens tool output to its first lines, with the scratch
+// path replaced by the live one.
+func firstLines(out []byte, scratch, live string) string {
+	s := strings.TrimSpace(strings.ReplaceAll(string(out), scratch, live))
+	lines := strings.Split(s, "\n")
+	if len(lines) > 8 {
+		lines = append(lines[:8], "...")
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,101 @@
+package validate
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/internal/testcert"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+func need(t *testing.T, bins ...string) {
+	for _, b := range bins {
+		if _, err := exec.LookPath(b); err != nil {
+			if _, err := os.Stat("/usr/sbin/" + b); err != nil {
+				t.Skipf("%s not installed (make deps installs it)", b)
+			}
+		}
+	}
+}
+
+const goodCfg = `global
+  log stdout format raw local0
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+frontend fe
+  bind 192.0.2.10:443 ssl crt-list /etc/lbctl/vips/192.0.2.10/crt-list
+  default_backend be
+backend be
+  server s1 203.0.113.5:80
+`
+
+const goodBird = `router id 198.51.100.11;
+protocol device {}
+protocol static vips4 {
+  ipv4;
+  include "/etc/bird/lbctl/announce4.conf";
+}
+`
+
+func TestValidate(t *testing.T) {
+	need(t, "haproxy", "bird")
+	certDir := t.TempDir()
+	ca, _ := testcert.NewCA("ca")
+	pemData, _ := ca.IssueValid("www.campus.example")
+	os.WriteFile(filepath.Join(certDir, "www.pem"), pemData, 0o600)
+	expired, _ := ca.Issue([]string{"old.campus.example"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+	os.WriteFile(filepath.Join(certDir, "old.pem"), expired, 0o600)
+
+	site := &model.Site{Services: []model.Service{
+		{Name: "www", FQDN: "www.campus.example", VIP: "192.0.2.10", TLS: &model.TLS{Certificate: "www"}},
+	}}
+	vip := func(cfg string) plan.VIP {
+		return plan.VIP{Name: "192.0.2.10", Files: []plan.File{
+			{Path: "crt-list", Data: []byte(filepath.Join(certDir, "www.pem") + "\n")},
+			{Path: "haproxy.cfg", Data: []byte(cfg)}}}
+	}
+	v := &Validator{CertDir: certDir, VIPDir: "/etc/lbctl/vips", BirdIncludeDir: "/etc/bird/lbctl"}
+	p := &plan.Plan{Added: []string{"192.0.2.10"}}
+	ctx := context.Background()
+	next := &plan.State{VIPs: []plan.VIP{vip(goodCfg)}, BirdConf: []byte(goodBird)}
+	if err := v.Validate(ctx, site, next, p); err != nil {
+		t.Fatalf("valid release: %v", err)
+	}
+	tests := []struct {
+		name string
+		mod  func(s *model.Site, n *plan.State)
+		want string
+	}{
+		{"haproxy syntax", func(_ *model.Site, n *plan.State) { n.VIPs[0] = vip(goodCfg + "  bogus-keyword 1\n") },
+			"vip 192.0.2.10: haproxy -c:"},
+		{"bird syntax", func(_ *model.Site, n *plan.State) { n.BirdConf = []byte("router id nonsense;\n") },
+			"bird.conf: bird -p:"},
+		{"missing certificate", func(s *model.Site, _ *plan.State) { s.Services[0].TLS.Certificate = "nope" },
+			"certificate nope"},
+		{"expired certificate", func(s *model.Site, _ *plan.State) {
+			s.Services[0].TLS.Certificate, s.Services[0].FQDN = "old", "old.campus.example"
+		}, "expired on"},
+		{"certificate not covering an alias", func(s *model.Site, _ *plan.State) { s.Services[0].Aliases = []string{"w3.campus.example"} },
+			"does not cover w3.campus.example"},
+	}
+	for _, tt := range tests {
+		s := &model.Site{Services: []model.Service{site.Services[0]}}
+		tl := *site.Services[0].TLS
+		s.Services[0].TLS = &tl
+		n := &plan.State{VIPs: []plan.VIP{vip(goodCfg)}, BirdConf: []byte(goodBird)}
+		tt.mod(s, n)
+		err := v.Validate(ctx, s, n, p)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
