@@ -14,16 +14,17 @@ import (
 	"github.com/lbctl/lbctl/bundle/sign"
 )
 
-// Test keys: A is trusted, B is unknown, C is trusted but revoked.
-var keyA, keyB, keyC = mustKey(), mustKey(), mustKey()
+// Test keys: A is trusted, B is unknown, C is trusted but revoked. They are
+// derived from fixed seeds so fuzz workers and saved corpus entries agree.
+var keyA, keyB, keyC = mustKey('A'), mustKey('B'), mustKey('C')
 
 type testKey struct {
 	pub  minisign.PublicKey
 	priv minisign.PrivateKey
 }
 
-func mustKey() testKey {
-	pub, priv, err := minisign.GenerateKey(nil)
+func mustKey(seed byte) testKey {
+	pub, priv, err := minisign.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)))
 	if err != nil {
 		panic(err)
 	}
@@ -145,3 +146,7 @@ func validMembers(t testing.TB) []member {
 }
 
 func bundleOf(t testing.TB, ms []member) []byte { return gz(t, rawTar(t, ms, true)) }
+
+func minisignVerify(pub minisign.PublicKey, msg, sig []byte) bool {
+	return minisign.Verify(pub, msg, sig)
+}

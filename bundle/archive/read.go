@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"crypto/sha256"
@@ -230,15 +231,19 @@ func (m *memberReader) next() (*tar.Header, error) {
 }
 
 // readAll reads the current member, which the header says has size bytes.
+// The buffer grows with the data actually read, so a header that merely
+// claims a large size costs nothing.
 func (m *memberReader) readAll(size int64) ([]byte, error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(m.tr, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	var buf bytes.Buffer
+	buf.Grow(int(min(size, 1<<20)))
+	n, err := buf.ReadFrom(io.LimitReader(m.tr, size))
+	if err == nil && n < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, streamErr(err)
 	}
-	return buf, nil
+	return buf.Bytes(), nil
 }
 
 func typeName(t byte) string {
