@@ -1,0 +1,323 @@
+// Package bird renders an LB node's BIRD 2 configuration (bird.conf) and the
+// announcement include files.
+//
+// bird.conf holds the router id, a device protocol, two static protocols,
+// vips4 and vips6, whose routes come from include files (announce4.conf and
+// announce6.conf, rewritten by the node's agent to announce the healthy
+// VIPs), optional BFD, and one multiprotocol BGP session per route reflector
+// with an IPv4 and an IPv6 channel that export only the static VIP routes
+// (next hop self) and import nothing.
+//
+// The package is pure: it never reads files, the clock or the network.
+package bird
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render/internal/text"
+)
+
+// Names shared with the node's agent (health/bird): the static protocols and
+// the include files it rewrites.
+const (
+	Protocol4    = "vips4"
+	Protocol6    = "vips6"
+	Include4Name = "announce4.conf"
+	Include6Name = "announce6.conf"
+	// DefaultIncludeDir is where the include files live on a node.
+	DefaultIncludeDir = "/etc/bird/lbctl"
+)
+
+// Options tune bird.conf. The zero value of a field means BIRD's default
+// (timers) or the package default (paths, BFD).
+type Options struct {
+	// IncludeDir holds Include4Name and Include6Name.
+	IncludeDir string
+	// BGP timers in seconds; zero keeps BIRD's defaults (connect delay 5,
+	// connect retry 120, error wait 60..300, hold 240, keepalive 80), under
+	// which a failed session can take minutes to come back. FastTimers
+	// returns faster ones.
+	ConnectDelayTime int
+	ConnectRetryTime int
+	ErrorWaitMin     int
+	ErrorWaitMax     int
+	HoldTime         int
+	KeepaliveTime    int
+	// BFDInterval (default 100 ms) and BFDMultiplier (default 3) when the
+	// node profile enables BFD.
+	BFDInterval   time.Duration
+	BFDMultiplier int
+}
+
+// FastTimers returns o with reconnect timers that bring a session back
+// within seconds after an error or a restart of either side.
+func (o Options) FastTimers() Options {
+	o.ConnectDelayTime = 1
+	o.ConnectRetryTime = 2
+	o.ErrorWaitMin, o.ErrorWaitMax = 1, 5
+	return o
+}
+
+func (o Options) withDefaults() Options {
+	if o.IncludeDir == "" {
+		o.IncludeDir = DefaultIncludeDir
+	}
+	if o.BFDInterval <= 0 {
+		o.BFDInterval = 100 * time.Millisecond
+	}
+	if o.BFDMultiplier <= 0 {
+		o.BFDMultiplier = 3
+	}
+	return o
+}
+
+// includeHeader starts every include file (the agent writes the same
+// format).
+const includeHeader = "# VIP routes this node announces (rendered by lbctl; the agent rewrites this file).\n"
+
+// Announce renders the two include files for a set of VIP prefixes: one
+// "route PREFIX blackhole;" line per prefix, sorted, without duplicates.
+// Prefixes are masked to their network; invalid ones are skipped. An empty
+// set gives a comment only, which BIRD accepts inside a static protocol.
+func Announce(prefixes []netip.Prefix) (v4, v6 []byte) {
+	var p4, p6 []netip.Prefix
+	for _, p := range prefixes {
+		if !p.IsValid() {
+			continue
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if p.Addr().Is4() {
+			p4 = append(p4, p)
+		} else {
+			p6 = append(p6, p)
+		}
+	}
+	render := func(ps []netip.Prefix) []byte {
+		slices.SortFunc(ps, func(a, b netip.Prefix) int {
+			return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+		})
+		var b bytes.Buffer
+		b.WriteString(includeHeader)
+		for _, p := range slices.Compact(ps) {
+			fmt.Fprintf(&b, "route %s blackhole;\n", p)
+		}
+		return b.Bytes()
+	}
+	return render(p4), render(p6)
+}
+
+// Prefixes returns the host prefixes (/32, /128) of every VIP address of the
+// site: what a node announces when all its VIPs are healthy. Invalid
+// addresses are skipped (the haproxy and nft renderers report them).
+func Prefixes(site *model.Site) []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range site.VIPs {
+		for _, a := range v.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return slices.Compact(out)
+}
+
+// ProtocolName is the BGP protocol name of a route reflector in bird.conf:
+// "bgp_" and the peer's name with characters BIRD does not accept in
+// symbols replaced by '_'.
+func ProtocolName(peer string) string {
+	return "bgp_" + symbol(peer)
+}
+
+func symbol(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// Config renders the node's bird.conf.
+func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
+	opts = opts.withDefaults()
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	rid, err := netip.ParseAddr(node.RouterID)
+	if err != nil || !rid.Is4() {
+		fail("router id %q: want an IPv4 address", node.RouterID)
+	}
+	if node.ASN == 0 {
+		fail("asn: missing")
+	}
+	var own4, own6 netip.Addr
+	for _, a := range node.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			fail("address %q: %v", a, err)
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is4() && !own4.IsValid() {
+			own4 = ip
+		}
+		if ip.Is6() && !own6.IsValid() {
+			own6 = ip
+		}
+	}
+	if len(node.RouteReflectors) == 0 {
+		fail("no route reflectors")
+	}
+	peers := make([]netip.Addr, len(node.RouteReflectors))
+	names := make([]string, len(node.RouteReflectors))
+	for i, rr := range node.RouteReflectors {
+		names[i] = rr.Name
+		ip, err := netip.ParseAddr(rr.Address)
+		if err != nil {
+			fail("route reflector %s: address %q: %v", rr.Name, rr.Address, err)
+			continue
+		}
+		peers[i] = ip.Unmap()
+		if rr.ASN == 0 {
+			fail("route reflector %s: asn missing", rr.Name)
+		}
+	}
+	protos := text.Unique(names, ProtocolName)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, errors.Join(errs...))
+	}
+
+	w := text.NewWriter("\t")
+	w.Line("# BIRD 2 configuration of LB node %s (site %s), rendered by lbctl. Do not edit.", node.Hostname, site.Name)
+	w.Line("# The agent announces healthy VIPs by rewriting %s and %s", Include4Name, Include6Name)
+	w.Line("# in %s and reconfiguring BIRD.", opts.IncludeDir)
+	w.Line("")
+	w.Line("log syslog all;")
+	w.Line("router id %s;", rid)
+	w.Line("")
+	w.Line("protocol device {")
+	w.Line("}")
+	for _, st := range []struct{ name, family, file string }{
+		{Protocol4, "ipv4", Include4Name},
+		{Protocol6, "ipv6", Include6Name},
+	} {
+		w.Line("")
+		w.Line("protocol static %s {", st.name)
+		w.In()
+		w.Line("%s;", st.family)
+		// BIRD only recognises include on a line of its own.
+		w.Line("include %q;", path.Join(opts.IncludeDir, st.file))
+		w.Out()
+		w.Line("}")
+	}
+	if node.BFD {
+		interval := fmt.Sprintf("%d ms", opts.BFDInterval.Milliseconds())
+		w.Line("")
+		w.Line("protocol bfd {")
+		w.In()
+		for _, block := range []string{`interface "*"`, "multihop"} {
+			w.Line("%s {", block)
+			w.In()
+			w.Line("interval %s;", interval)
+			w.Line("multiplier %d;", opts.BFDMultiplier)
+			w.Out()
+			w.Line("};")
+		}
+		w.Out()
+		w.Line("}")
+	}
+	for i, rr := range node.RouteReflectors {
+		peer := peers[i]
+		w.Line("")
+		w.Line("protocol bgp %s {", protos[rr.Name])
+		w.In()
+		kind := "iBGP"
+		if rr.ASN != node.ASN {
+			kind = "eBGP"
+		}
+		w.Line("description %q;", fmt.Sprintf("route reflector %s (%s)", rr.Name, kind))
+		local := own4
+		if peer.Is6() {
+			local = own6
+		}
+		if local.IsValid() {
+			w.Line("local %s as %d;", local, node.ASN)
+		} else {
+			w.Line("local as %d;", node.ASN)
+		}
+		w.Line("neighbor %s as %d;", peer, rr.ASN)
+		if node.BFD {
+			w.Line("bfd on;")
+		}
+		timers(w, opts)
+		for _, ch := range []struct {
+			family, proto string
+			is6           bool
+		}{{"ipv4", Protocol4, false}, {"ipv6", Protocol6, true}} {
+			// A channel of the other family than the session needs an
+			// explicit next hop of its family; without one the node
+			// cannot announce that family over this session.
+			var nh netip.Addr
+			if ch.is6 != peer.Is6() {
+				nh = own4
+				if ch.is6 {
+					nh = own6
+				}
+				if !nh.IsValid() {
+					w.Line("# no %s channel: the node has no %s address for the next hop", ch.family, ch.family)
+					continue
+				}
+			}
+			w.Line("%s {", ch.family)
+			w.In()
+			w.Line("import none;")
+			w.Line("export where proto = %q;", ch.proto)
+			w.Line("next hop self;")
+			if nh.IsValid() {
+				w.Line("next hop address %s;", nh)
+			}
+			w.Out()
+			w.Line("};")
+		}
+		w.Out()
+		w.Line("}")
+	}
+	return w.Bytes(), nil
+}
+
+func timers(w *text.Writer, o Options) {
+	if o.ConnectDelayTime > 0 {
+		w.Line("connect delay time %d;", o.ConnectDelayTime)
+	}
+	if o.ConnectRetryTime > 0 {
+		w.Line("connect retry time %d;", o.ConnectRetryTime)
+	}
+	if o.ErrorWaitMin > 0 && o.ErrorWaitMax >= o.ErrorWaitMin {
+		w.Line("error wait time %d, %d;", o.ErrorWaitMin, o.ErrorWaitMax)
+	}
+	if o.HoldTime > 0 {
+		w.Line("hold time %d;", o.HoldTime)
+	}
+	if o.KeepaliveTime > 0 {
+		w.Line("keepalive time %d;", o.KeepaliveTime)
+	}
+}
