@@ -89,7 +89,8 @@ type NS struct {
 	procs []*Proc
 }
 
-// New creates a network namespace named "lbt-<name>-<random>" with lo up.
+// New creates a network namespace named "lbt-<name>-<random>" with lo up
+// and IPv6 duplicate address detection off.
 // It is removed in t.Cleanup, after the processes started in it are killed
 // and reaped; the cleanup fails the test if a process is still inside or
 // the namespace file is still there.
@@ -113,6 +114,19 @@ func New(t testing.TB, name string) *NS {
 	}
 	ns.Inode = st.Ino
 	ns.IP(t, "link", "set", "lo", "up")
+	// Without duplicate address detection, IPv6 addresses (link-local ones
+	// included) are usable as soon as they exist; a test that needs DAD can
+	// turn it on per interface (net.ipv6.conf.<dev>.accept_dad=1).
+	if err := ns.Do(func() error {
+		for _, conf := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+conf+"/accept_dad", []byte("0"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("namespace %s: turn off IPv6 DAD: %v", full, err)
+	}
 	return ns
 }
 
