@@ -255,6 +255,13 @@ func TestKernelScale(t *testing.T) {
 		t.Logf("BENCH pairs=%d vips=%d rules=%d batches=%d messages=%d apply=%v read=%v",
 			n, len(fw.VIPs4)+len(fw.VIPs6), counts[n], batches, msgs, took.Round(time.Microsecond), readTook.Round(time.Microsecond))
 	}
+	// Replacing a full table with another full one (the common case).
+	g0 := mustGen(t, k)
+	start := time.Now()
+	if err := k.Apply(manyPairs(10000)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("BENCH re-apply pairs=10000 over 10000: apply=%v batches=%d", time.Since(start).Round(time.Microsecond), mustGen(t, k)-g0)
 	if counts[10] != counts[10000] {
 		t.Fatalf("rule count: %d for 10 pairs, %d for 10000", counts[10], counts[10000])
 	}
