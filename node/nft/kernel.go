@@ -30,7 +30,7 @@ var ErrNotSupported = errors.New("nftables not supported")
 var ErrDrift = errors.New("table differs from what lbctl programs")
 
 // elementsPerMessage bounds the elements in one NEWSETELEM message: a
-// netlink attribute holds at most 64 KiB, and an svc6 element takes 36
+// netlink attribute holds at most 64 KiB, and an svc6 element takes 32
 // bytes. A set with more elements is sent as several messages of the same
 // batch.
 const elementsPerMessage = 1024
@@ -106,7 +106,7 @@ func (k *Kernel) Apply(fw model.Firewall) error {
 	if err != nil {
 		return fmt.Errorf("nft: %w", err)
 	}
-	// About 40 bytes per svc6 element with headers, plus slack for the rest.
+	// At most 32 bytes per element (svc6) with headers, plus slack.
 	c, err := k.conn(64*rs.Elements() + 1<<20)
 	if err != nil {
 		return fmt.Errorf("nft: %w", err)
