@@ -33,6 +33,7 @@
 // exactly what Apply would have programmed (ErrDrift otherwise), so
 // Diff(want, read) is empty exactly when the kernel enforces want.
 //
-// The rule builders (InputRules, PreroutingRules, ...) are pure functions
-// returning []*nftables.Rule. Fake is an in-memory Conn for tests of callers.
+// Build and the rule builders (InputRules, TransparentRule, InterceptRule)
+// are pure functions returning nftables objects; Render prints the same
+// table in nft syntax. Fake is an in-memory Conn for tests of callers.
 package nft
