@@ -355,8 +355,11 @@ func (n *node) keyPos(key, file string) Pos {
 func checkFieldPath(p string) string {
 	t := reflect.TypeFor[Service]()
 	for i, seg := range strings.Split(p, ".") {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
+		}
+		if t.Kind() == reflect.Slice {
+			return "cannot lock inside the list " + strings.Join(strings.Split(p, ".")[:i], ".") + ": lock the whole list"
 		}
 		if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(scalarDecoderType) {
 			return "unknown field " + p + ": " + strings.Join(strings.Split(p, ".")[:i], ".") + " has no fields"
