@@ -151,3 +151,7 @@ func TrustedComment(serial uint64, manifest []byte) string {
 	sum := sha256.Sum256(manifest)
 	return fmt.Sprintf("serial:%d manifest-sha256:%s", serial, hex.EncodeToString(sum[:]))
 }
+
+// ResolvedFile is the payload member holding the resolved model
+// (model.Site) by convention of lbctl build; inspect summarises it.
+const ResolvedFile = "resolved.json"

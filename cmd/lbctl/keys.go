@@ -1,0 +1,347 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/urfave/cli/v2"
+
+	"github.com/lbctl/lbctl/bundle/archive"
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/sign"
+)
+
+func init() {
+	register(
+		&cli.Command{
+			Name:      "keygen",
+			Usage:     "create a signing key pair NAME.key and NAME.pub in minisign's format",
+			ArgsUsage: "NAME",
+			Description: "The secret key is encrypted with a passphrase from $" + sign.PassphraseEnv +
+				" or the terminal, unless --unencrypted (for automation). Existing files are never overwritten.",
+			Flags:  []cli.Flag{&cli.BoolFlag{Name: "unencrypted", Usage: "store the secret key without a passphrase"}},
+			Action: runKeygen,
+		},
+		&cli.Command{
+			Name:      "verify",
+			Usage:     "verify a bundle's signature, manifest and files (exit 0 only if valid)",
+			ArgsUsage: "FILE",
+			Flags:     trustFlags(),
+			Action:    runVerify,
+		},
+		&cli.Command{
+			Name:      "inspect",
+			Usage:     "verify a bundle and show its manifest and what it deploys",
+			ArgsUsage: "FILE",
+			Flags:     append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+			Action:    runInspect,
+		},
+	)
+}
+
+func trustFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "pubkey", Usage: "trust only this minisign public key `FILE`"},
+		&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the *.pub keys in `DIR`, minus those listed in DIR/revoked"},
+	}
+}
+
+// oneArg returns the single positional argument of a command.
+func singleArg(c *cli.Context, what string) (string, error) {
+	args, err := positional(c)
+	if err != nil {
+		return "", err
+	}
+	if len(args) != 1 {
+		return "", cli.Exit(fmt.Sprintf("%s: want exactly one argument, %s", c.Command.Name, what), 2)
+	}
+	return args[0], nil
+}
+
+// passphrase reads a key passphrase from $LBCTL_KEY_PASSPHRASE or, failing
+// that, the terminal (twice when confirm is set).
+func passphrase(confirm bool) (string, error) {
+	if v, ok := os.LookupEnv(sign.PassphraseEnv); ok {
+		return v, nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("no terminal to ask for the passphrase: set %s (or use an unencrypted key)", sign.PassphraseEnv)
+	}
+	defer tty.Close()
+	pw, err := promptNoEcho(tty, "Passphrase: ")
+	if err != nil || !confirm {
+		return pw, err
+	}
+	again, err := promptNoEcho(tty, "Passphrase (again): ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("passphrases do not match")
+	}
+	return pw, nil
+}
+
+// promptNoEcho asks on the terminal with echo off and reads one line.
+func promptNoEcho(tty *os.File, prompt string) (string, error) {
+	fmt.Fprint(tty, prompt)
+	restore, err := disableEcho(tty)
+	if err != nil {
+		return "", fmt.Errorf("terminal: %w", err)
+	}
+	var line []byte
+	var b [1]byte
+	for {
+		n, err := tty.Read(b[:])
+		if n == 1 && b[0] != '\n' && len(line) < 4096 {
+			line = append(line, b[0])
+			continue
+		}
+		if n == 1 || err != nil {
+			break
+		}
+	}
+	restore()
+	fmt.Fprintln(tty)
+	return strings.TrimSuffix(string(line), "\r"), nil
+}
+
+// loadPrivateKey loads a signing key, asking for its passphrase the same
+// way keygen does. lbctl build uses it.
+func loadPrivateKey(path string) (minisign.PrivateKey, error) {
+	return sign.LoadPrivateKey(path, passphrase)
+}
+
+func runKeygen(c *cli.Context) error {
+	name, err := singleArg(c, "the key NAME")
+	if err != nil {
+		return err
+	}
+	pass := sign.PassphraseFunc(passphrase)
+	if c.Bool("unencrypted") {
+		pass = nil
+	}
+	pub, err := sign.GenerateKeyFiles(name, pass)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	pubPath, keyPath := sign.KeyFiles(name)
+	w := c.App.Writer
+	fmt.Fprintf(w, "key id %s\n", sign.FormatKeyID(pub.ID()))
+	fmt.Fprintf(w, "secret key %s (keep it off the load balancers)\n", keyPath)
+	fmt.Fprintf(w, "public key %s (copy it to %s/ on every node)\n", pubPath, sign.DefaultTrustDir)
+	return nil
+}
+
+// trust builds the key set from --pubkey or --trusted.
+func trustFromFlags(c *cli.Context) (*sign.Trust, error) {
+	if p := c.String("pubkey"); p != "" {
+		if c.IsSet("trusted") {
+			return nil, cli.Exit(c.Command.Name+": give --pubkey or --trusted, not both", 2)
+		}
+		k, err := sign.LoadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		return sign.NewTrust(k), nil
+	}
+	return sign.LoadTrustDir(c.String("trusted"))
+}
+
+// readBundle opens, reads and verifies the bundle named by the argument.
+func readBundle(c *cli.Context) (*archive.Bundle, string, error) {
+	file, err := singleArg(c, "the bundle FILE")
+	if err != nil {
+		return nil, "", err
+	}
+	tr, err := trustFromFlags(c)
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return nil, file, err
+	}
+	if err != nil {
+		return nil, file, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 1)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, file, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 1)
+	}
+	defer f.Close()
+	b, err := archive.Read(f, tr, time.Now(), archive.Limits{})
+	if err != nil {
+		return nil, file, cli.Exit(fmt.Sprintf("%s %s: INVALID: %v", c.Command.Name, file, err), 1)
+	}
+	return b, file, nil
+}
+
+func runVerify(c *cli.Context) error {
+	b, file, err := readBundle(c)
+	if err != nil {
+		return err
+	}
+	m := b.Manifest
+	fmt.Fprintf(c.App.Writer, "%s: OK serial %d signed by %s, created %s, expires %s, %d files\n",
+		file, m.Serial, sign.FormatKeyID(b.Signer), m.Created.Format(time.RFC3339), expiryText(m), len(m.Files))
+	return nil
+}
+
+func expiryText(m archive.Manifest) string {
+	if m.Expires == nil {
+		return "never"
+	}
+	return m.Expires.Format(time.RFC3339)
+}
+
+// inspection is inspect's JSON output.
+type inspection struct {
+	Serial   uint64              `json:"serial"`
+	Signer   string              `json:"signer"`
+	Created  time.Time           `json:"created"`
+	Expires  *time.Time          `json:"expires,omitempty"`
+	Revision string              `json:"revision,omitempty"`
+	Files    []archive.FileEntry `json:"files"`
+	Site     *siteSummary        `json:"site,omitempty"`
+}
+
+type siteSummary struct {
+	Name     string        `json:"name"`
+	Services []serviceLine `json:"services"`
+	VIPs     []vipLine     `json:"vips"`
+	Nodes    []nodeLine    `json:"nodes"`
+}
+
+type serviceLine struct {
+	Name  string `json:"name"`
+	FQDN  string `json:"fqdn"`
+	VIP   string `json:"vip"`
+	Ports []int  `json:"ports"`
+}
+
+type vipLine struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses"`
+	Ports     []int    `json:"ports"`
+	Services  int      `json:"services"`
+}
+
+type nodeLine struct {
+	Hostname string `json:"hostname"`
+	RouterID string `json:"router_id"`
+	ASN      uint32 `json:"asn"`
+}
+
+func summarise(b *archive.Bundle) (*inspection, error) {
+	m := b.Manifest
+	in := &inspection{Serial: m.Serial, Signer: sign.FormatKeyID(b.Signer), Created: m.Created, Expires: m.Expires, Revision: m.Revision, Files: m.Files}
+	data, ok := b.File(archive.ResolvedFile)
+	if !ok {
+		return in, nil
+	}
+	site, err := model.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", archive.ResolvedFile, err)
+	}
+	s := &siteSummary{Name: site.Name, Services: []serviceLine{}, VIPs: []vipLine{}, Nodes: []nodeLine{}}
+	for _, sv := range site.Services {
+		l := serviceLine{Name: sv.Name, FQDN: sv.FQDN, VIP: sv.VIP, Ports: []int{}}
+		for _, p := range sv.Listeners {
+			l.Ports = append(l.Ports, p.Port)
+		}
+		s.Services = append(s.Services, l)
+	}
+	for _, v := range site.VIPs {
+		l := vipLine{Name: v.Name, Addresses: v.Addresses, Services: len(v.Services), Ports: []int{}}
+		for _, p := range v.Ports {
+			l.Ports = append(l.Ports, p.Port)
+		}
+		s.VIPs = append(s.VIPs, l)
+	}
+	for _, n := range site.Nodes {
+		s.Nodes = append(s.Nodes, nodeLine{Hostname: n.Hostname, RouterID: n.RouterID, ASN: n.ASN})
+	}
+	in.Site = s
+	return in, nil
+}
+
+func runInspect(c *cli.Context) error {
+	b, file, err := readBundle(c)
+	if err != nil {
+		return err
+	}
+	in, err := summarise(b)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("inspect %s: %v", file, err), 1)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(in)
+	}
+	printInspection(c.App.Writer, file, in)
+	return nil
+}
+
+func printInspection(w io.Writer, file string, in *inspection) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var total int64
+	for _, f := range in.Files {
+		total += f.Size
+	}
+	rev := in.Revision
+	if rev == "" {
+		rev = "-"
+	}
+	exp := "never"
+	if in.Expires != nil {
+		exp = in.Expires.Format(time.RFC3339)
+	}
+	fmt.Fprintf(tw, "bundle\t%s\n", file)
+	fmt.Fprintf(tw, "serial\t%d\n", in.Serial)
+	fmt.Fprintf(tw, "signer\t%s\n", in.Signer)
+	fmt.Fprintf(tw, "created\t%s\n", in.Created.Format(time.RFC3339))
+	fmt.Fprintf(tw, "expires\t%s\n", exp)
+	fmt.Fprintf(tw, "revision\t%s\n", rev)
+	fmt.Fprintf(tw, "files\t%d, %d bytes\n", len(in.Files), total)
+	if s := in.Site; s != nil {
+		fmt.Fprintf(tw, "site\t%s: %d services, %d VIPs, %d nodes\n", s.Name, len(s.Services), len(s.VIPs), len(s.Nodes))
+	}
+	tw.Flush()
+	if s := in.Site; s != nil {
+		fmt.Fprintln(w, "\nservices")
+		for _, l := range s.Services {
+			fmt.Fprintf(tw, "  %s\t%s\tvip %s\tports %s\n", l.Name, l.FQDN, l.VIP, joinPorts(l.Ports))
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "\nvips")
+		for _, l := range s.VIPs {
+			fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", l.Name, strings.Join(l.Addresses, " "), joinPorts(l.Ports), l.Services)
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "\nnodes")
+		for _, l := range s.Nodes {
+			fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", l.Hostname, l.RouterID, l.ASN)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nfiles")
+	for _, f := range in.Files {
+		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, f.Path)
+	}
+	tw.Flush()
+}
+
+func joinPorts(ps []int) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ",")
+}
