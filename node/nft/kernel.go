@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -40,6 +41,8 @@ type Kernel struct {
 	netns int
 	// beforeFlush, for tests, may append to the batch just before Flush.
 	beforeFlush func(c *nftables.Conn, rs *Ruleset)
+	// testDial, for tests, replaces the netlink socket.
+	testDial nltest.Func
 }
 
 var _ Conn = (*Kernel)(nil)
@@ -68,6 +71,9 @@ func New(opts ...Option) (*Kernel, error) {
 
 func (k *Kernel) conn(sndbuf int) (*nftables.Conn, error) {
 	opts := []nftables.ConnOption{}
+	if k.testDial != nil {
+		return nftables.New(nftables.WithTestDial(k.testDial))
+	}
 	if k.netns != 0 {
 		opts = append(opts, nftables.WithNetNSFd(k.netns))
 	}
