@@ -1,0 +1,217 @@
+// Package nft computes an LB node's desired packet filter as data
+// (model.Firewall, which node/nft programs into the kernel as the table
+// "inet lbctl") and renders the equivalent nft text for review.
+//
+// The ruleset has a fixed number of rules whatever the number of VIPs:
+// addresses and VIP:port pairs are set elements. TCP to a declared VIP:port
+// is accepted, ICMP to a VIP is accepted, anything else aimed at a VIP is
+// dropped; packets of transparent sockets are marked for the TPROXY policy
+// route, and intercept prefixes of transparent services are diverted to the
+// local listener with "tproxy to".
+//
+// The package is pure: it never talks to the kernel or runs nft.
+package nft
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// Firewall returns the desired firewall of node: every VIP of the site is
+// served by every node, so node only names the profile in errors. Lists are
+// sorted as the model documents (by address text, then port) and free of
+// duplicates.
+func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
+	var fw model.Firewall
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, v := range site.VIPs {
+		var v4, v6 []netip.Addr
+		for _, a := range v.Addresses {
+			ip, err := netip.ParseAddr(a)
+			if err != nil || ip.Zone() != "" || ip.Is4In6() {
+				fail("vip %s: address %q: not a plain IPv4 or IPv6 address", v.Name, a)
+				continue
+			}
+			if ip.Is4() {
+				v4 = append(v4, ip)
+				fw.VIPs4 = append(fw.VIPs4, ip.String())
+			} else {
+				v6 = append(v6, ip)
+				fw.VIPs6 = append(fw.VIPs6, ip.String())
+			}
+		}
+		fw.Transparent = fw.Transparent || v.Transparent
+		for _, p := range v.Ports {
+			if p.Port < 1 || p.Port > 65535 {
+				fail("vip %s: port %d out of range", v.Name, p.Port)
+				continue
+			}
+			fam4, fam6 := families(site, v.Name, p)
+			if fam4 {
+				for _, ip := range v4 {
+					fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: ip.String(), Port: p.Port})
+				}
+			}
+			if fam6 {
+				for _, ip := range v6 {
+					fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: ip.String(), Port: p.Port})
+				}
+			}
+		}
+		for _, name := range v.Services {
+			s := site.Service(name)
+			if s == nil {
+				fail("vip %s: service %s: not in the site", v.Name, name)
+				continue
+			}
+			if !s.Transparent {
+				if len(s.InterceptPrefixes) > 0 {
+					fail("service %s: intercept prefixes need a transparent service", s.Name)
+				}
+				continue
+			}
+			fw.Transparent = true
+			for _, px := range s.InterceptPrefixes {
+				pfx, err := netip.ParsePrefix(px)
+				if err != nil || pfx.Masked() != pfx {
+					fail("service %s: intercept prefix %q: want a prefix without host bits", s.Name, px)
+					continue
+				}
+				to := v4
+				if pfx.Addr().Is6() {
+					to = v6
+				}
+				if len(to) == 0 {
+					fail("service %s: intercept prefix %s: the VIP has no address of its family to divert to", s.Name, pfx)
+					continue
+				}
+				for _, l := range s.Listeners {
+					if l.Action != model.ActionServe || (pfx.Addr().Is4() && !l.IPv4) || (pfx.Addr().Is6() && !l.IPv6) {
+						continue
+					}
+					fw.Intercepts = append(fw.Intercepts, model.Intercept{Prefix: pfx.String(), Port: l.Port, ToAddr: to[0].String(), ToPort: l.Port})
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return model.Firewall{}, fmt.Errorf("nft: node %s: %w", node.Hostname, errors.Join(errs...))
+	}
+	sortFirewall(&fw)
+	return fw, nil
+}
+
+// families says on which address families a VIP port listens: the union of
+// its services' listeners.
+func families(site *model.Site, vip string, p model.Port) (v4, v6 bool) {
+	for _, name := range p.Services {
+		s := site.Service(name)
+		if s == nil || s.VIP != vip {
+			continue
+		}
+		for _, l := range s.Listeners {
+			if l.Port == p.Port {
+				v4 = v4 || l.IPv4
+				v6 = v6 || l.IPv6
+			}
+		}
+	}
+	return v4, v6
+}
+
+// sortFirewall puts every list in the model's order, without duplicates.
+func sortFirewall(fw *model.Firewall) {
+	byText := strings.Compare
+	fw.VIPs4 = compact(fw.VIPs4, byText)
+	fw.VIPs6 = compact(fw.VIPs6, byText)
+	byPair := func(a, b model.AddrPort) int {
+		return cmp.Or(strings.Compare(a.Addr, b.Addr), cmp.Compare(a.Port, b.Port))
+	}
+	fw.Accept4 = compact(fw.Accept4, byPair)
+	fw.Accept6 = compact(fw.Accept6, byPair)
+	fw.Intercepts = compact(fw.Intercepts, func(a, b model.Intercept) int {
+		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Port, b.Port),
+			strings.Compare(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
+	})
+}
+
+func compact[T comparable](s []T, f func(a, b T) int) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	s = slices.Clone(s)
+	slices.SortFunc(s, f)
+	return slices.Compact(s)
+}
+
+// NFTText returns fw as nft text: "nft -f" loads it as the table inet lbctl,
+// the same table node/nft programs over netlink (and lists back in this
+// form). Lists are sorted first, so equal firewalls give equal text.
+func NFTText(fw model.Firewall) string {
+	sortFirewall(&fw)
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", model.NFTTable)
+	set := func(name, typ string, elems []string) {
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", name, typ)
+		if len(elems) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+		}
+		b.WriteString("\t}\n\n")
+	}
+	pairs := func(ps []model.AddrPort) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Addr+" . "+strconv.Itoa(p.Port))
+		}
+		return out
+	}
+	set("vip4", "ipv4_addr", fw.VIPs4)
+	set("vip6", "ipv6_addr", fw.VIPs6)
+	set("svc4", "ipv4_addr . inet_service", pairs(fw.Accept4))
+	set("svc6", "ipv6_addr . inet_service", pairs(fw.Accept6))
+	b.WriteString(`	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr . tcp dport @svc4 accept
+		ip6 daddr . tcp dport @svc6 accept
+		meta l4proto icmp ip daddr @vip4 accept
+		meta l4proto ipv6-icmp ip6 daddr @vip6 accept
+		ip daddr @vip4 drop
+		ip6 daddr @vip6 drop
+	}
+
+	chain prerouting {
+		type filter hook prerouting priority mangle; policy accept;
+`)
+	mark := fmt.Sprintf("meta mark set 0x%08x accept", model.TProxyMark)
+	if fw.Transparent {
+		fmt.Fprintf(&b, "\t\tmeta l4proto tcp socket transparent 1 %s\n", mark)
+	}
+	for _, ic := range fw.Intercepts {
+		fam, nfproto := "ip", "ipv4"
+		if strings.Contains(ic.Prefix, ":") {
+			fam, nfproto = "ip6", "ipv6"
+		}
+		match := fmt.Sprintf("%s daddr %s ", fam, ic.Prefix)
+		if strings.HasSuffix(ic.Prefix, "/0") {
+			match = "meta nfproto " + nfproto + " "
+		}
+		to := ":" + strconv.Itoa(ic.ToPort)
+		switch {
+		case ic.ToAddr != "" && fam == "ip6":
+			to = "[" + ic.ToAddr + "]" + to
+		case ic.ToAddr != "":
+			to = ic.ToAddr + to
+		}
+		fmt.Fprintf(&b, "\t\t%stcp dport %d tproxy %s to %s %s\n", match, ic.Port, fam, to, mark)
+	}
+	b.WriteString("\t}\n}\n")
+	return b.String()
+}
