@@ -35,7 +35,9 @@ const gzipLevel = gzip.DefaultCompression
 // and Expires are converted to UTC and truncated to whole seconds. Format,
 // KeyID and Files are computed and must be left zero. Files may come in any
 // order; they are written sorted by path, and their paths must be safe
-// (CheckPath) and unique. The output depends only on the arguments, so equal
+// (CheckPath) and unique, and the bundle must fit DefaultLimits (member
+// count and sizes; the compression ratio of ordinary configuration files is
+// far below the limit). The output depends only on the arguments, so equal
 // inputs give equal bytes.
 func Write(w io.Writer, m Manifest, files []File, key minisign.PrivateKey) (*Manifest, error) {
 	if m.Format != 0 || m.KeyID != "" || m.Files != nil {
@@ -66,11 +68,19 @@ func Write(w io.Writer, m Manifest, files []File, key minisign.PrivateKey) (*Man
 		if f.Path == ManifestName || f.Path == SignatureName {
 			return nil, fmt.Errorf("write bundle: %q is a reserved name", f.Path)
 		}
+		if !fitsUSTAR(f.Path) {
+			return nil, fmt.Errorf("write bundle: %q: not an ASCII name that fits a ustar header (100 bytes, or 155+100 split at a slash)", f.Path)
+		}
 		if i > 0 && sorted[i-1].Path == f.Path {
 			return nil, fmt.Errorf("write bundle: %q given twice", f.Path)
 		}
 		sum := sha256.Sum256(f.Data)
 		m.Files[i] = FileEntry{Path: f.Path, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])}
+	}
+	// A bundle that readers with default limits would refuse is not
+	// written at all.
+	if err := m.check(DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	manifest, err := m.Encode()
 	if err != nil {
@@ -131,4 +141,24 @@ func signManifest(key minisign.PrivateKey, serial uint64, manifest []byte) []byt
 	io.Copy(io.Discard, r) // cannot fail on a byte slice
 	untrusted := "signature from lbctl secret key " + sign.FormatKeyID(key.ID())
 	return r.SignWithComments(key, TrustedComment(serial, manifest), untrusted)
+}
+
+// fitsUSTAR reports whether a name can be stored in a plain USTAR header:
+// ASCII, and at most 100 bytes or split at a slash into a prefix of at most
+// 155 and a name of at most 100 bytes.
+func fitsUSTAR(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return false
+		}
+	}
+	if len(name) <= 100 {
+		return true
+	}
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] == '/' && i <= 155 && len(name)-i-1 <= 100 {
+			return len(name)-i-1 > 0
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,12 +130,37 @@ func TestWriteRefuses(t *testing.T) {
 		{"empty path", Manifest{Serial: 1, Created: testCreated}, []File{{Path: ""}}},
 		{"reserved name", Manifest{Serial: 1, Created: testCreated}, []File{{Path: ManifestName}}},
 		{"duplicate", Manifest{Serial: 1, Created: testCreated}, []File{{Path: "a"}, {Path: "a"}}},
+		{"member over the default limit", Manifest{Serial: 1, Created: testCreated}, []File{{Path: "big", Data: make([]byte, DefaultLimits().MaxMemberSize+1)}}},
+		{"non-ascii name", Manifest{Serial: 1, Created: testCreated}, []File{{Path: "caf\u00e9.json"}}},
 		{"name too long for ustar", Manifest{Serial: 1, Created: testCreated}, []File{{Path: string(bytes.Repeat([]byte("a"), 120))}}},
 	} {
 		var buf bytes.Buffer
 		if _, err := Write(&buf, c.m, c.files, keyA.priv); err == nil {
 			t.Errorf("%s: Write accepted", c.name)
 		}
+		if buf.Len() != 0 {
+			t.Errorf("%s: Write wrote %d bytes before refusing", c.name, buf.Len())
+		}
+	}
+}
+
+// Long names go into the ustar prefix field and read back intact.
+func TestWriteLongNames(t *testing.T) {
+	long := []File{
+		{Path: strings.Repeat("d", 150) + "/" + strings.Repeat("f", 100), Data: []byte("1")},
+		{Path: "render/" + strings.Repeat("x", 99), Data: []byte("2")},
+	}
+	data, _ := writeBundle(t, Manifest{Serial: 1, Created: testCreated}, long, keyA)
+	b, err := Read(bytes.NewReader(data), testTrust(), testNow, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Files[0].Path != long[0].Path || b.Files[1].Path != long[1].Path {
+		t.Errorf("names %q %q", b.Files[0].Path, b.Files[1].Path)
+	}
+	var buf bytes.Buffer
+	if _, err := Write(&buf, Manifest{Serial: 1, Created: testCreated}, []File{{Path: strings.Repeat("d", 156) + "/f"}}, keyA.priv); err == nil {
+		t.Error("prefix over 155 bytes accepted")
 	}
 }
 
