@@ -36,7 +36,7 @@ func TestApplyIsOneBatch(t *testing.T) {
 	got := strings.Join(kinds, " ")
 	want := "BEGIN NEWTABLE DELTABLE NEWTABLE " +
 		"NEWSET NEWSETELEM*3 NEWSET NEWSETELEM*3 NEWSET NEWSETELEM*5 NEWSET NEWSETELEM*5 " +
-		"NEWCHAIN*2 NEWRULE*6 END"
+		"NEWCHAIN*2 NEWRULE*7 END"
 	if compress(got) != want {
 		t.Fatalf("batch:\n got %s\nwant %s", compress(got), want)
 	}

@@ -131,6 +131,8 @@ func decodeExpr(name string, data []byte) (expr.Any, error) {
 		return decodeTProxy(data)
 	case "immediate":
 		e = &expr.Immediate{}
+	case "ct":
+		e = &expr.Ct{}
 	default:
 		return nil, nil
 	}

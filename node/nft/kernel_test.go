@@ -132,7 +132,7 @@ func TestKernelApplyReadIdempotent(t *testing.T) {
 	if d := Diff(small, mustRead(t, k)); len(d) > 0 {
 		t.Fatalf("diff after replacing: %v\n%s", d, listTable(t, ns))
 	}
-	if n := kernelRules(t, ns); n != 6 {
+	if n := kernelRules(t, ns); n != 7 {
 		t.Fatalf("%d rules after replacing with a non-transparent firewall, want 6", n)
 	}
 	if err := k.Delete(); err != nil {

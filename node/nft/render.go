@@ -47,6 +47,7 @@ func render(s spec) string {
 	set(SetSvc6, "ipv6_addr . inet_service", p6)
 	b.WriteString(`	chain input {
 		type filter hook input priority filter; policy accept;
+		ct state established,related accept
 		ip daddr . tcp dport @svc4 accept
 		ip6 daddr . tcp dport @svc6 accept
 		meta l4proto icmp ip daddr @vip4 accept

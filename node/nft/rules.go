@@ -118,7 +118,9 @@ func PreroutingChain(t *nftables.Table) *nftables.Chain {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
 }
 
-// InputRules are the six rules of the input chain: declared VIP:port pairs
+// InputRules are the seven rules of the input chain: packets of established
+// connections accepted (replies to connections the node itself opens from a
+// VIP address, such as its health probes), declared VIP:port pairs
 // accepted, ICMP to VIPs accepted, anything else to a VIP dropped. Their
 // number does not depend on the set contents.
 func InputRules(ch *nftables.Chain, s Sets) []*nftables.Rule {
@@ -130,6 +132,8 @@ func InputRules(ch *nftables.Chain, s Sets) []*nftables.Rule {
 		return &nftables.Rule{Table: ch.Table, Chain: ch, Exprs: all}
 	}
 	return []*nftables.Rule{
+		// ct state established,related accept
+		rule(ctEstablished(), verdict(expr.VerdictAccept)),
 		// ip daddr . tcp dport @svc4 accept
 		rule(nfproto(unix.NFPROTO_IPV4), l4proto(unix.IPPROTO_TCP),
 			load(expr.PayloadBaseNetworkHeader, offIPv4Daddr, 4, unix.NFT_REG_1),
@@ -258,6 +262,16 @@ func load(base expr.PayloadBase, off, n, reg uint32) []expr.Any {
 
 func lookup(s *nftables.Set) []expr.Any {
 	return []expr.Any{&expr.Lookup{SourceRegister: unix.NFT_REG_1, SetName: s.Name, SetID: s.ID}}
+}
+
+// ctEstablished matches "ct state established,related".
+func ctEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: unix.NFT_REG_1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: unix.NFT_REG_1, DestRegister: unix.NFT_REG_1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: unix.NFT_REG_1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
 }
 
 func verdict(k expr.VerdictKind) []expr.Any {

@@ -58,7 +58,7 @@ func TestRuleCountIndependentOfPairs(t *testing.T) {
 	if n := len(big.Sets[2].Elements) + len(big.Sets[3].Elements); n != 10000 {
 		t.Fatalf("svc elements = %d, want 10000", n)
 	}
-	if len(small.Rules) != 6 {
+	if len(small.Rules) != 7 {
 		t.Fatalf("rules = %d, want the 6 input rules", len(small.Rules))
 	}
 }
@@ -69,8 +69,12 @@ func TestInputRuleExpressions(t *testing.T) {
 	tb := Table()
 	sets := NewSets(tb)
 	rules := InputRules(InputChain(tb), sets)
-	if len(rules) != 6 {
+	if len(rules) != 7 {
 		t.Fatalf("%d input rules", len(rules))
+	}
+	// ct state established,related accept comes first.
+	if _, ok := rules[0].Exprs[0].(*expr.Ct); !ok {
+		t.Errorf("rule 1 is not the conntrack rule: %s", dumpExprs(rules[0].Exprs))
 	}
 	// ip daddr . tcp dport @svc4 accept
 	want := []expr.Any{
@@ -83,12 +87,12 @@ func TestInputRuleExpressions(t *testing.T) {
 		&expr.Lookup{SourceRegister: 1, SetName: "svc4", SetID: sets.Svc4.ID},
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	}
-	if !reflect.DeepEqual(rules[0].Exprs, want) {
-		t.Errorf("svc4 rule:\n got %s\nwant %s", dumpExprs(rules[0].Exprs), dumpExprs(want))
+	if !reflect.DeepEqual(rules[1].Exprs, want) {
+		t.Errorf("svc4 rule:\n got %s\nwant %s", dumpExprs(rules[1].Exprs), dumpExprs(want))
 	}
 	// ip6 daddr . tcp dport @svc6 accept: 16-byte address in reg 1, port in reg 2.
-	if p := rules[1].Exprs[5].(*expr.Payload); p.DestRegister != unix.NFT_REG_2 || rules[1].Exprs[4].(*expr.Payload).Len != 16 {
-		t.Errorf("svc6 rule registers: %s", dumpExprs(rules[1].Exprs))
+	if p := rules[2].Exprs[5].(*expr.Payload); p.DestRegister != unix.NFT_REG_2 || rules[2].Exprs[4].(*expr.Payload).Len != 16 {
+		t.Errorf("svc6 rule registers: %s", dumpExprs(rules[2].Exprs))
 	}
 	// ip daddr @vip4 drop
 	want = []expr.Any{
@@ -98,15 +102,15 @@ func TestInputRuleExpressions(t *testing.T) {
 		&expr.Lookup{SourceRegister: 1, SetName: "vip4", SetID: sets.VIP4.ID},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
-	if !reflect.DeepEqual(rules[4].Exprs, want) {
-		t.Errorf("vip4 drop rule:\n got %s\nwant %s", dumpExprs(rules[4].Exprs), dumpExprs(want))
+	if !reflect.DeepEqual(rules[5].Exprs, want) {
+		t.Errorf("vip4 drop rule:\n got %s\nwant %s", dumpExprs(rules[5].Exprs), dumpExprs(want))
 	}
 	// ICMP is accepted before the drop.
-	if c := rules[2].Exprs[1].(*expr.Cmp); c.Data[0] != unix.IPPROTO_ICMP {
-		t.Errorf("rule 3 is not the icmp rule: %s", dumpExprs(rules[2].Exprs))
+	if c := rules[3].Exprs[1].(*expr.Cmp); c.Data[0] != unix.IPPROTO_ICMP {
+		t.Errorf("rule 4 is not the icmp rule: %s", dumpExprs(rules[3].Exprs))
 	}
-	if c := rules[3].Exprs[1].(*expr.Cmp); c.Data[0] != unix.IPPROTO_ICMPV6 {
-		t.Errorf("rule 4 is not the icmpv6 rule: %s", dumpExprs(rules[3].Exprs))
+	if c := rules[4].Exprs[1].(*expr.Cmp); c.Data[0] != unix.IPPROTO_ICMPV6 {
+		t.Errorf("rule 5 is not the icmpv6 rule: %s", dumpExprs(rules[4].Exprs))
 	}
 }
 
