@@ -28,6 +28,9 @@ type Options struct {
 // or DNS server that site.yaml (or opts) names, and resolves the tree. All
 // problems are returned at once; the ones in intents files are Errors.
 func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	t, errs := loadPartial(os.DirFS(dir), dir)
 	if t == nil {
 		return nil, errs.err()

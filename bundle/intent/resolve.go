@@ -195,7 +195,7 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	}
 	rs.lookupAll(ctx, names)
 
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, Services: []model.Service{}, VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, Services: make([]model.Service, 0, len(t.Services)), VIPs: []model.VIP{}, Nodes: []model.Node{}}
 	for _, s := range t.Services {
 		if s.broken {
 			continue

@@ -65,7 +65,22 @@ type Lock struct {
 
 // Load reads the intents tree in the directory dir.
 func Load(dir string) (*Tree, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	return LoadFS(os.DirFS(dir), dir)
+}
+
+// checkDir reports a tree directory that does not exist or is a file.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return Errors{{Pos: Pos{File: dir}, Msg: "intents tree: " + errors.Unwrap(err).Error(), Err: err}}
+	}
+	if !fi.IsDir() {
+		return Errors{{Pos: Pos{File: dir}, Msg: "intents tree: not a directory"}}
+	}
+	return nil
 }
 
 var nameSegment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
