@@ -1,0 +1,139 @@
+package backendfw_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render/backendfw"
+	"github.com/lbctl/lbctl/bundle/render/internal/rendertest"
+)
+
+func TestHosts(t *testing.T) {
+	hosts := backendfw.Hosts(rendertest.Site())
+	byName := map[string]backendfw.Host{}
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	if len(hosts) != 13 {
+		t.Errorf("%d hosts, want 13", len(hosts))
+	}
+	for name, want := range map[string]backendfw.Host{
+		"erp1": {Name: "erp1", Addresses: []string{"203.0.113.61"}, Ports: []int{3200, 3300}, Services: []string{"erp/app"},
+			Transparent: []backendfw.Clients{{Ports: []int{3200, 3300}, Sources: []string{"198.51.100.0/24", "203.0.113.0/24"}}}},
+		"mx1":   {Name: "mx1", Addresses: []string{"203.0.113.21"}, Ports: []int{25, 465, 587}, Services: []string{"mail/smtp"}},
+		"c1":    {Name: "c1", Addresses: []string{"203.0.113.14"}, Ports: []int{443}, Services: []string{"web/c"}},
+		"ldap2": {Name: "ldap2", Addresses: []string{"2001:db8:1::52"}, Ports: []int{389}, Services: []string{"ldap/directory"}},
+	} {
+		got := byName[name]
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("host %s:\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+}
+
+func TestGolden(t *testing.T) {
+	files, err := backendfw.Render(rendertest.Site())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []string
+	for _, f := range files {
+		list = append(list, f.Path)
+		rendertest.Golden(t, "lab/"+f.Path, f.Data)
+	}
+	rendertest.Golden(t, "lab/files.txt", []byte(strings.Join(list, "\n")+"\n"))
+}
+
+func TestTransparentAnySource(t *testing.T) {
+	site := rendertest.Site()
+	site.Services[0].AllowedSources = nil // erp/app admits everyone
+	for _, h := range backendfw.Hosts(site) {
+		if h.Name == "erp1" {
+			want := []backendfw.Clients{{Ports: []int{3200, 3300}}}
+			if !reflect.DeepEqual(h.Transparent, want) {
+				t.Errorf("transparent = %+v, want %+v", h.Transparent, want)
+			}
+		}
+	}
+}
+
+func TestReflectorConflict(t *testing.T) {
+	site := rendertest.Site()
+	site.Nodes[1].RouteReflectors[0].Address = "198.51.100.3"
+	_, err := backendfw.Render(site)
+	if err == nil || !strings.Contains(err.Error(), "route reflector rr1") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestNFTAccepts checks every backend snippet with nft -c in a throwaway
+// network namespace, then loads it twice there (the second load replaces
+// the table) and lists it back.
+func TestNFTAccepts(t *testing.T) {
+	rendertest.NeedRoot(t, "nft checks against the kernel (in a throwaway network namespace)")
+	bin := rendertest.NeedTool(t, "nft")
+	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t)} {
+		files, err := backendfw.Render(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		n := 0
+		for _, f := range files {
+			if !strings.HasSuffix(f.Path, ".nft") {
+				continue
+			}
+			n++
+			p := filepath.Join(dir, filepath.Base(f.Path))
+			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := rendertest.Run("unshare", "-n", bin, "-c", "-f", p); err != nil {
+				t.Errorf("%s %s: nft -c: %v\n%s", name, f.Path, err, out)
+				continue
+			}
+			out, err := rendertest.Run("unshare", "-n", "sh", "-c", `"$0" -f "$1" && "$0" -f "$1" && "$0" list table inet `+backendfw.Table, bin, p)
+			if err != nil || !strings.Contains(out, "tcp dport @ports drop") {
+				t.Errorf("%s %s: load twice and list: %v\n%s", name, f.Path, err, out)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no backend snippets", name)
+		}
+	}
+}
+
+// TestBirdAccepts includes every route reflector stanza in a minimal
+// reflector configuration and runs bird -p on it.
+func TestBirdAccepts(t *testing.T) {
+	bin := rendertest.NeedTool(t, "bird")
+	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t)} {
+		files, err := backendfw.Render(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		n := 0
+		for _, f := range files {
+			if !strings.HasSuffix(f.Path, ".conf") {
+				continue
+			}
+			n++
+			stanza := filepath.Join(dir, filepath.Base(f.Path))
+			conf := stanza + ".main"
+			main := fmt.Sprintf("router id 198.51.100.2;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\nprotocol bfd {}\ninclude %q;\n", stanza)
+			rendertest.WriteFiles(t, dir, map[string][]byte{filepath.Base(f.Path): f.Data, filepath.Base(conf): []byte(main)})
+			if out, err := rendertest.Run(bin, "-p", "-c", conf); err != nil {
+				t.Errorf("%s %s: bird -p: %v\n%s\n%s", name, f.Path, err, out, f.Data)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no route reflector stanzas", name)
+		}
+	}
+}
