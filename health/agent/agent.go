@@ -99,6 +99,15 @@ type Agent struct {
 	drains    release.Drains
 	announced []netip.Prefix
 	published bool
+	lastEval  time.Time
+}
+
+// LastEvaluation is when the loop last evaluated every VIP; the watchdog
+// pings systemd only while this stays recent.
+func (a *Agent) LastEvaluation() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastEval
 }
 
 // New returns an agent; Run starts it.
@@ -256,6 +265,7 @@ func (a *Agent) evaluate(ctx context.Context) {
 	}
 	wg.Wait()
 	a.mu.Lock()
+	a.lastEval = time.Now()
 	for _, r := range results {
 		t := a.trackers[r.VIP]
 		if t == nil {

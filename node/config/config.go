@@ -53,6 +53,9 @@ type Bird struct {
 	// IncludeDir holds announce4.conf and announce6.conf. Default
 	// /etc/bird/lbctl.
 	IncludeDir string `yaml:"include_dir"`
+	// Unit is BIRD's systemd unit, started by an install when BIRD does
+	// not answer. Default bird.service; "none" never starts it.
+	Unit string `yaml:"unit"`
 }
 
 // Agent settings.
@@ -118,6 +121,10 @@ func (c *Config) defaults() {
 	or(&c.Bird.Socket, "/run/bird/bird.ctl")
 	or(&c.Bird.Config, "/etc/bird/bird.conf")
 	or(&c.Bird.IncludeDir, "/etc/bird/lbctl")
+	or(&c.Bird.Unit, "bird.service")
+	if c.Bird.Unit == "none" {
+		c.Bird.Unit = ""
+	}
 	or(&c.Agent.Socket, "/run/lbctl/agent.sock")
 	if c.Agent.Metrics == "" {
 		c.Agent.Metrics = "127.0.0.1:9842"

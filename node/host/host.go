@@ -62,6 +62,10 @@ type Paths struct {
 	UnitDir string
 	// BirdConf is BIRD's configuration file.
 	BirdConf string
+	// BirdIncludeDir holds the announcement include files bird.conf reads;
+	// they are created empty when missing, since BIRD refuses to start
+	// without them.
+	BirdIncludeDir string
 }
 
 func (p Paths) withDefaults() Paths {
@@ -73,6 +77,9 @@ func (p Paths) withDefaults() Paths {
 	}
 	if p.BirdConf == "" {
 		p.BirdConf = "/etc/bird/bird.conf"
+	}
+	if p.BirdIncludeDir == "" {
+		p.BirdIncludeDir = "/etc/bird/lbctl"
 	}
 	return p
 }
@@ -113,6 +120,9 @@ func (h *Host) paths() Paths { return h.Paths.withDefaults() }
 func (h *Host) WriteVIP(_ context.Context, v *plan.VIP) error {
 	if err := systemd.ValidateInstance(v.Name); err != nil {
 		return err
+	}
+	if _, err := h.EnsureTemplate(); err != nil {
+		return fmt.Errorf("vip %s: template unit: %w", v.Name, err)
 	}
 	if h.gate == nil {
 		h.gate = map[string]plan.VIP{}
@@ -239,6 +249,17 @@ func (h *Host) Bird(ctx context.Context, conf []byte) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("bird: %w", err)
+	}
+	for _, n := range []string{"announce4.conf", "announce6.conf"} {
+		inc := filepath.Join(h.paths().BirdIncludeDir, n)
+		if _, err := os.Stat(inc); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(inc), 0o755); err != nil {
+				return fmt.Errorf("bird: %w", err)
+			}
+			if err := renameio.WriteFile(inc, nil, 0o644); err != nil {
+				return fmt.Errorf("bird: %w", err)
+			}
+		}
 	}
 	if err := renameio.WriteFile(p, conf, 0o644); err != nil {
 		return fmt.Errorf("bird: write %s: %w", p, err)

@@ -1,0 +1,229 @@
+// Package setup assembles the node side from the node configuration: the
+// releases store, the real Host (systemd over D-Bus, netlink, nftables,
+// BIRD, the agent) and the Installer with its verify, render and validate
+// steps. It holds no logic of its own; it is the wiring the CLI and the
+// agent share.
+package setup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lbctl/lbctl/bpf"
+	"github.com/lbctl/lbctl/bundle/archive"
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/pack"
+	renderbird "github.com/lbctl/lbctl/bundle/render/bird"
+	"github.com/lbctl/lbctl/bundle/render/haproxy"
+	"github.com/lbctl/lbctl/bundle/sign"
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/health/agent"
+	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/node/config"
+	"github.com/lbctl/lbctl/node/host"
+	"github.com/lbctl/lbctl/node/install"
+	"github.com/lbctl/lbctl/node/netlink"
+	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/node/release"
+	"github.com/lbctl/lbctl/node/target"
+	"github.com/lbctl/lbctl/node/validate"
+	"github.com/lbctl/lbctl/systemd"
+)
+
+// Node is the assembled node side.
+type Node struct {
+	Config    *config.Config
+	Store     *release.Store
+	Host      *host.Host
+	Installer *install.Installer
+	Units     systemd.Manager
+	closers   []func() error
+}
+
+// Close releases the connections.
+func (n *Node) Close() error {
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		errs = append(errs, n.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// Open assembles the node side. Nothing on the node changes.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, error) {
+	store, err := release.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Config: cfg, Store: store}
+	units, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(10)))
+	if err != nil {
+		return nil, fmt.Errorf("systemd: %w", err)
+	}
+	n.Units = units
+	n.closers = append(n.closers, units.Close)
+	fw, err := nft.New()
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	ann, err := NewAnnouncer(cfg)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.closers = append(n.closers, ann.Close)
+	n.Host = &host.Host{
+		Paths: host.Paths{VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir, BirdConf: cfg.Bird.Config,
+			BirdIncludeDir: cfg.Bird.IncludeDir},
+		Units:       units,
+		NFT:         fw,
+		BirdCtl:     &BirdControl{Socket: cfg.Bird.Socket, Units: units, Unit: cfg.Bird.Unit},
+		Announcer:   ann,
+		Store:       store,
+		AgentSocket: cfg.Agent.Socket,
+		Health:      HealthDeps(cfg, units),
+		Rise:        2,
+		GateTimeout: time.Duration(cfg.GateTimeout),
+		DrainTime:   time.Duration(cfg.DrainTime),
+	}
+	n.Installer = &install.Installer{
+		Store:    store,
+		Host:     n.Host,
+		Open:     Opener(cfg.TrustedDir, time.Now),
+		Render:   n.render,
+		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
+		Log:      log,
+	}
+	return n, nil
+}
+
+// render renders this node's state and points the netlink side at the VIP
+// interface its profile names.
+func (n *Node) render(site *model.Site, node *model.Node, serial uint64) (*plan.State, error) {
+	ifname := node.VIPInterface
+	if ifname == "" {
+		ifname = netlink.DefaultInterface
+	}
+	nl, err := netlink.New(netlink.WithInterface(ifname))
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	n.Host.Addresses = host.Netlink{Conn: nl}
+	return target.State(site, node, serial, TargetOptions(n.Config))
+}
+
+// TargetOptions are the renderer options of the node's paths.
+func TargetOptions(cfg *config.Config) target.Options {
+	return target.Options{
+		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir},
+		Bird:    renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
+	}
+}
+
+// Opener verifies bundles against the keys in trustedDir.
+func Opener(trustedDir string, now func() time.Time) func([]byte) (*install.Verified, error) {
+	return func(b []byte) (*install.Verified, error) {
+		trust, err := sign.LoadTrustDir(trustedDir)
+		if err != nil {
+			return nil, err
+		}
+		bundle, err := archive.Read(bytes.NewReader(b), trust, now(), archive.Limits{})
+		if err != nil {
+			return nil, err
+		}
+		site, err := pack.Site(bundle)
+		if err != nil {
+			return nil, err
+		}
+		return &install.Verified{Serial: bundle.Manifest.Serial, Site: site}, nil
+	}
+}
+
+// NewAnnouncer returns the BIRD announcer of the node's include files.
+func NewAnnouncer(cfg *config.Config) (*bird.Announcer, error) {
+	return bird.NewAnnouncer(bird.AnnouncerConfig{
+		Include4: filepath.Join(cfg.Bird.IncludeDir, renderbird.Include4Name),
+		Include6: filepath.Join(cfg.Bird.IncludeDir, renderbird.Include6Name),
+		Dial:     bird.SocketDialer(cfg.Bird.Socket),
+	})
+}
+
+// HealthDeps are what health evaluations read on the node: unit state,
+// listeners through sock_diag and backends through each VIP's admin
+// socket. units may be nil.
+func HealthDeps(cfg *config.Config, units systemd.Manager) health.Deps {
+	d := health.Deps{
+		Sockets:  agent.Sockets{Lister: bpf.SockDiag{}, NetNSFD: -1},
+		Backends: agent.Stats{Socket: func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) }},
+	}
+	if units != nil {
+		d.Units = agent.Units{Manager: units}
+	}
+	return d
+}
+
+// BirdControl reconfigures BIRD, starting its unit first when BIRD does not
+// answer (a node's first install writes bird.conf before BIRD ever ran).
+type BirdControl struct {
+	Socket string
+	Units  systemd.Manager
+	// Unit is BIRD's systemd unit; empty means BIRD is not started here.
+	Unit string
+}
+
+// Configure implements host.Bird.
+func (b *BirdControl) Configure(ctx context.Context) error {
+	c, err := bird.Dial(ctx, b.Socket)
+	if err != nil && b.Unit != "" && b.Units != nil {
+		if serr := b.Units.Start(ctx, b.Unit); serr != nil {
+			return errors.Join(err, fmt.Errorf("start %s: %w", b.Unit, serr))
+		}
+		c, err = dialWait(ctx, b.Socket, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return nil // BIRD read the new config when it started
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Configure(ctx)
+}
+
+func dialWait(ctx context.Context, socket string, timeout time.Duration) (*bird.Client, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := bird.Dial(ctx, socket)
+		if err == nil || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// LoadConfig reads the node configuration.
+func LoadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Node == "" {
+		h, _ := os.Hostname()
+		cfg.Node = h
+	}
+	return cfg, nil
+}
