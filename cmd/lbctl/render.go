@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lbctl/lbctl/bundle/intent"
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render"
+	"github.com/lbctl/lbctl/bundle/render/backendfw"
+	"github.com/lbctl/lbctl/bundle/render/icinga2"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:  "render",
+		Usage: "render files for machines around the LB nodes (or a node's own files, for review)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "backend-firewall",
+				Usage:     "nftables snippets for the backend hosts and BIRD stanzas for the route reflectors",
+				ArgsUsage: "DIR OUT",
+				Flags:     resolveFlags(),
+				Action: renderAction(2, func(site *model.Site, _ []string) ([]renderedFile, error) {
+					fs, err := backendfw.Render(site)
+					var out []renderedFile
+					for _, f := range fs {
+						out = append(out, renderedFile{f.Path, f.Data})
+					}
+					return out, err
+				}),
+			},
+			{
+				Name:      "icinga2",
+				Usage:     "Icinga 2 hosts, services, users and notification rules for every VIP and backend",
+				ArgsUsage: "DIR OUT",
+				Flags:     resolveFlags(),
+				Action: renderAction(2, func(site *model.Site, _ []string) ([]renderedFile, error) {
+					fs, err := icinga2.Render(site, icinga2.Options{})
+					var out []renderedFile
+					for _, f := range fs {
+						out = append(out, renderedFile{f.Path, f.Data})
+					}
+					return out, err
+				}),
+			},
+			{
+				Name:      "node",
+				Usage:     "a node's HAProxy, BIRD and nftables files with the default node paths, for review",
+				ArgsUsage: "DIR HOSTNAME OUT",
+				Flags:     resolveFlags(),
+				Action: renderAction(3, func(site *model.Site, args []string) ([]renderedFile, error) {
+					n := site.Node(args[1])
+					if n == nil {
+						var names []string
+						for _, x := range site.Nodes {
+							names = append(names, x.Hostname)
+						}
+						return nil, cli.Exit(fmt.Sprintf("render node: no node profile %q (have %v)", args[1], names), 2)
+					}
+					fs, err := render.Node(site, n, render.Options{})
+					var out []renderedFile
+					for _, f := range fs {
+						out = append(out, renderedFile{f.Path, f.Data})
+					}
+					return out, err
+				}),
+			},
+		},
+	})
+}
+
+type renderedFile struct {
+	path string
+	data []byte
+}
+
+// renderAction resolves DIR (the first of nargs arguments; the last is OUT),
+// renders with fn and writes the files below OUT, one line per file on
+// stdout. Files under OUT that the render did not produce are reported, not
+// deleted.
+func renderAction(nargs int, fn func(*model.Site, []string) ([]renderedFile, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		args, err := positional(c)
+		if err != nil {
+			return err
+		}
+		if len(args) != nargs {
+			return cli.Exit(fmt.Sprintf("render %s: want %s", c.Command.Name, c.Command.ArgsUsage), 2)
+		}
+		site, err := intent.Resolve(c.Context, args[0], intent.Options{Zone: c.String("zone"), DNS: c.String("dns")})
+		if err != nil {
+			return reportErrors(c.App.ErrWriter, err)
+		}
+		files, err := fn(site, args)
+		if err != nil {
+			var ec cli.ExitCoder
+			if errors.As(err, &ec) {
+				return err
+			}
+			return cli.Exit(err.Error(), 1)
+		}
+		out := args[len(args)-1]
+		var written []string
+		for _, f := range files {
+			p := filepath.Join(out, filepath.FromSlash(f.path))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, f.data, 0o644); err != nil {
+				return err
+			}
+			written = append(written, p)
+			fmt.Fprintln(c.App.Writer, p)
+		}
+		var stale []string
+		filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && !slices.Contains(written, p) {
+				stale = append(stale, p)
+			}
+			return nil
+		})
+		for _, p := range stale {
+			fmt.Fprintf(c.App.ErrWriter, "not rendered any more (left in place): %s\n", p)
+		}
+		return nil
+	}
+}
