@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -19,13 +21,10 @@ import (
 
 	"github.com/lbctl/lbctl/bpf"
 	"github.com/lbctl/lbctl/health/agent"
-	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/systemd"
 )
-
-var configFlag = &cli.StringFlag{Name: "config", Value: config.DefaultPath, Usage: "node configuration `FILE`", EnvVars: []string{"LBCTL_CONFIG"}}
 
 func init() {
 	register(&cli.Command{

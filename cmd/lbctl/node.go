@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -52,8 +54,6 @@ func init() {
 			ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"}}, Action: runDrain(false)},
 	)
 }
-
-var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 
 func nodeLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
