@@ -187,8 +187,14 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, sub := range []string{"", "rr", "router", "logs", "lb1", "lb2"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+	// Node directories exist before LaunchNode runs, so a launcher can bind
+	// a node's CertDir (filled later) into its mount namespace.
+	mk := []string{dir, filepath.Join(dir, "rr"), filepath.Join(dir, "router"), filepath.Join(dir, "logs")}
+	for _, n := range l.nodes {
+		mk = append(mk, n.Dir, n.CertDir)
+	}
+	for _, d := range mk {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("testbed: %w", err)
 		}
 	}

@@ -287,6 +287,20 @@ func TestSite(t *testing.T) {
 		t.Errorf("erp1 answered %q (%v), want prefix %q", line, err, want)
 	}
 
+	// Backends' replies can go through lb2 instead (asymmetric: requests
+	// still reach them through lb1).
+	if err := s.SetBackendGateway(ctx, "lb2"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.Exec(ctx, s.Backends[0].NetNS, "ip", "-4", "route", "show", "default"); err != nil || !strings.Contains(string(out), "via 203.0.113.2 dev eth0") {
+		t.Errorf("web1's default route after SetBackendGateway(lb2): %q %v", out, err)
+	}
+	if resp, err := hc.Get("http://203.0.113.21/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET web1 with replies through lb2: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// Stopping lb2's BIRD withdraws its paths.
 	if err := s.StopProc(ctx, "bird-lb2"); err != nil {
 		t.Fatal(err)
