@@ -85,34 +85,30 @@ func vipName(addrs []string) string {
 
 // checkNames reports host names (FQDNs and aliases) used by two services.
 func (rs *resolver) checkNames(services []model.Service, byName map[string]*Service) {
+	// use is a host name's use: a service and the path of the name in it
+	// (positions are looked up only for errors).
 	type use struct {
-		service string
-		pos     Pos
+		s    *Service
+		path string
 	}
-	seen := map[string]use{}
+	seen := make(map[string]use, len(services))
 	for _, ms := range services {
 		s := byName[ms.Name]
-		names := []struct {
-			name string
-			pos  Pos
-		}{{ms.FQDN, s.at("fqdn")}}
-		for i, a := range s.Aliases {
-			names = append(names, struct {
-				name string
-				pos  Pos
-			}{canonicalName(a), s.at(fmt.Sprintf("aliases.%d", i))})
-		}
-		for _, n := range names {
-			if n.name == "" {
+		for i := -1; i < len(s.Aliases); i++ {
+			name, path := ms.FQDN, "fqdn"
+			if i >= 0 {
+				name, path = canonicalName(s.Aliases[i]), fmt.Sprintf("aliases.%d", i)
+			}
+			if name == "" {
 				continue
 			}
-			if prev, ok := seen[n.name]; ok {
-				if prev.service != ms.Name {
-					rs.errs.add(n.pos, "host name %s is also used by service %s (%s)", n.name, prev.service, prev.pos)
+			if prev, ok := seen[name]; ok {
+				if prev.s != s {
+					rs.errs.add(s.at(path), "host name %s is also used by service %s (%s)", name, prev.s.Name, prev.s.at(prev.path))
 				}
 				continue
 			}
-			seen[n.name] = use{ms.Name, n.pos}
+			seen[name] = use{s, path}
 		}
 	}
 }
@@ -144,8 +140,10 @@ func (rs *resolver) ports(v *model.VIP, services []model.Service, byName map[str
 			if b.svc == first.svc {
 				continue
 			}
-			s := byName[b.svc.Name]
-			where := s.listenerPos(port)
+			if b.svc.Mode == model.ModeHTTP && first.svc.Mode == model.ModeHTTP && b.l.TLS == first.l.TLS && b.l.IPv4 == first.l.IPv4 && b.l.IPv6 == first.l.IPv6 {
+				continue // the common case: http services sharing a port
+			}
+			where := byName[b.svc.Name].listenerPos(port)
 			other := fmt.Sprintf("service %s (%s)", first.svc.Name, byName[first.svc.Name].listenerPos(port))
 			switch {
 			case b.svc.Mode == model.ModeTCP && first.svc.Mode == model.ModeTCP:
@@ -215,7 +213,7 @@ func (rs *resolver) nodes() []model.Node {
 			s := Service{src: np.src}
 			return s.at(p)
 		}
-		if !validHostname(np.Hostname) && !hostnameRE.MatchString(np.Hostname) {
+		if len(np.Hostname) > 253 || !validLabels(np.Hostname) {
 			rs.errs.add(at("hostname"), "hostname %q is not a valid host name", np.Hostname)
 		}
 		if a, err := netip.ParseAddr(np.RouterID); np.RouterID != "" && (err != nil || !a.Is4()) {

@@ -55,15 +55,31 @@ var (
 )
 
 var (
-	hostnameRE = regexp.MustCompile(`^(?i:[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.(?i:[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?))*$`)
 	certNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	statusRE   = regexp.MustCompile(`^[1-5][0-9x][0-9x]$`)
 )
 
-// validHostname reports whether s is a DNS host name (lower case, no
-// trailing dot).
+// validHostname reports whether s is a DNS host name of at least two
+// labels (letters, digits, '-' inside a label, '_' for service labels), no
+// trailing dot.
 func validHostname(s string) bool {
-	return len(s) <= 253 && strings.Contains(s, ".") && hostnameRE.MatchString(s)
+	return len(s) <= 253 && strings.Contains(s, ".") && validLabels(s)
+}
+
+// validLabels checks the labels of a host name (one label is fine).
+func validLabels(s string) bool {
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // canonicalName lower-cases a host name and drops a trailing dot.

@@ -322,3 +322,15 @@ func TestDefaultsMerge(t *testing.T) {
 	want(t, "tls", *s.TLS, model.TLS{Certificate: "web.example.org", MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 600})
 	want(t, "check", s.Backend.Check, model.Check{Type: "http", Method: "GET", Path: "/health", Host: "web.example.org", IntervalMS: 2000, Rise: 2, Fall: 7})
 }
+
+func TestValidHostname(t *testing.T) {
+	for in, want := range map[string]bool{
+		"www.example.org": true, "_sip._tcp.example.org": true, "a-b.example": true, "xn--bcher-kva.example": true,
+		"localhost": false, "-a.example": false, "a-.example": false, "a..example": false, "a.example.": false,
+		"a b.example": false, "ä.example": false, strings.Repeat("a", 64) + ".example": false,
+	} {
+		if got := validHostname(in); got != want {
+			t.Errorf("validHostname(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
