@@ -156,10 +156,12 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		return err
 	}
 	a.evaluate(ctx)
+	last := time.Now()
 	if ready != nil {
 		ready()
 	}
-	timer := time.NewTimer(a.interval())
+	due := time.Now().Add(a.interval())
+	timer := time.NewTimer(time.Until(due))
 	defer timer.Stop()
 	for {
 		select {
@@ -170,15 +172,27 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 				a.log.Error("reload", "err", err)
 			}
 			a.evaluate(ctx)
+			last = time.Now()
 			close(done)
 		case ev, ok := <-a.cfg.Events:
 			if !ok {
 				a.cfg.Events = nil
 				continue
 			}
-			a.event(ctx, ev)
+			// A listener opening pulls the next evaluation forward, but
+			// never closer than FastInterval to the previous one: a
+			// restarted HAProxy opens one listener after the other, and
+			// Rise must still count evaluations spread over time.
+			if a.event(ev) {
+				if soon := last.Add(a.cfg.FastInterval); soon.Before(due) {
+					due = soon
+					timer.Reset(max(time.Until(due), 0))
+				}
+			}
 		case <-timer.C:
 			a.evaluate(ctx)
+			last = time.Now()
+			due = last.Add(a.interval())
 			timer.Reset(a.interval())
 		}
 	}
@@ -281,8 +295,10 @@ func (a *Agent) evaluate(ctx context.Context) {
 	a.publish()
 }
 
-// event reacts to a listener opening or closing.
-func (a *Agent) event(ctx context.Context, ev ListenerEvent) {
+// event reacts to a listener closing by marking its VIPs down at once; it
+// reports whether the event was an expected listener opening, which calls
+// for an evaluation.
+func (a *Agent) event(ev ListenerEvent) (opened bool) {
 	a.mu.Lock()
 	var hit []string
 	for _, v := range a.vips {
@@ -305,9 +321,7 @@ func (a *Agent) event(ctx context.Context, ev ListenerEvent) {
 	if changed {
 		a.publish()
 	}
-	if ev.Up && len(hit) > 0 {
-		a.evaluate(ctx)
-	}
+	return ev.Up && len(hit) > 0
 }
 
 // publish requests the announcement of every healthy, undrained VIP.
