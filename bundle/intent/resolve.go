@@ -45,7 +45,7 @@ const lookupWorkers = 16
 // fills in everything left implicit, and the cross-service checks run. All
 // problems are returned at once as Errors.
 func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*model.Site, error) {
-	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}}
+	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}, shared: map[string]*sharedErr{}}
 	site := rs.resolve(ctx)
 	if err := rs.errs.err(); err != nil {
 		return nil, err
@@ -70,6 +70,9 @@ type resolver struct {
 	errs    *errList
 	groups  map[string]groupResult
 	lookups map[string]lookupResult
+	// shared errors, see flush.
+	shared      map[string]*sharedErr
+	sharedOrder []string
 }
 
 func (rs *resolver) display(rel string) string {
@@ -79,22 +82,56 @@ func (rs *resolver) display(rel string) string {
 	return filepath.Join(rs.tree.Root, filepath.FromSlash(rel))
 }
 
-// serviceErrs collects a service's errors; those positioned in another file
-// (a defaults file) name the service.
+// serviceErrs collects a service's errors.
 type serviceErrs struct {
 	errList
 	file, name string
 }
 
-func (se *serviceErrs) flush(to *errList) {
+// sharedErr is an error positioned outside the service it concerns (in a
+// defaults file), with every service it concerns.
+type sharedErr struct {
+	err   *Error
+	names []string
+}
+
+// flush moves a service's errors to the resolver. Errors positioned in
+// another file (a defaults file) name the service; the same error for
+// several services is reported once, naming them all.
+func (rs *resolver) flush(se *serviceErrs) {
 	for _, e := range se.list {
 		if errors.Is(e.Err, errSkip) {
 			continue
 		}
-		if e.Pos.File != se.file {
-			e.Msg += " (service " + se.name + ")"
+		if e.Pos.File == se.file {
+			rs.errs.addErr(e)
+			continue
 		}
-		to.addErr(e)
+		key := e.Pos.String() + "\x00" + e.Msg
+		sh, ok := rs.shared[key]
+		if !ok {
+			sh = &sharedErr{err: e}
+			rs.shared[key] = sh
+			rs.sharedOrder = append(rs.sharedOrder, key)
+		}
+		sh.names = append(sh.names, se.name)
+	}
+}
+
+// flushShared adds the shared errors with the services they concern.
+func (rs *resolver) flushShared() {
+	for _, key := range rs.sharedOrder {
+		sh := rs.shared[key]
+		e := *sh.err
+		switch n := len(sh.names); {
+		case n == 1:
+			e.Msg += " (service " + sh.names[0] + ")"
+		case n <= 3:
+			e.Msg += " (services " + strings.Join(sh.names, ", ") + ")"
+		default:
+			e.Msg += fmt.Sprintf(" (services %s and %d more)", strings.Join(sh.names[:2], ", "), n-2)
+		}
+		rs.errs.addErr(&e)
 	}
 }
 
@@ -205,9 +242,10 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		servers := rs.servers(s, se)
 		ms := infer(s, addrs, servers, &se.errList)
 		rs.checkPolicy(s, addrs, se)
-		se.flush(rs.errs)
+		rs.flush(se)
 		site.Services = append(site.Services, ms)
 	}
+	rs.flushShared()
 	slices.SortFunc(site.Services, func(a, b model.Service) int { return strings.Compare(a.Name, b.Name) })
 	site.VIPs = rs.crossCheck(site.Services)
 	site.Nodes = rs.nodes()
