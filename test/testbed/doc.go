@@ -34,6 +34,16 @@
 // node only. Non-transparent connections come from the node's own bk address
 // and work through both. LB nodes and the router forward packets.
 //
+// Node profiles of the model map to lb1 and lb2 in host name order; their
+// route reflector must be 198.51.100.2 (or 2001:db8:100::2) and their other
+// addresses are added on "core" (IPv6 ones outside 2001:db8:100::/64 with
+// their /64, in which the router and the route reflector take ::1 and ::2).
+// Backend addresses must be in documentation ranges outside the VIP, core
+// and client prefixes; outside 203.0.113.0/24 and 2001:db8:203::/64 they
+// get host routes on the LB nodes. Test certificates for every TLS
+// certificate name are in <dir>/<node>/certs/<name>.pem (a systemd node
+// binds that directory to /etc/lbctl/certs), the CA in <dir>/ca.pem.
+//
 // BIRD: the route reflector has one iBGP session per LB node (rr client,
 // IPv4 transport carrying both IPv4 and IPv6 routes) and one to the router,
 // which it sends every path (ADD-PATH), so the router's kernel table gets one

@@ -180,12 +180,18 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 	if _, err := os.Stat(statePath(dir)); err == nil {
 		return nil, ErrAlreadyUp
 	}
-	if left, _ := filepath.Glob(filepath.Join(NetNSDir, opts.Prefix+"*")); len(left) > 0 {
-		return nil, fmt.Errorf("testbed: namespaces %s exist without a state file in %s: remove them with `ip netns del`", strings.Join(baseNames(left), ", "), dir)
-	}
 	l, err := plan(m, opts.Prefix, dir)
 	if err != nil {
 		return nil, err
+	}
+	var left []string
+	for _, ns := range l.namespaces() {
+		if _, err := os.Stat(filepath.Join(NetNSDir, ns)); err == nil {
+			left = append(left, ns)
+		}
+	}
+	if len(left) > 0 {
+		return nil, fmt.Errorf("testbed: namespaces %s exist without a state file in %s: remove them with `ip netns del`", strings.Join(left, ", "), dir)
 	}
 	// Node directories exist before LaunchNode runs, so a launcher can bind
 	// a node's CertDir (filled later) into its mount namespace.
@@ -214,14 +220,6 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		return nil, errors.Join(err, s.Down(context.WithoutCancel(ctx)))
 	}
 	return s, nil
-}
-
-func baseNames(paths []string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		out[i] = filepath.Base(p)
-	}
-	return out
 }
 
 func (s *Site) up(ctx context.Context, m *model.Site, l *layout, opts Options) error {
@@ -274,6 +272,15 @@ func (s *Site) up(ctx context.Context, m *model.Site, l *layout, opts Options) e
 // set) with lo up, recording each in the state file as it goes.
 func (s *Site) makeNamespaces(ctx context.Context, l *layout, opts Options) error {
 	for _, ns := range l.namespaces() {
+		// Recorded before it exists: a crash in between leaves nothing
+		// Down does not know about.
+		s.mu.Lock()
+		s.Namespaces = append(s.Namespaces, ns)
+		err := s.save()
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		var node *Node
 		for i := range s.Nodes {
 			if s.Nodes[i].NetNS == ns {
@@ -307,13 +314,6 @@ func (s *Site) makeNamespaces(ctx context.Context, l *layout, opts Options) erro
 			}
 		} else if err := ipCmd(ctx, "netns", "add", ns); err != nil {
 			return fmt.Errorf("testbed: %w", err)
-		}
-		s.mu.Lock()
-		s.Namespaces = append(s.Namespaces, ns)
-		err := s.save()
-		s.mu.Unlock()
-		if err != nil {
-			return err
 		}
 		if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
 			return fmt.Errorf("testbed: %w", err)
@@ -546,7 +546,7 @@ func (s *Site) SetBackendGateway(ctx context.Context, node string) error {
 }
 
 // Down stops every recorded process (and launched node), removes the
-// namespaces and the testbed directory. Processes it did not start are
+// recorded namespaces and the testbed directory. Processes it did not start are
 // never signalled: one still inside a namespace is reported as an error.
 func (s *Site) Down(ctx context.Context) error {
 	var errs []error
@@ -580,14 +580,9 @@ func (s *Site) Down(ctx context.Context) error {
 			}
 		}
 	}
+	s.mu.Lock()
 	names := slices.Clone(s.Namespaces)
-	if left, _ := filepath.Glob(filepath.Join(NetNSDir, s.Prefix+"*")); s.Prefix != "" {
-		for _, p := range left {
-			if !slices.Contains(names, filepath.Base(p)) {
-				names = append(names, filepath.Base(p))
-			}
-		}
-	}
+	s.mu.Unlock()
 	for _, ns := range names {
 		path := filepath.Join(NetNSDir, ns)
 		if ino, err := netnsInode(path); err == nil {

@@ -134,6 +134,9 @@ func (s *Site) Status(ctx context.Context) (*Status, error) {
 		st.Errors = append(st.Errors, err.Error())
 	}
 	st.Routes = routes
+	if st.Routes == nil {
+		st.Routes = []Route{}
+	}
 	return st, nil
 }
 
