@@ -74,10 +74,16 @@ func positional(c *cli.Context) ([]string, error) {
 		if err := fs.Parse(rest); err != nil {
 			return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 2)
 		}
+		canonical := map[string]string{}
+		for _, f := range c.Command.Flags {
+			for _, n := range f.Names() {
+				canonical[n] = f.Names()[0]
+			}
+		}
 		var err error
 		fs.Visit(func(f *flag.Flag) {
 			if err == nil {
-				err = c.Set(f.Name, f.Value.String())
+				err = c.Set(canonical[f.Name], f.Value.String())
 			}
 		})
 		if err != nil {
