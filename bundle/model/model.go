@@ -64,8 +64,8 @@ type Service struct {
 	// Listeners sorted by Port.
 	Listeners []Listener `json:"listeners"`
 	// TLS termination on the LB; nil when the LB does not terminate TLS.
-	TLS     *TLS     `json:"tls,omitempty"`
-	Backend Backend  `json:"backend"`
+	TLS     *TLS    `json:"tls,omitempty"`
+	Backend Backend `json:"backend"`
 	// Redirects sorted by From.
 	Redirects []Redirect `json:"redirects,omitempty"`
 	// AllowedSources are the client prefixes admitted (canonical, sorted);
