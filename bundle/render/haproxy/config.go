@@ -38,7 +38,8 @@ type Options struct {
 	// RuntimeDir is the node's runtime directory: the admin socket is
 	// RuntimeDir/vips/<vip>/admin.sock (see AdminSocket).
 	RuntimeDir string
-	// MaxConn is the process-wide connection limit.
+	// MaxConn is the process-wide connection limit. HAProxy needs about
+	// twice as many file descriptors (the template unit allows 1048576).
 	MaxConn int
 	// HardStopAfter bounds how long an old worker keeps serving its
 	// connections after a reload.
