@@ -405,4 +405,3 @@ func readProxyV2(r *bufio.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("PROXY v2 family %x", hdr[13])
 }
-
