@@ -231,11 +231,22 @@ func (m *memberReader) next() (*tar.Header, error) {
 }
 
 // readAll reads the current member, which the header says has size bytes.
-// The buffer grows with the data actually read, so a header that merely
-// claims a large size costs nothing.
-func (m *memberReader) readAll(size int64) ([]byte, error) {
+// Unless the size is vouched for by the signed manifest (trusted), the
+// buffer grows with the data actually read, so a header that merely claims
+// a large size costs nothing.
+func (m *memberReader) readAll(size int64, trusted bool) ([]byte, error) {
+	if trusted {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(m.tr, buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, streamErr(err)
+		}
+		return buf, nil
+	}
 	var buf bytes.Buffer
-	buf.Grow(int(min(size, 1<<20)))
+	buf.Grow(int(min(size, 64<<10)))
 	n, err := buf.ReadFrom(io.LimitReader(m.tr, size))
 	if err == nil && n < size {
 		err = io.ErrUnexpectedEOF
@@ -296,7 +307,7 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxManifestSize {
 		return nil, fmt.Errorf("manifest of %d bytes, limit %d: %w", hdr.Size, maxManifestSize, ErrMemberTooLarge)
 	}
-	manifest, err := mr.readAll(hdr.Size)
+	manifest, err := mr.readAll(hdr.Size, false)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -313,7 +324,7 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxSignatureSize {
 		return nil, fmt.Errorf("signature of %d bytes, limit %d: %w", hdr.Size, maxSignatureSize, ErrMemberTooLarge)
 	}
-	sigText, err := mr.readAll(hdr.Size)
+	sigText, err := mr.readAll(hdr.Size, false)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
@@ -379,7 +390,7 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 		if hdr.Size != want.Size {
 			return nil, fmt.Errorf("member %q: %d bytes, manifest says %d: %w", hdr.Name, hdr.Size, want.Size, ErrSizeMismatch)
 		}
-		data, err := mr.readAll(hdr.Size)
+		data, err := mr.readAll(hdr.Size, true)
 		if err != nil {
 			return nil, fmt.Errorf("member %q: %w", hdr.Name, err)
 		}
