@@ -95,6 +95,24 @@ func recoverInterrupted(ctx context.Context, cfg *config.Config, log *slog.Logge
 	return err
 }
 
+// recoverFirst restores the last committed release when an install was
+// interrupted, before a command reads or changes the node; it says so.
+func recoverFirst(c *cli.Context, cfg *config.Config) error {
+	store, err := release.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	p, err := store.ReadIntent()
+	if err != nil || p == nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "an interrupted %s of release %d was found: restoring release %d first\n", p.Op, p.To, p.From)
+	if err := recoverInterrupted(c.Context, cfg, nodeLogger()); err != nil {
+		return cli.Exit("restoring the last committed release failed: "+indent(err.Error()), 1)
+	}
+	return nil
+}
+
 func readBundleBytes(c *cli.Context) ([]byte, error) {
 	args, err := positional(c)
 	if err != nil {
@@ -222,6 +240,9 @@ func runReleases(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := recoverFirst(c, cfg); err != nil {
+		return err
+	}
 	store, err := release.Open(cfg.StateDir)
 	if err != nil {
 		return err
@@ -296,6 +317,9 @@ type NodeVIPStatus struct {
 func runStatus(c *cli.Context) error {
 	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
+		return err
+	}
+	if err := recoverFirst(c, cfg); err != nil {
 		return err
 	}
 	store, err := release.Open(cfg.StateDir)
@@ -399,6 +423,9 @@ func runDrain(on bool) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		cfg, err := setup.LoadConfig(c.String("config"))
 		if err != nil {
+			return err
+		}
+		if err := recoverFirst(c, cfg); err != nil {
 			return err
 		}
 		store, err := release.Open(cfg.StateDir)
