@@ -106,6 +106,16 @@ func recoverFirst(c *cli.Context, cfg *config.Config) error {
 	if err != nil || p == nil {
 		return err
 	}
+	// An install that holds the lock is running, not interrupted.
+	unlock, err := store.Lock(false)
+	if errors.Is(err, release.ErrLocked) {
+		fmt.Fprintf(c.App.ErrWriter, "an %s of release %d is running\n", p.Op, p.To)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	unlock()
 	fmt.Fprintf(c.App.ErrWriter, "an interrupted %s of release %d was found: restoring release %d first\n", p.Op, p.To, p.From)
 	if err := recoverInterrupted(c.Context, cfg, nodeLogger()); err != nil {
 		return cli.Exit("restoring the last committed release failed: "+indent(err.Error()), 1)
