@@ -205,9 +205,15 @@ func (rs *resolver) lookupAll(ctx context.Context, names map[string]bool) {
 			defer wg.Done()
 			for i := range next {
 				a, err := rs.dns.Lookup(ctx, list[i])
+				if err == nil && len(a) == 0 {
+					err = fmt.Errorf("%s: no addresses: %w", list[i], dns.ErrNotFound)
+				}
+				a = slices.Clone(a) // the resolver's slice may be shared (cache)
 				for j := range a {
 					a[j] = a[j].Unmap()
 				}
+				slices.SortFunc(a, netip.Addr.Compare)
+				a = slices.Compact(a)
 				results[i] = lookupResult{addrs: a, err: err}
 			}
 		}()
