@@ -121,3 +121,92 @@ func TestMain(m *testing.M) { os.Exit(m.Run()) }
 func TestCampusHAProxyAccepts(t *testing.T) {
 	CheckSite(t, rendertest.Campus(t))
 }
+
+// TestNameCollisions: service names that sanitise to the same identifier
+// still get distinct ACL and backend names, and HAProxy accepts the result.
+func TestNameCollisions(t *testing.T) {
+	site := rendertest.Site()
+	v := site.VIP("192.0.2.10")
+	rename := map[string]string{"web/a": "web/x.y", "web/b": "web.x/y", "web/c": "web/x_y"}
+	for i := range site.Services {
+		if n, ok := rename[site.Services[i].Name]; ok {
+			site.Services[i].Name = n
+		}
+	}
+	for i, s := range v.Services {
+		v.Services[i] = rename[s]
+	}
+	for i := range v.Ports {
+		for j, s := range v.Ports[i].Services {
+			v.Ports[i].Services[j] = rename[s]
+		}
+	}
+	bs, err := haproxy.Backends(site, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, b := range bs {
+		if seen[b.Name] {
+			t.Errorf("duplicate backend %s", b.Name)
+		}
+		seen[b.Name] = true
+	}
+	if len(bs) != 3 {
+		t.Errorf("backends %+v", bs)
+	}
+	CheckSite(t, site)
+}
+
+func TestBackends(t *testing.T) {
+	site := rendertest.Site()
+	bs, err := haproxy.Backends(site, site.VIP("192.0.2.20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range bs {
+		got = append(got, b.Name+"/"+b.Service+"/"+itoa(b.Port)+"/"+itoa(b.MinUp))
+	}
+	want := "mail.imap:993/mail/imap/993/1 mail.smtp:25/mail/smtp/25/1 mail.smtp:465/mail/smtp/465/1 mail.smtp:587/mail/smtp/587/1"
+	if strings.Join(got, " ") != want {
+		t.Errorf("backends:\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+}
+
+// TestErrors: what the renderer cannot express is reported, all at once.
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*model.Site)
+		want   []string
+	}{
+		{"bad address", func(s *model.Site) { s.VIPs[0].Addresses[0] = "192.0.2.300" }, []string{`address "192.0.2.300"`}},
+		{"unknown service", func(s *model.Site) { s.VIPs[0].Services = append(s.VIPs[0].Services, "nope") }, []string{"service nope: not in the site"}},
+		{"tls without policy", func(s *model.Site) { s.Service("web/a").TLS = nil }, []string{"terminates TLS but the service has no TLS policy"}},
+		{"bad profile and version", func(s *model.Site) {
+			s.Service("web/a").TLS.CipherProfile = "fancy"
+			s.Service("web/c").TLS.MinVersion = "1.1"
+		}, []string{`cipher_profile "fancy"`, `min_version "1.1"`}},
+		{"bad check", func(s *model.Site) { s.Service("web/a").Backend.Check.ExpectStatus = "2x0" }, []string{`expect status "2x0"`}},
+		{"redirect in tcp", func(s *model.Site) { s.Service("mail/imap").Listeners[0].Action = model.ActionRedirectHTTPS }, []string{"redirect to https needs mode http"}},
+		{"quote in redirect", func(s *model.Site) { s.Service("web/a").Redirects[0].To = `/a"b` }, []string{"redirect to"}},
+		{"certificate path", func(s *model.Site) { s.Service("web/a").TLS.Certificate = "../x" }, []string{"certificate name"}},
+		{"bad proxy", func(s *model.Site) { s.Service("mail/smtp").Backend.Proxy = "v3" }, []string{`proxy protocol "v3"`}},
+	} {
+		site := rendertest.Site()
+		tc.change(site)
+		var errs []string
+		for i := range site.VIPs {
+			if _, err := haproxy.Render(site, &site.VIPs[i], haproxy.Options{}); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		all := strings.Join(errs, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: error lacks %q:\n%s", tc.name, w, all)
+			}
+		}
+	}
+}
