@@ -30,10 +30,11 @@ func init() {
 			Action: runKeygen,
 		},
 		&cli.Command{
-			Name:      "verify",
-			Usage:     "verify a bundle's signature, manifest and files (exit 0 only if valid)",
-			ArgsUsage: "FILE",
-			Flags:     trustFlags(),
+			Name: "verify",
+			Usage: "verify a bundle's signature, manifest and files (exit 0 only if valid); " +
+				"without FILE, on a node: compare the live node with its current release (exit 1 on drift)",
+			ArgsUsage: "[FILE]",
+			Flags:     append(trustFlags(), configFlag, jsonFlag),
 			Action:    runVerify,
 		},
 		&cli.Command{
@@ -182,7 +183,17 @@ func readBundle(c *cli.Context) (*archive.Bundle, string, error) {
 	return b, file, nil
 }
 
+// verifyDrift is the node's drift check (Linux only), run by verify
+// without a bundle argument.
+var verifyDrift func(c *cli.Context) error
+
 func runVerify(c *cli.Context) error {
+	if c.NArg() == 0 {
+		if verifyDrift == nil {
+			return cli.Exit("verify: without a bundle FILE, verify checks a node for drift, which needs Linux", 2)
+		}
+		return verifyDrift(c)
+	}
 	b, file, err := readBundle(c)
 	if err != nil {
 		return err

@@ -77,6 +77,8 @@ type State struct {
 	Firewall model.Firewall `json:"firewall"`
 	// BirdConf is the node's whole bird.conf.
 	BirdConf []byte `json:"bird_conf"`
+	// Interface carries the VIP addresses (the node profile's).
+	Interface string `json:"interface,omitempty"`
 }
 
 // TProxy reports whether the state needs TPROXY policy routing.

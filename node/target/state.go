@@ -25,7 +25,7 @@ type Options struct {
 
 // State renders the node state of release serial for node. It is pure.
 func State(site *model.Site, node *model.Node, serial uint64, opts Options) (*plan.State, error) {
-	st := &plan.State{Serial: serial}
+	st := &plan.State{Serial: serial, Interface: node.VIPInterface}
 	var errs []error
 	for i := range site.VIPs {
 		v := &site.VIPs[i]
