@@ -179,6 +179,7 @@ func NFTText(fw model.Firewall) string {
 	set("svc6", "ipv6_addr . inet_service", pairs(fw.Accept6))
 	b.WriteString(`	chain input {
 		type filter hook input priority filter; policy accept;
+		ct state established,related accept
 		ip daddr . tcp dport @svc4 accept
 		ip6 daddr . tcp dport @svc6 accept
 		meta l4proto icmp ip daddr @vip4 accept
