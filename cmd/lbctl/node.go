@@ -154,8 +154,9 @@ func runInstall(c *cli.Context) error {
 		return err
 	}
 	defer n.Close()
-	progress(c, "installing on %s", n.Config.Node)
+	n.Installer.Progress = stepPrinter(c)
 	res, err := n.Installer.Install(ctx, b, installOptions(c, n))
+	finishProgress(c)
 	if err != nil {
 		return cli.Exit("install failed: "+indent(err.Error()), 1)
 	}
@@ -202,7 +203,9 @@ func runRollback(c *cli.Context) error {
 		return err
 	}
 	defer n.Close()
+	n.Installer.Progress = stepPrinter(c)
 	res, err := n.Installer.Rollback(ctx, serial, install.Options{Node: n.Config.Node})
+	finishProgress(c)
 	if err != nil {
 		return cli.Exit("rollback failed: "+indent(err.Error()), 1)
 	}
@@ -212,10 +215,27 @@ func runRollback(c *cli.Context) error {
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }
 
-// progress prints a line on standard error when it is a terminal.
-func progress(c *cli.Context, format string, a ...any) {
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		fmt.Fprintf(c.App.ErrWriter, format+"\n", a...)
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// stepPrinter shows install steps on standard error: one updating line on
+// a terminal, one plain line per step otherwise.
+func stepPrinter(c *cli.Context) func(i, total int, op plan.Op) {
+	tty := isTerminal(os.Stderr)
+	return func(i, total int, op plan.Op) {
+		if tty {
+			fmt.Fprintf(c.App.ErrWriter, "\r\033[K[%d/%d] %s", i+1, total, op)
+		} else {
+			fmt.Fprintf(c.App.ErrWriter, "step %d/%d: %s\n", i+1, total, op)
+		}
+	}
+}
+
+func finishProgress(c *cli.Context) {
+	if isTerminal(os.Stderr) {
+		fmt.Fprint(c.App.ErrWriter, "\r\033[K")
 	}
 }
 

@@ -74,7 +74,15 @@ var ErrRolledBack = errors.New("changes rolled back")
 // what it did and returns an error that wraps the cause (a *StepError),
 // ErrRolledBack if every undo succeeded, and every undo failure.
 func Apply(ctx context.Context, h Host, steps []plan.Step) error {
+	return Run(ctx, h, steps, nil)
+}
+
+// Run is Apply with a callback before each step (for progress output).
+func Run(ctx context.Context, h Host, steps []plan.Step, before func(i int, s plan.Step)) error {
 	for i, s := range steps {
+		if before != nil {
+			before(i, s)
+		}
 		err := ctx.Err()
 		if err == nil {
 			err = Do(ctx, h, s.Do)

@@ -45,6 +45,8 @@ type Installer struct {
 	Validate func(ctx context.Context, site *model.Site, next *plan.State, p *plan.Plan) error
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Progress, if set, is called before each step of an apply.
+	Progress func(i, total int, op plan.Op)
 }
 
 // Options of one install.
@@ -156,7 +158,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	in.log().Info("applying release", "from", res.From, "to", v.Serial, "steps", len(res.Plan.Steps),
 		"added", res.Plan.Added, "changed", res.Plan.Changed, "removed", res.Plan.Removed)
-	if err := apply.Apply(ctx, in.Host, res.Plan.Steps); err != nil {
+	var before func(int, plan.Step)
+	if in.Progress != nil {
+		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
+	}
+	if err := apply.Run(ctx, in.Host, res.Plan.Steps, before); err != nil {
 		entry := release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial, Error: err.Error(),
 			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back"}
 		if !errors.Is(err, apply.ErrRolledBack) {
