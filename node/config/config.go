@@ -34,9 +34,10 @@ type Config struct {
 	// UnitDir is where unit files and drop-ins go. Default /etc/systemd/system.
 	UnitDir string `yaml:"unit_dir"`
 	// RuntimeDir holds the VIPs' admin sockets. Default /run/lbctl.
-	RuntimeDir string `yaml:"runtime_dir"`
-	Bird       Bird   `yaml:"bird"`
-	Agent      Agent  `yaml:"agent"`
+	RuntimeDir string  `yaml:"runtime_dir"`
+	Bird       Bird    `yaml:"bird"`
+	Agent      Agent   `yaml:"agent"`
+	HAProxy    HAProxy `yaml:"haproxy"`
 	// GateTimeout bounds the install's health gate. Default 30s.
 	GateTimeout Duration `yaml:"gate_timeout"`
 	// DrainTime is how long a removed VIP keeps serving after its route is
@@ -56,6 +57,16 @@ type Bird struct {
 	// Unit is BIRD's systemd unit, started by an install when BIRD does
 	// not answer. Default bird.service; "none" never starts it.
 	Unit string `yaml:"unit"`
+}
+
+// HAProxy tunables of the node's VIP processes.
+type HAProxy struct {
+	// MaxConn is each VIP's process-wide connection limit; HAProxy needs
+	// about twice as many file descriptors and refuses to start when it
+	// cannot raise RLIMIT_NOFILE that far. Default 20000 (the renderer's);
+	// lower it where lbctl's processes cannot raise the limit (no
+	// CAP_SYS_RESOURCE, a low hard limit).
+	MaxConn int `yaml:"maxconn"`
 }
 
 // Agent settings.

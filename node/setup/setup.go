@@ -123,7 +123,7 @@ func (n *Node) render(site *model.Site, node *model.Node, serial uint64) (*plan.
 // TargetOptions are the renderer options of the node's paths.
 func TargetOptions(cfg *config.Config) target.Options {
 	return target.Options{
-		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir},
+		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn},
 		Bird:    renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
 	}
 }
