@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -261,7 +262,7 @@ func (h *Host) Bird(ctx context.Context, conf []byte) error {
 			}
 		}
 	}
-	if err := renameio.WriteFile(p, conf, 0o644); err != nil {
+	if err := writeKeepOwner(p, conf, 0o644); err != nil {
 		return fmt.Errorf("bird: write %s: %w", p, err)
 	}
 	if h.BirdCtl == nil {
@@ -348,4 +349,30 @@ func (h *Host) Drain(ctx context.Context, _ []string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// writeKeepOwner replaces path atomically, keeping the owner, group and
+// mode of the file it replaces (BIRD runs as its own user and reads
+// bird.conf, which Debian ships as bird:bird 0640); a new file gets perm.
+func writeKeepOwner(path string, data []byte, perm fs.FileMode) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return renameio.WriteFile(path, data, perm)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return renameio.WriteFile(path, data, fi.Mode().Perm())
+	}
+	f, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(fi.Mode().Perm()))
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return f.CloseAtomicallyReplace()
 }
