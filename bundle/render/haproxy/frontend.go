@@ -96,9 +96,18 @@ func (r *vipRender) frontend(p model.Port) {
 			sameSources = false
 		}
 	}
+	limited := false
+	for _, b := range bs {
+		limited = limited || len(b.svc.AllowedSources) > 0
+	}
+	if limited {
+		// The node's own health probes connect to the VIP from the VIP
+		// address: admit them whatever the clients allowed.
+		aclLines(w, "node_probe", "src", addrStrings(r.addrs))
+	}
 	if sameSources && len(bs[0].svc.AllowedSources) > 0 {
 		aclLines(w, "allowed_sources", "src", bs[0].svc.AllowedSources)
-		w.Line("tcp-request connection reject unless allowed_sources")
+		w.Line("tcp-request connection reject unless allowed_sources || node_probe")
 	}
 
 	if len(bs) == 1 {
@@ -143,9 +152,9 @@ func (r *vipRender) frontend(p model.Port) {
 			}
 			aclLines(w, "src."+b.svc.id, "src", b.svc.AllowedSources)
 			if http {
-				w.Line("http-request deny deny_status 403 if service.%s !src.%s", b.svc.id, b.svc.id)
+				w.Line("http-request deny deny_status 403 if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
 			} else {
-				w.Line("tcp-request content reject if service.%s !src.%s", b.svc.id, b.svc.id)
+				w.Line("tcp-request content reject if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
 			}
 		}
 	}
@@ -292,4 +301,12 @@ func (r *vipRender) tlsBindOptions(p model.Port, bs []binding) []string {
 
 func (r *vipRender) certPath(name string) string {
 	return path.Join(r.opts.CertDir, name+".pem")
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
 }
