@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,8 +37,51 @@ func init() {
 				Usage:     "bring the sandbox up for an intents tree (or a resolved model with --model)",
 				ArgsUsage: "[DIR]",
 				Flags: append(resolveFlags(), dirFlag,
-					&cli.StringFlag{Name: "model", Usage: "resolved model JSON `FILE` instead of an intents tree"}),
+					&cli.StringFlag{Name: "model", Usage: "resolved model JSON `FILE` instead of an intents tree"},
+					&cli.BoolFlag{Name: "plain", Usage: "LB nodes as plain network namespaces instead of systemd as PID 1 in their own namespaces"}),
 				Action: runTestbedUp,
+			},
+			{
+				Name:      "install",
+				Usage:     "install a signed bundle on the LB nodes (the first time: the lbctl binary, lbctl.yaml, the trusted key and the agent)",
+				ArgsUsage: "BUNDLE",
+				Flags: []cli.Flag{dirFlag,
+					&cli.StringSliceFlag{Name: "pubkey", Usage: "trust this public key `FILE` on the nodes", Required: true},
+					&cli.StringSliceFlag{Name: "node", Usage: "install on this `NODE` only (lb1, lb2; default both)"},
+					&cli.BoolFlag{Name: "provision", Usage: "copy the binary, configuration, key and agent unit again"},
+				},
+				Action: runTestbedInstall,
+			},
+			{
+				Name:      "exec",
+				Usage:     "run a command on an LB node (inside its systemd's namespaces) or in a namespace of the sandbox",
+				ArgsUsage: "NODE|NAMESPACE COMMAND...",
+				Flags:     []cli.Flag{dirFlag},
+				Action:    runTestbedExec,
+			},
+			{
+				Name:      "kill-haproxy",
+				Usage:     "SIGKILL a VIP's HAProxy on a node and time the withdrawal of that node's route at the router",
+				ArgsUsage: "NODE VIP",
+				Flags: []cli.Flag{dirFlag,
+					&cli.BoolFlag{Name: "wait-back", Usage: "then wait until systemd restarted it and the node announces the VIP again"},
+					&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up after this long"},
+				},
+				Action: runTestbedKill,
+			},
+			{
+				Name:      "load",
+				Usage:     "a bounded request loop from the client namespace; counts answers by LB node and backend, and failures",
+				ArgsUsage: "URL",
+				Flags: []cli.Flag{dirFlag,
+					&cli.StringSliceFlag{Name: "host", Usage: "dial `NAME=ADDRESS` for host NAME (Host and SNI keep the name)"},
+					&cli.DurationFlag{Name: "duration", Value: 5 * time.Second, Usage: "stop after this long"},
+					&cli.IntFlag{Name: "count", Usage: "stop after this many requests"},
+					&cli.DurationFlag{Name: "interval", Value: 20 * time.Millisecond, Usage: "between request starts"},
+					&cli.BoolFlag{Name: "retry-refused", Usage: "retry once, 100 ms later, a request whose connection was refused or reset before any answer"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: runTestbedLoad,
 			},
 			{
 				Name:   "down",
@@ -83,7 +130,11 @@ func runTestbedUp(c *cli.Context) error {
 	// A Ctrl-C during bring-up tears down what was made.
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	s, err := testbed.Up(ctx, m, testbed.Options{Dir: c.String("dir")})
+	opts := testbed.Options{Dir: c.String("dir")}
+	if !c.Bool("plain") {
+		opts.LaunchNode = testbed.SystemdNodes{}.Launch
+	}
+	s, err := testbed.Up(ctx, m, opts)
 	if err != nil {
 		return err
 	}
@@ -190,4 +241,195 @@ func portList(ps []int) string {
 		s[i] = fmt.Sprint(p)
 	}
 	return strings.Join(s, ",")
+}
+
+func runTestbedInstall(c *cli.Context) error {
+	s, err := testbed.Load(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	if c.Args().Len() != 1 {
+		return cli.Exit("testbed install: want one argument, the bundle file", 2)
+	}
+	bundle, err := os.ReadFile(c.Args().First())
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	nodes := c.StringSlice("node")
+	if len(nodes) == 0 {
+		for _, n := range s.Nodes {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	w := c.App.Writer
+	for _, name := range nodes {
+		n := s.Node(name)
+		if n == nil {
+			return fmt.Errorf("testbed: no node %q", name)
+		}
+		if !n.Systemd() {
+			return fmt.Errorf("testbed: node %s does not run systemd (sandbox brought up with --plain?)", name)
+		}
+		cfg, err := s.NodePath(name, testbed.NodeConfigPath)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(cfg); err != nil || c.Bool("provision") {
+			fmt.Fprintf(w, "%s: lbctl binary, %s, trusted key, %s (started)\n", name, testbed.NodeConfigPath, testbed.AgentUnitName)
+			if err := s.Provision(ctx, name, testbed.NodeSetup{LBCTL: exe, TrustedKeys: c.StringSlice("pubkey")}); err != nil {
+				return err
+			}
+		}
+		out, err := s.Install(ctx, name, bundle)
+		fmt.Fprintf(w, "%s: %s", name, indentLines(string(out)))
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("testbed: install on %s failed", name), 1)
+		}
+	}
+	return nil
+}
+
+func indentLines(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return strings.ReplaceAll(s, "\n", "\n    ") + "\n"
+}
+
+func runTestbedExec(c *cli.Context) error {
+	s, err := testbed.Load(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return cli.Exit("testbed exec: want NODE|NAMESPACE COMMAND...", 2)
+	}
+	target, argv := args[0], args[1:]
+	var cmd *exec.Cmd
+	if s.Node(target) != nil {
+		if cmd, err = s.NodeCommand(c.Context, target, argv...); err != nil {
+			return err
+		}
+	} else {
+		ns := target
+		if !slices.Contains(s.Namespaces, ns) {
+			ns = s.Prefix + target
+		}
+		if !slices.Contains(s.Namespaces, ns) {
+			return cli.Exit(fmt.Sprintf("testbed exec: no node or namespace %q", target), 2)
+		}
+		cmd = exec.CommandContext(c.Context, "nsenter", append([]string{"--net=" + filepath.Join(testbed.NetNSDir, ns), "--"}, argv...)...)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return cli.Exit("", ee.ExitCode())
+		}
+		return err
+	}
+	return nil
+}
+
+func runTestbedLoad(c *cli.Context) error {
+	s, err := testbed.Load(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	if c.Args().Len() != 1 {
+		return cli.Exit("testbed load: want one argument, the URL", 2)
+	}
+	hosts := map[string]netip.Addr{}
+	for _, h := range c.StringSlice("host") {
+		name, addr, ok := strings.Cut(h, "=")
+		a, err := netip.ParseAddr(addr)
+		if !ok || err != nil {
+			return cli.Exit(fmt.Sprintf("testbed load: --host %q: want NAME=ADDRESS", h), 2)
+		}
+		hosts[name] = a
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	l := testbed.Traffic{URL: c.Args().First(), Hosts: hosts, Duration: c.Duration("duration"), Count: c.Int("count"),
+		Interval: c.Duration("interval"), RetryRefused: c.Bool("retry-refused")}
+	res, err := l.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(w, "%d requests in %v: %d ok, %d failed, %d retried after a refused connection\n",
+		res.Requests, res.Duration.Round(time.Millisecond), res.OK, res.Failed, res.Retried)
+	for i, sec := range res.Seconds {
+		fmt.Fprintf(w, "  second %d: %s\n", i+1, countList(sec))
+	}
+	fmt.Fprintf(w, "served through: %s\n", countList(res.ByNode))
+	fmt.Fprintf(w, "answered by:    %s\n", countList(res.ByBackend))
+	for _, e := range res.Errors {
+		fmt.Fprintln(w, "error:", e)
+	}
+	if res.Failed > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+func countList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func runTestbedKill(c *cli.Context) error {
+	s, err := testbed.Load(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	if c.Args().Len() != 2 {
+		return cli.Exit("testbed kill-haproxy: want NODE VIP", 2)
+	}
+	node, vip := c.Args().Get(0), c.Args().Get(1)
+	w := c.App.Writer
+	f, err := s.KillHAProxy(c.Context, node, vip, c.Duration("timeout"))
+	if f != nil && f.HostPID != 0 {
+		fmt.Fprintf(w, "%s: SIGKILL to the main PID of %s (PID %d in the node, %d on the host)\n", node, f.Unit, f.MainPID, f.HostPID)
+	}
+	if err != nil {
+		return err
+	}
+	after := f.After
+	if after == "" {
+		after = "no route"
+	}
+	fmt.Fprintf(w, "router: next hop %s (%s) gone from the route to %s %.1f ms after the kill; now %s\n",
+		f.Via, node, f.Prefix, float64(f.Withdrawn.Microseconds())/1000, after)
+	if c.Bool("wait-back") {
+		d, err := s.WaitBack(c.Context, f, c.Duration("timeout"))
+		if err != nil {
+			return err
+		}
+		out, _ := s.NodeRun(c.Context, node, nil, "systemctl", "show", "-p", "MainPID", "--value", f.Unit)
+		fmt.Fprintf(w, "%s: systemd restarted %s (PID %s in the node); the agent announced %s again %.1f s later\n",
+			node, f.Unit, strings.TrimSpace(string(out)), vip, d.Seconds())
+	}
+	return nil
 }

@@ -3,8 +3,10 @@ package testbed
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -52,8 +54,17 @@ func writeCerts(dir string, m *model.Site, nodes []Node, backends []Backend) err
 	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM(), 0o644); err != nil {
 		return fmt.Errorf("write CA: %w", err)
 	}
+	// HAProxy runs as the haproxy user: like on a real node, certificates
+	// are root:haproxy 0640 in a root:haproxy 0750 directory.
+	gid := -1
+	if g, err := user.LookupGroup("haproxy"); err == nil {
+		gid, _ = strconv.Atoi(g.Gid)
+	}
 	for _, n := range nodes {
-		if err := os.MkdirAll(n.CertDir, 0o700); err != nil {
+		if err := os.MkdirAll(n.CertDir, 0o750); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		if err := chownMode(n.CertDir, gid, 0o750); err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 		for name, hs := range hosts {
@@ -61,7 +72,11 @@ func writeCerts(dir string, m *model.Site, nodes []Node, backends []Backend) err
 			if err != nil {
 				return fmt.Errorf("node %s: certificate %s: %w", n.Name, name, err)
 			}
-			if err := os.WriteFile(filepath.Join(n.CertDir, name+".pem"), pem, 0o600); err != nil {
+			p := filepath.Join(n.CertDir, name+".pem")
+			if err := os.WriteFile(p, pem, 0o600); err != nil {
+				return fmt.Errorf("node %s: certificate %s: %w", n.Name, name, err)
+			}
+			if err := chownMode(p, gid, 0o640); err != nil {
 				return fmt.Errorf("node %s: certificate %s: %w", n.Name, name, err)
 			}
 		}
@@ -87,4 +102,16 @@ func writeCerts(dir string, m *model.Site, nodes []Node, backends []Backend) err
 
 func backendCert(dir string, b Backend) string {
 	return filepath.Join(dir, "backends", b.NetNS+".pem")
+}
+
+// chownMode gives path the group gid (none when gid < 0: the file stays
+// root's only) and the mode.
+func chownMode(path string, gid int, mode os.FileMode) error {
+	if gid < 0 {
+		return nil
+	}
+	if err := os.Chown(path, 0, gid); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
 }

@@ -628,9 +628,18 @@ func removeCgroup(root string) error {
 	if err != nil {
 		return fmt.Errorf("cgroup %s: %w", root, err)
 	}
+	// A cgroup whose last process just exited reports EBUSY for a moment.
+	deadline := time.Now().Add(5 * time.Second)
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("cgroup %s: %w", dirs[i], err)
+		for {
+			err := os.Remove(dirs[i])
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+				return fmt.Errorf("cgroup %s: %w", dirs[i], err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	return nil

@@ -114,6 +114,11 @@ func (s *Site) Status(ctx context.Context) (*Status, error) {
 	for _, n := range s.Nodes {
 		if p := s.proc("bird-" + n.Name); p != nil && p.Alive() {
 			speakers = append(speakers, struct{ name, sock string }{n.Name, filepath.Join(n.Dir, "bird.ctl")})
+		} else if sock := s.NodeBirdSocketPath(n.Name); sock != "" {
+			// A systemd node's BIRD runs once lbctl installed a release.
+			if _, err := os.Stat(sock); err == nil {
+				speakers = append(speakers, struct{ name, sock string }{n.Name, sock})
+			}
 		}
 	}
 	for _, sp := range speakers {

@@ -517,6 +517,11 @@ func (l *layout) buildSteps() {
 			sysctl{ns, "net/ipv4/ip_forward", "1"},
 			sysctl{ns, "net/ipv6/conf/all/forwarding", "1"})
 	}
+	// The router spreads connections, not clients, over the ECMP next hops
+	// (hash on ports too): the one client reaches both LB nodes.
+	l.sysctls = append(l.sysctls,
+		sysctl{l.router, "net/ipv4/fib_multipath_hash_policy", "1"},
+		sysctl{l.router, "net/ipv6/fib_multipath_hash_policy", "1"})
 }
 
 // gatewayRoutes are the ip(8) commands pointing every backend's default
