@@ -88,7 +88,7 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	reload chan chan struct{}
+	reload chan chan error
 
 	mu        sync.Mutex
 	serial    uint64
@@ -128,22 +128,23 @@ func New(cfg Config) *Agent {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: l, reload: make(chan chan struct{}),
+	return &Agent{cfg: cfg, log: l, reload: make(chan chan error),
 		trackers: map[string]*health.Tracker{}, last: map[string]health.Result{}, since: map[string]time.Time{}}
 }
 
 // Reload makes the agent re-read the announceable set and drain state and
-// publish; it returns once that is done.
+// publish; it returns once BIRD shows the result (or with the error that
+// kept it from doing so).
 func (a *Agent) Reload(ctx context.Context) error {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	select {
 	case a.reload <- done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -168,12 +169,20 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		case <-ctx.Done():
 			return a.shutdown()
 		case done := <-a.reload:
-			if err := a.loadAndWatch(); err != nil {
+			err := a.loadAndWatch()
+			if err != nil {
 				a.log.Error("reload", "err", err)
 			}
 			a.evaluate(ctx)
 			last = time.Now()
-			close(done)
+			if err == nil {
+				// Whoever asked (an install's announce step, drain) waits
+				// until BIRD shows the set.
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = a.cfg.Announcer.Set(sctx, a.desired())
+				cancel()
+			}
+			done <- err
 		case ev, ok := <-a.cfg.Events:
 			if !ok {
 				a.cfg.Events = nil
@@ -322,6 +331,13 @@ func (a *Agent) event(ev ListenerEvent) (opened bool) {
 		a.publish()
 	}
 	return ev.Up && len(hit) > 0
+}
+
+// desired returns the prefixes last published.
+func (a *Agent) desired() []netip.Prefix {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.announced)
 }
 
 // publish requests the announcement of every healthy, undrained VIP.
