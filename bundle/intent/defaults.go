@@ -55,11 +55,38 @@ func lookup(n *node, p string) *node {
 	return key
 }
 
+// overrides returns the key node by which tree overrides the dotted path p
+// when merged over a tree that sets it: the path itself (or anything inside
+// it, which lies below), or an enclosing key set to null (which resets the
+// whole subtree). Other values of the wrong type are decoding errors. nil if
+// tree leaves p alone.
+func overrides(tree *node, p string) *node {
+	segs := strings.Split(p, ".")
+	n := tree
+	for i, seg := range segs {
+		if n == nil || n.kind != kindMap {
+			return nil
+		}
+		k := n.keyNode(seg)
+		if k == nil {
+			return nil
+		}
+		n = n.get(seg)
+		if i < len(segs)-1 && n.kind == kindNull {
+			return k // a null resets the whole subtree
+		}
+		if i == len(segs)-1 {
+			return k
+		}
+	}
+	return nil
+}
+
 // checkLocks reports the fields of tree (a service or a nested defaults
 // tree, in file) that df locks.
 func (l *loader) checkLocks(df *Defaults, tree *node, file string) {
 	for _, lk := range df.Lock {
-		if k := lookup(tree, lk.Path); k != nil {
+		if k := overrides(tree, lk.Path); k != nil {
 			l.errs.add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
 		}
 	}
