@@ -84,6 +84,10 @@ func classify(what string, err error) error {
 		errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOSYS) ||
 		errors.Is(err, btf.ErrNotFound) || errors.Is(err, btf.ErrNotSupported) ||
 		errors.As(err, &verr) {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			// Say what operators can change: the unit's capabilities.
+			return fmt.Errorf("%s: %w: needs CAP_BPF and CAP_PERFMON: %w", what, ErrNotSupported, err)
+		}
 		return fmt.Errorf("%s: %w: %w", what, ErrNotSupported, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
