@@ -6,7 +6,7 @@ BIN       := bin/lbctl
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Debian packages the tests and the demo need at run time.
-DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin
+DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl
 # Extra packages only for regenerating eBPF objects.
 GEN_PKGS  := clang llvm libbpf-dev bpftool
 
