@@ -60,6 +60,15 @@ func init() {
 				Action:    runTestbedExec,
 			},
 			{
+				Name:      "routes",
+				Usage:     "print the router's VIP routes; with --wait, first wait until each PREFIX goes through every LB node",
+				ArgsUsage: "[PREFIX...]",
+				Flags: []cli.Flag{dirFlag,
+					&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for ECMP routes to every PREFIX"},
+				},
+				Action: runTestbedRoutes,
+			},
+			{
 				Name:      "kill-haproxy",
 				Usage:     "SIGKILL a VIP's HAProxy on a node and time the withdrawal of that node's route at the router",
 				ArgsUsage: "NODE VIP",
@@ -430,6 +439,38 @@ func runTestbedKill(c *cli.Context) error {
 		out, _ := s.NodeRun(c.Context, node, nil, "systemctl", "show", "-p", "MainPID", "--value", f.Unit)
 		fmt.Fprintf(w, "%s: systemd restarted %s (PID %s in the node); the agent announced %s again %.1f s later\n",
 			node, f.Unit, strings.TrimSpace(string(out)), vip, d.Seconds())
+	}
+	return nil
+}
+
+func runTestbedRoutes(c *cli.Context) error {
+	s, err := testbed.Load(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	var prefixes []netip.Prefix
+	for _, a := range c.Args().Slice() {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return cli.Exit(fmt.Sprintf("testbed routes: %q: want a prefix or an address", a), 2)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		prefixes = append(prefixes, p)
+	}
+	if d := c.Duration("wait"); d > 0 {
+		if err := s.WaitECMP(c.Context, prefixes, d); err != nil {
+			return err
+		}
+	}
+	rs, err := s.Routes(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		fmt.Fprintln(c.App.Writer, r)
 	}
 	return nil
 }

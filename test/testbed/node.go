@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -280,6 +282,36 @@ func (s *Site) WaitRoutes(ctx context.Context, prefix string, want []string, tim
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return 0, err
+		}
+	}
+}
+
+// WaitECMP waits until the router's route to every prefix has a next hop
+// per LB node.
+func (s *Site) WaitECMP(ctx context.Context, prefixes []netip.Prefix, timeout time.Duration) error {
+	start := time.Now()
+	for {
+		rs, err := s.Routes(ctx)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, p := range prefixes {
+			i := slices.IndexFunc(rs, func(r Route) bool { return r.Prefix == p })
+			if i < 0 {
+				missing = append(missing, p.String()+" (no route)")
+			} else if len(rs[i].NextHops) < len(s.Nodes) {
+				missing = append(missing, rs[i].String())
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Since(start) > timeout {
+			return fmt.Errorf("testbed: after %v the router has no route through every LB node for: %s", timeout, strings.Join(missing, "; "))
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }
