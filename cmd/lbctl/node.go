@@ -41,7 +41,7 @@ func init() {
 		&cli.Command{Name: "install", Category: "node", Usage: "verify a bundle and install it on this node, rolling back on any failure",
 			ArgsUsage: "BUNDLE|-", Flags: installFlags, Action: runInstall},
 		&cli.Command{Name: "plan", Category: "node", Usage: "show what installing a bundle would change on this node (dry run)",
-			ArgsUsage: "BUNDLE|-", Flags: append(installFlags, &cli.BoolFlag{Name: "diff", Usage: "show the config changes as unified diffs"}), Action: runPlan},
+			ArgsUsage: "BUNDLE|-", Flags: append(installFlags, jsonFlag), Action: runPlan},
 		&cli.Command{Name: "rollback", Category: "node", Usage: "re-install a kept release (default: the one before the current)",
 			ArgsUsage: "[SERIAL]", Flags: []cli.Flag{configFlag, nodeFlag}, Action: runRollback},
 		&cli.Command{Name: "releases", Category: "node", Usage: "list the releases kept on this node and the install log",
@@ -179,6 +179,15 @@ func runPlan(c *cli.Context) error {
 	res, err := n.Installer.Install(c.Context, b, opt)
 	if err != nil {
 		return cli.Exit("plan: "+indent(err.Error()), 1)
+	}
+	if c.Bool("json") {
+		steps := []string{}
+		for _, s := range res.Plan.Steps {
+			steps = append(steps, s.Do.String())
+		}
+		return writeJSON(c.App.Writer, map[string]any{"from": res.From, "to": res.To, "noop": res.NoOp,
+			"added": res.Plan.Added, "changed": res.Plan.Changed, "removed": res.Plan.Removed,
+			"unchanged": res.Plan.Unchanged, "steps": steps})
 	}
 	printPlan(c.App.Writer, res)
 	return nil
