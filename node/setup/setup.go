@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -94,6 +95,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, err
 		GateTimeout: time.Duration(cfg.GateTimeout),
 		DrainTime:   time.Duration(cfg.DrainTime),
 	}
+	// Recovery applies a stored release without rendering one: until a
+	// render names the VIP interface, use the one the releases recorded.
+	// If it is gone, address operations fail with the reason (and a
+	// render may still point them elsewhere).
+	if err := n.useInterface(recordedInterface(store)); err != nil {
+		n.Host.Addresses = noAddresses{err}
+	}
 	n.Installer = &install.Installer{
 		Store:    store,
 		Host:     n.Host,
@@ -108,16 +116,51 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, err
 // render renders this node's state and points the netlink side at the VIP
 // interface its profile names.
 func (n *Node) render(site *model.Site, node *model.Node, serial uint64) (*plan.State, error) {
-	ifname := node.VIPInterface
+	if err := n.useInterface(node.VIPInterface); err != nil {
+		return nil, err
+	}
+	return target.State(site, node, serial, TargetOptions(n.Config))
+}
+
+// useInterface points the netlink side at the VIP interface ifname
+// (default netlink.DefaultInterface).
+func (n *Node) useInterface(ifname string) error {
 	if ifname == "" {
 		ifname = netlink.DefaultInterface
 	}
 	nl, err := netlink.New(netlink.WithInterface(ifname))
 	if err != nil {
-		return nil, fmt.Errorf("netlink: %w", err)
+		return fmt.Errorf("netlink: %w", err)
 	}
 	n.Host.Addresses = host.Netlink{Conn: nl}
-	return target.State(site, node, serial, TargetOptions(n.Config))
+	return nil
+}
+
+// noAddresses fails every address operation with the reason the VIP
+// interface could not be opened.
+type noAddresses struct{ err error }
+
+func (a noAddresses) AddVIPs([]netip.Addr) error    { return a.err }
+func (a noAddresses) RemoveVIPs([]netip.Addr) error { return a.err }
+func (a noAddresses) SetTProxy(bool) error          { return a.err }
+
+// recordedInterface is the VIP interface of the release an interrupted
+// install was installing, else of the current release; empty when none
+// is recorded.
+func recordedInterface(store *release.Store) string {
+	var serials []uint64
+	if p, err := store.ReadIntent(); err == nil && p != nil {
+		serials = append(serials, p.To)
+	}
+	if cur, ok, err := store.Current(); err == nil && ok {
+		serials = append(serials, cur)
+	}
+	for _, s := range serials {
+		if r, err := store.Load(s); err == nil && r.State.Interface != "" {
+			return r.State.Interface
+		}
+	}
+	return ""
 }
 
 // TargetOptions are the renderer options of the node's paths.
