@@ -255,9 +255,8 @@ func newNode(t testing.TB, sites ...*model.Site) *node {
 	}
 	sd.Run(t, "systemctl", "daemon-reload")
 	sd.Run(t, "ip", "link", "set", "lo", "up")
-	n.limitMaxConn()
 
-	sd.WriteFile(t, configPath, []byte(nodeConfig), 0o644)
+	sd.WriteFile(t, configPath, []byte(nodeConfigText(t)), 0o644)
 	pub, err := os.ReadFile(n.keys.public())
 	if err != nil {
 		t.Fatal(err)
@@ -452,27 +451,20 @@ func (n *node) get(url, host string) (int, string, error) {
 // hard RLIMIT_NOFILE the namespaced systemd cannot raise.
 const haproxyMaxConn = 4000
 
-// limitMaxConn works around a test machine without CAP_SYS_RESOURCE: the
-// namespaced systemd inherits the launcher's hard RLIMIT_NOFILE and cannot
-// raise it to the unit's LimitNOFILE, while HAProxy needs about two
-// descriptors per connection of the rendered maxconn (20000) and refuses
-// to start. Inside the node only, /usr/sbin/haproxy is replaced by a
-// wrapper that adds -n (which takes precedence over maxconn); the real
-// binary runs with the same PID (exec), so units, reloads and PIDs behave
-// as without it.
-func (n *node) limitMaxConn() {
+// nodeConfigText is lbctl.yaml for the machine: on one without
+// CAP_SYS_RESOURCE the namespaced systemd inherits the launcher's hard
+// RLIMIT_NOFILE and cannot raise it to the unit's LimitNOFILE, while
+// HAProxy needs about two descriptors per connection of the default
+// maxconn (20000) and refuses to start; the node's haproxy.maxconn is
+// lowered then.
+func nodeConfigText(t testing.TB) string {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if lim.Max >= 2*haproxyrender.DefaultMaxConn+1000 {
-		return
+		return nodeConfig
 	}
-	n.t.Logf("hard RLIMIT_NOFILE is %d: HAProxy runs with -n %d inside the node", lim.Max, haproxyMaxConn)
-	real := "/run/lbtest/bin/haproxy.real"
-	n.sd.WriteFile(n.t, real, nil, 0o755)
-	n.sd.Run(n.t, "mount", "--bind", "/usr/sbin/haproxy", real)
-	wrap := fmt.Sprintf("#!/bin/sh\nexec %s -n %d \"$@\"\n", real, haproxyMaxConn)
-	n.sd.WriteFile(n.t, "/run/lbtest/bin/haproxy", []byte(wrap), 0o755)
-	n.sd.Run(n.t, "mount", "--bind", "/run/lbtest/bin/haproxy", "/usr/sbin/haproxy")
+	t.Logf("hard RLIMIT_NOFILE is %d: haproxy.maxconn %d on the node", lim.Max, haproxyMaxConn)
+	return nodeConfig + fmt.Sprintf("haproxy:\n  maxconn: %d\n", haproxyMaxConn)
 }

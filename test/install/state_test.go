@@ -107,14 +107,19 @@ func capture(ctx context.Context, units systemd.Manager) (*State, error) {
 	if st.TProxy, err = nl.TProxy(); err != nil {
 		errs = append(errs, err)
 	}
+	// Listings are sorted by line: the kernel lists addresses in the order
+	// they were added, which an undo that removes and adds one back does
+	// not keep (and nothing depends on).
 	ip := func(args ...string) string {
 		out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out))
 		}
-		return string(out)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		slices.Sort(lines)
+		return strings.Join(lines, "\n") + "\n"
 	}
-	st.Addrs = ip("-4", "addr", "show") + ip("-6", "addr", "show")
+	st.Addrs = ip("-o", "-4", "addr", "show") + ip("-o", "-6", "addr", "show")
 	st.Rules = ip("-4", "rule", "show") + ip("-6", "rule", "show")
 	st.Routes = ip("-4", "route", "show", "table", "all") + ip("-6", "route", "show", "table", "all")
 
