@@ -19,10 +19,19 @@ type Server struct {
 	Name    string
 	// Status is HAProxy's status column: UP, DOWN, MAINT, "UP 1/2", no check...
 	Status string
+	// CheckStatus is the check_status column: L4OK, L7OK, L4TOUT, ...;
+	// "INI" until the first check completed ("* " marks a check under way).
+	CheckStatus string
 }
 
-// Up reports whether HAProxy sends traffic to the server.
+// Up reports whether HAProxy sends traffic to the server and, when it is
+// checked, a check has vouched for it: HAProxy starts checked servers UP
+// before their first check ran (check_status INI), which would let a VIP
+// whose backends do not exist pass the install's health gate.
 func (s Server) Up() bool {
+	if strings.TrimSpace(strings.TrimPrefix(s.CheckStatus, "*")) == "INI" {
+		return false
+	}
 	return strings.HasPrefix(s.Status, "UP") || s.Status == "no check" || strings.HasPrefix(s.Status, "NOLB")
 }
 
@@ -97,7 +106,11 @@ func parseStat(out string) ([]Server, error) {
 		if len(rec) <= st || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
 			continue
 		}
-		servers = append(servers, Server{Backend: rec[px], Name: rec[sv], Status: rec[st]})
+		srv := Server{Backend: rec[px], Name: rec[sv], Status: rec[st]}
+		if i, ok := col["check_status"]; ok && i < len(rec) {
+			srv.CheckStatus = rec[i]
+		}
+		servers = append(servers, srv)
 	}
 	return servers, nil
 }

@@ -23,6 +23,19 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+// A checked server is not up before its first check completed: HAProxy
+// shows it "UP 1/3" with check_status "* INI" at start.
+func TestParseStatInitialCheck(t *testing.T) {
+	out := "# pxname,svname,status,check_status\nbe,ghost1,UP 1/3,* INI\nbe,web1,UP,L4OK\nbe,web2,UP,* L4OK\nbe,web3,no check,\nbe,BACKEND,UP,\n"
+	s, err := parseStat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := UpCount(s)["be"]; got != 3 {
+		t.Fatalf("servers %+v: %d up, want 3 (all but ghost1)", s, got)
+	}
+}
+
 // TestStatsAgainstHAProxy runs a real HAProxy on loopback with one server
 // up and one down and reads its stats socket.
 func TestStatsAgainstHAProxy(t *testing.T) {
