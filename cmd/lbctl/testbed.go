@@ -298,7 +298,7 @@ func runTestbedInstall(c *cli.Context) error {
 		out, err := s.Install(ctx, name, bundle)
 		fmt.Fprintf(w, "%s: %s", name, indentLines(string(out)))
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("testbed: install on %s failed", name), 1)
+			return fmt.Errorf("testbed: install on %s failed", name)
 		}
 	}
 	return nil

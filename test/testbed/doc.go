@@ -51,6 +51,17 @@
 // is not started: the product renders and runs it (StartNodeBird is for tests
 // that need it before then).
 //
+// LB nodes: with Options.LaunchNode = SystemdNodes{}.Launch (what `lbctl
+// testbed up`, the demo and test/e2e use) each LB node is systemd as PID 1
+// in its own pid, mount, network, UTS and cgroup namespaces, sharing the
+// host's files through overlays; Provision puts the product on it like the
+// Debian package would (/usr/bin/lbctl, /etc/lbctl/lbctl.yaml, trusted
+// keys, lbctl-agent.service), Install runs `lbctl install` inside it, and
+// BIRD is Debian's bird.service, started by the first install. Traffic is
+// a bounded request loop from the client that counts answers per LB node
+// and backend; KillHAProxy kills a VIP's HAProxy on a node and times the
+// withdrawal of that node's route at the router.
+//
 // Everything is driven with ip(8), nsenter(1) and bird, which is fine in a
 // test harness and why this package lives under test/.
 package testbed

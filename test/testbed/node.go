@@ -52,13 +52,17 @@ WantedBy=multi-user.target
 `
 
 // NodeConfig is the lbctl.yaml of a testbed node: the defaults (Debian's
-// BIRD unit and socket, /etc/lbctl) with shorter gate and drain times.
+// BIRD unit and socket, /etc/lbctl) with the given health gate timeout
+// (0: the default 30 s), a short drain time and a faster agent.
 //
 // HAProxy needs about two file descriptors per connection of its maxconn
 // (20000 by default). The node's processes inherit this process's hard
 // RLIMIT_NOFILE and, without CAP_SYS_RESOURCE (some VMs and containers),
 // cannot raise it; maxconn is then lowered to fit.
-func NodeConfig(hostname string) string {
+func NodeConfig(hostname string, gate time.Duration) string {
+	if gate <= 0 {
+		gate = 30 * time.Second
+	}
 	extra := ""
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Max < 2*20000+1000 && !hasCap(capSysResource) {
@@ -66,12 +70,12 @@ func NodeConfig(hostname string) string {
 	}
 	return fmt.Sprintf(`# lbctl node configuration, written by the lbctl testbed.
 node: %s
-gate_timeout: 15s
+gate_timeout: %s
 drain_time: 1s
 agent:
   interval: 500ms
   fast_interval: 100ms
-%s`, hostname, extra)
+%s`, hostname, gate, extra)
 }
 
 const capSysResource = 24
@@ -189,7 +193,7 @@ func (s *Site) Provision(ctx context.Context, node string, o NodeSetup) error {
 	}
 	cfg := o.Config
 	if cfg == "" {
-		cfg = NodeConfig(n.Hostname)
+		cfg = NodeConfig(n.Hostname, 0)
 	}
 	files := []struct {
 		path string

@@ -134,19 +134,18 @@ func nodeInitScript(hostname, container string, mask []string) string {
 	var b strings.Builder
 	b.WriteString(`set -e
 mount --make-rprivate /
+# The certificates live in the testbed directory, which the node's tmpfs on
+# /run or /tmp may hide: hold it open, bind it into place later.
+exec 3< "$1"
 mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp
-# The certificates live under the host's /run, which the node's tmpfs hides:
-# bind them aside first, move them into place later.
-mkdir /tmp/.certs
-mount --bind "$1" /tmp/.certs
 mount -t tmpfs -o mode=0755,size=1g tmpfs /run
 for d in etc var usr; do
 	mkdir -p /run/lbtb/$d.upper /run/lbtb/$d.work
 	mount -t overlay overlay -o lowerdir=/$d,upperdir=/run/lbtb/$d.upper,workdir=/run/lbtb/$d.work /$d
 done
 mkdir -p /etc/lbctl/certs
-mount --move /tmp/.certs /etc/lbctl/certs
-rmdir /tmp/.certs
+mount --no-canonicalize --bind /proc/self/fd/3 /etc/lbctl/certs
+exec 3<&-
 mount -o remount,bind,ro /sys
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys

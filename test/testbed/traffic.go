@@ -30,6 +30,9 @@ type Traffic struct {
 	// Count and Duration bound the loop; at least one must be set.
 	Count    int
 	Duration time.Duration
+	// Stop, when closed, ends the loop early: no new request starts, the
+	// ones under way finish (cancelling ctx instead fails them).
+	Stop <-chan struct{}
 	// RetryRefused retries a request once, after RetryDelay (default
 	// 100 ms), when its connection was refused or reset before a response
 	// arrived, as browsers do for idempotent requests: the connections a
@@ -133,6 +136,15 @@ func (l Traffic) Run(ctx context.Context, s *Site) (*TrafficResult, error) {
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			break
 		}
+		stopped := false
+		select {
+		case <-l.Stop:
+			stopped = true
+		default:
+		}
+		if stopped {
+			break
+		}
 		select {
 		case <-ctx.Done():
 		case sem <- struct{}{}:
@@ -159,6 +171,7 @@ func (l Traffic) Run(ctx context.Context, s *Site) (*TrafficResult, error) {
 		}()
 		select {
 		case <-ctx.Done():
+		case <-l.Stop:
 		case <-tick.C:
 		}
 	}
