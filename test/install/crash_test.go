@@ -60,8 +60,9 @@ func lbctlInside(ctx context.Context, args ...string) (string, error) {
 // /run/lbtest/bundles/<A|B>-<serial> exist for serials 2 and up. It times
 // an uninterrupted install in each direction (recording the node state of
 // each content), then SIGKILLs lbctl install at a random moment of that
-// duration, runs lbctl status and checks the node is entirely the old
-// release or entirely the new one.
+// duration (every other trial in its last fifth or up to 15% beyond, where
+// the commit is), runs lbctl status and checks the node is entirely the
+// old release or entirely the new one.
 func TestHelperCrash(t *testing.T) {
 	systemdtest.SkipUnlessInside(t)
 	ctx := t.Context()
@@ -100,7 +101,14 @@ func TestHelperCrash(t *testing.T) {
 	for i := 0; i < crashTrials; i++ {
 		next := serial + 1
 		to := other[cur]
-		tr := CrashTrial{Serial: next, From: cur, To: to, Delay: time.Duration(rng.Int64N(int64(dur[to])))}
+		// Even trials kill anywhere in the install's duration; odd ones in
+		// its last fifth and a little beyond, around the commit.
+		d := dur[to]
+		delay := time.Duration(rng.Int64N(int64(d)))
+		if i%2 == 1 {
+			delay = d*4/5 + time.Duration(rng.Int64N(int64(d*7/20)))
+		}
+		tr := CrashTrial{Serial: next, From: cur, To: to, Delay: delay}
 		cmd := exec.Command(insideBin, "install", "--config", configPath, bundle(to, next))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out

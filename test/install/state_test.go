@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,10 @@ type State struct {
 	// Units are the units systemd has that are not inactive: lb-haproxy@
 	// instances and bird.service. Failed lists units in state failed.
 	Units map[string]Unit `json:"units"`
+	// Workers are the children of each unit's main PID (HAProxy's
+	// workers: a reload replaces them, the master keeps its PID). Not
+	// compared by diff.
+	Workers map[string][]int `json:"workers"`
 	// Files are the bytes of every file under the VIP directory, the
 	// lb-haproxy@ unit files and drop-ins, bird.conf and BIRD's include
 	// directory, by path.
@@ -85,7 +90,7 @@ func TestHelperCapture(t *testing.T) {
 
 // capture reads the node's state. It runs inside the node's namespaces.
 func capture(ctx context.Context, units systemd.Manager) (*State, error) {
-	st := &State{Units: map[string]Unit{}, Files: map[string][]byte{}}
+	st := &State{Units: map[string]Unit{}, Workers: map[string][]int{}, Files: map[string][]byte{}}
 	var errs []error
 	k, err := nft.New()
 	if err != nil {
@@ -132,6 +137,7 @@ func capture(ctx context.Context, units systemd.Manager) (*State, error) {
 		for _, u := range us {
 			if u.ActiveState != "inactive" {
 				st.Units[u.Name] = Unit{State: u.ActiveState + "/" + u.SubState, MainPID: u.MainPID}
+				st.Workers[u.Name] = children(u.MainPID)
 			}
 		}
 	}
@@ -187,6 +193,22 @@ func capture(ctx context.Context, units systemd.Manager) (*State, error) {
 	st.Intent, _ = os.ReadFile(filepath.Join(stateDir, "intent.json"))
 	st.Announce, _ = os.ReadFile(filepath.Join(stateDir, "announce.json"))
 	return st, errors.Join(errs...)
+}
+
+// children lists the child processes of pid, sorted.
+func children(pid uint32) []int {
+	if pid == 0 {
+		return nil
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // diffOptions says what a comparison ignores.
