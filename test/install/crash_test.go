@@ -172,6 +172,9 @@ func TestHelperCrash(t *testing.T) {
 // every way an install can change a node, and checks that after the next
 // lbctl status the node is entirely one release or the other.
 func TestCrash(t *testing.T) {
+	// The two long tests run side by side: most of their time is spent
+	// waiting for systemd, HAProxy and BIRD in their own nodes.
+	t.Parallel()
 	rA, rB := tree(t, nil), tree(t, upgradeEdits(t))
 	n := newNode(t, resolve(t, rA), resolve(t, rB))
 	n.install(n.put(build(t, n.keys, rA, 1), "1"))

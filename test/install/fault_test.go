@@ -277,6 +277,9 @@ func firstLine(err error) string {
 // in turn, first before the call does anything, then after it did its
 // work; after each failed install the node must equal the node before.
 func TestFaultInjection(t *testing.T) {
+	// The two long tests run side by side: most of their time is spent
+	// waiting for systemd, HAProxy and BIRD in their own nodes.
+	t.Parallel()
 	r1, r2 := tree(t, nil), tree(t, upgradeEdits(t))
 	n := newNode(t, resolve(t, r1), resolve(t, r2))
 	n.install(n.put(build(t, n.keys, r1, 1), "1"))
