@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbctl/lbctl/node/nft"
 	"github.com/lbctl/lbctl/node/plan"
@@ -134,7 +135,7 @@ func TestColdInstall(t *testing.T) {
 		t.Fatalf("node not fresh: %+v", before)
 	}
 	out, took := n.install(n.put(build(t, n.keys, r1, 1), "1"))
-	t.Logf("cold install: %v: %s", took, strings.TrimSpace(out))
+	t.Logf("cold install, lbctl install wall time: %v: %s", took.Round(time.Millisecond), lastLines(out, 1))
 	want := n.loadState("1")
 	if len(want.VIPs) != len(site.VIPs) {
 		t.Fatalf("release 1 has %d VIPs for lb1, the site %d", len(want.VIPs), len(site.VIPs))
