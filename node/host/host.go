@@ -243,7 +243,15 @@ func (h *Host) Firewall(_ context.Context, fw model.Firewall) error { return h.N
 func (h *Host) TProxy(_ context.Context, on bool) error { return h.Addresses.SetTProxy(on) }
 
 // Bird writes bird.conf atomically and reconfigures BIRD if it runs.
+//
+// An empty conf is what undoing a node's first install asks for (no
+// release had a bird.conf before): BIRD refuses an empty configuration, so
+// the file and BIRD are left as they are (BIRD runs the new release's
+// configuration with nothing announced) rather than failing the undo.
 func (h *Host) Bird(ctx context.Context, conf []byte) error {
+	if len(conf) == 0 {
+		return nil
+	}
 	p := h.paths().BirdConf
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, conf) {
 		return nil
