@@ -325,3 +325,63 @@ func TestFaultInjection(t *testing.T) {
 	}
 	t.Logf("injection points covered: %d", total)
 }
+
+// TestHelperFailLast installs BUNDLE with a failure injected at its last
+// host call and emits the install's error.
+func TestHelperFailLast(t *testing.T) {
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	cfg, err := setup.LoadConfig(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := setup.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := os.ReadFile(os.Getenv("BUNDLE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Installer.Install(ctx, b, install.Options{Node: nodeName, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, s := range res.Plan.Steps {
+		calls += callsOf(s.Do.Kind)
+	}
+	n.Installer.Host = &faulty{Host: n.Host, failAt: calls}
+	_, err = n.Installer.Install(ctx, b, install.Options{Node: nodeName})
+	systemdtest.Emit(t, fmt.Sprint(err))
+}
+
+// TestColdInstallFailure fails the last call of a node's first install
+// (the announcement, after BIRD was configured and started): the install
+// must roll back, and the node must take the next install.
+func TestColdInstallFailure(t *testing.T) {
+	r1 := tree(t, nil)
+	n := newNode(t, resolve(t, r1))
+	p1 := n.put(build(t, n.keys, r1, 1), "1")
+	var msg string
+	systemdtest.RunInside(t, n.sd, "TestHelperFailLast", map[string]string{"BUNDLE": p1}, &msg)
+	if !strings.Contains(msg, errInjected.Error()) || !strings.Contains(msg, apply.ErrRolledBack.Error()) {
+		t.Errorf("first install with its last call failing: %s", msg)
+	}
+	st := n.capture()
+	if len(st.VIPs) != 0 || len(st.Units) > 1 || st.Current != "" || len(st.Intent) > 0 {
+		t.Errorf("after the rolled back first install: VIPs %v, units %v, current %q, intent %q", st.VIPs, st.Units, st.Current, st.Intent)
+	}
+	// BIRD cannot go back to not running with the distribution's
+	// bird.conf; it keeps the release's, with nothing announced. An empty
+	// bird.conf (what the undo used to write) would keep it from starting.
+	if len(st.Files[birdConf]) == 0 || len(st.BirdRoutes) != 0 {
+		t.Errorf("after the rolled back first install: bird.conf %d bytes, BIRD routes %v", len(st.Files[birdConf]), st.BirdRoutes)
+	}
+	if out, _, err := n.lbctl("status", "--config", configPath); err != nil {
+		t.Errorf("lbctl status after the failed first install: %v\n%s", err, out)
+	}
+	n.install(p1)
+	checkRelease(t, n.loadState("1"), n.capture())
+}
