@@ -6,7 +6,7 @@ BIN       := bin/lbctl
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Debian packages the tests and the demo need at run time.
-DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl
+DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl lintian
 # Extra packages only for regenerating eBPF objects.
 GEN_PKGS  := clang llvm libbpf-dev bpftool
 
@@ -45,6 +45,11 @@ bench: deps build
 generate:
 	@./scripts/deps.sh $(GEN_PKGS)
 	$(GO) generate ./bpf/...
+
+# deb builds dist/lbctl_<version>_amd64.deb with nfpm (packaging/README.md).
+.PHONY: deb
+deb: build
+	$(GO) run ./packaging/cmd/mkdeb -bin $(BIN) -out dist -describe $(VERSION)
 
 clean:
 	rm -rf bin dist
