@@ -240,8 +240,12 @@ func printTopology(w io.Writer, s *testbed.Site) {
 		fmt.Fprintf(tw, "%s\tbackend %s\t%s ports %s\n", b.NetNS, b.Name, b.Address, portList(b.Ports()))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "enter a namespace: ip netns exec %s bash   certificates: %s, CA %s\n",
-		s.Nodes[0].NetNS, filepath.Join(s.Nodes[0].CertDir, "*.pem"), s.CA)
+	if s.Nodes[0].Systemd() {
+		fmt.Fprintf(w, "enter an LB node: lbctl testbed exec %s bash   other namespaces: ip netns exec %s bash\n", s.Nodes[0].Name, s.Client)
+	} else {
+		fmt.Fprintf(w, "enter a namespace: ip netns exec %s bash\n", s.Nodes[0].NetNS)
+	}
+	fmt.Fprintf(w, "certificates: %s (on a systemd node: /etc/lbctl/certs), CA %s\n", filepath.Join(s.Nodes[0].CertDir, "*.pem"), s.CA)
 }
 
 func portList(ps []int) string {
