@@ -172,6 +172,10 @@ func TestHelperCrash(t *testing.T) {
 // every way an install can change a node, and checks that after the next
 // lbctl status the node is entirely one release or the other.
 func TestCrash(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
+	if testing.Short() {
+		t.Skip("long (a minute or two): skipped with -short")
+	}
 	// The two long tests run side by side: most of their time is spent
 	// waiting for systemd, HAProxy and BIRD in their own nodes.
 	t.Parallel()

@@ -11,7 +11,7 @@
 //     a request through a VIP reaches a backend.
 //   - TestFaultInjection: every call the applier makes to the node during
 //     an upgrade fails in turn; after each, the node is field by field the
-//     node before.
+//     node before. TestColdInstallFailure fails a first install at its end.
 //   - TestCrash: lbctl install is SIGKILLed at random moments; after the
 //     next lbctl status the node is entirely the old release or the new one.
 //   - TestIncremental: changing one service reloads exactly one VIP unit;

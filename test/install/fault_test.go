@@ -277,6 +277,10 @@ func firstLine(err error) string {
 // in turn, first before the call does anything, then after it did its
 // work; after each failed install the node must equal the node before.
 func TestFaultInjection(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
+	if testing.Short() {
+		t.Skip("long (a minute or two): skipped with -short")
+	}
 	// The two long tests run side by side: most of their time is spent
 	// waiting for systemd, HAProxy and BIRD in their own nodes.
 	t.Parallel()
@@ -361,6 +365,7 @@ func TestHelperFailLast(t *testing.T) {
 // (the announcement, after BIRD was configured and started): the install
 // must roll back, and the node must take the next install.
 func TestColdInstallFailure(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
 	r1 := tree(t, nil)
 	n := newNode(t, resolve(t, r1))
 	p1 := n.put(build(t, n.keys, r1, 1), "1")

@@ -73,6 +73,7 @@ func median(ds []time.Duration) time.Duration {
 // changed) and every other VIP keeps its main PID, its workers and its
 // config bytes. It times the cold install and the incremental ones.
 func TestIncremental(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
 	rS := tree(t, nil)
 	rR := tree(t, map[string]func(string) string{"web/wiki.yaml": replace(t, "balance: source", "balance: roundrobin")})
 	n := newNode(t, resolve(t, rS))

@@ -17,6 +17,7 @@ import (
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/systemd"
+	"github.com/lbctl/lbctl/test/systemdtest"
 )
 
 // loadState reads a staged release's node state through the namespace's
@@ -127,6 +128,7 @@ func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
 // TestColdInstall installs campus on a node that never had a release.
 func TestColdInstall(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
 	r1 := tree(t, nil)
 	site := resolve(t, r1)
 	n := newNode(t, site)

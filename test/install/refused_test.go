@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/lbctl/lbctl/systemd"
+	"github.com/lbctl/lbctl/test/systemdtest"
 )
 
 // rewriteBundle rewrites a bundle's tar members: edit returns the new
@@ -64,6 +65,7 @@ func rewriteBundle(t testing.TB, b []byte, edit func(name string, data []byte) [
 // anything changes on the node, and that rollback goes back through the
 // same transactional path.
 func TestRefused(t *testing.T) {
+	systemdtest.SkipUnlessRoot(t)
 	r1, r2 := tree(t, nil), tree(t, upgradeEdits(t))
 	n := newNode(t, resolve(t, r1), resolve(t, r2))
 	n.install(n.put(build(t, n.keys, r1, 1), "1"))
