@@ -62,7 +62,8 @@ type Options struct {
 	// each further failure up to MaxBackoff, with jitter. Defaults 5s and
 	// 2m.
 	Backoff, MaxBackoff time.Duration
-	// Progress, if set, receives one line per step.
+	// Progress, if set, receives one line per step (waits, failed
+	// fetches, verification, install); the outcome is the Result.
 	Progress func(msg string)
 
 	// Test hooks: sleep waits (default: a timer), jitter returns a
@@ -185,7 +186,6 @@ func Sync(ctx context.Context, src Source, inst Installer, opt Options) (Result,
 	}
 	if f == nil {
 		res.Action = NotModified
-		opt.progress("%s: not modified since the last sync", src)
 		return res, nil
 	}
 	res.Origin = f.Origin
@@ -201,11 +201,9 @@ func Sync(ctx context.Context, src Source, inst Installer, opt Options) (Result,
 	switch {
 	case hasCur && serial == cur:
 		res.Action = UpToDate
-		opt.progress("release %d is current: nothing to do", serial)
 		return res, settle(f, serial)
 	case hasCur && serial < cur:
 		res.Action = Older
-		opt.progress("the newest bundle (%d) is older than the current release %d: nothing to do", serial, cur)
 		return res, settle(f, serial)
 	}
 	if hasCur {
