@@ -63,9 +63,9 @@ step() {
     echo '```'
     # Benchmark result lines, and t.Log lines (without the file:line).
     grep -E "^Benchmark.*ns/op" "$log" | sed -E 's/[[:space:]]+/ /g'
-    grep -E '^[[:space:]]+[a-z_]+_test\.go:[0-9]+: ' "$log" | sed -E 's/^[[:space:]]+[a-z_]+_test\.go:[0-9]+: //' | grep -E "$filter"
+    grep -E '^[[:space:]]+[a-zA-Z0-9_]+_test\.go:[0-9]+: ' "$log" | sed -E 's/^[[:space:]]+[a-zA-Z0-9_]+_test\.go:[0-9]+: //' | grep -E "$filter"
     if grep -qE -- '--- SKIP' "$log" && ! grep -qE -- '--- PASS' "$log"; then
-      echo "skipped: $(grep -E -A1 -- '--- SKIP' "$log" | grep -vE -- '--- SKIP|^--' | sed -E 's/^[[:space:]]+[a-z_]+_test\.go:[0-9]+: //' | head -1)"
+      echo "skipped: $(grep -E -A1 -- '--- SKIP' "$log" | grep -vE -- '--- SKIP|^--' | sed -E 's/^[[:space:]]+[a-zA-Z0-9_]+_test\.go:[0-9]+: //' | head -1)"
     fi
     if [ $rc -ne 0 ]; then
       echo "FAILED (exit $rc): $(grep -E -- '--- FAIL|^FAIL|panic:' "$log" | head -3 | tr '\n' ' ')"
@@ -73,7 +73,10 @@ step() {
     echo '```'
     echo
   } >> "$BLOCK"
-  [ $rc -eq 0 ] || say "$name failed (exit $rc); log: $log"
+  if [ $rc -ne 0 ]; then
+    say "$name failed (exit $rc); log: $log"
+    KEEP_LOGS=1
+  fi
 }
 
 T="-count=1 -timeout 15m"
@@ -122,7 +125,7 @@ fi
 cp "$out" "$DOC"
 say "rewrote the generated block of $DOC in $(( $(date +%s) - START )) s"
 if [ "${KEEP_LOGS:-0}" = 1 ]; then
-  say "logs in $LOGS"
+  say "logs kept in $LOGS"
 else
   rm -rf "$LOGS"
 fi
