@@ -79,8 +79,9 @@ info "(up in $(( ($(date +%s%N) - T0) / 1000000 )) ms)"
 
 say "Installing the bundle on both LB nodes: lbctl install inside each node (verify, render, validate, start one HAProxy per VIP under systemd, health gate, BIRD)"
 info "first the node's own setup, as the Debian package and an admin would: /usr/bin/lbctl, /etc/lbctl/lbctl.yaml,"
-info "the admins' public key in /etc/lbctl/trusted.d, test certificates in /etc/lbctl/certs, lbctl-agent.service"
-if $LBCTL testbed install --pubkey "$WORK/admin.pub" "$WORK/campus.bundle" > "$WORK/install.txt" 2>&1; then
+info "the admins' public key in /etc/lbctl/trusted.d, test certificates in /etc/lbctl/certs, the shipped lbctl-agent.service"
+AGENT_UNIT=packaging/systemd/lbctl-agent.service
+if $LBCTL testbed install --pubkey "$WORK/admin.pub" --agent-unit "$AGENT_UNIT" "$WORK/campus.bundle" > "$WORK/install.txt" 2>&1; then
   grep -E 'installed release|lbctl binary' "$WORK/install.txt" | indent
   result OK "bundle installed: $(awk '/^lb[0-9]+:/{n=substr($1,1,length($1)-1)} /installed release/{match($0,/installed release [0-9]+/); r=substr($0,RSTART+18,RLENGTH-18); match($0,/ in [0-9.]+m?s/); t=substr($0,RSTART+4,RLENGTH-4); printf "%s%s release %s in %s", sep, n, r, t; sep=", "}' "$WORK/install.txt")"
 else

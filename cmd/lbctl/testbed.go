@@ -49,6 +49,7 @@ func init() {
 					&cli.StringSliceFlag{Name: "pubkey", Usage: "trust this public key `FILE` on the nodes", Required: true},
 					&cli.StringSliceFlag{Name: "node", Usage: "install on this `NODE` only (lb1, lb2; default both)"},
 					&cli.BoolFlag{Name: "provision", Usage: "copy the binary, configuration, key and agent unit again"},
+					&cli.StringFlag{Name: "agent-unit", Usage: "lbctl-agent.service `FILE` to install on the nodes (default: a minimal one)"},
 				},
 				Action: runTestbedInstall,
 			},
@@ -295,7 +296,15 @@ func runTestbedInstall(c *cli.Context) error {
 		}
 		if _, err := os.Stat(cfg); err != nil || c.Bool("provision") {
 			fmt.Fprintf(w, "%s: lbctl binary, %s, trusted key, %s (started)\n", name, testbed.NodeConfigPath, testbed.AgentUnitName)
-			if err := s.Provision(ctx, name, testbed.NodeSetup{LBCTL: exe, TrustedKeys: c.StringSlice("pubkey")}); err != nil {
+			setup := testbed.NodeSetup{LBCTL: exe, TrustedKeys: c.StringSlice("pubkey")}
+			if f := c.String("agent-unit"); f != "" {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				setup.AgentUnit = string(b)
+			}
+			if err := s.Provision(ctx, name, setup); err != nil {
 				return err
 			}
 		}

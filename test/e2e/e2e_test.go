@@ -137,10 +137,15 @@ func setUp(t *testing.T) *sandbox {
 	t.Logf("sandbox up in %v (prefix %s)", time.Since(up).Round(time.Millisecond), opts.Prefix)
 
 	inst := time.Now()
+	// The agent runs under the unit the Debian package ships.
+	unit, err := os.ReadFile(filepath.Join(root, "packaging", "systemd", testbed.AgentUnitName))
+	if err != nil {
+		t.Fatalf("shipped agent unit: %v", err)
+	}
 	sb.eachNode(t, func(node string) error {
 		n := sb.s.Node(node)
 		return sb.s.Provision(ctx, node, testbed.NodeSetup{LBCTL: sb.lbctl, TrustedKeys: []string{sb.pubkey},
-			Config: testbed.NodeConfig(n.Hostname, 20*time.Second)})
+			Config: testbed.NodeConfig(n.Hostname, 20*time.Second), AgentUnit: string(unit)})
 	})
 	outs := sb.installAll(t, v1)
 	for node, r := range outs {

@@ -32,8 +32,8 @@ const (
 	NodeBirdSocket = "/run/bird/bird.ctl"
 )
 
-// AgentUnit runs `lbctl agent` on a testbed node. The sandbox writes it to
-// /etc/systemd/system on each node, standing in for the unit the Debian
+// AgentUnit runs `lbctl agent` on a testbed node when no other unit is
+// given (NodeSetup.AgentUnit): a minimal stand-in for the unit the Debian
 // package installs.
 const AgentUnit = `# lbctl-agent.service, written by the lbctl testbed.
 [Unit]
@@ -173,6 +173,10 @@ type NodeSetup struct {
 	TrustedKeys []string
 	// Config is the node's lbctl.yaml; default NodeConfig.
 	Config string
+	// AgentUnit is the text of lbctl-agent.service; default AgentUnit.
+	// The demo and the end-to-end tests pass the shipped unit
+	// (packaging/systemd/lbctl-agent.service), hardening included.
+	AgentUnit string
 	// NoAgent leaves the agent's unit stopped.
 	NoAgent bool
 }
@@ -195,6 +199,10 @@ func (s *Site) Provision(ctx context.Context, node string, o NodeSetup) error {
 	if cfg == "" {
 		cfg = NodeConfig(n.Hostname, 0)
 	}
+	unit := o.AgentUnit
+	if unit == "" {
+		unit = AgentUnit
+	}
 	files := []struct {
 		path string
 		data []byte
@@ -203,7 +211,7 @@ func (s *Site) Provision(ctx context.Context, node string, o NodeSetup) error {
 		// A new file, not a rewrite: a running agent keeps its binary.
 		{NodeLBCTL + ".new", bin, 0o755},
 		{NodeConfigPath, []byte(cfg), 0o644},
-		{"/etc/systemd/system/" + AgentUnitName, []byte(AgentUnit), 0o644},
+		{"/etc/systemd/system/" + AgentUnitName, []byte(unit), 0o644},
 	}
 	for _, k := range o.TrustedKeys {
 		b, err := os.ReadFile(k)
