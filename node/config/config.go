@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -105,7 +106,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("node config: %w", err)
 	}
 	if err == nil {
-		if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&c); err != nil {
+		err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&c)
+		// A file of comments only (all defaults) decodes to nothing.
+		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("node config %s: %s", path, yaml.FormatError(err, false, true))
 		}
 	}

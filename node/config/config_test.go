@@ -20,6 +20,10 @@ func TestLoad(t *testing.T) {
 	if err != nil || c.Node != "lb1" || time.Duration(c.DrainTime) != 2*time.Second || c.Agent.Rise != 5 {
 		t.Fatalf("loaded: %+v %v", c, err)
 	}
+	os.WriteFile(p, []byte("# every setting commented out\n# node: lb1\n"), 0o644)
+	if c, err := Load(p); err != nil || c.StateDir != "/var/lib/lbctl" {
+		t.Fatalf("comments only: %+v %v", c, err)
+	}
 	os.WriteFile(p, []byte("node: lb1\nstate_dri: /x\n"), 0o644)
 	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "state_dri") || !strings.Contains(err.Error(), p) {
 		t.Fatalf("unknown key: %v", err)
