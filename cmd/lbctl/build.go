@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,13 +85,9 @@ func gitRevision(dir string) string {
 }
 
 func runBuild(c *cli.Context) error {
-	site, dir, err := resolveTree(c)
+	site, dir, err := resolveOrReport(c)
 	if err != nil {
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			return err
-		}
-		return reportErrors(c.App.ErrWriter, err)
+		return err
 	}
 	if c.String("output") == "" || c.String("key") == "" {
 		return cli.Exit("build: --output FILE and --key NAME.key are required", 2)

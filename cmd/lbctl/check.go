@@ -110,6 +110,20 @@ func resolveTree(c *cli.Context) (*model.Site, string, error) {
 	return site, args[0], err
 }
 
+// resolveOrReport resolves the tree and, on failure, prints every problem
+// and returns the exit error.
+func resolveOrReport(c *cli.Context) (*model.Site, string, error) {
+	site, dir, err := resolveTree(c)
+	if err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			return nil, dir, err
+		}
+		return nil, dir, reportErrors(c.App.ErrWriter, err)
+	}
+	return site, dir, nil
+}
+
 // reportErrors prints every problem, one per line, and returns the exit
 // error.
 func reportErrors(w io.Writer, err error) error {
@@ -133,26 +147,18 @@ func reportErrors(w io.Writer, err error) error {
 }
 
 func runCheck(c *cli.Context) error {
-	site, dir, err := resolveTree(c)
+	site, dir, err := resolveOrReport(c)
 	if err != nil {
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			return err
-		}
-		return reportErrors(c.App.ErrWriter, err)
+		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s: ok: %d services, %d VIPs, %d nodes\n", dir, len(site.Services), len(site.VIPs), len(site.Nodes))
 	return nil
 }
 
 func runResolve(c *cli.Context) error {
-	site, _, err := resolveTree(c)
+	site, _, err := resolveOrReport(c)
 	if err != nil {
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			return err
-		}
-		return reportErrors(c.App.ErrWriter, err)
+		return err
 	}
 	if c.Bool("json") {
 		b, err := model.Encode(site)

@@ -95,6 +95,23 @@ func recoverInterrupted(ctx context.Context, cfg *config.Config, log *slog.Logge
 	return err
 }
 
+// nodeStore loads the node configuration, restores the last committed
+// release if an install was interrupted, and opens the releases store.
+func nodeStore(c *cli.Context) (*config.Config, *release.Store, error) {
+	cfg, err := setup.LoadConfig(c.String("config"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := recoverFirst(c, cfg); err != nil {
+		return nil, nil, err
+	}
+	store, err := release.Open(cfg.StateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
+}
+
 // recoverFirst restores the last committed release when an install was
 // interrupted, before a command reads or changes the node; it says so.
 func recoverFirst(c *cli.Context, cfg *config.Config) error {
@@ -275,14 +292,7 @@ func printPlan(w io.Writer, res *install.Result) {
 }
 
 func runReleases(c *cli.Context) error {
-	cfg, err := setup.LoadConfig(c.String("config"))
-	if err != nil {
-		return err
-	}
-	if err := recoverFirst(c, cfg); err != nil {
-		return err
-	}
-	store, err := release.Open(cfg.StateDir)
+	_, store, err := nodeStore(c)
 	if err != nil {
 		return err
 	}
@@ -354,14 +364,7 @@ type NodeVIPStatus struct {
 // releases store and systemd, and asks the agent when it runs; otherwise it
 // evaluates health itself once.
 func runStatus(c *cli.Context) error {
-	cfg, err := setup.LoadConfig(c.String("config"))
-	if err != nil {
-		return err
-	}
-	if err := recoverFirst(c, cfg); err != nil {
-		return err
-	}
-	store, err := release.Open(cfg.StateDir)
+	cfg, store, err := nodeStore(c)
 	if err != nil {
 		return err
 	}
@@ -460,14 +463,7 @@ func yes(b bool) string {
 // runDrain returns the action of drain (on) or undrain.
 func runDrain(on bool) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		cfg, err := setup.LoadConfig(c.String("config"))
-		if err != nil {
-			return err
-		}
-		if err := recoverFirst(c, cfg); err != nil {
-			return err
-		}
-		store, err := release.Open(cfg.StateDir)
+		cfg, store, err := nodeStore(c)
 		if err != nil {
 			return err
 		}

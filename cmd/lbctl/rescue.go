@@ -124,14 +124,7 @@ func runVIPRestart(c *cli.Context) error {
 // runVerifyDrift compares the live node with its current release; exit 1
 // on drift.
 func runVerifyDrift(c *cli.Context) error {
-	cfg, err := setup.LoadConfig(c.String("config"))
-	if err != nil {
-		return err
-	}
-	if err := recoverFirst(c, cfg); err != nil {
-		return err
-	}
-	store, err := release.Open(cfg.StateDir)
+	cfg, store, err := nodeStore(c)
 	if err != nil {
 		return err
 	}

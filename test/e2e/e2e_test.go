@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/push"
 	"github.com/lbctl/lbctl/test/testbed"
 )
 
@@ -69,6 +71,7 @@ func TestSandbox(t *testing.T) {
 	t.Run("IPv6", sb.testIPv6)
 	t.Run("Spread", sb.testSpread)
 	t.Run("BadBundleRejected", sb.testBadBundle)
+	t.Run("PushStopsAtFailedCanary", sb.testPushCanary)
 	t.Run("UnhealthyVIPRolledBack", sb.testUnhealthyRolledBack)
 	t.Run("Failover", sb.testFailover)
 }
@@ -685,4 +688,42 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// nodeRunner runs the remote side of `lbctl push` on the sandbox's LB
+// nodes (inside their namespaces) instead of over ssh; push.SSH itself is
+// tested with a stand-in ssh in bundle/push.
+type nodeRunner struct{ sb *sandbox }
+
+func (r nodeRunner) Run(ctx context.Context, host string, args []string, stdin []byte) ([]byte, error) {
+	argv := append([]string{testbed.NodeLBCTL}, args...)
+	out, err := r.sb.s.NodeRun(ctx, host, bytes.NewReader(stdin), argv...)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", host, err, out)
+	}
+	return out, nil
+}
+
+// testPushCanary pushes a bundle whose certificate the nodes lack: the
+// canary (lb1) refuses it, the rollout stops, and lb2 is never asked.
+func (sb *sandbox) testPushCanary(t *testing.T) {
+	tree := copyTree(t, filepath.Join(t.TempDir(), "campus"))
+	appendFile(t, filepath.Join(tree, "web", "wiki.yaml"), "tls:\n  certificate: wiki-2028.campus.example\n")
+	bad := sb.bundle(t, tree, 300)
+	before := sb.pids(t)
+	var progress bytes.Buffer
+	res, err := push.Push(t.Context(), bad, []string{"lb1", "lb2"}, nodeRunner{sb},
+		push.Options{Args: []string{"--config", testbed.NodeConfigPath}, HealthTimeout: 20 * time.Second, Progress: &progress})
+	t.Logf("push:\n%s", progress.String())
+	if !errors.Is(err, push.ErrStopped) || !strings.Contains(err.Error(), "wiki-2028.campus.example") {
+		t.Fatalf("push of a bundle the canary refuses: %v", err)
+	}
+	if res.Nodes[0].Status != "failed" || res.Nodes[1].Status != "skipped" {
+		t.Fatalf("rollout result %+v", res.Nodes)
+	}
+	// lb2 never saw the bundle: no install log line for serial 300.
+	if st := sb.status(t, "lb2"); st.Last != nil && st.Last.To == 300 {
+		t.Fatalf("lb2 was asked to install release 300: %+v", st.Last)
+	}
+	sb.wantUnchanged(t, before)
 }
