@@ -29,6 +29,8 @@ func newApp() *cli.App {
 		Commands:             commands,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
+		// main prints errors and exits, once.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 
