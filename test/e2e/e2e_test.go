@@ -74,6 +74,7 @@ func TestSandbox(t *testing.T) {
 	t.Run("PushStopsAtFailedCanary", sb.testPushCanary)
 	t.Run("UnhealthyVIPRolledBack", sb.testUnhealthyRolledBack)
 	t.Run("Failover", sb.testFailover)
+	t.Run("VerifyDrift", sb.testVerifyDrift)
 }
 
 // setUp builds lbctl, a key pair and the campus bundle (serial 100),
@@ -726,4 +727,34 @@ func (sb *sandbox) testPushCanary(t *testing.T) {
 		t.Fatalf("lb2 was asked to install release 300: %+v", st.Last)
 	}
 	sb.wantUnchanged(t, before)
+}
+
+// testVerifyDrift runs the rescue CLI's drift check on lb2: clean after
+// the installs, then an edited HAProxy config and a rule added by hand to
+// the lbctl table are both reported with exit status 1.
+func (sb *sandbox) testVerifyDrift(t *testing.T) {
+	verify := func() (string, error) {
+		out, err := sb.s.Lbctl(t.Context(), "lb2", "verify", "--config", testbed.NodeConfigPath)
+		return string(out), err
+	}
+	if out, err := verify(); err != nil || !strings.Contains(out, "matches release 100") {
+		t.Fatalf("verify on a clean node: %v\n%s", err, out)
+	}
+	sh := func(cmd string) {
+		if out, err := sb.s.NodeRun(t.Context(), "lb2", nil, "sh", "-c", cmd); err != nil {
+			t.Fatalf("%s: %v %s", cmd, err, out)
+		}
+	}
+	sh("echo '# edited by hand' >> /etc/lbctl/vips/192.0.2.11/haproxy.cfg")
+	sh("nft add rule inet lbctl input tcp dport 2222 accept")
+	out, err := verify()
+	if err == nil {
+		t.Fatalf("verify after tampering exited 0:\n%s", out)
+	}
+	for _, want := range []string{"vip 192.0.2.11: haproxy.cfg differs from release 100", "nftables:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("verify:\n%s", out)
 }
