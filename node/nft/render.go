@@ -15,4 +15,3 @@ func Render(fw model.Firewall) (string, error) {
 	// The review text is the build side's: one renderer of the nft syntax.
 	return rendernft.NFTText(fw), nil
 }
-
