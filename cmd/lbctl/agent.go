@@ -3,25 +3,13 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
-	"github.com/lbctl/lbctl/bpf"
-	"github.com/lbctl/lbctl/health/agent"
-	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/systemd"
 )
@@ -44,16 +32,9 @@ func runAgent(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-
-	store, err := release.Open(cfg.StateDir)
-	if err != nil {
-		return err
-	}
 	if err := recoverInterrupted(ctx, cfg, log); err != nil {
 		log.Error("recovering an interrupted install", "err", err)
 	}
-	// Polling uses sock_diag (cheaper than walking the TCP hash with the
-	// iterator); eBPF gives the listener-close events.
 	var units systemd.Manager
 	if m, err := systemd.NewDBus(ctx); err != nil {
 		log.Warn("systemd not reachable: unit state is not part of health", "err", err)
@@ -61,83 +42,5 @@ func runAgent(c *cli.Context) error {
 		defer m.Close()
 		units = m
 	}
-	deps := setup.HealthDeps(cfg, units)
-	acfg := agent.Config{Store: store, Deps: deps, Log: log, Probe: "ebpf",
-		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
-		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
-	if p, err := bpf.Load(); err != nil {
-		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
-		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)
-	} else {
-		defer p.Close()
-		netns, err := bpf.NetNSInode(-1)
-		if err != nil {
-			return err
-		}
-		acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
-	}
-	ann, err := setup.NewAnnouncer(cfg)
-	if err != nil {
-		return err
-	}
-	defer ann.Close()
-	acfg.Announcer = ann
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	acfg.Metrics = agent.NewMetrics(reg)
-	if acfg.Probe == "ebpf" {
-		acfg.Metrics.EBPF.Set(1)
-	}
-	if h, err := store.History(); err == nil && len(h) > 0 {
-		last := h[len(h)-1]
-		acfg.Metrics.LastInstall.Set(map[bool]float64{true: 1, false: 0}[last.Result == "committed" || last.Result == "no-op"])
-	}
-	a := agent.New(acfg)
-
-	annCtx, annCancel := context.WithCancel(context.Background())
-	annDone := make(chan struct{})
-	go func() { ann.Run(annCtx); close(annDone) }()
-	defer func() { annCancel(); <-annDone }()
-
-	ln, err := agent.Listen(cfg.Agent.Socket)
-	if err != nil {
-		return err
-	}
-	ctl := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go ctl.Serve(ln)
-	defer ctl.Close()
-	if cfg.Agent.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics listener", "addr", cfg.Agent.Metrics, "err", err)
-			}
-		}()
-		defer ms.Close()
-	}
-	if wd, err := daemon.SdWatchdogEnabled(false); err == nil && wd > 0 {
-		go watchdog(ctx, a, wd)
-	}
-	return a.Run(ctx, func() {
-		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-		log.Info("agent ready", "probe", acfg.Probe)
-	})
-}
-
-// watchdog pings systemd while the loop keeps evaluating.
-func watchdog(ctx context.Context, a *agent.Agent, every time.Duration) {
-	t := time.NewTicker(every / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if time.Since(a.LastEvaluation()) < every {
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-			}
-		}
-	}
+	return setup.RunAgent(ctx, cfg, units, log)
 }

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -17,18 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/lbctl/lbctl/bpf"
 	"github.com/lbctl/lbctl/bundle/intent"
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/health/agent"
-	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
+	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/node/target"
 )
 
@@ -56,69 +50,7 @@ func runAgentLikeLbctl(path string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, err := release.Open(cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	var deps health.Deps
-	deps.Backends = agent.Stats{Socket: func(vip string) string { return filepath.Join(cfg.RuntimeDir, "vips", vip, "admin.sock") }}
-	deps.Sockets = agent.Sockets{Lister: bpf.SockDiag{}, NetNSFD: -1}
-	acfg := agent.Config{Store: store, Deps: deps, Log: log, Probe: "ebpf",
-		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
-		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
-	if p, err := bpf.Load(); err != nil {
-		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
-		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)
-	} else {
-		defer p.Close()
-		netns, err := bpf.NetNSInode(-1)
-		if err != nil {
-			return err
-		}
-		acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
-	}
-	ann, err := bird.NewAnnouncer(bird.AnnouncerConfig{
-		Include4: filepath.Join(cfg.Bird.IncludeDir, "announce4.conf"),
-		Include6: filepath.Join(cfg.Bird.IncludeDir, "announce6.conf"),
-		Dial:     bird.SocketDialer(cfg.Bird.Socket),
-	})
-	if err != nil {
-		return err
-	}
-	defer ann.Close()
-	acfg.Announcer = ann
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	acfg.Metrics = agent.NewMetrics(reg)
-	if acfg.Probe == "ebpf" {
-		acfg.Metrics.EBPF.Set(1)
-	}
-	a := agent.New(acfg)
-
-	annCtx, annCancel := context.WithCancel(context.Background())
-	annDone := make(chan struct{})
-	go func() { ann.Run(annCtx); close(annDone) }()
-	defer func() { annCancel(); <-annDone }()
-
-	ln, err := agent.Listen(cfg.Agent.Socket)
-	if err != nil {
-		return err
-	}
-	ctl := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go ctl.Serve(ln)
-	defer ctl.Close()
-	if cfg.Agent.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics listener", "addr", cfg.Agent.Metrics, "err", err)
-			}
-		}()
-		defer ms.Close()
-	}
-	return a.Run(ctx, func() { log.Info("agent ready", "probe", acfg.Probe) })
+	return setup.RunAgent(ctx, cfg, nil, log)
 }
 
 // The VIP of the integration tests: one HAProxy frontend on both addresses.

@@ -1,0 +1,111 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lbctl/lbctl/bpf"
+	"github.com/lbctl/lbctl/health/agent"
+	"github.com/lbctl/lbctl/node/config"
+	"github.com/lbctl/lbctl/node/release"
+	"github.com/lbctl/lbctl/systemd"
+)
+
+// RunAgent runs the node's health agent until ctx ends: sock_diag polling
+// with eBPF listener events (or polling only when eBPF is not available),
+// the BIRD announcer, the control socket, metrics, and sd_notify readiness
+// and watchdog when run by systemd. units may be nil (no unit state in
+// health).
+func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, log *slog.Logger) error {
+	store, err := release.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	acfg := agent.Config{Store: store, Deps: HealthDeps(cfg, units), Log: log, Probe: "ebpf",
+		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
+		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
+	if p, err := bpf.Load(); err != nil {
+		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
+		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)
+	} else {
+		defer p.Close()
+		netns, err := bpf.NetNSInode(-1)
+		if err != nil {
+			return err
+		}
+		acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
+	}
+	ann, err := NewAnnouncer(cfg)
+	if err != nil {
+		return err
+	}
+	defer ann.Close()
+	acfg.Announcer = ann
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	acfg.Metrics = agent.NewMetrics(reg)
+	if acfg.Probe == "ebpf" {
+		acfg.Metrics.EBPF.Set(1)
+	}
+	if h, err := store.History(); err == nil && len(h) > 0 {
+		last := h[len(h)-1]
+		acfg.Metrics.LastInstall.Set(map[bool]float64{true: 1, false: 0}[last.Result == "committed" || last.Result == "no-op"])
+	}
+	a := agent.New(acfg)
+
+	annCtx, annCancel := context.WithCancel(context.Background())
+	annDone := make(chan struct{})
+	go func() { ann.Run(annCtx); close(annDone) }()
+	defer func() { annCancel(); <-annDone }()
+
+	ln, err := agent.Listen(cfg.Agent.Socket)
+	if err != nil {
+		return err
+	}
+	ctl := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go ctl.Serve(ln)
+	defer ctl.Close()
+	if cfg.Agent.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener", "addr", cfg.Agent.Metrics, "err", err)
+			}
+		}()
+		defer ms.Close()
+	}
+	if wd, err := daemon.SdWatchdogEnabled(false); err == nil && wd > 0 {
+		go watchdog(ctx, a, wd)
+	}
+	return a.Run(ctx, func() {
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+		log.Info("agent ready", "probe", acfg.Probe)
+	})
+}
+
+// watchdog pings systemd while the loop keeps evaluating.
+func watchdog(ctx context.Context, a *agent.Agent, every time.Duration) {
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if time.Since(a.LastEvaluation()) < every {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}
+}
