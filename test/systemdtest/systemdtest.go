@@ -3,7 +3,6 @@
 package systemdtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/internal/cgroup"
 )
 
 // Options configure Start.
@@ -104,7 +105,7 @@ func Start(t testing.TB, opts Options) *Systemd {
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 30 * time.Second
 	}
-	root, err := cgroup2Root()
+	root, err := cgroup.Root()
 	if err != nil {
 		t.Skipf("needs a cgroup2 hierarchy: %v", err)
 	}
@@ -478,26 +479,6 @@ func removeCgroup(root string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// cgroup2Root finds where the cgroup2 hierarchy is mounted (/sys/fs/cgroup
-// on unified hosts, /sys/fs/cgroup/unified on hybrid ones).
-func cgroup2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for i, fl := range fields {
-			if fl == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				return fields[4], nil
-			}
-		}
-	}
-	return "", errors.New("no cgroup2 mount in /proc/self/mountinfo")
 }
 
 // insideEnv names the test function a re-executed test binary must run.

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/internal/cgroup"
 )
 
 // SystemdNodes launches each LB node as systemd running as PID 1 in its own
@@ -66,7 +67,7 @@ func (o SystemdNodes) Launch(ctx context.Context, n Node) (Launched, error) {
 	if o.BootTimeout <= 0 {
 		o.BootTimeout = 30 * time.Second
 	}
-	root, err := cgroup2Root()
+	root, err := cgroup.Root()
 	if err != nil {
 		return Launched{}, err
 	}
@@ -219,24 +220,4 @@ func waitSystemRunning(ctx context.Context, pid int, done <-chan struct{}, deadl
 func nsenterAll(ctx context.Context, pid int, argv ...string) *exec.Cmd {
 	a := append([]string{"-t", strconv.Itoa(pid), "-m", "-p", "-n", "-u", "--"}, argv...)
 	return exec.CommandContext(ctx, "nsenter", a...)
-}
-
-// cgroup2Root finds where the cgroup2 hierarchy is mounted (/sys/fs/cgroup
-// on unified hosts, /sys/fs/cgroup/unified on hybrid ones).
-func cgroup2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for i, fl := range fields {
-			if fl == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				return fields[4], nil
-			}
-		}
-	}
-	return "", errors.New("no cgroup2 hierarchy mounted")
 }
