@@ -160,7 +160,8 @@ func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, 
 
 // Gate waits until every named VIP evaluates healthy rise times in a row,
 // polling every interval, or until ctx ends; the error then lists the last
-// reasons of every VIP that is not healthy.
+// reasons of every VIP that is not healthy, from the last evaluation that ran
+// to completion (one cut short by the deadline only says that it timed out).
 func Gate(ctx context.Context, vips []*plan.VIP, d Deps, rise int, interval time.Duration) error {
 	trackers := map[string]*Tracker{}
 	last := map[string]Result{}
@@ -175,6 +176,16 @@ func Gate(ctx context.Context, vips []*plan.VIP, d Deps, rise int, interval time
 				continue
 			}
 			r := Evaluate(ctx, v, d, nil)
+			if !r.OK && ctx.Err() != nil {
+				// The deadline cut this evaluation short: its reasons
+				// are the deadline's, not the VIP's. Report the last
+				// complete one, if any.
+				if _, ok := last[v.Name]; !ok {
+					last[v.Name] = r
+				}
+				pending++
+				continue
+			}
 			last[v.Name] = r
 			if !t.Observe(r.OK) {
 				pending++

@@ -88,3 +88,28 @@ func TestGate(t *testing.T) {
 		t.Fatalf("rise 3 at 10 ms passed after %v", d)
 	}
 }
+
+// slowBackends reports its servers down, and from the second call on blocks
+// until the context ends: an evaluation that the gate's deadline cuts short.
+type slowBackends struct{ calls int }
+
+func (s *slowBackends) UpCount(ctx context.Context, _ string) (map[string]int, error) {
+	s.calls++
+	if s.calls > 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return map[string]int{"be_ghost": 0}, nil
+}
+
+func TestGateReportsLastCompleteEvaluation(t *testing.T) {
+	v := &plan.VIP{Name: "v1", Backends: []plan.Backend{{Name: "be_ghost", MinUp: 1}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	b := &slowBackends{}
+	err := Gate(ctx, []*plan.VIP{v}, Deps{Backends: b}, 2, 10*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "backend be_ghost: 0 of at least 1 servers up") ||
+		strings.Contains(err.Error(), "backends: context deadline exceeded") {
+		t.Fatalf("gate cut short by its deadline: %v (after %d evaluations), want the last complete reason", err, b.calls)
+	}
+}
