@@ -113,9 +113,10 @@ func TestAgent(t *testing.T) {
 	start := time.Now()
 	events <- ListenerEvent{Addr: addrA, Up: false, At: start}
 	waitFor(t, "VIP a withdrawn", func() bool { return !slices.Contains(ann.last(), all[0]) })
-	if d := time.Since(start); d > 15*time.Millisecond {
-		t.Errorf("withdrawal after the event took %v", d)
-	}
+	// That the event, not polling, withdrew it is asserted without a
+	// wall-clock bound (which a loaded CI machine breaks) by
+	// TestListenerEventWithdrawsWithoutPolling.
+	t.Logf("withdrawal after the event took %v", time.Since(start))
 	if got := a.Status(); got.VIPs[0].Healthy || got.VIPs[0].Reasons[0] != "listener "+addrA.String()+" closed" {
 		t.Errorf("status %+v", got.VIPs[0])
 	}
@@ -142,6 +143,40 @@ func TestAgent(t *testing.T) {
 	}
 	if got := ann.last(); len(got) != 0 {
 		t.Fatalf("after shutdown: %v", got)
+	}
+}
+
+// TestListenerEventWithdrawsWithoutPolling: with polls an hour apart and a
+// Fall count no poll sequence reaches in the test, only the listener-close
+// event can withdraw the VIP.
+func TestListenerEventWithdrawsWithoutPolling(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	ln, addr := serve(t)
+	defer ln.Close()
+	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}
+	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
+	store.Stage(&release.Release{Serial: 7, State: &plan.State{}})
+	store.Commit(7)
+	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
+	events := make(chan ListenerEvent, 1)
+	a := New(Config{Store: store, Announcer: ann, Events: events, Interval: time.Hour,
+		FastInterval: time.Hour, Rise: 1, Fall: 1000})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- a.Run(ctx, nil) }()
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
+	waitFor(t, "VIP announced after its first evaluation", func() bool { return slices.Equal(ann.last(), want) })
+	ln.Close()
+	events <- ListenerEvent{Addr: addr, Up: false, At: time.Now()}
+	waitFor(t, "VIP withdrawn on the listener-close event", func() bool { return len(ann.last()) == 0 })
+	if st := a.Status(); st.VIPs[0].Healthy || st.VIPs[0].Announced {
+		t.Errorf("status after the event %+v", st.VIPs[0])
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
