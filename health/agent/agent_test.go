@@ -146,37 +146,53 @@ func TestAgent(t *testing.T) {
 	}
 }
 
-// TestListenerEventWithdrawsWithoutPolling: with polls an hour apart and a
-// Fall count no poll sequence reaches in the test, only the listener-close
-// event can withdraw the VIP.
-func TestListenerEventWithdrawsWithoutPolling(t *testing.T) {
+// oneVIP runs an agent over one VIP whose TCP probe hits a local listener.
+type oneVIP struct {
+	ln     net.Listener
+	addr   netip.AddrPort
+	ann    *fakeAnnouncer
+	events chan ListenerEvent
+	a      *Agent
+	want   []netip.Prefix // the VIP's prefix, as announced
+}
+
+// startOneVIP starts the agent with cfg (Store, Announcer and Events are
+// filled in) and stops it when the test ends.
+func startOneVIP(t *testing.T, cfg Config) *oneVIP {
+	t.Helper()
 	store, _ := release.Open(t.TempDir())
-	ln, addr := serve(t)
-	defer ln.Close()
+	o := &oneVIP{ann: &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}, events: make(chan ListenerEvent, 8),
+		want: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}}
+	o.ln, o.addr = serve(t)
+	t.Cleanup(func() { o.ln.Close() })
 	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}
+		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: o.addr}}}
 	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
-	store.Stage(&release.Release{Serial: 7, State: &plan.State{}})
-	store.Commit(7)
-	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
-	events := make(chan ListenerEvent, 1)
-	a := New(Config{Store: store, Announcer: ann, Events: events, Interval: time.Hour,
-		FastInterval: time.Hour, Rise: 1, Fall: 1000})
+	cfg.Store, cfg.Announcer, cfg.Events = store, o.ann, o.events
+	o.a = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan error)
-	go func() { done <- a.Run(ctx, nil) }()
-	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
-	waitFor(t, "VIP announced after its first evaluation", func() bool { return slices.Equal(ann.last(), want) })
-	ln.Close()
-	events <- ListenerEvent{Addr: addr, Up: false, At: time.Now()}
-	waitFor(t, "VIP withdrawn on the listener-close event", func() bool { return len(ann.last()) == 0 })
-	if st := a.Status(); st.VIPs[0].Healthy || st.VIPs[0].Announced {
+	go func() { done <- o.a.Run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return o
+}
+
+// TestListenerEventWithdrawsWithoutPolling: with polls an hour apart, a
+// Fall count no poll sequence reaches in the test and the listener still
+// open (a poll would find it healthy), only the listener-close event can
+// withdraw the VIP.
+func TestListenerEventWithdrawsWithoutPolling(t *testing.T) {
+	o := startOneVIP(t, Config{Interval: time.Hour, FastInterval: time.Hour, Rise: 1, Fall: 1000})
+	waitFor(t, "VIP announced after its first evaluation", func() bool { return slices.Equal(o.ann.last(), o.want) })
+	o.events <- ListenerEvent{Addr: o.addr, Up: false, At: time.Now()}
+	waitFor(t, "VIP withdrawn on the listener-close event", func() bool { return len(o.ann.last()) == 0 })
+	if st := o.a.Status(); st.VIPs[0].Healthy || st.VIPs[0].Announced {
 		t.Errorf("status after the event %+v", st.VIPs[0])
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -1,14 +1,9 @@
 package agent
 
 import (
-	"context"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/node/release"
 )
 
 // TestRiseAfterListenerEvents: a restarted HAProxy opens its listeners one
@@ -17,21 +12,9 @@ import (
 // evaluations FastInterval apart: a burst of events must not count as Rise
 // passing evaluations within a millisecond.
 func TestRiseAfterListenerEvents(t *testing.T) {
-	store, _ := release.Open(t.TempDir())
-	ln, addr := serve(t)
-	defer ln.Close()
-	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
-	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
-	events := make(chan ListenerEvent, 8)
 	const rise, fast = 3, 50 * time.Millisecond
-	a := New(Config{Store: store, Announcer: ann, Events: events, Interval: time.Hour, FastInterval: fast, Rise: rise, Fall: 2})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- a.Run(ctx, nil) }()
-	defer func() { cancel(); <-done }()
-	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
+	o := startOneVIP(t, Config{Interval: time.Hour, FastInterval: fast, Rise: rise, Fall: 2})
+	events, addr, ann, want := o.events, o.addr, o.ann, o.want
 	waitFor(t, "announced after rise", func() bool { return slices.Equal(ann.last(), want) })
 
 	events <- ListenerEvent{Addr: addr, Up: false, At: time.Now()}
