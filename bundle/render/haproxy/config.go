@@ -41,8 +41,10 @@ type Options struct {
 	// MaxConn is the process-wide connection limit. HAProxy needs about
 	// twice as many file descriptors (the template unit allows 1048576).
 	MaxConn int
-	// HardStopAfter bounds how long an old worker keeps serving its
-	// connections after a reload.
+	// HardStopAfter is the floor of the hard-stop-after of every VIP: how
+	// long an old worker at least keeps serving its connections after a
+	// reload. A VIP whose services allow longer idle connections gets
+	// their longest timeout instead (docs/intents.md, rule I26).
 	HardStopAfter time.Duration
 }
 
@@ -374,7 +376,7 @@ func (r *vipRender) global() {
 	w.Line("stats socket %s mode 600 level admin", AdminSocket(r.opts.RuntimeDir, r.vip.Name))
 	w.Line("stats timeout 30s")
 	w.Line("maxconn %d", r.opts.MaxConn)
-	w.Line("hard-stop-after %s", text.Duration(int(r.opts.HardStopAfter/time.Millisecond)))
+	w.Line("hard-stop-after %s", text.Duration(int(hardStopAfter(r.opts.HardStopAfter, r.services)/time.Millisecond)))
 	if r.hasBase {
 		w.Line("tune.ssl.default-dh-param 2048")
 		if r.base.ciphers != "" {
@@ -384,6 +386,21 @@ func (r *vipRender) global() {
 		w.Line("ssl-default-bind-options ssl-min-ver %s no-tls-tickets", r.base.minVer)
 	}
 	w.Out()
+}
+
+// hardStopAfter is a VIP's hard-stop-after (inference rule I26): the
+// longest client, server or tunnel timeout of its services, at least floor.
+// After a reload the old worker keeps its open connections; each ends at the
+// latest once it has been idle for its timeout, so stopping the worker
+// earlier would cut connections the intents allow, such as an ERP's 8h
+// sessions.
+func hardStopAfter(floor time.Duration, svcs []*service) time.Duration {
+	d := floor
+	for _, s := range svcs {
+		t := s.Timeouts
+		d = max(d, time.Duration(max(t.ClientMS, t.ServerMS, t.TunnelMS))*time.Millisecond)
+	}
+	return d
 }
 
 func (r *vipRender) defaults() {

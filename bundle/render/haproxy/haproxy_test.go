@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/render/haproxy"
@@ -209,4 +210,74 @@ func TestErrors(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestInference checks the inference rule the renderer applies (the other
+// rules of docs/intents.md are tested in bundle/intent).
+func TestInference(t *testing.T) {
+	hardStop := func(t *testing.T, site *model.Site, vip string, opts haproxy.Options) string {
+		t.Helper()
+		files, err := haproxy.Render(site, site.VIP(vip), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(files[0].Data), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "hard-stop-after "); ok {
+				return v
+			}
+		}
+		t.Fatalf("vip %s: no hard-stop-after line", vip)
+		return ""
+	}
+	// The lab site's web VIP 192.0.2.10 has web/a (tunnel 1h), web/b and
+	// web/c (client and server 30s).
+	for _, tc := range []struct {
+		name   string
+		change func(*model.Site)
+		opts   haproxy.Options
+		want   string
+	}{
+		{"short timeouts get the 1h floor", func(s *model.Site) { s.Service("web/a").Timeouts.TunnelMS = 0 }, haproxy.Options{}, "1h"},
+		{"a longer tunnel timeout wins", func(s *model.Site) { s.Service("web/a").Timeouts.TunnelMS = 2 * 3600000 }, haproxy.Options{}, "2h"},
+		{"a longer client timeout wins", func(s *model.Site) { s.Service("web/b").Timeouts.ClientMS = 3 * 3600000 }, haproxy.Options{}, "3h"},
+		{"a longer server timeout wins", func(s *model.Site) { s.Service("web/c").Timeouts.ServerMS = 5400000 }, haproxy.Options{}, "90m"},
+		{"the longest of all services on the VIP", func(s *model.Site) {
+			s.Service("web/a").Timeouts.TunnelMS = 4 * 3600000
+			s.Service("web/b").Timeouts.ServerMS = 6 * 3600000
+			s.Service("web/c").Timeouts.ClientMS = 5 * 3600000
+		}, haproxy.Options{}, "6h"},
+		{"the floor comes from Options", func(*model.Site) {}, haproxy.Options{HardStopAfter: 2 * time.Hour}, "2h"},
+	} {
+		t.Run("I26 "+tc.name, func(t *testing.T) {
+			site := rendertest.Site()
+			tc.change(site)
+			if got := hardStop(t, site, "192.0.2.10", tc.opts); got != tc.want {
+				t.Errorf("hard-stop-after %s, want %s", got, tc.want)
+			}
+		})
+	}
+	t.Run("I26 campus ERP keeps its 8h sessions across reloads", func(t *testing.T) {
+		site := rendertest.Campus(t)
+		erp := site.Service("legacy/erp")
+		if erp == nil {
+			t.Fatal("examples/campus has no legacy/erp")
+		}
+		if got := hardStop(t, site, erp.VIP, haproxy.Options{}); got != "8h" {
+			t.Errorf("vip %s: hard-stop-after %s, want 8h", erp.VIP, got)
+		}
+		for _, v := range site.VIPs {
+			if v.Name == erp.VIP {
+				continue
+			}
+			long := 0
+			for _, n := range v.Services {
+				tm := site.Service(n).Timeouts
+				long = max(long, tm.ClientMS, tm.ServerMS, tm.TunnelMS)
+			}
+			got := hardStop(t, site, v.Name, haproxy.Options{})
+			if long <= 3600000 && got != "1h" || long > 3600000 && got == "1h" {
+				t.Errorf("vip %s: longest timeout %dms, hard-stop-after %s", v.Name, long, got)
+			}
+		}
+	})
 }
