@@ -67,30 +67,47 @@ func currentVIP(cfg *config.Config, name string) error {
 }
 
 func runLogs(c *cli.Context) error {
+	// Flags may follow the VIP: "lbctl logs VIP -n 20".
+	args, err := positional(c)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return cli.Exit("logs: want one argument, the VIP", 2)
+	}
+	vip := args[0]
+	if err := systemd.ValidateInstance(vip); err != nil {
+		return cli.Exit("logs: "+err.Error(), 2)
+	}
 	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
 		return err
 	}
-	if c.Args().Len() != 1 {
-		return cli.Exit("logs: want one argument, the VIP", 2)
-	}
-	vip := c.Args().First()
-	if err := systemd.ValidateInstance(vip); err != nil {
-		return cli.Exit("logs: "+err.Error(), 2)
-	}
 	if err := currentVIP(cfg, vip); err != nil {
 		return err
 	}
-	args := []string{"-u", systemd.UnitName(vip), "-n", fmt.Sprint(c.Int("lines")), "--no-pager", "-o", "short-iso"}
+	jargs := []string{"-u", systemd.UnitName(vip), "-n", fmt.Sprint(c.Int("lines")), "--no-pager", "-o", "short-iso"}
 	if c.Bool("follow") {
-		args = append(args, "-f")
+		jargs = append(jargs, "-f")
 	}
-	cmd := exec.CommandContext(c.Context, "journalctl", args...)
+	cmd := exec.CommandContext(c.Context, "journalctl", jargs...)
 	cmd.Stdout, cmd.Stderr = c.App.Writer, c.App.ErrWriter
 	return cmd.Run()
 }
 
 func runVIPRestart(c *cli.Context) error {
+	// Flags may follow the VIP: "lbctl vip restart VIP --config FILE".
+	args, err := positional(c)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return cli.Exit("vip restart: want one argument, the VIP", 2)
+	}
+	vip := args[0]
+	if err := systemd.ValidateInstance(vip); err != nil {
+		return cli.Exit("vip restart: "+err.Error(), 2)
+	}
 	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
 		return err
@@ -98,10 +115,6 @@ func runVIPRestart(c *cli.Context) error {
 	if err := recoverFirst(c, cfg); err != nil {
 		return err
 	}
-	if c.Args().Len() != 1 {
-		return cli.Exit("vip restart: want one argument, the VIP", 2)
-	}
-	vip := c.Args().First()
 	if err := currentVIP(cfg, vip); err != nil {
 		return err
 	}
