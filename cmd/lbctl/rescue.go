@@ -276,18 +276,33 @@ func runDoctor(c *cli.Context) error {
 		m.Close()
 	}
 	checks = append(checks, certChecks(cfg.CertDir, time.Now(), 30*24*time.Hour)...)
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, checks)
-	}
 	bad := 0
+	for _, ch := range checks {
+		if !ch.OK {
+			bad++
+		}
+	}
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, checks); err != nil {
+			return err
+		}
+		// Like verify --json: the exit status still says whether all passed.
+		if bad > 0 {
+			return cli.Exit("", 1)
+		}
+		return nil
+	}
 	for _, ch := range checks {
 		mark := "ok  "
 		if !ch.OK {
-			mark, bad = "FAIL", bad+1
+			mark = "FAIL"
 		}
 		fmt.Fprintf(c.App.Writer, "%s %-22s %s\n", mark, ch.What, ch.Detail)
 	}
-	if bad > 0 {
+	switch {
+	case bad == 1:
+		return cli.Exit("doctor: 1 problem", 1)
+	case bad > 1:
 		return cli.Exit(fmt.Sprintf("doctor: %d problems", bad), 1)
 	}
 	return nil
