@@ -1,8 +1,10 @@
 // Package validate checks a release on the node before anything changes:
 // every new or changed VIP config with `haproxy -c`, bird.conf with
-// `bird -p`, and every TLS certificate a VIP of the release uses (present,
-// parses, key matches, covers the service's names, not expired). Configs are
-// checked in a scratch directory, never where the live ones are.
+// `bird -p`, every TLS certificate a VIP of the release uses (present,
+// parses, key matches, covers the service's names, not expired), and that
+// the user HAProxy runs as can read every certificate, key and CA file the
+// VIPs' configs name (`haproxy -c` runs as root and would not notice).
+// Configs are checked in a scratch directory, never where the live ones are.
 package validate
 
 import (
@@ -10,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +38,10 @@ type Validator struct {
 	// VIPDir is where VIP configs live; references to it in a config are
 	// pointed at the scratch copy for the check.
 	VIPDir string
-	Now    func() time.Time
+	// User and Group are who the VIPs' HAProxy runs as; default the
+	// User= and Group= of the template unit (haproxy:haproxy).
+	User, Group string
+	Now         func() time.Time
 }
 
 // Validate checks what plan p would start or reload, for Installer.Validate.
@@ -47,6 +53,7 @@ func (v *Validator) Validate(ctx context.Context, site *model.Site, next *plan.S
 	defer os.RemoveAll(scratch)
 	var errs []error
 	errs = append(errs, v.certs(site, next))
+	errs = append(errs, v.readable(next))
 	for _, name := range slices.Concat(p.Added, p.Changed) {
 		errs = append(errs, v.haproxy(ctx, scratch, next.VIP(name)))
 	}
@@ -143,6 +150,43 @@ func (v *Validator) certs(site *model.Site, next *plan.State) error {
 	for _, n := range names {
 		if _, err := cert.CheckFile(v.CertDir, n, hosts[n], now()); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readable checks that HAProxy, running as the unit's user, can read every
+// file the configs of the release's VIPs name (all of them, as certs does:
+// an unchanged VIP would fail at its next restart). Files that do not exist
+// are left to certs and haproxy -c.
+//
+// The check evaluates the kernel's rules (owner, group and other bits, POSIX
+// ACLs, search permission on every directory on the way, symlinks followed)
+// rather than opening the files as that user: switching uid needs
+// CAP_SETUID, which lbctl-sync.service does not have, and an in-process
+// evaluation can say which directory or file blocks and why.
+func (v *Validator) readable(next *plan.State) error {
+	name, group := v.User, v.Group
+	if name == "" {
+		name, group = UnitAccount()
+	}
+	acct, err := LookupAccount(name, group)
+	if err != nil {
+		return err
+	}
+	verdict := map[string]error{}
+	var errs []error
+	for i := range next.VIPs {
+		vip := &next.VIPs[i]
+		for _, r := range references(vip, v.VIPDir) {
+			err, ok := verdict[r.Path]
+			if !ok {
+				err = acct.CanRead(r.Path)
+				verdict[r.Path] = err
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("vip %s: %s %s: %w", vip.Name, r.Kind, r.Path, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

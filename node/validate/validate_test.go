@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,7 +64,13 @@ func TestValidate(t *testing.T) {
 			{Path: "crt-list", Data: []byte(filepath.Join(certDir, "www.pem") + "\n")},
 			{Path: "haproxy.cfg", Data: []byte(cfg)}}}
 	}
-	v := &Validator{CertDir: certDir, VIPDir: "/etc/lbctl/vips", BirdIncludeDir: "/etc/bird/lbctl"}
+	// The files are the test's own: readable by the user running it
+	// (TestReadable checks the haproxy user's view).
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &Validator{CertDir: certDir, VIPDir: "/etc/lbctl/vips", BirdIncludeDir: "/etc/bird/lbctl", User: me.Username}
 	p := &plan.Plan{Added: []string{"192.0.2.10"}}
 	ctx := context.Background()
 	next := &plan.State{VIPs: []plan.VIP{vip(goodCfg)}, BirdConf: []byte(goodBird)}
