@@ -87,7 +87,9 @@ func canonicalName(s string) string { return strings.ToLower(strings.TrimSuffix(
 
 // infer turns a decoded service, the addresses of its FQDN and its resolved
 // servers into the explicit model.Service. It is pure: every rule of the
-// inference table in docs/intents.md is here.
+// inference table in docs/intents.md is here, except I26 (a VIP's HAProxy
+// hard-stop-after), which spans the services of a VIP and so is the HAProxy
+// renderer's.
 func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList) model.Service {
 	out := model.Service{
 		Name:   s.Name,
