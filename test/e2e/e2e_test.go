@@ -70,10 +70,13 @@ func TestSandbox(t *testing.T) {
 	t.Run("ProxyProtocol", sb.testProxyProtocol)
 	t.Run("IPv6", sb.testIPv6)
 	t.Run("Spread", sb.testSpread)
+	t.Run("Logs", sb.testLogs)
 	t.Run("BadBundleRejected", sb.testBadBundle)
 	t.Run("PushStopsAtFailedCanary", sb.testPushCanary)
 	t.Run("UnhealthyVIPRolledBack", sb.testUnhealthyRolledBack)
 	t.Run("Failover", sb.testFailover)
+	t.Run("VIPRestart", sb.testVIPRestart)
+	t.Run("Doctor", sb.testDoctor)
 	t.Run("VerifyDrift", sb.testVerifyDrift)
 }
 
