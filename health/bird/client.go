@@ -38,7 +38,7 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
-		return nil, fmt.Errorf("bird: dial %s: %w", socketPath, err)
+		return nil, fmt.Errorf("bird: %w", err) // net.OpError names the socket
 	}
 	c := &Client{conn: conn, r: bufio.NewReaderSize(conn, 16<<10)}
 	greeting, err := c.exchange(ctx, "")
