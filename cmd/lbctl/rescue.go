@@ -243,6 +243,9 @@ func runDoctor(c *cli.Context) error {
 		add("nftables", err, "")
 	} else {
 		_, exists, err := fw.Read()
+		if errors.Is(err, nft.ErrDrift) {
+			err = fmt.Errorf("%w (changed by hand? `lbctl verify` lists every drift; `lbctl rollback` or a reinstall reprograms the table)", err)
+		}
 		add("nftables", err, fmt.Sprintf("netlink ok, table inet lbctl present=%v", exists))
 	}
 	if p, err := bpf.Load(); err != nil {
