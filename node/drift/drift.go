@@ -72,13 +72,7 @@ func Compare(want *plan.State, got *Observed) []string {
 		}
 	}
 
-	desired := netlink.State{TProxy: want.TProxy()}
-	for _, v := range want.VIPs {
-		for _, a := range v.Addresses {
-			desired.VIPs = append(desired.VIPs, netlink.HostPrefix(a))
-		}
-	}
-	for _, d := range netlink.Diff(desired, got.Addresses) {
+	for _, d := range netlink.Diff(desiredAddresses(want), got.Addresses) {
 		add("addresses: %s", d)
 	}
 
@@ -122,12 +116,8 @@ func Compare(want *plan.State, got *Observed) []string {
 	if !bytes.Equal(got.BirdConf, want.BirdConf) {
 		add("bird.conf differs from release %d", want.Serial)
 	}
-	if got.Announced != nil {
-		for _, p := range got.Announced {
-			if !slices.Contains(got.MayAnnounce, p) {
-				add("bird: announces %s, which is not an announceable VIP of this node", p)
-			}
-		}
+	for _, p := range foreignRoutes(got) {
+		add("bird: announces %s, which is not an announceable VIP of this node", p)
 	}
 	slices.Sort(out)
 	return out
