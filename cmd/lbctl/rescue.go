@@ -23,6 +23,7 @@ import (
 	birdc "github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/drift"
+	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/netlink"
 	"github.com/lbctl/lbctl/node/nft"
 	"github.com/lbctl/lbctl/node/release"
@@ -157,45 +158,9 @@ func runVerifyDrift(c *cli.Context) error {
 		return err
 	}
 	defer units.Close()
-	fw, err := nft.New()
-	if err != nil {
-		return err
-	}
-	ifname := r.State.Interface
-	if ifname == "" {
-		ifname = netlink.DefaultInterface
-	}
-	nl, err := netlink.New(netlink.WithInterface(ifname))
-	if err != nil {
-		return err
-	}
-	src := drift.Sources{NFT: fw, Net: nl, Units: units, VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir, BirdConf: cfg.Bird.Config,
-		Routes: func(ctx context.Context) ([]netip.Prefix, error) {
-			bc, err := birdc.Dial(ctx, cfg.Bird.Socket)
-			if err != nil {
-				return nil, err
-			}
-			defer bc.Close()
-			var all []netip.Prefix
-			for _, p := range []string{bird.Protocol4, bird.Protocol6} {
-				rs, err := bc.Routes(ctx, p)
-				if err != nil {
-					return nil, err
-				}
-				all = append(all, rs...)
-			}
-			return all, nil
-		}}
-	obs, oerr := drift.Observe(c.Context, src)
-	ann, _ := store.ReadAnnounceable()
-	drains, _ := store.ReadDrains()
-	for _, v := range ann.VIPs {
-		if drains.Drained(v.Name) {
-			continue
-		}
-		for _, a := range v.Addresses {
-			obs.MayAnnounce = append(obs.MayAnnounce, netlink.HostPrefix(a))
-		}
+	obs, oerr := driftObserver(cfg, store, units)(c.Context)
+	if obs == nil {
+		return oerr
 	}
 	diffs := drift.Compare(r.State, obs)
 	if oerr != nil {
@@ -212,11 +177,74 @@ func runVerifyDrift(c *cli.Context) error {
 		for _, d := range diffs {
 			fmt.Fprintf(c.App.Writer, "  %s\n", d)
 		}
+		fmt.Fprintf(c.App.Writer, "`lbctl repair` puts it back to release %d (`lbctl repair --dry-run` shows how)\n", cur)
 	}
 	if len(diffs) > 0 {
 		return cli.Exit("", 1)
 	}
 	return nil
+}
+
+// driftObserver reads the live node for `lbctl verify` and `lbctl repair`:
+// the nftables table, the addresses on the current release's VIP
+// interface, the lb-haproxy@ units, the VIP and unit directories,
+// bird.conf and BIRD's VIP routes, with the prefixes BIRD may announce
+// (announceable and not drained, from the store). It returns what it could
+// read even when some of it failed; it needs no network and no agent.
+func driftObserver(cfg *config.Config, store *release.Store, units systemd.Manager) install.Observer {
+	return func(ctx context.Context) (*drift.Observed, error) {
+		cur, ok, err := store.Current()
+		if err != nil {
+			return nil, err
+		}
+		ifname := netlink.DefaultInterface
+		if ok {
+			r, err := store.Load(cur)
+			if err != nil {
+				return nil, err
+			}
+			if r.State.Interface != "" {
+				ifname = r.State.Interface
+			}
+		}
+		fw, err := nft.New()
+		if err != nil {
+			return nil, err
+		}
+		nl, err := netlink.New(netlink.WithInterface(ifname))
+		if err != nil {
+			return nil, err
+		}
+		src := drift.Sources{NFT: fw, Net: nl, Units: units, VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir, BirdConf: cfg.Bird.Config,
+			Routes: func(ctx context.Context) ([]netip.Prefix, error) {
+				bc, err := birdc.Dial(ctx, cfg.Bird.Socket)
+				if err != nil {
+					return nil, err
+				}
+				defer bc.Close()
+				var all []netip.Prefix
+				for _, p := range []string{bird.Protocol4, bird.Protocol6} {
+					rs, err := bc.Routes(ctx, p)
+					if err != nil {
+						return nil, err
+					}
+					all = append(all, rs...)
+				}
+				return all, nil
+			}}
+		obs, oerr := drift.Observe(ctx, src)
+		ann, _ := store.ReadAnnounceable()
+		drains, _ := store.ReadDrains()
+		for _, v := range ann.VIPs {
+			if drains.Drained(v.Name) {
+				continue
+			}
+			for _, a := range v.Addresses {
+				obs.MayAnnounce = append(obs.MayAnnounce, netlink.HostPrefix(a))
+			}
+		}
+		return obs, oerr
+	}
 }
 
 // check is one doctor finding.
@@ -244,7 +272,7 @@ func runDoctor(c *cli.Context) error {
 	} else {
 		_, exists, err := fw.Read()
 		if errors.Is(err, nft.ErrDrift) {
-			err = fmt.Errorf("%w (changed by hand? `lbctl verify` lists every drift; `lbctl rollback` or a reinstall reprograms the table)", err)
+			err = fmt.Errorf("%w (changed by hand? `lbctl verify` lists every drift; `lbctl repair` puts the node back to its release)", err)
 		}
 		add("nftables", err, fmt.Sprintf("netlink ok, table inet lbctl present=%v", exists))
 	}
