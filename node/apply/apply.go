@@ -128,6 +128,12 @@ func Do(ctx context.Context, h Host, op plan.Op) error {
 		return h.Announce(ctx, op.VIPs)
 	case plan.Wait:
 		return h.Drain(ctx, op.Names)
+	case plan.VIPFiles:
+		return vipFiles(ctx, h, op)
+	case plan.StartUnit:
+		return h.StartUnit(ctx, op.VIP.Name)
+	case plan.StopUnit:
+		return h.StopUnit(ctx, op.VIP.Name)
 	case plan.StopVIP:
 		return firstErr(
 			func() error { return h.StopUnit(ctx, op.VIP.Name) },
@@ -165,6 +171,22 @@ func Do(ctx context.Context, h Host, op plan.Op) error {
 		return h.HealthGate(ctx, op.Names)
 	}
 	return fmt.Errorf("unknown operation %q", op.Kind)
+}
+
+// vipFiles writes and removes the files of a VIPFiles operation, every one
+// tried (they are independent), then runs one daemon-reload so that systemd
+// sees the drop-ins (and the template) as they are now, even after a file
+// operation failed.
+func vipFiles(ctx context.Context, h Host, op plan.Op) error {
+	var errs []error
+	for i := range op.VIPs {
+		errs = append(errs, h.WriteVIP(ctx, &op.VIPs[i]))
+	}
+	for _, n := range op.Names {
+		errs = append(errs, h.RemoveVIP(ctx, n))
+	}
+	errs = append(errs, h.DaemonReload(ctx))
+	return errors.Join(errs...)
 }
 
 func firstErr(fs ...func() error) error {

@@ -3,7 +3,9 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,4 +179,75 @@ func (c *cancelAfter) AddAddrs(ctx context.Context, a []netip.Addr) error {
 		c.cancel()
 	}
 	return err
+}
+
+func countCalls(log []string, call string) int {
+	n := 0
+	for _, l := range log {
+		if l == call {
+			n++
+		}
+	}
+	return n
+}
+
+// TestColdInstallOneDaemonReload: a first install of many VIPs runs one
+// daemon-reload, after every VIP's files were written and before any unit
+// starts; when it fails at its end, the undo runs one daemon-reload more,
+// after every unit stopped and every file was removed.
+func TestColdInstallOneDaemonReload(t *testing.T) {
+	const n = 12
+	var vips []plan.VIP
+	for i := range n {
+		a := fmt.Sprintf("192.0.2.%d", 100+i)
+		vips = append(vips, vip(a, i%4 == 0, "cfg"+a, a))
+	}
+	steps := plan.Compute(nil, state(1, "x", vips...)).Steps
+
+	f := NewFake()
+	if err := Apply(context.Background(), f, steps); err != nil {
+		t.Fatal(err)
+	}
+	if got := countCalls(f.CallLog, "daemon-reload"); got != 1 {
+		t.Fatalf("cold install of %d VIPs: %d daemon-reloads, want 1: %v", n, got, f.CallLog)
+	}
+	reload := slices.Index(f.CallLog, "daemon-reload")
+	for i, c := range f.CallLog {
+		if strings.HasPrefix(c, "write ") && i > reload || strings.HasPrefix(c, "start ") && i < reload {
+			t.Errorf("call %d (%s) on the wrong side of the daemon-reload (call %d)", i, c, reload)
+		}
+	}
+	if len(f.Units) != n {
+		t.Errorf("%d units running, want %d", len(f.Units), n)
+	}
+
+	// The same install failing at its last call is undone with one more
+	// daemon-reload, and leaves the empty node.
+	g := NewFake()
+	empty := g.String()
+	g.FailAt = f.Calls
+	err := Apply(context.Background(), g, steps)
+	if !errors.Is(err, ErrInjected) || !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := countCalls(g.CallLog, "daemon-reload"); got != 2 {
+		t.Errorf("cold install and its undo: %d daemon-reloads, want 2: %v", got, g.CallLog)
+	}
+	last := 0
+	for i, c := range g.CallLog {
+		if c == "daemon-reload" {
+			last = i
+		}
+	}
+	for i, c := range g.CallLog[g.FailAt:] {
+		if (strings.HasPrefix(c, "stop ") || strings.HasPrefix(c, "remove ")) && g.FailAt+i > last {
+			t.Errorf("undo call %s after the undo's daemon-reload", c)
+		}
+	}
+	if countCalls(g.CallLog[g.FailAt:], "daemon-reload") != 1 {
+		t.Errorf("undo: want one daemon-reload: %v", g.CallLog[g.FailAt:])
+	}
+	if g.String() != empty {
+		t.Errorf("state after the undone cold install:\n%s\nwant:\n%s", g, empty)
+	}
 }

@@ -7,6 +7,11 @@
 // The ordering never blackholes traffic: a removed VIP is withdrawn before it
 // is stopped and its address removed; a new or changed VIP has its address
 // and HAProxy up and healthy before its route is announced.
+//
+// systemd re-reads unit files once per batch, not once per VIP: the files of
+// every new VIP are written in one step that ends with a single
+// daemon-reload, and only then are the units started; removed VIPs are
+// stopped one by one and their files removed in one step.
 package plan
 
 import (
@@ -130,14 +135,25 @@ const (
 	Announce Kind = "announce"
 	// Wait lets connections to withdrawn VIPs drain.
 	Wait Kind = "drain-wait"
-	// StopVIP stops the VIP's unit and removes its config and drop-in.
+	// VIPFiles writes the config directory and unit drop-in of every VIP in
+	// VIPs, removes those of the VIPs in Names, then makes systemd re-read
+	// its unit files with one daemon-reload.
+	VIPFiles Kind = "vip-files"
+	// StartUnit and StopUnit only act on the VIP's unit: its files were
+	// written (or are removed) by a VIPFiles step.
+	StartUnit Kind = "start-unit"
+	StopUnit  Kind = "stop-unit"
+	// StopVIP stops the VIP's unit, removes its config and drop-in and
+	// runs a daemon-reload.
 	StopVIP Kind = "stop-vip"
-	// StartVIP writes the VIP's config and drop-in and starts its unit.
+	// StartVIP writes the VIP's config and drop-in, runs a daemon-reload
+	// and starts its unit.
 	StartVIP Kind = "start-vip"
-	// ReloadVIP writes the VIP's config and reloads its unit (hitless).
+	// ReloadVIP writes the VIP's config and reloads its unit (hitless; the
+	// unit file does not change, so systemd needs no daemon-reload).
 	ReloadVIP Kind = "reload-vip"
-	// RestartVIP writes config and drop-in and restarts the unit (needed
-	// when the unit's capabilities change).
+	// RestartVIP writes config and drop-in, runs a daemon-reload and
+	// restarts the unit (needed when the unit's capabilities change).
 	RestartVIP Kind = "restart-vip"
 	// AddAddrs and RemoveAddrs change VIP addresses on the VIP interface.
 	AddAddrs    Kind = "add-addresses"
@@ -156,8 +172,11 @@ const (
 type Op struct {
 	Kind Kind `json:"kind"`
 	VIP  *VIP `json:"vip,omitempty"`
-	// VIPs of an Announce: the announceable VIPs without their files.
-	VIPs     []VIP           `json:"vips,omitempty"`
+	// VIPs of an Announce: the announceable VIPs without their files; of
+	// a VIPFiles: the VIPs whose files are written.
+	VIPs []VIP `json:"vips,omitempty"`
+	// Names of an Announce, HealthGate or Wait: the VIPs concerned; of a
+	// VIPFiles: the VIPs whose files are removed.
 	Names    []string        `json:"names,omitempty"`
 	Addrs    []netip.Addr    `json:"addrs,omitempty"`
 	Firewall *model.Firewall `json:"firewall,omitempty"`
@@ -170,8 +189,23 @@ func (o Op) String() string {
 	switch o.Kind {
 	case Announce, HealthGate, Wait:
 		return fmt.Sprintf("%s [%s]", o.Kind, strings.Join(o.Names, " "))
-	case StopVIP, StartVIP, ReloadVIP, RestartVIP:
+	case StopVIP, StartVIP, ReloadVIP, RestartVIP, StartUnit, StopUnit:
 		return fmt.Sprintf("%s %s", o.Kind, o.VIP.Name)
+	case VIPFiles:
+		var b strings.Builder
+		b.WriteString(string(o.Kind))
+		if len(o.VIPs) > 0 {
+			names := make([]string, len(o.VIPs))
+			for i, v := range o.VIPs {
+				names[i] = v.Name
+			}
+			fmt.Fprintf(&b, " write [%s]", strings.Join(names, " "))
+		}
+		if len(o.Names) > 0 {
+			fmt.Fprintf(&b, " remove [%s]", strings.Join(o.Names, " "))
+		}
+		b.WriteString(", daemon-reload")
+		return b.String()
 	case AddAddrs, RemoveAddrs:
 		s := make([]string, len(o.Addrs))
 		for i, a := range o.Addrs {
@@ -266,14 +300,23 @@ func Compute(cur, next *State) *Plan {
 	if next.TProxy() && !cur.TProxy() {
 		add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
 	}
-	// 4. New addresses, then new and changed VIPs.
+	// 4. New addresses; the files of new VIPs, with one daemon-reload;
+	// then new and changed VIPs.
 	curAddrs, nextAddrs := addrs(cur), addrs(next)
 	if fresh := subtract(nextAddrs, curAddrs); len(fresh) > 0 {
 		add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
 	}
+	write, undo := Op{Kind: VIPFiles}, Op{Kind: VIPFiles}
+	for _, n := range p.Added {
+		write.VIPs = append(write.VIPs, *next.VIP(n))
+		undo.Names = append(undo.Names, n)
+	}
+	if len(write.VIPs) > 0 {
+		add(write, &undo)
+	}
 	for _, n := range p.Added {
 		v := next.VIP(n)
-		add(Op{Kind: StartVIP, VIP: v}, &Op{Kind: StopVIP, VIP: v})
+		add(Op{Kind: StartUnit, VIP: v}, &Op{Kind: StopUnit, VIP: v})
 	}
 	for _, n := range p.Changed {
 		old, v := cur.VIP(n), next.VIP(n)
@@ -296,13 +339,17 @@ func Compute(cur, next *State) *Plan {
 		undo := curAnn
 		add(nextAnn, &undo)
 	}
-	// 7. Removed VIPs: drained, stopped, their addresses and listeners gone.
+	// 7. Removed VIPs: drained, stopped, their files (one daemon-reload),
+	// addresses and listeners gone.
 	if len(p.Removed) > 0 {
 		add(Op{Kind: Wait, Names: p.Removed}, nil)
+		restore := Op{Kind: VIPFiles}
 		for _, n := range p.Removed {
 			old := cur.VIP(n)
-			add(Op{Kind: StopVIP, VIP: old}, &Op{Kind: StartVIP, VIP: old})
+			add(Op{Kind: StopUnit, VIP: old}, &Op{Kind: StartUnit, VIP: old})
+			restore.VIPs = append(restore.VIPs, *old)
 		}
+		add(Op{Kind: VIPFiles, Names: p.Removed}, &restore)
 	}
 	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
 		add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -65,8 +66,9 @@ func TestCompute(t *testing.T) {
 			cur:  nil, next: base,
 			want: `firewall (2+0 listeners)  <- firewall (0+0 listeners)
 add-addresses 192.0.2.10 192.0.2.11 2001:db8::11  <- remove-addresses 192.0.2.10 192.0.2.11 2001:db8::11
-start-vip 192.0.2.10  <- stop-vip 192.0.2.10
-start-vip 192.0.2.11  <- stop-vip 192.0.2.11
+vip-files write [192.0.2.10 192.0.2.11], daemon-reload  <- vip-files remove [192.0.2.10 192.0.2.11], daemon-reload
+start-unit 192.0.2.10  <- stop-unit 192.0.2.10
+start-unit 192.0.2.11  <- stop-unit 192.0.2.11
 health-gate [192.0.2.10 192.0.2.11]
 bird  <- bird
 announce [192.0.2.10 192.0.2.11]  <- announce []
@@ -91,7 +93,8 @@ health-gate [192.0.2.10]
 			cur:  base, next: state(2, "bird1", fw("192.0.2.10:80"), a),
 			want: `announce [192.0.2.10]  <- announce [192.0.2.10 192.0.2.11]
 drain-wait [192.0.2.11]
-stop-vip 192.0.2.11  <- start-vip 192.0.2.11
+stop-unit 192.0.2.11  <- start-unit 192.0.2.11
+vip-files remove [192.0.2.11], daemon-reload  <- vip-files write [192.0.2.11], daemon-reload
 remove-addresses 192.0.2.11 2001:db8::11  <- add-addresses 192.0.2.11 2001:db8::11
 firewall (1+0 listeners)  <- firewall (2+0 listeners)
 `,
@@ -103,7 +106,8 @@ firewall (1+0 listeners)  <- firewall (2+0 listeners)
 			want: `firewall (3+0 listeners)  <- firewall (2+0 listeners)
 tproxy on  <- tproxy off
 add-addresses 192.0.2.12  <- remove-addresses 192.0.2.12
-start-vip 192.0.2.12  <- stop-vip 192.0.2.12
+vip-files write [192.0.2.12], daemon-reload  <- vip-files remove [192.0.2.12], daemon-reload
+start-unit 192.0.2.12  <- stop-unit 192.0.2.12
 health-gate [192.0.2.12]
 announce [192.0.2.10 192.0.2.11 192.0.2.12]  <- announce [192.0.2.10 192.0.2.11]
 `,
@@ -125,15 +129,40 @@ tproxy off  <- tproxy on
 firewall (3+0 listeners)  <- firewall (2+0 listeners)
 tproxy on  <- tproxy off
 add-addresses 192.0.2.12  <- remove-addresses 192.0.2.12
-start-vip 192.0.2.12  <- stop-vip 192.0.2.12
+vip-files write [192.0.2.12], daemon-reload  <- vip-files remove [192.0.2.12], daemon-reload
+start-unit 192.0.2.12  <- stop-unit 192.0.2.12
 health-gate [192.0.2.12]
 announce [192.0.2.10 192.0.2.12]  <- announce [192.0.2.10]
 drain-wait [192.0.2.11]
-stop-vip 192.0.2.11  <- start-vip 192.0.2.11
+stop-unit 192.0.2.11  <- start-unit 192.0.2.11
+vip-files remove [192.0.2.11], daemon-reload  <- vip-files write [192.0.2.11], daemon-reload
 remove-addresses 192.0.2.11 2001:db8::11  <- add-addresses 192.0.2.11 2001:db8::11
 firewall (2+0 listeners)  <- firewall (3+0 listeners)
 `,
 			added:   []string{"192.0.2.12"},
+			removed: []string{"192.0.2.11"},
+		},
+		{
+			name: "one vip-files step for an added VIP, one for a removed one",
+			cur:  state(1, "bird1", fw("192.0.2.11:443", "192.0.2.12:80"), b, c),
+			next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.12:80"), a, cOpaque),
+			want: `announce [192.0.2.12]  <- announce [192.0.2.11 192.0.2.12]
+firewall (3+0 listeners)  <- firewall (2+0 listeners)
+add-addresses 192.0.2.10  <- remove-addresses 192.0.2.10
+vip-files write [192.0.2.10], daemon-reload  <- vip-files remove [192.0.2.10], daemon-reload
+start-unit 192.0.2.10  <- stop-unit 192.0.2.10
+restart-vip 192.0.2.12  <- restart-vip 192.0.2.12
+health-gate [192.0.2.10 192.0.2.12]
+announce [192.0.2.10 192.0.2.12]  <- announce [192.0.2.12]
+drain-wait [192.0.2.11]
+stop-unit 192.0.2.11  <- start-unit 192.0.2.11
+vip-files remove [192.0.2.11], daemon-reload  <- vip-files write [192.0.2.11], daemon-reload
+remove-addresses 192.0.2.11 2001:db8::11  <- add-addresses 192.0.2.11 2001:db8::11
+firewall (2+0 listeners)  <- firewall (3+0 listeners)
+tproxy off  <- tproxy on
+`,
+			added:   []string{"192.0.2.10"},
+			changed: []string{"192.0.2.12"},
 			removed: []string{"192.0.2.11"},
 		},
 		{
@@ -198,7 +227,7 @@ func checkOrdering(t *testing.T, p *Plan) {
 			for _, n := range s.Do.Names {
 				announced[n] = i
 			}
-		case StopVIP:
+		case StopUnit:
 			n := s.Do.VIP.Name
 			if slices.Contains(p.Removed, n) {
 				j := indexOf(p, func(o Op) bool { return o.Kind == Announce && !slices.Contains(o.Names, n) })
@@ -208,8 +237,32 @@ func checkOrdering(t *testing.T, p *Plan) {
 			}
 		}
 	}
+	// A unit starts only after a VIPFiles step wrote its files (and
+	// reloaded systemd); a removed VIP's files go after it stopped.
+	for i, s := range p.Steps {
+		switch {
+		case s.Do.Kind == StartUnit:
+			n := s.Do.VIP.Name
+			j := indexOf(p, func(o Op) bool {
+				return o.Kind == VIPFiles && slices.ContainsFunc(o.VIPs, func(v VIP) bool { return v.Name == n })
+			})
+			if j < 0 || j > i {
+				t.Errorf("%s started at step %d, its files written at %d", n, i, j)
+			}
+		case s.Do.Kind == VIPFiles:
+			for _, n := range s.Do.Names {
+				j := indexOf(p, func(o Op) bool { return o.Kind == StopUnit && o.VIP.Name == n })
+				if j < 0 || j > i {
+					t.Errorf("%s: files removed at step %d, stopped at %d", n, i, j)
+				}
+			}
+		}
+	}
+	if n := count(p, VIPFiles); n > 2 {
+		t.Errorf("%d vip-files steps (daemon-reloads), want at most 2", n)
+	}
 	for _, n := range append(slices.Clone(p.Added), p.Changed...) {
-		start := indexOf(p, func(o Op) bool { return o.VIP != nil && o.VIP.Name == n && o.Kind != StopVIP })
+		start := indexOf(p, func(o Op) bool { return o.VIP != nil && o.VIP.Name == n && o.Kind != StopUnit })
 		gate := indexOf(p, func(o Op) bool { return o.Kind == HealthGate && slices.Contains(o.Names, n) })
 		if start < 0 || gate < start {
 			t.Errorf("%s: health gate at %d, start at %d", n, gate, start)
@@ -227,4 +280,39 @@ func indexOf(p *Plan, f func(Op) bool) int {
 		}
 	}
 	return -1
+}
+
+func count(p *Plan, k Kind) int {
+	n := 0
+	for _, s := range p.Steps {
+		if s.Do.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// TestColdInstallReloadsOnce: the first install of many VIPs writes all
+// their files in one step with one daemon-reload, before any unit starts,
+// and that step's undo removes them all with one daemon-reload.
+func TestColdInstallReloadsOnce(t *testing.T) {
+	var vips []VIP
+	for i := range 20 {
+		vips = append(vips, vip(fmt.Sprintf("192.0.2.%d", 100+i), i%3 == 0, "x", fmt.Sprintf("192.0.2.%d", 100+i)))
+	}
+	p := Compute(nil, state(1, "bird", model.Firewall{}, vips...))
+	if n := count(p, VIPFiles); n != 1 {
+		t.Fatalf("%d vip-files steps, want 1:\n%s", n, render(p))
+	}
+	i := indexOf(p, func(o Op) bool { return o.Kind == VIPFiles })
+	s := p.Steps[i]
+	if len(s.Do.VIPs) != len(vips) || len(s.Do.Names) != 0 {
+		t.Errorf("vip-files writes %d VIPs and removes %v, want %d and none", len(s.Do.VIPs), s.Do.Names, len(vips))
+	}
+	if s.Undo == nil || s.Undo.Kind != VIPFiles || len(s.Undo.VIPs) != 0 || !slices.Equal(s.Undo.Names, p.Added) {
+		t.Errorf("undo of vip-files: %v, want every added VIP removed", s.Undo)
+	}
+	if first := indexOf(p, func(o Op) bool { return o.Kind == StartUnit }); first != i+1 || count(p, StartUnit) != len(vips) {
+		t.Errorf("starts: first at %d (vip-files at %d), %d of them, want %d right after:\n%s", first, i, count(p, StartUnit), len(vips), render(p))
+	}
 }

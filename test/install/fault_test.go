@@ -133,8 +133,10 @@ func (f *faulty) Drain(ctx context.Context, vips []string) error {
 }
 
 // callsOf is the number of Host calls apply.Do makes for an operation.
-func callsOf(k plan.Kind) int {
-	switch k {
+func callsOf(op plan.Op) int {
+	switch op.Kind {
+	case plan.VIPFiles:
+		return len(op.VIPs) + len(op.Names) + 1
 	case plan.StopVIP, plan.StartVIP, plan.RestartVIP:
 		return 3
 	case plan.ReloadVIP:
@@ -204,7 +206,7 @@ func TestHelperFaults(t *testing.T) {
 	var stepOfCall []string
 	for i, s := range res.Plan.Steps {
 		out.Steps = append(out.Steps, s.Do.String())
-		for range callsOf(s.Do.Kind) {
+		for range callsOf(s.Do) {
 			stepOfCall = append(stepOfCall, fmt.Sprintf("%d. %s", i+1, s.Do))
 		}
 	}
@@ -354,7 +356,7 @@ func TestHelperFailLast(t *testing.T) {
 	}
 	calls := 0
 	for _, s := range res.Plan.Steps {
-		calls += callsOf(s.Do.Kind)
+		calls += callsOf(s.Do)
 	}
 	n.Installer.Host = &faulty{Host: n.Host, failAt: calls}
 	_, err = n.Installer.Install(ctx, b, install.Options{Node: nodeName})
