@@ -134,6 +134,8 @@ func Do(ctx context.Context, h Host, op plan.Op) error {
 		return h.StartUnit(ctx, op.VIP.Name)
 	case plan.StopUnit:
 		return h.StopUnit(ctx, op.VIP.Name)
+	case plan.RestartUnit:
+		return h.RestartUnit(ctx, op.VIP.Name)
 	case plan.StopVIP:
 		return firstErr(
 			func() error { return h.StopUnit(ctx, op.VIP.Name) },

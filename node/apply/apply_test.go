@@ -251,3 +251,52 @@ func TestColdInstallOneDaemonReload(t *testing.T) {
 		t.Errorf("state after the undone cold install:\n%s\nwant:\n%s", g, empty)
 	}
 }
+
+// TestRestartStepFailingBeforeRestartKeepsPID: when an install that
+// restarts a VIP (its transparency goes away) fails at any call before
+// that VIP's restart (writing its files, the daemon-reload, starting
+// another VIP), the undo restores the node without restarting the VIP:
+// its main PID stays, and no restart is ever asked for.
+func TestRestartStepFailingBeforeRestartKeepsPID(t *testing.T) {
+	a := vip("192.0.2.10", false, "a1", "192.0.2.10")
+	b := vip("192.0.2.11", false, "b1", "192.0.2.11")
+	c := vip("192.0.2.12", true, "c1", "192.0.2.12")
+	c2 := vip("192.0.2.12", false, "c2", "192.0.2.12")
+	for name, sc := range map[string][2]*plan.State{
+		"restart only":         {state(1, "x", a, c), state(2, "x", a, c2)},
+		"restart and an added": {state(1, "x", a, c), state(2, "y", a, b, c2)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			steps := plan.Compute(sc[0], sc[1]).Steps
+			probe := reach(t, sc[0])
+			if err := Apply(context.Background(), probe, steps); err != nil {
+				t.Fatal(err)
+			}
+			restart := slices.Index(probe.CallLog, "restart "+c.Name)
+			if restart < 0 {
+				t.Fatalf("the install does not restart %s: %v", c.Name, probe.CallLog)
+			}
+			if restart < 2 {
+				t.Fatalf("only %d calls before the restart: %v", restart, probe.CallLog)
+			}
+			for k := 1; k <= restart; k++ {
+				f := reach(t, sc[0])
+				before, pid := f.String(), f.Units[c.Name]
+				f.FailAt = k
+				err := Apply(context.Background(), f, steps)
+				if !errors.Is(err, ErrInjected) || !errors.Is(err, ErrRolledBack) {
+					t.Fatalf("failure at call %d (%s): err = %v", k, probe.CallLog[k-1], err)
+				}
+				if f.Units[c.Name] != pid {
+					t.Errorf("failure at call %d (%s): %s main PID %d, was %d", k, probe.CallLog[k-1], c.Name, f.Units[c.Name], pid)
+				}
+				if slices.Contains(f.CallLog, "restart "+c.Name) {
+					t.Errorf("failure at call %d (%s): %s restarted: %v", k, probe.CallLog[k-1], c.Name, f.CallLog)
+				}
+				if got := f.String(); got != before {
+					t.Errorf("failure at call %d (%s): state after rollback:\n%s\nwant:\n%s", k, probe.CallLog[k-1], got, before)
+				}
+			}
+		})
+	}
+}

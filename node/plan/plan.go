@@ -9,9 +9,12 @@
 // and HAProxy up and healthy before its route is announced.
 //
 // systemd re-reads unit files once per batch, not once per VIP: the files of
-// every new VIP are written in one step that ends with a single
-// daemon-reload, and only then are the units started; removed VIPs are
-// stopped one by one and their files removed in one step.
+// every new VIP and of every VIP whose unit changes are written in one step
+// that ends with a single daemon-reload, and only then are the units
+// started; removed VIPs are stopped one by one and their files removed in
+// one step. The start, stop and restart of a unit are steps of their own
+// (StartUnit, StopUnit, RestartUnit), so a failure while files are written
+// leaves no unit job to undo: a restart is undone only once its step began.
 package plan
 
 import (
@@ -139,10 +142,13 @@ const (
 	// VIPs, removes those of the VIPs in Names, then makes systemd re-read
 	// its unit files with one daemon-reload.
 	VIPFiles Kind = "vip-files"
-	// StartUnit and StopUnit only act on the VIP's unit: its files were
-	// written (or are removed) by a VIPFiles step.
-	StartUnit Kind = "start-unit"
-	StopUnit  Kind = "stop-unit"
+	// StartUnit, StopUnit and RestartUnit only act on the VIP's unit: its
+	// files were written (or are removed) by a VIPFiles step. A restart is
+	// needed when the unit's capabilities change; it is undone by a
+	// RestartVIP of the old VIP.
+	StartUnit   Kind = "start-unit"
+	StopUnit    Kind = "stop-unit"
+	RestartUnit Kind = "restart-unit"
 	// StopVIP stops the VIP's unit, removes its config and drop-in and
 	// runs a daemon-reload.
 	StopVIP Kind = "stop-vip"
@@ -153,7 +159,7 @@ const (
 	// unit file does not change, so systemd needs no daemon-reload).
 	ReloadVIP Kind = "reload-vip"
 	// RestartVIP writes config and drop-in, runs a daemon-reload and
-	// restarts the unit (needed when the unit's capabilities change).
+	// restarts the unit.
 	RestartVIP Kind = "restart-vip"
 	// AddAddrs and RemoveAddrs change VIP addresses on the VIP interface.
 	AddAddrs    Kind = "add-addresses"
@@ -189,7 +195,7 @@ func (o Op) String() string {
 	switch o.Kind {
 	case Announce, HealthGate, Wait:
 		return fmt.Sprintf("%s [%s]", o.Kind, strings.Join(o.Names, " "))
-	case StopVIP, StartVIP, ReloadVIP, RestartVIP, StartUnit, StopUnit:
+	case StopVIP, StartVIP, ReloadVIP, RestartVIP, StartUnit, StopUnit, RestartUnit:
 		return fmt.Sprintf("%s %s", o.Kind, o.VIP.Name)
 	case VIPFiles:
 		var b strings.Builder
@@ -300,16 +306,23 @@ func Compute(cur, next *State) *Plan {
 	if next.TProxy() && !cur.TProxy() {
 		add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
 	}
-	// 4. New addresses; the files of new VIPs, with one daemon-reload;
-	// then new and changed VIPs.
+	// 4. New addresses; the files of new VIPs and of VIPs whose unit
+	// changes, with one daemon-reload; then new and changed VIPs.
 	curAddrs, nextAddrs := addrs(cur), addrs(next)
 	if fresh := subtract(nextAddrs, curAddrs); len(fresh) > 0 {
 		add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
 	}
+	restart := func(n string) bool { return cur.VIP(n).Transparent != next.VIP(n).Transparent }
 	write, undo := Op{Kind: VIPFiles}, Op{Kind: VIPFiles}
 	for _, n := range p.Added {
 		write.VIPs = append(write.VIPs, *next.VIP(n))
 		undo.Names = append(undo.Names, n)
+	}
+	for _, n := range p.Changed {
+		if restart(n) {
+			write.VIPs = append(write.VIPs, *next.VIP(n))
+			undo.VIPs = append(undo.VIPs, *cur.VIP(n))
+		}
 	}
 	if len(write.VIPs) > 0 {
 		add(write, &undo)
@@ -320,11 +333,13 @@ func Compute(cur, next *State) *Plan {
 	}
 	for _, n := range p.Changed {
 		old, v := cur.VIP(n), next.VIP(n)
-		kind := ReloadVIP
-		if old.Transparent != v.Transparent {
-			kind = RestartVIP
+		if restart(n) {
+			// The undo writes the old files back before its restart:
+			// it runs before the VIPFiles step's own undo does.
+			add(Op{Kind: RestartUnit, VIP: v}, &Op{Kind: RestartVIP, VIP: old})
+			continue
 		}
-		add(Op{Kind: kind, VIP: v}, &Op{Kind: kind, VIP: old})
+		add(Op{Kind: ReloadVIP, VIP: v}, &Op{Kind: ReloadVIP, VIP: old})
 	}
 	// 5. Nothing is announced before it is healthy.
 	if gate := append(slices.Clone(p.Added), p.Changed...); len(gate) > 0 {

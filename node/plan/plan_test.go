@@ -116,7 +116,8 @@ announce [192.0.2.10 192.0.2.11 192.0.2.12]  <- announce [192.0.2.10 192.0.2.11]
 		{
 			name: "transparent toggled restarts the unit and turns TPROXY off after",
 			cur:  state(1, "bird1", fw("192.0.2.12:80"), c), next: state(2, "bird1", fw("192.0.2.12:80"), cOpaque),
-			want: `restart-vip 192.0.2.12  <- restart-vip 192.0.2.12
+			want: `vip-files write [192.0.2.12], daemon-reload  <- vip-files write [192.0.2.12], daemon-reload
+restart-unit 192.0.2.12  <- restart-vip 192.0.2.12
 health-gate [192.0.2.12]
 tproxy off  <- tproxy on
 `,
@@ -143,15 +144,15 @@ firewall (2+0 listeners)  <- firewall (3+0 listeners)
 			removed: []string{"192.0.2.11"},
 		},
 		{
-			name: "one vip-files step for an added VIP, one for a removed one",
+			name: "one vip-files step for an added VIP and a restarted one, one for a removed one",
 			cur:  state(1, "bird1", fw("192.0.2.11:443", "192.0.2.12:80"), b, c),
 			next: state(2, "bird1", fw("192.0.2.10:80", "192.0.2.12:80"), a, cOpaque),
 			want: `announce [192.0.2.12]  <- announce [192.0.2.11 192.0.2.12]
 firewall (3+0 listeners)  <- firewall (2+0 listeners)
 add-addresses 192.0.2.10  <- remove-addresses 192.0.2.10
-vip-files write [192.0.2.10], daemon-reload  <- vip-files remove [192.0.2.10], daemon-reload
+vip-files write [192.0.2.10 192.0.2.12], daemon-reload  <- vip-files write [192.0.2.12] remove [192.0.2.10], daemon-reload
 start-unit 192.0.2.10  <- stop-unit 192.0.2.10
-restart-vip 192.0.2.12  <- restart-vip 192.0.2.12
+restart-unit 192.0.2.12  <- restart-vip 192.0.2.12
 health-gate [192.0.2.10 192.0.2.12]
 announce [192.0.2.10 192.0.2.12]  <- announce [192.0.2.12]
 drain-wait [192.0.2.11]
@@ -237,11 +238,11 @@ func checkOrdering(t *testing.T, p *Plan) {
 			}
 		}
 	}
-	// A unit starts only after a VIPFiles step wrote its files (and
-	// reloaded systemd); a removed VIP's files go after it stopped.
+	// A unit starts or restarts only after a VIPFiles step wrote its files
+	// (and reloaded systemd); a removed VIP's files go after it stopped.
 	for i, s := range p.Steps {
 		switch {
-		case s.Do.Kind == StartUnit:
+		case s.Do.Kind == StartUnit || s.Do.Kind == RestartUnit:
 			n := s.Do.VIP.Name
 			j := indexOf(p, func(o Op) bool {
 				return o.Kind == VIPFiles && slices.ContainsFunc(o.VIPs, func(v VIP) bool { return v.Name == n })
