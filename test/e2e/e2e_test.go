@@ -78,6 +78,7 @@ func TestSandbox(t *testing.T) {
 	t.Run("VIPRestart", sb.testVIPRestart)
 	t.Run("Doctor", sb.testDoctor)
 	t.Run("VerifyDrift", sb.testVerifyDrift)
+	t.Run("Repair", sb.testRepair)
 }
 
 // setUp builds lbctl, a key pair and the campus bundle (serial 100),
