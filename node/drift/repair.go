@@ -17,25 +17,26 @@ import (
 //
 // The steps use the install planner's operations and keep its ordering:
 // the nftables table is replaced in one batch first, then TPROXY routing
-// and missing addresses, then the drifted VIPs (rewritten and reloaded; a
-// wrong drop-in restarts the unit; a unit that is not active is started),
-// the health gate of those VIPs, bird.conf and the announcements, and
-// last the units and config directories that are not in the release and
-// the addresses nobody should have.
+// and missing addresses, then the drifted VIPs (the files of those that
+// start or restart written in one step with one daemon-reload; an edited
+// config rewritten and reloaded; a wrong drop-in restarts the unit; a unit
+// that is not active is started), the health gate of those VIPs, bird.conf
+// and the announcements, and last the units and config directories that
+// are not in the release and the addresses nobody should have.
 //
 // Plan.Changed lists the VIPs of the release that are repaired,
 // Plan.Removed the units and config directories that are not in it, and
 // Plan.Unchanged the release's VIPs left alone.
 //
 // Every step's undo restores the observed state as far as the operations
-// allow: an edited config comes back byte for byte, a wrong drop-in is put
-// back, a table with foreign rules gets back what was readable of it. Some
-// steps have no undo, because the only operation that would undo them also
-// destroys what the release needs: a unit that was not active with its
-// config directory present stays started (StopVIP would remove its config),
-// a table that was missing or unreadable stays programmed, a stray config
-// directory without a running unit stays removed, and the announcements
-// (always the release's own set, before and after) are not undone.
+// allow: edited or stray files and drop-ins come back byte for byte,
+// stopped units are stopped again, stray units started again, addresses
+// and TPROXY routing put back, a table with foreign rules gets back what
+// was readable of it. What cannot be put back: foreign rules themselves, a
+// table that was missing or unreadable (it stays programmed), TPROXY
+// routing that was partly there (it is removed whole), and the
+// announcements (always the release's own set, before and after; the
+// restored bird.conf is configured again by its own undo).
 func Repair(want *plan.State, got *Observed) *plan.Plan {
 	p := &plan.Plan{Added: []string{}, Changed: []string{}, Removed: []string{}, Unchanged: []string{}}
 	add := func(do plan.Op, undo *plan.Op) { p.Steps = append(p.Steps, plan.Step{Do: do, Undo: undo}) }
@@ -72,17 +73,33 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 		add(plan.Op{Kind: plan.AddAddrs, Addrs: fresh}, &plan.Op{Kind: plan.RemoveAddrs, Addrs: slices.Clone(fresh)})
 	}
 
-	// 3. The release's VIPs whose unit, files or drop-in drifted.
+	// 3. The release's VIPs whose unit, files or drop-in drifted: the
+	// files of those that start or restart in one step with one
+	// daemon-reload, then each unit.
+	write, unwrite := plan.Op{Kind: plan.VIPFiles}, plan.Op{Kind: plan.VIPFiles}
+	var units []plan.Step
 	for i := range want.VIPs {
 		v := &want.VIPs[i]
-		do, undo := repairVIP(v, got)
-		if do == nil {
+		r := repairVIP(v, got)
+		if r.unit == nil {
 			p.Unchanged = append(p.Unchanged, v.Name)
 			continue
 		}
 		p.Changed = append(p.Changed, v.Name)
-		add(*do, undo)
+		if r.write {
+			write.VIPs = append(write.VIPs, *v)
+			if r.old != nil {
+				unwrite.VIPs = append(unwrite.VIPs, *r.old)
+			} else {
+				unwrite.Names = append(unwrite.Names, v.Name)
+			}
+		}
+		units = append(units, *r.unit)
 	}
+	if len(write.VIPs) > 0 {
+		add(write, &unwrite)
+	}
+	p.Steps = append(p.Steps, units...)
 	// 4. Nothing is announced before the repaired VIPs are healthy.
 	if len(p.Changed) > 0 {
 		add(plan.Op{Kind: plan.HealthGate, Names: slices.Clone(p.Changed)}, nil)
@@ -99,15 +116,22 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 		add(announcement(want), nil)
 	}
 
-	// 6. Units and config directories that are not in the release.
+	// 6. Units and config directories that are not in the release: the
+	// running units stopped, then their files removed (one daemon-reload).
+	remove, restore := plan.Op{Kind: plan.VIPFiles}, plan.Op{Kind: plan.VIPFiles}
 	for _, name := range strays(want, got) {
 		p.Removed = append(p.Removed, name)
-		var undo *plan.Op
-		if files, ok := got.Files[name]; ok && got.Units[name].Active {
-			old := observedVIP(plan.VIP{Name: name}, files, got.DropIns[name])
-			undo = &plan.Op{Kind: plan.StartVIP, VIP: &old}
+		v := plan.VIP{Name: name}
+		if got.Units[name].Active {
+			add(plan.Op{Kind: plan.StopUnit, VIP: &v}, &plan.Op{Kind: plan.StartUnit, VIP: &v})
 		}
-		add(plan.Op{Kind: plan.StopVIP, VIP: &plan.VIP{Name: name}}, undo)
+		if files, ok := got.Files[name]; ok || got.DropIns[name] {
+			remove.Names = append(remove.Names, name)
+			restore.VIPs = append(restore.VIPs, observedVIP(v, files, got.DropIns[name]))
+		}
+	}
+	if len(remove.Names) > 0 {
+		add(remove, &restore)
 	}
 
 	// 7. Addresses and TPROXY routing nobody should have.
@@ -136,34 +160,45 @@ func desiredAddresses(want *plan.State) netlink.State {
 	return desired
 }
 
-// repairVIP returns the operation that puts the release's VIP v back, and
-// its undo, or nil when v did not drift.
-func repairVIP(v *plan.VIP, got *Observed) (do, undo *plan.Op) {
-	u, loaded := got.Units[v.Name]
+// vipRepair is how one of the release's VIPs is repaired.
+type vipRepair struct {
+	// write: its files and drop-in are written in the VIPFiles step;
+	// old is what that step's undo writes back (nil: it removes them).
+	write bool
+	old   *plan.VIP
+	// unit is the step that starts, restarts or reloads its unit; nil
+	// when the VIP did not drift.
+	unit *plan.Step
+}
+
+// repairVIP says how the release's VIP v is repaired.
+func repairVIP(v *plan.VIP, got *Observed) vipRepair {
 	files, hasDir := got.Files[v.Name]
-	old := observedVIP(*v, files, got.DropIns[v.Name])
-	switch {
-	case !u.Active:
-		// StartVIP and RestartVIP write the files and the drop-in and
-		// reload systemd first. A unit systemd has not loaded is started;
-		// one in another state (failed, inactive, stuck activating) is
-		// restarted. With no config directory before, stopping it and
-		// removing what was written is an exact undo.
-		kind := plan.RestartVIP
-		if !loaded {
-			kind = plan.StartVIP
-		}
-		if !hasDir {
-			undo = &plan.Op{Kind: plan.StopVIP, VIP: v}
-		}
-		return &plan.Op{Kind: kind, VIP: v}, undo
-	case got.DropIns[v.Name] != v.Transparent:
-		// The unit's capabilities change: only a restart applies them.
-		return &plan.Op{Kind: plan.RestartVIP, VIP: v}, &plan.Op{Kind: plan.RestartVIP, VIP: &old}
-	case !filesEqual(v.Files, files):
-		return &plan.Op{Kind: plan.ReloadVIP, VIP: v}, &plan.Op{Kind: plan.ReloadVIP, VIP: &old}
+	dropIn := got.DropIns[v.Name]
+	old := observedVIP(*v, files, dropIn)
+	r := vipRepair{}
+	if hasDir || dropIn {
+		r.old = &old
 	}
-	return nil, nil
+	filesOK, dropInOK := filesEqual(v.Files, files), dropIn == v.Transparent
+	switch {
+	case !got.Units[v.Name].Active:
+		// Not loaded, stopped or failed: started with the release's files,
+		// written first (unchanged files stay as they are; the host's
+		// health gate only gates VIPs written in this apply, and the
+		// template unit is checked); stopping it again is the undo.
+		r.write = true
+		r.unit = &plan.Step{Do: plan.Op{Kind: plan.StartUnit, VIP: v}, Undo: &plan.Op{Kind: plan.StopUnit, VIP: v}}
+	case !dropInOK:
+		// The unit's capabilities change: only a restart applies them. Its
+		// undo writes the old files back and restarts the old unit, as the
+		// install planner's does.
+		r.write = true
+		r.unit = &plan.Step{Do: plan.Op{Kind: plan.RestartUnit, VIP: v}, Undo: &plan.Op{Kind: plan.RestartVIP, VIP: &old}}
+	case !filesOK:
+		r.unit = &plan.Step{Do: plan.Op{Kind: plan.ReloadVIP, VIP: v}, Undo: &plan.Op{Kind: plan.ReloadVIP, VIP: &old}}
+	}
+	return r
 }
 
 // observedVIP is v with the files and drop-in as observed.

@@ -113,8 +113,7 @@ func (sb *sandbox) testRepair(t *testing.T) {
 		t.Fatalf("lbctl repair --json: exit 0=%v, %v:\n%s", ok, err, out)
 	}
 	t.Logf("%s: lbctl repair --json in %v: drift %q, steps %q", node, took.Round(time.Millisecond), res.Drift, res.Steps)
-	if strings.Join(res.Steps, "\n") != "add-addresses 192.0.2.10\nrestart-vip 192.0.2.12\nhealth-gate [192.0.2.12]" &&
-		strings.Join(res.Steps, "\n") != "add-addresses 192.0.2.10\nstart-vip 192.0.2.12\nhealth-gate [192.0.2.12]" {
+	if strings.Join(res.Steps, "\n") != "add-addresses 192.0.2.10\nvip-files write [192.0.2.12], daemon-reload\nstart-unit 192.0.2.12\nhealth-gate [192.0.2.12]" {
 		t.Errorf("repair steps %q, want the address added, the intranet unit started and gated", res.Steps)
 	}
 	if out, ok := verify(); !ok {
