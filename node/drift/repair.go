@@ -113,7 +113,7 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 		add(plan.Op{Kind: plan.Bird, Bird: want.BirdConf}, &plan.Op{Kind: plan.Bird, Bird: got.BirdConf})
 	}
 	if birdDrifted || len(foreignRoutes(got)) > 0 {
-		add(announcement(want), nil)
+		add(plan.Announcement(want, want.Names()), nil)
 	}
 
 	// 6. Units and config directories that are not in the release: the
@@ -251,19 +251,4 @@ func strays(want *plan.State, got *Observed) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// announcement makes exactly the release's VIP addresses announceable, as
-// the install planner's last Announce does.
-func announcement(s *plan.State) plan.Op {
-	op := plan.Op{Kind: plan.Announce, Names: s.Names(), VIPs: []plan.VIP{}}
-	for _, n := range op.Names {
-		v := *s.VIP(n)
-		v.Files = nil
-		op.VIPs = append(op.VIPs, v)
-		op.Addrs = append(op.Addrs, v.Addresses...)
-	}
-	slices.SortFunc(op.Addrs, netip.Addr.Compare)
-	op.Addrs = slices.Compact(op.Addrs)
-	return op
 }

@@ -276,15 +276,7 @@ func Compute(cur, next *State) *Plan {
 
 	add := func(do Op, undo *Op) { p.Steps = append(p.Steps, Step{Do: do, Undo: undo}) }
 
-	announce := func(s *State, names []string) Op {
-		op := Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names), VIPs: []VIP{}}
-		for _, n := range names {
-			v := *s.VIP(n)
-			v.Files = nil
-			op.VIPs = append(op.VIPs, v)
-		}
-		return op
-	}
+	announce := Announcement
 	curAnn := announce(cur, curNames)
 	// 1. Withdraw removed VIPs first; they keep serving (and the firewall
 	// keeps admitting them) until the very end, so their connections drain
@@ -448,6 +440,19 @@ func unionFW(a, b model.Firewall) model.Firewall {
 func addrs(s *State) []netip.Addr { return addrsOf(s, s.Names()) }
 
 // addrsOf returns the sorted addresses of the named VIPs of s.
+// Announcement is the Announce op that makes the named VIPs of s the
+// announceable set: their addresses, and the VIPs (without files) for the
+// agent's probes.
+func Announcement(s *State, names []string) Op {
+	op := Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names), VIPs: []VIP{}}
+	for _, n := range names {
+		v := *s.VIP(n)
+		v.Files = nil
+		op.VIPs = append(op.VIPs, v)
+	}
+	return op
+}
+
 func addrsOf(s *State, names []string) []netip.Addr {
 	out := []netip.Addr{}
 	for _, n := range names {

@@ -263,7 +263,7 @@ type LogEntry struct {
 	Op     string    `json:"op"` // install, rollback, recover
 	From   uint64    `json:"from,omitempty"`
 	To     uint64    `json:"to"`
-	Result string    `json:"result"` // committed, rolled-back, no-op, failed
+	Result string    `json:"result"` // committed, rolled-back, no-op, failed; repair: repaired, incomplete
 	Error  string    `json:"error,omitempty"`
 	Millis int64     `json:"ms"`
 }
