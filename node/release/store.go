@@ -260,7 +260,7 @@ func (s *Store) ClearIntent() error {
 // LogEntry is one line of the install log.
 type LogEntry struct {
 	Time   time.Time `json:"time"`
-	Op     string    `json:"op"` // install, rollback, recover
+	Op     string    `json:"op"` // install, rollback, recover, repair
 	From   uint64    `json:"from,omitempty"`
 	To     uint64    `json:"to"`
 	Result string    `json:"result"` // committed, rolled-back, no-op, failed; repair: repaired, incomplete
