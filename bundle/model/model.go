@@ -257,14 +257,37 @@ type Peer struct {
 // Encode returns the canonical JSON encoding of the site: indented, with a
 // trailing newline. Equal sites give equal bytes.
 func Encode(s *Site) ([]byte, error) {
+	// The lists are encoded apart (see encode.go) and spliced into the
+	// rest of the site, where they are null.
+	rest := *s
+	rest.Services, rest.VIPs, rest.Nodes = nil, nil, nil
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
+	if err := newEncoder(&buf, "").Encode(&rest); err != nil {
 		return nil, fmt.Errorf("encode resolved model: %w", err)
 	}
-	return buf.Bytes(), nil
+	services, err := encodeList(s.Services)
+	if err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
+	}
+	vips, err := encodeList(s.VIPs)
+	if err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
+	}
+	nodes, err := encodeList(s.Nodes)
+	if err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
+	}
+	// The services, by far the largest, are spliced last: copied once.
+	b := buf.Bytes()
+	for _, f := range []struct {
+		name  string
+		parts [][]byte
+	}{{"nodes", nodes}, {"vips", vips}, {"services", services}} {
+		if b, err = splice(b, f.name, f.parts); err != nil {
+			return nil, fmt.Errorf("encode resolved model: %w", err)
+		}
+	}
+	return b, nil
 }
 
 // Decode parses a resolved model, refusing unknown fields and other format
