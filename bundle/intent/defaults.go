@@ -82,12 +82,12 @@ func overrides(tree *node, p string) *node {
 	return nil
 }
 
-// checkLocks reports the fields of tree (a service or a nested defaults
-// tree, in file) that df locks.
-func (l *loader) checkLocks(df *Defaults, tree *node, file string) {
+// checkLocks reports to errs the fields of tree (a service or a nested
+// defaults tree) that df locks.
+func checkLocks(df *Defaults, tree *node, errs *errList) {
 	for _, lk := range df.Lock {
 		if k := overrides(tree, lk.Path); k != nil {
-			l.errs.add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
+			errs.add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
 		}
 	}
 }
@@ -99,7 +99,7 @@ func (l *loader) checkDefaultsLocks(df *Defaults) {
 		return
 	}
 	for up := df.parent; up != nil; up = up.parent {
-		l.checkLocks(up, df.tree, df.Source)
+		checkLocks(up, df.tree, l.errs)
 	}
 }
 

@@ -137,8 +137,10 @@ func (l *loader) parseFile(rel string, t reflect.Type) parsed {
 	return parsed{rel: rel, tree: expand(n, t)}
 }
 
-// parseAll parses files in parallel; results keep the order of rels.
-func (l *loader) parseAll(rels []string, t reflect.Type) []parsed {
+// parseAll parses files in parallel; results keep the order of rels. then,
+// if not nil, is called in the same goroutine with each file parsed without
+// error (and its index in rels), to go on working on it in parallel.
+func (l *loader) parseAll(rels []string, t reflect.Type, then func(int, parsed)) []parsed {
 	out := make([]parsed, len(rels))
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(rels)/64))
 	var wg sync.WaitGroup
@@ -153,6 +155,9 @@ func (l *loader) parseAll(rels []string, t reflect.Type) []parsed {
 			defer wg.Done()
 			for i := range next {
 				out[i] = l.parseFile(rels[i], t)
+				if then != nil && out[i].err == nil {
+					then(i, out[i])
+				}
 			}
 		}()
 	}
@@ -248,17 +253,27 @@ func (l *loader) load() *Tree {
 		df.broken = df.broken || len(l.errs.list) > before
 	}
 
-	files := l.parseAll(serviceRels, reflect.TypeFor[Service]())
+	// Each service is merged with its defaults and decoded by the worker
+	// that parsed it, with errors of its own; they are collected in the
+	// order of the files.
+	type loaded struct {
+		s    *Service
+		errs errList
+	}
+	services := make([]loaded, len(serviceRels))
+	files := l.parseAll(serviceRels, reflect.TypeFor[Service](), func(i int, f parsed) {
+		services[i].s = l.service(f, nearestDefaults(byDir, path.Dir(f.rel), false), &services[i].errs)
+	})
 	t.Services = make([]*Service, 0, len(files))
-	for _, f := range files {
+	for i, f := range files {
 		if f.err != nil {
 			l.errs.addErr(f.err)
 			continue
 		}
-		dir := path.Dir(f.rel)
-		before := len(l.errs.list)
-		if s := l.service(f, nearestDefaults(byDir, dir, false)); s != nil {
-			s.broken = len(l.errs.list) > before || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
+		ld := services[i]
+		l.errs.list = append(l.errs.list, ld.errs.list...)
+		if s := ld.s; s != nil {
+			s.broken = len(ld.errs.list) > 0 || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
 			t.Services = append(t.Services, s)
 		}
 	}
@@ -305,7 +320,7 @@ func (l *loader) nodeFiles(dir string) []string {
 
 func (l *loader) loadDefaults(rels []string) []*Defaults {
 	var out []*Defaults
-	for _, f := range l.parseAll(rels, reflect.TypeFor[DefaultsFile]()) {
+	for _, f := range l.parseAll(rels, reflect.TypeFor[DefaultsFile](), nil) {
 		if f.err != nil {
 			l.errs.addErr(f.err)
 			continue
@@ -393,22 +408,23 @@ func checkFieldPath(p string) string {
 	return ""
 }
 
-// service merges a service file with its defaults and decodes it.
-func (l *loader) service(f parsed, defs *Defaults) *Service {
+// service merges a service file with its defaults and decodes it, adding
+// its problems to errs. It may run in parallel with other services.
+func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	display := l.display(f.rel)
 	name := strings.TrimSuffix(f.rel, ".yaml")
 	for _, seg := range strings.Split(name, "/") {
 		if !nameSegment.MatchString(seg) {
-			l.errs.add(Pos{File: display}, "service name %q: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", name)
+			errs.add(Pos{File: display}, "service name %q: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", name)
 			return nil
 		}
 	}
 	if f.tree.kind != kindMap && f.tree.kind != kindNull {
-		l.errs.add(f.tree.pos, "a service file holds a mapping, got %s", f.tree.describe())
+		errs.add(f.tree.pos, "a service file holds a mapping, got %s", f.tree.describe())
 		return nil
 	}
 	// Validate the file on its own (errors point into it) ...
-	d := decoder{errs: l.errs}
+	d := decoder{errs: errs}
 	var own Service
 	d.decode(f.tree, reflect.ValueOf(&own).Elem(), "", nil)
 	// ... then the merged tree; its errors were reported with the file
@@ -429,10 +445,10 @@ func (l *loader) service(f parsed, defs *Defaults) *Service {
 	s := &Service{Name: name, Source: f.rel, src: merged}
 	quiet := decoder{errs: &errList{}}
 	quiet.decode(merged, reflect.ValueOf(s).Elem(), "", nil)
-	checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, l.errs)
+	checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, errs)
 	s.chain = chain
 	for _, df := range chain {
-		l.checkLocks(df, f.tree, display)
+		checkLocks(df, f.tree, errs)
 	}
 	return s
 }
@@ -440,7 +456,7 @@ func (l *loader) service(f parsed, defs *Defaults) *Service {
 func (l *loader) loadNodes(rels []string) []*NodeProfile {
 	var out []*NodeProfile
 	seen := map[string]*NodeProfile{}
-	for _, f := range l.parseAll(rels, reflect.TypeFor[NodeProfile]()) {
+	for _, f := range l.parseAll(rels, reflect.TypeFor[NodeProfile](), nil) {
 		if f.err != nil {
 			l.errs.addErr(f.err)
 			continue
