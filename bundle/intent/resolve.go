@@ -7,9 +7,11 @@ import (
 	"net/netip"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lbctl/lbctl/bundle/dns"
 	"github.com/lbctl/lbctl/bundle/inventory"
@@ -45,7 +47,7 @@ const lookupWorkers = 16
 // fills in everything left implicit, and the cross-service checks run. All
 // problems are returned at once as Errors.
 func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*model.Site, error) {
-	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}, shared: map[string]*sharedErr{}}
+	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}, hosts: map[string]hostResult{}, shared: map[string]*sharedErr{}}
 	site := rs.resolve(ctx)
 	if err := rs.errs.err(); err != nil {
 		return nil, err
@@ -58,17 +60,24 @@ type groupResult struct {
 	err   error
 }
 
+type hostResult struct {
+	host inventory.Host
+	ok   bool
+}
+
 type lookupResult struct {
 	addrs []netip.Addr
 	err   error
 }
 
 type resolver struct {
-	tree    *Tree
-	dns     dns.Resolver
-	inv     Inventory
-	errs    *errList
-	groups  map[string]groupResult
+	tree   *Tree
+	dns    dns.Resolver
+	inv    Inventory
+	errs   *errList
+	groups map[string]groupResult
+	// hosts are the inventory hosts named in backend.hosts (found or not).
+	hosts   map[string]hostResult
 	lookups map[string]lookupResult
 	// shared errors, see flush.
 	shared      map[string]*sharedErr
@@ -135,6 +144,9 @@ func (rs *resolver) flushShared() {
 	}
 }
 
+// group looks a backend group up in the inventory once. Only the first pass
+// over the services (backendNames) adds to the cache; the parallel pass
+// finds every group there.
 func (rs *resolver) group(name string) groupResult {
 	if g, ok := rs.groups[name]; ok {
 		return g
@@ -147,6 +159,17 @@ func (rs *resolver) group(name string) groupResult {
 	}
 	rs.groups[name] = g
 	return g
+}
+
+// host looks an inventory host up once; like group, only backendNames adds
+// to the cache.
+func (rs *resolver) host(name string) (inventory.Host, bool) {
+	h, ok := rs.hosts[name]
+	if !ok {
+		h.host, h.ok = rs.inv.Host(name)
+		rs.hosts[name] = h
+	}
+	return h.host, h.ok
 }
 
 // backendNames lists the names the service's backend needs looked up.
@@ -165,7 +188,7 @@ func (rs *resolver) backendNames(s *Service, names map[string]bool) {
 			continue
 		}
 		if rs.inv != nil {
-			if ih, ok := rs.inv.Host(h); ok {
+			if ih, ok := rs.host(h); ok {
 				if ih.Address == "" {
 					names[canonicalName(ih.Name)] = true
 				} else if _, err := netip.ParseAddr(ih.Address); err != nil {
@@ -238,24 +261,49 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	}
 	rs.lookupAll(ctx, names)
 
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, Services: make([]model.Service, 0, len(t.Services)), VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	// Each service is resolved on its own, in parallel: the groups, hosts
+	// and names it needs are all looked up by now, and its errors are its
+	// own until they are flushed in the order of the services.
+	var live []*Service
 	for _, s := range t.Services {
-		if s.broken {
-			continue
+		if !s.broken {
+			live = append(live, s)
 		}
-		se := &serviceErrs{file: rs.display(s.Source), name: s.Name}
+	}
+	resolved := make([]model.Service, len(live))
+	errs := make([]serviceErrs, len(live))
+	parallel(len(live), func(i int) {
+		s, se := live[i], &errs[i]
+		se.file, se.name = rs.display(s.Source), s.Name
 		addrs := rs.vipAddresses(s, se)
 		servers := rs.servers(s, se)
-		ms := infer(s, addrs, servers, &se.errList)
+		resolved[i] = infer(s, addrs, servers, &se.errList)
 		rs.checkPolicy(s, addrs, se)
-		rs.flush(se)
-		site.Services = append(site.Services, ms)
+	})
+	for i := range live {
+		rs.flush(&errs[i])
 	}
+	site.Services = resolved
 	rs.flushShared()
 	slices.SortFunc(site.Services, func(a, b model.Service) int { return strings.Compare(a.Name, b.Name) })
 	site.VIPs = rs.crossCheck(site.Services)
 	site.Nodes = rs.nodes()
 	return site
+}
+
+// parallel calls f(i) for i in [0, n) on GOMAXPROCS goroutines.
+func parallel(n int, f func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, n/64)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
@@ -314,7 +362,7 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 				continue
 			}
 			if rs.inv != nil {
-				if ih, ok := rs.inv.Host(h); ok {
+				if ih, ok := rs.host(h); ok {
 					host := ih.Address
 					if host == "" {
 						host = ih.Name
