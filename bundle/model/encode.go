@@ -51,33 +51,35 @@ func encodeList[T any](xs []T) ([][]byte, error) {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(parts)) {
 		wg.Go(func() {
+			var compact bytes.Buffer
+			enc := json.NewEncoder(&compact)
+			enc.SetEscapeHTML(false)
 			size := 0 // of the worker's last part, to size the next one
 			for {
 				p := int(next.Add(1) - 1)
 				if p >= len(parts) {
 					return
 				}
-				var buf bytes.Buffer
-				buf.Grow(size + size/8)
-				enc := newEncoder(&buf, listPrefix)
+				b := make([]byte, 0, size+size/8)
 				lo, hi := p*chunk, min((p+1)*chunk, len(xs))
 				for i := lo; i < hi; i++ {
 					if i == 0 {
-						buf.WriteString("[\n" + listPrefix)
+						b = append(b, "[\n"+listPrefix...)
 					} else {
-						buf.WriteString(",\n" + listPrefix)
+						b = append(b, ",\n"+listPrefix...)
 					}
+					compact.Reset()
 					if err := enc.Encode(&xs[i]); err != nil {
 						errs[p] = err
 						return
 					}
-					buf.Truncate(buf.Len() - 1) // the encoder's newline
+					b = appendIndent(b, bytes.TrimSuffix(compact.Bytes(), []byte("\n")), listPrefix)
 				}
 				if hi == len(xs) {
-					buf.WriteString("\n  ]")
+					b = append(b, "\n  ]"...)
 				}
-				parts[p] = buf.Bytes()
-				size = buf.Len()
+				parts[p] = b
+				size = len(b)
 			}
 		})
 	}
@@ -108,4 +110,62 @@ func splice(b []byte, name string, parts [][]byte) ([]byte, error) {
 		out = append(out, p...)
 	}
 	return append(out, b[i+len("null"):]...), nil
+}
+
+// appendIndent appends src, compact JSON as encoding/json writes it (no
+// white space outside strings), to dst indented as json.Indent(dst, src,
+// prefix, "  ") would: a line break before each member or element and
+// before the closing bracket, empty objects and lists kept as {} and [],
+// ": " between a key and its value. It only tracks strings, which the
+// general scanner of json.Indent does not need to be fast at.
+func appendIndent(dst, src []byte, prefix string) []byte {
+	depth := 0
+	open := false // after { or [, before the first element
+	newline := func() {
+		dst = append(dst, '\n')
+		dst = append(dst, prefix...)
+		for range depth {
+			dst = append(dst, "  "...)
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if open && c != '}' && c != ']' {
+			open = false
+			depth++
+			newline()
+		}
+		switch c {
+		case '"':
+			// Copy the string through its closing quote.
+			j := i + 1
+			for j < len(src) && src[j] != '"' {
+				if src[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			dst = append(dst, src[i:min(j+1, len(src))]...)
+			i = j
+		case '{', '[':
+			open = true
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, ':', ' ')
+		case '}', ']':
+			if open {
+				open = false
+			} else {
+				depth--
+				newline()
+			}
+			dst = append(dst, c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }

@@ -36,7 +36,7 @@ func testService(i int) Service {
 	switch i % 4 {
 	case 1:
 		s.TLS = &TLS{Certificate: "c", MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 3600}
-		s.Aliases = []string{"www.example", "ü.example"}
+		s.Aliases = []string{"www.example", "ü.example", `ends in \`, `{"a": [1, {}], "b": []}`, "\\\""}
 	case 2:
 		s.Redirects = []Redirect{{From: "/old", To: "https://x.example/?a=1&b=2", Code: 301}}
 		s.Owner = "team <ops> & \"friends\"\n\t\u2028"
