@@ -31,11 +31,23 @@ func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error)
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	t, errs := loadPartial(os.DirFS(dir), dir)
+	// The inventory and the zone are opened while the tree loads.
+	var (
+		inv     Inventory
+		r       dns.Resolver
+		err     error
+		sources = make(chan struct{})
+	)
+	t, errs := loadPartial(os.DirFS(dir), dir, func(t *Tree) {
+		go func() {
+			defer close(sources)
+			inv, r, err = t.Sources(opts)
+		}()
+	})
 	if t == nil {
 		return nil, errs.err()
 	}
-	inv, r, err := t.Sources(opts)
+	<-sources
 	if err != nil {
 		// Report the source's problems and resolve the rest without
 		// repeating them for every name.

@@ -89,7 +89,7 @@ var nameSegment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // shown in error messages and in Tree.Root. All problems of the whole tree
 // are returned at once, as Errors.
 func LoadFS(fsys fs.FS, root string) (*Tree, error) {
-	t, errs := loadPartial(fsys, root)
+	t, errs := loadPartial(fsys, root, nil)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -99,15 +99,19 @@ func LoadFS(fsys fs.FS, root string) (*Tree, error) {
 // loadPartial loads what it can: services whose files (or defaults) have
 // errors are marked broken, so that resolving the rest of the tree can
 // still report its problems. The tree is nil when site.yaml is unusable.
-func loadPartial(fsys fs.FS, root string) (*Tree, *errList) {
-	l := &loader{fsys: fsys, root: root, errs: &errList{}}
+// onSite, if not nil, is called with the tree as soon as its site file is
+// decoded, before the rest is read (Resolve opens the inventory and the zone
+// meanwhile); it must only read t.Root and t.Site.
+func loadPartial(fsys fs.FS, root string, onSite func(t *Tree)) (*Tree, *errList) {
+	l := &loader{fsys: fsys, root: root, errs: &errList{}, onSite: onSite}
 	return l.load(), l.errs
 }
 
 type loader struct {
-	fsys fs.FS
-	root string
-	errs *errList
+	fsys   fs.FS
+	root   string
+	errs   *errList
+	onSite func(*Tree)
 }
 
 // display is the path of a tree file as shown to the operator.
@@ -179,6 +183,9 @@ func (l *loader) load() *Tree {
 	d := decoder{errs: l.errs}
 	d.decode(site.tree, reflect.ValueOf(&t.Site).Elem(), "", nil)
 	checkRequired(site.tree, reflect.TypeFor[SiteFile](), "", Pos{File: l.display(SiteFileName), Line: 1, Col: 1}, l.errs)
+	if l.onSite != nil {
+		l.onSite(t)
+	}
 
 	// Files the site file names are not services.
 	special := map[string]bool{SiteFileName: true}
