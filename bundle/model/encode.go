@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
+	"slices"
 	"sync/atomic"
 )
 
@@ -36,31 +36,58 @@ func newEncoder(buf *bytes.Buffer, prefix string) *json.Encoder {
 	return enc
 }
 
-// encodeList returns the encoding of xs as a field of the top-level object
-// (null, [] or the indented elements), in parts to be concatenated.
-func encodeList[T any](xs []T) ([][]byte, error) {
+// spliceList replaces the value null of the field name of the top-level
+// object in b with the encoding of xs ([] or the indented elements; a nil xs
+// stays null). Workers encode parts of chunk elements, in parallel, and this
+// goroutine appends them in order to the result, handing their buffers back
+// to the workers: the list is copied once, into a result sized from the
+// first part. (A string value cannot hold the line break the pattern starts
+// with, so the pattern finds the field.)
+func spliceList[T any](b []byte, name string, xs []T) ([]byte, error) {
+	field := []byte("\n  \"" + name + "\": null")
+	i := bytes.Index(b, field)
+	if i < 0 {
+		return nil, fmt.Errorf("no field %s", name)
+	}
+	i += len(field) - len("null")
+	head, tail := b[:i], b[i+len("null"):]
 	switch {
 	case xs == nil:
-		return [][]byte{[]byte("null")}, nil
+		return b, nil
 	case len(xs) == 0:
-		return [][]byte{[]byte("[]")}, nil
+		return slices.Concat(head, []byte("[]"), tail), nil
 	}
-	parts := make([][]byte, (len(xs)+chunk-1)/chunk)
-	errs := make([]error, len(parts))
+	n := (len(xs) + chunk - 1) / chunk
+	workers := min(runtime.GOMAXPROCS(0), n)
+	done := make([]chan []byte, n)
+	for p := range done {
+		done[p] = make(chan []byte, 1)
+	}
+	// A worker takes a buffer (nil: it makes one) before it takes the next
+	// part, and the buffer comes back once the part is appended: parts in
+	// flight are bounded, and the lowest part not appended yet always has
+	// a buffer.
+	free := make(chan []byte, 2*workers+2)
+	for range cap(free) {
+		free <- nil
+	}
+	errs := make([]error, n)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(parts)) {
-		wg.Go(func() {
+	for range workers {
+		go func() {
 			var compact bytes.Buffer
 			enc := json.NewEncoder(&compact)
 			enc.SetEscapeHTML(false)
-			size := 0 // of the worker's last part, to size the next one
+			size := 0 // of the worker's last part, to size a new buffer
 			for {
+				b := <-free
 				p := int(next.Add(1) - 1)
-				if p >= len(parts) {
+				if p >= n {
 					return
 				}
-				b := make([]byte, 0, size+size/8)
+				if b == nil {
+					b = make([]byte, 0, size+size/8)
+				}
 				lo, hi := p*chunk, min((p+1)*chunk, len(xs))
 				for i := lo; i < hi; i++ {
 					if i == 0 {
@@ -71,45 +98,32 @@ func encodeList[T any](xs []T) ([][]byte, error) {
 					compact.Reset()
 					if err := enc.Encode(&xs[i]); err != nil {
 						errs[p] = err
-						return
+						break
 					}
 					b = appendIndent(b, bytes.TrimSuffix(compact.Bytes(), []byte("\n")), listPrefix)
 				}
 				if hi == len(xs) {
 					b = append(b, "\n  ]"...)
 				}
-				parts[p] = b
 				size = len(b)
+				done[p] <- b
 			}
-		})
+		}()
 	}
-	wg.Wait()
+	var out []byte
+	for p := range n {
+		part := <-done[p]
+		if p == 0 {
+			out = make([]byte, 0, len(head)+len(part)*n+len(part)*n/8+len(tail))
+			out = append(out, head...)
+		}
+		out = append(out, part...)
+		free <- part[:0]
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return parts, nil
-}
-
-// splice replaces the value null of the field name of the top-level object
-// in b with the concatenated parts. (A string value cannot hold the line
-// break the pattern starts with.)
-func splice(b []byte, name string, parts [][]byte) ([]byte, error) {
-	field := []byte("\n  \"" + name + "\": ")
-	i := bytes.Index(b, append(field, "null"...))
-	if i < 0 {
-		return nil, fmt.Errorf("no field %s", name)
-	}
-	i += len(field)
-	n := len(b) - len("null")
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]byte, 0, n)
-	out = append(out, b[:i]...)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return append(out, b[i+len("null"):]...), nil
+	return append(out, tail...), nil
 }
 
 // appendIndent appends src, compact JSON as encoding/json writes it (no

@@ -34,6 +34,12 @@ func testService(i int) Service {
 		Timeouts:  Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000},
 	}
 	switch i % 4 {
+	case 0:
+		// Later services grow, so that the first part underestimates
+		// the list.
+		for k := range i / 50 {
+			s.Contacts = append(s.Contacts, fmt.Sprintf("c%d@example", k))
+		}
 	case 1:
 		s.TLS = &TLS{Certificate: "c", MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 3600}
 		s.Aliases = []string{"www.example", "ü.example", `ends in \`, `{"a": [1, {}], "b": []}`, "\\\""}

@@ -265,27 +265,17 @@ func Encode(s *Site) ([]byte, error) {
 	if err := newEncoder(&buf, "").Encode(&rest); err != nil {
 		return nil, fmt.Errorf("encode resolved model: %w", err)
 	}
-	services, err := encodeList(s.Services)
-	if err != nil {
-		return nil, fmt.Errorf("encode resolved model: %w", err)
-	}
-	vips, err := encodeList(s.VIPs)
-	if err != nil {
-		return nil, fmt.Errorf("encode resolved model: %w", err)
-	}
-	nodes, err := encodeList(s.Nodes)
-	if err != nil {
-		return nil, fmt.Errorf("encode resolved model: %w", err)
-	}
 	// The services, by far the largest, are spliced last: copied once.
 	b := buf.Bytes()
-	for _, f := range []struct {
-		name  string
-		parts [][]byte
-	}{{"nodes", nodes}, {"vips", vips}, {"services", services}} {
-		if b, err = splice(b, f.name, f.parts); err != nil {
-			return nil, fmt.Errorf("encode resolved model: %w", err)
-		}
+	var err error
+	if b, err = spliceList(b, "nodes", s.Nodes); err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
+	}
+	if b, err = spliceList(b, "vips", s.VIPs); err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
+	}
+	if b, err = spliceList(b, "services", s.Services); err != nil {
+		return nil, fmt.Errorf("encode resolved model: %w", err)
 	}
 	return b, nil
 }
