@@ -11,12 +11,13 @@ import (
 )
 
 // The resolved model of a large site is tens of megabytes of JSON, and
-// encoding/json re-indents its whole output in one growing buffer. Encode
-// instead encodes the big lists element by element, in parallel chunks, with
-// the indentation each element has inside the site, and splices them into
-// the encoding of the rest of the site: the bytes are exactly those of one
-// json.Encoder with SetIndent("", "  ") and SetEscapeHTML(false) over the
-// whole site.
+// encoding/json re-indents its whole output in one growing buffer with a
+// general scanner. Encode instead encodes the rest of the site with the big
+// lists left null, then each list element by element on GOMAXPROCS workers:
+// compact, then indented (appendIndent) as the element is inside the site,
+// and splices the list in: the bytes are exactly those of one json.Encoder
+// with SetIndent("", "  ") and SetEscapeHTML(false) over the whole site
+// (TestEncodeMatchesOneEncoder).
 
 // listPrefix is the indentation of an element of a list that is a field
 // of the top-level object.
