@@ -163,7 +163,19 @@ func runInstall(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// SIGINT and SIGTERM cancel the install, which then rolls back.
+	return changeNode(c, "install", func(ctx context.Context, n *setup.Node) error {
+		res, err := n.Installer.Install(ctx, b, installOptions(c, n))
+		if err == nil {
+			printResult(c.App.Writer, res)
+		}
+		return err
+	})
+}
+
+// changeNode runs fn, a change of this node (install, rollback, repair):
+// SIGINT and SIGTERM cancel it, and the change then undoes its steps; the
+// steps are shown as they run; a failure exits 1 with "<what> failed:".
+func changeNode(c *cli.Context, what string, fn func(ctx context.Context, n *setup.Node) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	n, err := openNode(c)
@@ -172,12 +184,11 @@ func runInstall(c *cli.Context) error {
 	}
 	defer n.Close()
 	n.Installer.Progress = stepPrinter(c)
-	res, err := n.Installer.Install(ctx, b, installOptions(c, n))
+	err = fn(ctx, n)
 	finishProgress(c)
 	if err != nil {
-		return cli.Exit("install failed: "+indent(err.Error()), 1)
+		return cli.Exit(what+" failed: "+indent(err.Error()), 1)
 	}
-	printResult(c.App.Writer, res)
 	return nil
 }
 
@@ -222,21 +233,13 @@ func runRollback(c *cli.Context) error {
 		}
 		serial = v
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	n, err := openNode(c)
-	if err != nil {
+	return changeNode(c, "rollback", func(ctx context.Context, n *setup.Node) error {
+		res, err := n.Installer.Rollback(ctx, serial, install.Options{Node: n.Config.Node})
+		if err == nil {
+			printResult(c.App.Writer, res)
+		}
 		return err
-	}
-	defer n.Close()
-	n.Installer.Progress = stepPrinter(c)
-	res, err := n.Installer.Rollback(ctx, serial, install.Options{Node: n.Config.Node})
-	finishProgress(c)
-	if err != nil {
-		return cli.Exit("rollback failed: "+indent(err.Error()), 1)
-	}
-	printResult(c.App.Writer, res)
-	return nil
+	})
 }
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }

@@ -3,14 +3,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/lbctl/lbctl/node/install"
+	"github.com/lbctl/lbctl/node/setup"
 )
 
 func init() {
@@ -38,22 +38,20 @@ func runRepair(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return cli.Exit("repair: takes no arguments", 2)
 	}
-	// SIGINT and SIGTERM cancel the repair, which then undoes its steps.
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	n, err := openNode(c)
+	dry := c.Bool("dry-run")
+	var (
+		res  *install.RepairResult
+		node string
+	)
+	err := changeNode(c, "repair", func(ctx context.Context, n *setup.Node) (err error) {
+		node = n.Config.Node
+		res, err = n.Installer.Repair(ctx, driftObserver(n.Config, n.Store, n.Units), install.Options{Wait: c.Bool("wait"), DryRun: dry})
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	dry := c.Bool("dry-run")
-	n.Installer.Progress = stepPrinter(c)
-	res, err := n.Installer.Repair(ctx, driftObserver(n.Config, n.Store, n.Units), install.Options{Wait: c.Bool("wait"), DryRun: dry})
-	finishProgress(c)
-	if err != nil {
-		return cli.Exit("repair failed: "+indent(err.Error()), 1)
-	}
-	out := repairOutput{Node: n.Config.Node, Serial: res.Serial, Drift: res.Drift, Steps: []string{}, DryRun: dry,
+	out := repairOutput{Node: node, Serial: res.Serial, Drift: res.Drift, Steps: []string{}, DryRun: dry,
 		Repaired: !dry && !res.NoOp && len(res.Remaining) == 0, Remaining: res.Remaining, Millis: res.Duration.Milliseconds()}
 	for _, s := range res.Plan.Steps {
 		out.Steps = append(out.Steps, s.Do.String())
