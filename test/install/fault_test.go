@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -19,7 +17,6 @@ import (
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/systemd"
 	"github.com/lbctl/lbctl/test/systemdtest"
 )
@@ -178,17 +175,8 @@ type FaultResult struct {
 // makes fewer calls than k (and so succeeds), comparing the node after
 // every failed install with the node before.
 func TestHelperFaults(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
 	ctx := t.Context()
-	cfg, err := setup.LoadConfig(configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := setup.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openInside(t)
 	b, err := os.ReadFile(os.Getenv("BUNDLE"))
 	if err != nil {
 		t.Fatal(err)
@@ -335,17 +323,8 @@ func TestFaultInjection(t *testing.T) {
 // TestHelperFailLast installs BUNDLE with a failure injected at its last
 // host call and emits the install's error.
 func TestHelperFailLast(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
 	ctx := t.Context()
-	cfg, err := setup.LoadConfig(configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := setup.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openInside(t)
 	b, err := os.ReadFile(os.Getenv("BUNDLE"))
 	if err != nil {
 		t.Fatal(err)

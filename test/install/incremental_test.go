@@ -33,17 +33,8 @@ type Timing struct {
 // after the other in this process, timing each install and its host
 // calls; it runs inside the node.
 func TestHelperTimedInstall(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
 	ctx := t.Context()
-	cfg, err := setup.LoadConfig(configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := setup.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openInside(t)
 	var out []Timing
 	for _, p := range strings.Split(os.Getenv("BUNDLES"), ",") {
 		b, err := os.ReadFile(p)
@@ -176,4 +167,22 @@ func roundMap(m map[string]time.Duration) map[string]time.Duration {
 		out[k] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// openInside skips unless the test runs inside a node, and opens the node
+// (its lbctl.yaml, host and installer) as lbctl does, closed when the test
+// ends.
+func openInside(t *testing.T) *setup.Node {
+	t.Helper()
+	systemdtest.SkipUnlessInside(t)
+	cfg, err := setup.LoadConfig(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := setup.Open(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
 }
