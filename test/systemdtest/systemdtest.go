@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/internal/cgroup"
+	"github.com/lbctl/lbctl/internal/nsunits"
 )
 
 // Options configure Start.
@@ -39,25 +40,10 @@ type Options struct {
 	BootTimeout time.Duration
 }
 
-// DefaultMask are the units masked in every namespaced systemd: anything
-// that would write to the host (sysctl, tmpfiles, utmp, random seed,
-// kernel file systems), start host services, or wait for hardware.
-var DefaultMask = []string{
-	"systemd-sysusers.service", "systemd-sysctl.service", "systemd-binfmt.service",
-	"systemd-modules-load.service", "systemd-tmpfiles-setup.service",
-	"systemd-tmpfiles-setup-dev.service", "systemd-tmpfiles-clean.service",
-	"systemd-tmpfiles-clean.timer", "systemd-update-utmp.service",
-	"systemd-update-utmp-runlevel.service", "systemd-remount-fs.service",
-	"systemd-random-seed.service", "systemd-hwdb-update.service", "systemd-firstboot.service",
-	"systemd-machine-id-commit.service", "systemd-journald-audit.socket",
-	"systemd-journal-catalog-update.service", "systemd-pstore.service",
-	"systemd-timesyncd.service", "systemd-logind.service", "systemd-networkd.service",
-	"dev-hugepages.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
-	"sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
-	"proc-sys-fs-binfmt_misc.automount", "timers.target", "getty.target",
-	"console-getty.service", "haproxy.service", "bird.service", "nftables.service",
-	"postgresql.service", "dbus.service", "dbus.socket",
-}
+// DefaultMask are the units masked in every namespaced systemd: those that
+// would touch the host (nsunits.Host), and BIRD, which tests start
+// themselves.
+var DefaultMask = append(slices.Clone(nsunits.Host), "bird.service")
 
 // Systemd is one systemd running as PID 1 in its own namespaces.
 type Systemd struct {

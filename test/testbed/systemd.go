@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/internal/cgroup"
+	"github.com/lbctl/lbctl/internal/nsunits"
 )
 
 // SystemdNodes launches each LB node as systemd running as PID 1 in its own
@@ -37,27 +38,11 @@ type SystemdNodes struct {
 	BootTimeout time.Duration
 }
 
-// NodeMask are the units masked on every systemd LB node: anything that
-// would write to the host (sysctl, tmpfiles, utmp, random seed, kernel
-// file systems), start host services, or wait for hardware. bird.service
-// is not among them: the node's install starts it.
-var NodeMask = []string{
-	"systemd-sysusers.service", "systemd-sysctl.service", "systemd-binfmt.service",
-	"systemd-modules-load.service", "systemd-tmpfiles-setup.service",
-	"systemd-tmpfiles-setup-dev.service", "systemd-tmpfiles-clean.service",
-	"systemd-tmpfiles-clean.timer", "systemd-update-utmp.service",
-	"systemd-update-utmp-runlevel.service", "systemd-remount-fs.service",
-	"systemd-random-seed.service", "systemd-hwdb-update.service", "systemd-firstboot.service",
-	"systemd-machine-id-commit.service", "systemd-journald-audit.socket",
-	"systemd-journal-catalog-update.service", "systemd-pstore.service",
-	"systemd-timesyncd.service", "systemd-logind.service", "systemd-networkd.service",
-	"systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service",
-	"dev-hugepages.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
-	"sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
-	"proc-sys-fs-binfmt_misc.automount", "timers.target", "getty.target",
-	"console-getty.service", "haproxy.service", "nftables.service",
-	"postgresql.service", "dbus.service", "dbus.socket", "ssh.service", "cron.service",
-}
+// NodeMask are the units masked on every systemd LB node: those that
+// would touch the host (nsunits.Host), udev, ssh and cron. bird.service is
+// not among them: the node's install starts it.
+var NodeMask = append(slices.Clone(nsunits.Host),
+	"systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service", "ssh.service", "cron.service")
 
 // sigPowerOff is SIGRTMIN+4 (glibc's SIGRTMIN is 34): systemd powers off.
 const sigPowerOff = syscall.Signal(34 + 4)
