@@ -27,13 +27,8 @@ func init() {
 				Usage:     "nftables snippets for the backend hosts and BIRD stanzas for the route reflectors",
 				ArgsUsage: "DIR OUT",
 				Flags:     resolveFlags(),
-				Action: renderAction(2, func(site *model.Site, _ []string) ([]renderedFile, error) {
-					fs, err := backendfw.Render(site)
-					var out []renderedFile
-					for _, f := range fs {
-						out = append(out, renderedFile{f.Path, f.Data})
-					}
-					return out, err
+				Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
+					return backendfw.Render(site)
 				}),
 			},
 			{
@@ -41,13 +36,8 @@ func init() {
 				Usage:     "Icinga 2 hosts, services, users and notification rules for every VIP and backend",
 				ArgsUsage: "DIR OUT",
 				Flags:     resolveFlags(),
-				Action: renderAction(2, func(site *model.Site, _ []string) ([]renderedFile, error) {
-					fs, err := icinga2.Render(site, icinga2.Options{})
-					var out []renderedFile
-					for _, f := range fs {
-						out = append(out, renderedFile{f.Path, f.Data})
-					}
-					return out, err
+				Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
+					return icinga2.Render(site, icinga2.Options{})
 				}),
 			},
 			{
@@ -55,7 +45,7 @@ func init() {
 				Usage:     "a node's HAProxy, BIRD and nftables files with the default node paths, for review",
 				ArgsUsage: "DIR HOSTNAME OUT",
 				Flags:     resolveFlags(),
-				Action: renderAction(3, func(site *model.Site, args []string) ([]renderedFile, error) {
+				Action: renderAction(3, func(site *model.Site, args []string) ([]render.File, error) {
 					n := site.Node(args[1])
 					if n == nil {
 						var names []string
@@ -64,28 +54,18 @@ func init() {
 						}
 						return nil, cli.Exit(fmt.Sprintf("render node: no node profile %q (have %v)", args[1], names), 2)
 					}
-					fs, err := render.Node(site, n, render.Options{})
-					var out []renderedFile
-					for _, f := range fs {
-						out = append(out, renderedFile{f.Path, f.Data})
-					}
-					return out, err
+					return render.Node(site, n, render.Options{})
 				}),
 			},
 		},
 	})
 }
 
-type renderedFile struct {
-	path string
-	data []byte
-}
-
 // renderAction resolves DIR (the first of nargs arguments; the last is OUT),
 // renders with fn and writes the files below OUT, one line per file on
 // stdout. Files under OUT that the render did not produce are reported, not
 // deleted.
-func renderAction(nargs int, fn func(*model.Site, []string) ([]renderedFile, error)) cli.ActionFunc {
+func renderAction(nargs int, fn func(*model.Site, []string) ([]render.File, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		args, err := positional(c)
 		if err != nil {
@@ -109,11 +89,11 @@ func renderAction(nargs int, fn func(*model.Site, []string) ([]renderedFile, err
 		out := args[len(args)-1]
 		var written []string
 		for _, f := range files {
-			p := filepath.Join(out, filepath.FromSlash(f.path))
+			p := filepath.Join(out, filepath.FromSlash(f.Path))
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err
 			}
-			if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
 				return err
 			}
 			written = append(written, p)

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render"
 	"github.com/lbctl/lbctl/bundle/render/internal/text"
 )
 
@@ -34,11 +35,9 @@ const (
 	Table = "lbctl_backend"
 )
 
-// File is one rendered file, Path relative and slash-separated.
-type File struct {
-	Path string
-	Data []byte
-}
+// File is one rendered file, Path relative and slash-separated: the same
+// type as the node renderer's.
+type File = render.File
 
 // Host is what one backend host must admit.
 type Host struct {

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render"
 	"github.com/lbctl/lbctl/bundle/render/internal/text"
 )
 
@@ -53,11 +54,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// File is one rendered file, Path relative and slash-separated.
-type File struct {
-	Path string
-	Data []byte
-}
+// File is one rendered file, Path relative and slash-separated: the same
+// type as the node renderer's.
+type File = render.File
 
 // Paths of the rendered files (include the directory with
 // include_recursive).
