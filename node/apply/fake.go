@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -232,10 +233,10 @@ func (f *Fake) StateWithoutPIDs() string { return f.state(false) }
 
 func (f *Fake) state(pids bool) string {
 	var b strings.Builder
-	for _, k := range sortedKeys(f.Files) {
+	for _, k := range slices.Sorted(maps.Keys(f.Files)) {
 		fmt.Fprintf(&b, "config %s transparent=%v %s\n", k, f.DropIns[k], f.Files[k])
 	}
-	for _, k := range sortedKeys(f.Units) {
+	for _, k := range slices.Sorted(maps.Keys(f.Units)) {
 		if pids {
 			fmt.Fprintf(&b, "unit %s pid=%d\n", k, f.Units[k])
 		} else {
@@ -249,13 +250,4 @@ func (f *Fake) state(pids bool) string {
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	fmt.Fprintf(&b, "addrs %v\nfirewall %+v\ntproxy %v\nbird %q\nannounced %v\n", addrs, f.FW, f.TProxyOn, f.BirdConf, f.Announced)
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

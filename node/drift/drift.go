@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -103,12 +104,12 @@ func Compare(want *plan.State, got *Observed) []string {
 			add("vip %s: transparent drop-in present=%v, want %v", v.Name, got.DropIns[v.Name], v.Transparent)
 		}
 	}
-	for _, name := range sortedKeys(got.Units) {
+	for _, name := range slices.Sorted(maps.Keys(got.Units)) {
 		if want.VIP(name) == nil && got.Units[name].Active {
 			add("unit %s: running but not in release %d", systemd.UnitName(name), want.Serial)
 		}
 	}
-	for _, name := range sortedKeys(got.Files) {
+	for _, name := range slices.Sorted(maps.Keys(got.Files)) {
 		if want.VIP(name) == nil {
 			add("vip %s: config directory left from another release", name)
 		}
@@ -118,15 +119,6 @@ func Compare(want *plan.State, got *Observed) []string {
 	}
 	for _, p := range foreignRoutes(got) {
 		add("bird: announces %s, which is not an announceable VIP of this node", p)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
 	}
 	slices.Sort(out)
 	return out

@@ -3,6 +3,7 @@ package drift
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -204,7 +205,7 @@ func repairVIP(v *plan.VIP, got *Observed) vipRepair {
 // observedVIP is v with the files and drop-in as observed.
 func observedVIP(v plan.VIP, files map[string][]byte, transparent bool) plan.VIP {
 	v.Files, v.Transparent = []plan.File{}, transparent
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		v.Files = append(v.Files, plan.File{Path: path, Data: files[path]})
 	}
 	return v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -67,7 +68,7 @@ func fakeOf(t *testing.T, o *Observed) *apply.Fake {
 	t.Helper()
 	ctx := context.Background()
 	f := apply.NewFake()
-	for _, name := range sortedKeys(o.Files) {
+	for _, name := range slices.Sorted(maps.Keys(o.Files)) {
 		v := observedVIP(plan.VIP{Name: name}, o.Files[name], o.DropIns[name])
 		if err := f.WriteVIP(ctx, &v); err != nil {
 			t.Fatal(err)
@@ -76,7 +77,7 @@ func fakeOf(t *testing.T, o *Observed) *apply.Fake {
 	if err := f.DaemonReload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range sortedKeys(o.Units) {
+	for _, name := range slices.Sorted(maps.Keys(o.Units)) {
 		if o.Units[name].Active {
 			f.Units[name] = o.Units[name].MainPID
 		}

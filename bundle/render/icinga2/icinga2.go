@@ -15,6 +15,7 @@ package icinga2
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
@@ -194,7 +195,7 @@ func (r *renderer) users() []byte {
 	}
 	w := text.NewWriter("\t")
 	header(w, "Owners (user groups) and contacts (users)", r.site.Name)
-	for _, o := range sortedKeys(owners) {
+	for _, o := range slices.Sorted(maps.Keys(owners)) {
 		w.Line("object UserGroup %s {", r.name(o))
 		w.In()
 		w.Line("display_name = %s", r.quote("Owner "+o))
@@ -202,7 +203,7 @@ func (r *renderer) users() []byte {
 		w.Line("}")
 		w.Line("")
 	}
-	for i, c := range sortedKeys(groups) {
+	for i, c := range slices.Sorted(maps.Keys(groups)) {
 		if i > 0 {
 			w.Line("")
 		}
@@ -217,15 +218,6 @@ func (r *renderer) users() []byte {
 		w.Line("}")
 	}
 	return w.Bytes()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // hostAddress writes address or address6 and returns the host check.
@@ -418,7 +410,7 @@ func (r *renderer) backends() []byte {
 	}
 	w := text.NewWriter("\t")
 	header(w, "Backend servers", r.site.Name)
-	for i, name := range sortedKeys(addr) {
+	for i, name := range slices.Sorted(maps.Keys(addr)) {
 		if i > 0 {
 			w.Line("")
 		}
