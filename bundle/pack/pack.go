@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lbctl/lbctl/bundle/archive"
 	"github.com/lbctl/lbctl/bundle/model"
@@ -33,15 +34,7 @@ func Files(site *model.Site) ([]archive.File, error) {
 		}
 		files = append(files, archive.File{Path: "nodes/" + n.Hostname + ".json", Data: append(nb, '\n')})
 	}
-	slices.SortFunc(files, func(a, b archive.File) int {
-		switch {
-		case a.Path < b.Path:
-			return -1
-		case a.Path > b.Path:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(files, func(a, b archive.File) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
 }
 

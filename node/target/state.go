@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/render/bird"
@@ -36,15 +37,7 @@ func State(site *model.Site, node *model.Node, serial uint64, opts Options) (*pl
 		}
 		st.VIPs = append(st.VIPs, *pv)
 	}
-	slices.SortFunc(st.VIPs, func(a, b plan.VIP) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.VIPs, func(a, b plan.VIP) int { return strings.Compare(a.Name, b.Name) })
 	fw, err := nft.Firewall(site, node)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("firewall: %w", err))
@@ -81,15 +74,7 @@ func vip(site *model.Site, v *model.VIP, opts Options) (*plan.VIP, error) {
 	for _, f := range files {
 		pv.Files = append(pv.Files, plan.File{Path: f.Name, Data: f.Data})
 	}
-	slices.SortFunc(pv.Files, func(a, b plan.File) int {
-		switch {
-		case a.Path < b.Path:
-			return -1
-		case a.Path > b.Path:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(pv.Files, func(a, b plan.File) int { return strings.Compare(a.Path, b.Path) })
 	for _, b := range backends {
 		pv.Backends = append(pv.Backends, plan.Backend{Name: b.Name, MinUp: b.MinUp})
 	}
