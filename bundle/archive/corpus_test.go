@@ -24,7 +24,7 @@ var sentinels = map[string]error{
 	"ErrExpired": ErrExpired, "ErrNotRegular": ErrNotRegular, "ErrUnsafePath": ErrUnsafePath,
 	"ErrDuplicate": ErrDuplicate, "ErrUnexpectedMember": ErrUnexpectedMember, "ErrMemberOrder": ErrMemberOrder,
 	"ErrMissingMember": ErrMissingMember, "ErrSizeMismatch": ErrSizeMismatch, "ErrHashMismatch": ErrHashMismatch,
-	"ErrTarFormat": ErrTarFormat, "ErrTooManyMembers": ErrTooManyMembers, "ErrMemberTooLarge": ErrMemberTooLarge,
+	"ErrTarFormat": ErrTarFormat, "ErrHeader": ErrHeader, "ErrTooManyMembers": ErrTooManyMembers, "ErrMemberTooLarge": ErrMemberTooLarge,
 	"ErrTooLarge": ErrTooLarge, "ErrCompressionRatio": ErrCompressionRatio,
 }
 

@@ -19,7 +19,18 @@
 // verifies the signature against trusted, non-revoked keys before reading
 // any payload member. Every payload member must then be a regular file with a
 // safe name, listed in the manifest, in manifest order, with the listed size
-// and SHA-256; nothing may be missing, extra, duplicated or trailing. Each
+// and SHA-256; nothing may be missing, extra, duplicated or trailing.
+//
+// The headers are bound to the signature: every member's tar header block
+// must be byte for byte the one Write makes from the manifest's name, size
+// and creation time (mode 0644, uid/gid 0, no owner names, no link name or
+// device numbers, mtime = the manifest's creation time, plain USTAR in one
+// block: no PAX records, xattrs or GNU extensions), and the gzip header must
+// carry no name, comment or extra field, OS "unknown" and the same time. A
+// bundle with a setuid member, an owner, a symlink or an extension record
+// is refused (ErrHeader, ErrNotRegular, ErrTarFormat) with the member and
+// header field named, so whatever reads an accepted bundle, lbctl or
+// tar(1) by hand, gets nothing the signed manifest does not say. Each
 // failure has its own sentinel error for errors.Is. Extract writes a verified
 // bundle's files to a new directory atomically.
 //

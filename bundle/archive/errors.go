@@ -64,6 +64,12 @@ var (
 	// ErrTarFormat: a member header uses PAX or GNU extensions; bundles are
 	// plain USTAR.
 	ErrTarFormat = errors.New("member header is not plain ustar")
+	// ErrHeader: a member header (or the gzip header) differs from the one
+	// Write makes from the signed manifest: a mode other than 0644 (setuid,
+	// setgid, sticky, executable), an owner id or name, a link name, device
+	// numbers, another time than the manifest's creation time, or any
+	// other byte. The error names the member and the header field.
+	ErrHeader = errors.New("header is not what lbctl build writes")
 
 	// ErrLimit is wrapped by every limit error below.
 	ErrLimit = errors.New("bundle limit exceeded")

@@ -15,7 +15,8 @@ var fuzzLimits = Limits{MaxMembers: 64, MaxMemberSize: 1 << 20, MaxTotalSize: 4 
 // stream that the target gzips first, so mutations reach the tar and payload
 // checks behind a correctly signed manifest instead of dying in deflate.
 // Read must never panic, every error must wrap one of the package's
-// sentinels, and an accepted bundle must be exactly its signed manifest.
+// sentinels, and an accepted bundle must be exactly its signed manifest,
+// header bytes included (checkBound).
 func FuzzRead(f *testing.F) {
 	good := validMembers(f)
 	f.Add(bundleOf(f, good), false)
@@ -29,16 +30,21 @@ func FuzzRead(f *testing.F) {
 		}
 		f.Add(c.build(f), false)
 	}
+	for _, c := range headerCases() {
+		f.Add(c.build(f), false)
+	}
 	f.Add(rawTar(f, good[:3], false), true)
 	trust := testTrust()
 	// Stored (uncompressed) deflate blocks: cheap, and the tar bytes the
 	// fuzzer mutates are what Read sees.
 	var z bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&z, gzip.NoCompression)
+	zw.ModTime = testCreated // as Write sets it, so the gzip header passes
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		if wrap {
 			z.Reset()
 			zw.Reset(&z)
+			zw.ModTime = testCreated
 			zw.Write(data)
 			zw.Close()
 			data = z.Bytes()
@@ -65,5 +71,6 @@ func FuzzRead(f *testing.F) {
 				t.Fatalf("file %d %q does not match manifest entry %+v", i, f.Path, e)
 			}
 		}
+		checkBound(t, data, b)
 	})
 }

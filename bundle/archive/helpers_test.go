@@ -89,6 +89,7 @@ func gz(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
+	zw.ModTime = testCreated // as Write sets it
 	zw.Write(b)
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)

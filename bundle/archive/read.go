@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"aead.dev/minisign"
@@ -135,6 +137,19 @@ type boundedReader struct {
 	out int64
 	lim Limits
 	err error
+	// tail holds the last tarBlock bytes read: right after the tar
+	// reader returns a header, the header's raw block.
+	tail [tarBlock]byte
+}
+
+// keepTail records the last tarBlock bytes of p[:n] after the ones before.
+func (b *boundedReader) keepTail(p []byte) {
+	if len(p) >= tarBlock {
+		copy(b.tail[:], p[len(p)-tarBlock:])
+		return
+	}
+	copy(b.tail[:], b.tail[len(p):])
+	copy(b.tail[tarBlock-len(p):], p)
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
@@ -147,6 +162,7 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.z.Read(p)
 	b.out += int64(n)
+	b.keepTail(p[:n])
 	switch {
 	case b.out > b.lim.MaxTotalSize:
 		b.err = fmt.Errorf("more than %d bytes decompressed: %w", b.lim.MaxTotalSize, ErrTooLarge)
@@ -188,12 +204,17 @@ type memberReader struct {
 	// end is the stream offset where the tar's end marker ends if the
 	// archive holds exactly the members seen so far.
 	end int64
+	// raw is the header block of the member next returned last.
+	raw []byte
 }
 
 // next returns the next member header after the checks that need no
-// manifest: count, type, format, safe name, duplicate. It returns io.EOF at
-// the end of the archive.
+// manifest: count, type, format, one header block, safe name, duplicate,
+// the fields Write never sets. m.raw is then the header's block, for
+// checkHeaderBlock once the manifest is known. It returns io.EOF at the
+// end of the archive.
 func (m *memberReader) next() (*tar.Header, error) {
+	start := m.end - 2*tarBlock
 	hdr, err := m.tr.Next()
 	if err == io.EOF {
 		// The tar reader also ends quietly when the stream stops at a
@@ -211,13 +232,22 @@ func (m *memberReader) next() (*tar.Header, error) {
 		return nil, fmt.Errorf("more than %d members: %w", m.lim.MaxMembers, ErrTooManyMembers)
 	}
 	if hdr.Typeflag != tar.TypeReg {
-		return nil, fmt.Errorf("member %q: %s: %w", hdr.Name, typeName(hdr.Typeflag), ErrNotRegular)
+		return nil, fmt.Errorf("member %q: header field typeflag: %s: %w", hdr.Name, typeName(hdr.Typeflag), ErrNotRegular)
 	}
 	if len(hdr.PAXRecords) > 0 || hdr.Format&tar.FormatUSTAR == 0 {
-		return nil, fmt.Errorf("member %q: format %v: %w", hdr.Name, hdr.Format, ErrTarFormat)
+		return nil, fmt.Errorf("member %q: header format %v%s: %w", hdr.Name, hdr.Format, paxText(hdr), ErrTarFormat)
 	}
+	// Exactly one header block: no extension header (PAX, GNU long name)
+	// came before it.
+	if m.dec.out != start+tarBlock {
+		return nil, fmt.Errorf("member %q: header format: %d bytes of headers, want one %d-byte ustar block: %w", hdr.Name, m.dec.out-start, tarBlock, ErrTarFormat)
+	}
+	m.raw = append(m.raw[:0], m.dec.tail[:]...)
 	if err := CheckPath(hdr.Name); err != nil {
 		return nil, fmt.Errorf("member: %w", err)
+	}
+	if err := checkHeaderFields(hdr); err != nil {
+		return nil, err
 	}
 	if hdr.Size > m.lim.MaxTotalSize {
 		return nil, fmt.Errorf("member %q: %d bytes, limit %d in all: %w", hdr.Name, hdr.Size, m.lim.MaxTotalSize, ErrMemberTooLarge)
@@ -255,6 +285,15 @@ func (m *memberReader) readAll(size int64, trusted bool) ([]byte, error) {
 		return nil, streamErr(err)
 	}
 	return buf.Bytes(), nil
+}
+
+// paxText lists a header's PAX record keys, if any.
+func paxText(h *tar.Header) string {
+	if len(h.PAXRecords) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(h.PAXRecords))
+	return fmt.Sprintf(" with PAX records %q", keys)
 }
 
 func typeName(t byte) string {
@@ -307,6 +346,7 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxManifestSize {
 		return nil, fmt.Errorf("manifest of %d bytes, limit %d: %w", hdr.Size, maxManifestSize, ErrMemberTooLarge)
 	}
+	manifestHdr, manifestRaw := hdr, bytes.Clone(mr.raw)
 	manifest, err := mr.readAll(hdr.Size, false)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
@@ -324,6 +364,7 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxSignatureSize {
 		return nil, fmt.Errorf("signature of %d bytes, limit %d: %w", hdr.Size, maxSignatureSize, ErrMemberTooLarge)
 	}
+	sigHdr, sigRaw := hdr, bytes.Clone(mr.raw)
 	sigText, err := mr.readAll(hdr.Size, false)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
@@ -357,6 +398,16 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if err := m.check(lim); err != nil {
 		return nil, err
 	}
+	// The headers so far, now that the creation time is known and signed.
+	if err := checkGzipHeader(zr.Header, m.Created); err != nil {
+		return nil, err
+	}
+	if err := checkHeaderBlock(manifestHdr, manifestRaw, m.Created); err != nil {
+		return nil, err
+	}
+	if err := checkHeaderBlock(sigHdr, sigRaw, m.Created); err != nil {
+		return nil, err
+	}
 	index := make(map[string]int, len(m.Files))
 	for i, f := range m.Files {
 		index[f.Path] = i
@@ -377,6 +428,9 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 			break
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := checkHeaderBlock(hdr, mr.raw, m.Created); err != nil {
 			return nil, err
 		}
 		i, ok := index[hdr.Name]

@@ -94,18 +94,10 @@ func Write(w io.Writer, m Manifest, files []File, key minisign.PrivateKey) (*Man
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	zw.ModTime = m.Created
-	zw.OS = 255 // unknown: the same bytes on every OS
+	zw.OS = gzipOS // unknown: the same bytes on every OS
 	tw := tar.NewWriter(zw)
 	put := func(name string, data []byte) error {
-		hdr := &tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     name,
-			Size:     int64(len(data)),
-			Mode:     0o644,
-			ModTime:  m.Created,
-			Format:   tar.FormatUSTAR,
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
+		if err := tw.WriteHeader(memberHeader(name, int64(len(data)), m.Created)); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		_, err := tw.Write(data)

@@ -27,6 +27,7 @@ func rewriteBundle(t testing.TB, b []byte, edit func(name string, data []byte) [
 	tr := tar.NewReader(zr)
 	var out bytes.Buffer
 	zw := gzip.NewWriter(&out)
+	zw.Header = zr.Header // as lbctl build wrote it: readers check it
 	tw := tar.NewWriter(zw)
 	for {
 		h, err := tr.Next()
