@@ -44,6 +44,16 @@ type Config struct {
 	// DrainTime is how long a removed VIP keeps serving after its route is
 	// withdrawn. Default 5s.
 	DrainTime Duration `yaml:"drain_time"`
+	// MinSerial is the lowest bundle serial this node installs, even with
+	// nothing installed (a fresh or wiped node); 0 pins nothing.
+	MinSerial uint64 `yaml:"min_serial"`
+	// MaxSerialJump: a serial more than this above both the highest serial
+	// installed here and the clock in Unix seconds needs
+	// --allow-serial-jump. Default 2592000 (30 days of Unix-second serials).
+	MaxSerialJump uint64 `yaml:"max_serial_jump"`
+	// MaxClockAhead: a bundle built more than this after the node's clock
+	// needs --allow-serial-jump. Default 24h.
+	MaxClockAhead Duration `yaml:"max_clock_ahead"`
 }
 
 // Bird is where the node's BIRD lives.
@@ -148,5 +158,11 @@ func (c *Config) defaults() {
 	}
 	if c.DrainTime == 0 {
 		c.DrainTime = Duration(5 * time.Second)
+	}
+	if c.MaxSerialJump == 0 {
+		c.MaxSerialJump = 30 * 24 * 3600
+	}
+	if c.MaxClockAhead == 0 {
+		c.MaxClockAhead = Duration(24 * time.Hour)
 	}
 }

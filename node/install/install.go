@@ -27,7 +27,36 @@ import (
 type Verified struct {
 	Serial uint64
 	Site   *model.Site
+	// ManifestSHA256 is the SHA-256 of the signed manifest: which bundle
+	// of that serial it is. Empty when unknown (no same-serial check).
+	ManifestSHA256 string
+	// Created is the signed build time; zero when unknown (no clock check).
+	Created time.Time
 }
+
+// Replay is the node's anti-replay policy (lbctl.yaml). The zero value
+// takes the defaults.
+type Replay struct {
+	// MinSerial is the lowest serial this node accepts, even with nothing
+	// installed: an operator's pin for fresh or wiped nodes.
+	MinSerial uint64
+	// MaxSerialJump: a serial more than this above both the highest serial
+	// installed here (or MinSerial) and the node's clock in Unix seconds
+	// needs Options.AllowSerialJump. Default DefaultMaxSerialJump.
+	MaxSerialJump uint64
+	// MaxClockAhead: a bundle built more than this after the node's clock
+	// needs Options.AllowSerialJump. Default DefaultMaxClockAhead.
+	MaxClockAhead time.Duration
+}
+
+// Defaults of Replay.
+const (
+	// DefaultMaxSerialJump is 30 days of Unix-second serials (lbctl
+	// build's default serial).
+	DefaultMaxSerialJump = 30 * 24 * 3600
+	// DefaultMaxClockAhead tolerates clocks a day apart.
+	DefaultMaxClockAhead = 24 * time.Hour
+)
 
 // Installer installs bundles on one node. Every field but Log and Now is
 // required.
@@ -37,6 +66,13 @@ type Installer struct {
 	// Open verifies a bundle and returns its resolved model; it writes
 	// nothing.
 	Open func(bundle []byte) (*Verified, error)
+	// OpenKept verifies a release this node installed before, for a
+	// rollback: like Open but without the expiry check (expiry bounds how
+	// long a bundle may be delivered, not how long a node may go back to
+	// what it ran). Default Open.
+	OpenKept func(bundle []byte) (*Verified, error)
+	// Replay is the anti-replay policy.
+	Replay Replay
 	// Render computes this node's state from the resolved model (pure).
 	Render func(site *model.Site, node *model.Node, serial uint64) (*plan.State, error)
 	// Validate checks the configs of the VIPs a plan starts or reloads,
@@ -53,14 +89,24 @@ type Installer struct {
 type Options struct {
 	// Node is this node's host name in the bundle's node profiles.
 	Node string
-	// AllowDowngrade permits a serial lower than the current one.
+	// AllowDowngrade permits a serial lower than the current one, than the
+	// highest one installed here or than Replay.MinSerial, and another
+	// bundle with the highest serial installed here. It is logged.
 	AllowDowngrade bool
+	// AllowSerialJump permits a serial far above the highest installed
+	// and the clock, or a build time far ahead of the clock (Replay). It
+	// is logged.
+	AllowSerialJump bool
 	// Wait for another install to finish instead of failing at once.
 	Wait bool
 	// DryRun computes and returns the plan without changing anything.
 	DryRun bool
 	// Op names the operation in the install log ("install", "rollback").
 	Op string
+
+	// rollback: a kept release, verified with OpenKept and exempt from
+	// the serial checks (the node installed it itself).
+	rollback bool
 }
 
 // Result says what an install did.
@@ -73,8 +119,17 @@ type Result struct {
 	Duration time.Duration
 }
 
-// ErrDowngrade is returned for a bundle older than the current release.
-var ErrDowngrade = errors.New("bundle is older than the current release (use --allow-downgrade)")
+// Refusals of the anti-replay checks.
+var (
+	// ErrDowngrade: the serial is lower than the current release, the
+	// highest serial installed here or the pinned minimum.
+	ErrDowngrade = errors.New("bundle is older than the current release or the highest serial installed here (use --allow-downgrade)")
+	// ErrSerialReused: another bundle than the one installed here carries
+	// the highest serial installed here.
+	ErrSerialReused = errors.New("another bundle with the highest serial installed here (use --allow-downgrade)")
+	// ErrSerialJump: the serial or the build time is far ahead.
+	ErrSerialJump = errors.New("bundle is far ahead of this node (use --allow-serial-jump)")
+)
 
 func (in *Installer) now() time.Time {
 	if in.Now != nil {
@@ -96,7 +151,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	if opt.Op == "" {
 		opt.Op = "install"
 	}
-	v, err := in.Open(bundle)
+	open := in.Open
+	if opt.rollback && in.OpenKept != nil {
+		open = in.OpenKept
+	}
+	v, err := open(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("verify bundle: %w", err)
 	}
@@ -114,7 +173,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	next.Serial = v.Serial
 
-	unlock, err := in.Store.Lock(opt.Wait)
+	lock := in.Store.Lock
+	if opt.DryRun {
+		lock = in.Store.LockIfExists // a dry run creates nothing
+	}
+	unlock, err := lock(opt.Wait)
 	if err != nil {
 		return nil, err
 	}
@@ -138,8 +201,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		res.NoOp, res.Plan = true, &plan.Plan{}
 		return res, nil
 	}
-	if res.HasFrom && v.Serial < res.From && !opt.AllowDowngrade {
-		return nil, fmt.Errorf("serial %d < current %d: %w", v.Serial, res.From, ErrDowngrade)
+	var overrides []string
+	if !opt.rollback {
+		if overrides, err = in.checkReplay(v, res, opt); err != nil {
+			return nil, err
+		}
 	}
 	res.Plan = plan.Compute(cur, next)
 	if err := in.Validate(ctx, v.Site, next, res.Plan); err != nil {
@@ -158,13 +224,16 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	in.log().Info("applying release", "from", res.From, "to", v.Serial, "steps", len(res.Plan.Steps),
 		"added", res.Plan.Added, "changed", res.Plan.Changed, "removed", res.Plan.Removed)
+	if len(overrides) > 0 {
+		in.log().Warn("installing with anti-replay checks overridden", "serial", v.Serial, "overrides", strings.Join(overrides, "; "))
+	}
 	var before func(int, plan.Step)
 	if in.Progress != nil {
 		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
 	}
 	if err := apply.Run(ctx, in.Host, res.Plan.Steps, before); err != nil {
 		entry := release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial, Error: err.Error(),
-			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back"}
+			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back", Overrides: overrides}
 		if !errors.Is(err, apply.ErrRolledBack) {
 			// The undo failed too: keep the intent record so the next
 			// command tries the restore again.
@@ -187,13 +256,18 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		// intent record stays and the next command restores the old one.
 		return nil, err
 	}
+	// The record is raised before the intent is cleared: a crash in
+	// between leaves the release committed and recorded.
+	if err := in.Store.RaiseHighest(release.Highest{Serial: v.Serial, ManifestSHA256: v.ManifestSHA256, Time: in.now().UTC()}); err != nil {
+		return nil, err
+	}
 	if err := in.Store.ClearIntent(); err != nil {
 		return nil, err
 	}
 	res.Duration = in.now().Sub(start)
 	var errs []error
 	errs = append(errs, in.Store.Log(release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial,
-		Result: "committed", Millis: res.Duration.Milliseconds()}))
+		Result: "committed", Millis: res.Duration.Milliseconds(), Overrides: overrides}))
 	errs = append(errs, in.Store.Prune(release.Keep))
 	if err := errors.Join(errs...); err != nil {
 		in.log().Warn("after commit", "err", err)
@@ -284,8 +358,79 @@ func (in *Installer) Rollback(ctx context.Context, serial uint64, opt Options) (
 	if err != nil {
 		return nil, fmt.Errorf("rollback: %w", err)
 	}
-	opt.AllowDowngrade, opt.Op = true, "rollback"
+	opt.rollback, opt.Op = true, "rollback"
 	return in.Install(ctx, r.Bundle, opt)
+}
+
+// checkReplay applies the anti-replay policy to a bundle that is not the
+// current release: no serial below the floor (the current release, the
+// highest serial ever committed here, the pinned minimum), no other bundle
+// with the highest serial, no serial or build time far ahead. It returns
+// the checks the options overrode, for the log.
+func (in *Installer) checkReplay(v *Verified, res *Result, opt Options) ([]string, error) {
+	pol := in.Replay
+	if pol.MaxSerialJump == 0 {
+		pol.MaxSerialJump = DefaultMaxSerialJump
+	}
+	if pol.MaxClockAhead == 0 {
+		pol.MaxClockAhead = DefaultMaxClockAhead
+	}
+	high, hasHigh, err := in.Store.ReadHighest()
+	if err != nil {
+		return nil, err
+	}
+	var overrides []string
+	// The floor and what sets it, most telling first.
+	type bound struct {
+		serial uint64
+		what   string
+	}
+	var floors []bound
+	if res.HasFrom {
+		floors = append(floors, bound{res.From, fmt.Sprintf("the current release %d", res.From)})
+	}
+	if hasHigh {
+		floors = append(floors, bound{high.Serial, fmt.Sprintf("the highest serial installed here, %d (%s)", high.Serial, release.HighestName)})
+	}
+	if pol.MinSerial > 0 {
+		floors = append(floors, bound{pol.MinSerial, fmt.Sprintf("min_serial %d of the node configuration", pol.MinSerial)})
+	}
+	var ref uint64
+	for _, f := range floors {
+		ref = max(ref, f.serial)
+		if v.Serial >= f.serial {
+			continue
+		}
+		msg := fmt.Sprintf("serial %d is lower than %s", v.Serial, f.what)
+		if !opt.AllowDowngrade {
+			return nil, fmt.Errorf("%s: %w", msg, ErrDowngrade)
+		}
+		overrides = append(overrides, "allow-downgrade: "+msg)
+	}
+	if hasHigh && v.Serial == high.Serial && high.ManifestSHA256 != "" && v.ManifestSHA256 != "" && v.ManifestSHA256 != high.ManifestSHA256 {
+		msg := fmt.Sprintf("serial %d was installed here from another bundle (manifest sha256 %s, this one %s)", v.Serial, high.ManifestSHA256, v.ManifestSHA256)
+		if !opt.AllowDowngrade {
+			return nil, fmt.Errorf("%s: %w", msg, ErrSerialReused)
+		}
+		overrides = append(overrides, "allow-downgrade: "+msg)
+	}
+	now := in.now()
+	clock := uint64(max(now.Unix(), 0))
+	if v.Serial > ref && v.Serial-ref > pol.MaxSerialJump && v.Serial > clock && v.Serial-clock > pol.MaxSerialJump {
+		msg := fmt.Sprintf("serial %d is more than %d above both %d (the highest known here) and the clock (%d)", v.Serial, pol.MaxSerialJump, ref, clock)
+		if !opt.AllowSerialJump {
+			return nil, fmt.Errorf("%s: %w", msg, ErrSerialJump)
+		}
+		overrides = append(overrides, "allow-serial-jump: "+msg)
+	}
+	if !v.Created.IsZero() && v.Created.Sub(now) > pol.MaxClockAhead {
+		msg := fmt.Sprintf("bundle built at %s, more than %v after this node's clock (%s)", v.Created.UTC().Format(time.RFC3339), pol.MaxClockAhead, now.UTC().Format(time.RFC3339))
+		if !opt.AllowSerialJump {
+			return nil, fmt.Errorf("%s: %w", msg, ErrSerialJump)
+		}
+		overrides = append(overrides, "allow-serial-jump: "+msg)
+	}
+	return overrides, nil
 }
 
 // Releases lists kept releases, oldest first, with the current one marked.

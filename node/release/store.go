@@ -10,6 +10,13 @@
 //	  intent.json                present only while an install is under way
 //	  install.log                one JSON line per install, rollback or recovery
 //	  lock                       flock(2) held by the one install at a time
+//	  highest-serial.json        the highest serial ever committed here (anti-replay)
+//
+// highest-serial.json lives outside releases/ on purpose: pruning, a
+// rollback or deleting the releases store leaves it, and the .deb has no
+// postrm, so removing or purging the package leaves all of /var/lib/lbctl.
+// Only deleting the file (or the state directory) by hand forgets it; the
+// node's min_serial in lbctl.yaml is the floor that survives even that.
 //
 // Every file is written to a temporary name, fsynced and renamed, and the
 // parent directory fsynced, so a crash leaves the old file or the new one.
@@ -51,9 +58,34 @@ type Store struct {
 	Root string
 }
 
-// Open returns the store at root, creating its directories.
+// Open returns the store at root, creating its directories. Commands that
+// change the node use it; read-only ones use OpenExisting.
 func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, "releases"), 0o750); err != nil {
+		return nil, fmt.Errorf("releases store: %w", err)
+	}
+	return &Store{Root: root}, nil
+}
+
+// ErrNoState is returned by OpenExisting when the node has no state
+// directory: nothing was ever installed here.
+var ErrNoState = errors.New("nothing installed on this node")
+
+// ErrPermission is returned by OpenExisting when the state directory
+// cannot be read by this user.
+var ErrPermission = errors.New("permission denied: the node's state is readable by root only (run as root)")
+
+// OpenExisting returns the store at root without creating anything: the
+// error wraps ErrNoState when root does not exist and ErrPermission when
+// this user may not read it.
+func OpenExisting(root string) (*Store, error) {
+	_, err := os.ReadDir(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("releases store %s does not exist: %w", root, ErrNoState)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("releases store %s: %w", root, ErrPermission)
+	case err != nil:
 		return nil, fmt.Errorf("releases store: %w", err)
 	}
 	return &Store{Root: root}, nil
@@ -175,6 +207,9 @@ func (s *Store) Commit(serial uint64) error {
 // Serials lists the staged releases, oldest first.
 func (s *Store) Serials() ([]uint64, error) {
 	ents, err := os.ReadDir(filepath.Join(s.Root, "releases"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
 	}
@@ -266,6 +301,9 @@ type LogEntry struct {
 	Result string    `json:"result"` // committed, rolled-back, no-op, failed; repair: repaired, incomplete
 	Error  string    `json:"error,omitempty"`
 	Millis int64     `json:"ms"`
+	// Overrides lists the anti-replay checks the operator overrode
+	// (--allow-downgrade, --allow-serial-jump) and why they applied.
+	Overrides []string `json:"overrides,omitempty"`
 }
 
 // Log appends an entry to the install log and syncs it.
@@ -309,7 +347,28 @@ func (s *Store) History() ([]LogEntry, error) {
 // Lock takes the install lock. With wait false it fails at once with
 // ErrLocked when another process holds it.
 func (s *Store) Lock(wait bool) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.Root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	return s.lock(wait, true)
+}
+
+// LockIfExists takes the install lock like Lock, but creates nothing: when
+// the lock file does not exist (no install ever ran here) it returns a
+// no-op unlock. Dry runs use it.
+func (s *Store) LockIfExists(wait bool) (unlock func(), err error) {
+	return s.lock(wait, false)
+}
+
+func (s *Store) lock(wait, create bool) (unlock func(), err error) {
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(filepath.Join(s.Root, "lock"), flags, 0o600)
+	if !create && errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("install lock: %w: %w", ErrPermission, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("install lock: %w", err)
 	}
@@ -423,4 +482,57 @@ func (s *Store) WriteDrains(d Drains) error {
 		return fmt.Errorf("write drain state: %w", err)
 	}
 	return nil
+}
+
+// HighestName is the file of the highest serial record in the state
+// directory.
+const HighestName = "highest-serial.json"
+
+// Highest records the highest serial this node ever committed, and which
+// bundle it was, so that no older bundle (and no other bundle with that
+// serial) is installed again without the operator saying so. Rollbacks and
+// forced downgrades never lower it.
+type Highest struct {
+	Serial uint64 `json:"serial"`
+	// ManifestSHA256 is the SHA-256 of the signed manifest of the bundle
+	// committed with Serial.
+	ManifestSHA256 string    `json:"manifest_sha256"`
+	Time           time.Time `json:"time"`
+}
+
+// ReadHighest returns the highest serial record; ok is false when there is
+// none.
+func (s *Store) ReadHighest() (h Highest, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(s.Root, HighestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return h, false, nil
+	}
+	if err != nil {
+		return h, false, fmt.Errorf("highest serial record: %w", err)
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, false, fmt.Errorf("highest serial record %s: %w", filepath.Join(s.Root, HighestName), err)
+	}
+	return h, true, nil
+}
+
+// RaiseHighest records h if its serial is higher than the recorded one (or
+// none is recorded); a lower or equal serial leaves the record alone. The
+// file is replaced atomically and synced.
+func (s *Store) RaiseHighest(h Highest) error {
+	cur, ok, err := s.ReadHighest()
+	if err != nil {
+		return err
+	}
+	if ok && h.Serial <= cur.Serial {
+		return nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(s.Root, HighestName), append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("highest serial record: %w", err)
+	}
+	return syncDir(s.Root)
 }

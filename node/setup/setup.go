@@ -8,6 +8,8 @@ package setup
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,12 +59,32 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-// Open assembles the node side. Nothing on the node changes.
+// Open assembles the node side. Nothing on the node changes but the state
+// directory, created when missing.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, error) {
 	store, err := release.Open(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, cfg, log, store)
+}
+
+// OpenReadOnly assembles the node side for a dry run (lbctl plan): it
+// creates nothing, not even the state directory. A node with nothing
+// installed gets an empty store; a user who may not read the state gets
+// an error wrapping release.ErrPermission.
+func OpenReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, error) {
+	store, err := release.OpenExisting(cfg.StateDir)
+	if errors.Is(err, release.ErrNoState) {
+		store, err = &release.Store{Root: cfg.StateDir}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg, log, store)
+}
+
+func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *release.Store) (*Node, error) {
 	n := &Node{Config: cfg, Store: store}
 	units, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(10)))
 	if err != nil {
@@ -106,6 +128,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, err
 		Store:    store,
 		Host:     n.Host,
 		Open:     Opener(cfg.TrustedDir, time.Now),
+		OpenKept: Opener(cfg.TrustedDir, func() time.Time { return time.Time{} }),
+		Replay:   ReplayPolicy(cfg),
 		Render:   n.render,
 		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
 		Log:      log,
@@ -171,7 +195,13 @@ func TargetOptions(cfg *config.Config) target.Options {
 	}
 }
 
-// Opener verifies bundles against the keys in trustedDir.
+// ReplayPolicy is the node configuration's anti-replay policy.
+func ReplayPolicy(cfg *config.Config) install.Replay {
+	return install.Replay{MinSerial: cfg.MinSerial, MaxSerialJump: cfg.MaxSerialJump, MaxClockAhead: time.Duration(cfg.MaxClockAhead)}
+}
+
+// Opener verifies bundles against the keys in trustedDir, judging expiry at
+// now() (a zero time skips the expiry check: rollback to a kept release).
 func Opener(trustedDir string, now func() time.Time) func([]byte) (*install.Verified, error) {
 	return func(b []byte) (*install.Verified, error) {
 		trust, err := sign.LoadTrustDir(trustedDir)
@@ -186,7 +216,9 @@ func Opener(trustedDir string, now func() time.Time) func([]byte) (*install.Veri
 		if err != nil {
 			return nil, err
 		}
-		return &install.Verified{Serial: bundle.Manifest.Serial, Site: site}, nil
+		sum := sha256.Sum256(bundle.ManifestBytes)
+		return &install.Verified{Serial: bundle.Manifest.Serial, Site: site,
+			ManifestSHA256: hex.EncodeToString(sum[:]), Created: bundle.Manifest.Created}, nil
 	}
 }
 
