@@ -30,7 +30,7 @@ func init() {
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE`"},
 				&cli.StringFlag{Name: "key", Usage: "sign with the secret key `FILE` (NAME.key)"},
 				&cli.Uint64Flag{Name: "serial", Usage: "bundle serial (default: the build time in Unix seconds, which only grows)"},
-				&cli.DurationFlag{Name: "expires", Usage: "nodes refuse the bundle after this `DURATION` (default: never)"},
+				&cli.StringFlag{Name: "expires", Value: defaultExpiry, Usage: "nodes refuse the bundle this `DURATION` after its creation time (e.g. 720h, 30d); 0 or never: no expiry, which must be asked for"},
 				&cli.StringFlag{Name: "time", Usage: "creation time (RFC 3339 or Unix seconds; default $SOURCE_DATE_EPOCH or now): the same tree, serial and time give the same bytes"},
 				&cli.StringFlag{Name: "against", Usage: "print what changes against the previous bundle `FILE` (verified with --pubkey/--trusted)"},
 				&cli.StringFlag{Name: "pubkey", Usage: "trust this public key `FILE` for --against"},
@@ -50,6 +50,35 @@ func init() {
 			Action: runDiff,
 		},
 	)
+}
+
+// defaultExpiry is how long after its creation a bundle is accepted unless
+// --expires says otherwise: long enough for a node that was offline to sync,
+// short enough that a leaked old bundle stops installing.
+const defaultExpiry = "30d"
+
+// parseExpiry parses --expires: a Go duration, a number of days ("30d"),
+// or "0"/"never" for no expiry (ok false).
+func parseExpiry(s string) (d time.Duration, ok bool, err error) {
+	switch s = strings.TrimSpace(s); s {
+	case "0", "never", "none":
+		return 0, false, nil
+	}
+	if days, found := strings.CutSuffix(s, "d"); found {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil || n == 0 {
+			return 0, false, fmt.Errorf("--expires %q: want a positive number of days, a duration (720h) or never", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, true, nil
+	}
+	d, err = time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, false, fmt.Errorf("--expires %q: want a duration (720h), a number of days (30d) or never", s)
+	}
+	if d == 0 {
+		return 0, false, nil
+	}
+	return d, true, nil
 }
 
 func buildTime(c *cli.Context) (time.Time, error) {
@@ -96,6 +125,14 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	expiry, expires, err := parseExpiry(c.String("expires"))
+	if err != nil {
+		return cli.Exit("build: "+err.Error(), 2)
+	}
+	if expires && !created.Add(expiry).After(time.Now()) {
+		return cli.Exit(fmt.Sprintf("build: the bundle would be expired already: created %s, expires %s (--expires %s); give a later --time, a longer --expires, or --expires never",
+			created.Format(time.RFC3339), created.Add(expiry).Format(time.RFC3339), c.String("expires")), 1)
+	}
 	serial := c.Uint64("serial")
 	if serial == 0 {
 		serial = uint64(created.Unix())
@@ -118,8 +155,8 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	m := archive.Manifest{Serial: serial, Created: created, Revision: gitRevision(dir)}
-	if d := c.Duration("expires"); d > 0 {
-		e := created.Add(d)
+	if expires {
+		e := created.Add(expiry)
 		m.Expires = &e
 	}
 	var buf bytes.Buffer
@@ -130,7 +167,11 @@ func runBuild(c *cli.Context) error {
 	if err := renameio.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return cli.Exit("build: "+err.Error(), 1)
 	}
-	fmt.Fprintf(c.App.Writer, "%s: serial %d, %d services, %d VIPs, %d nodes, %d bytes\n", out, serial, len(site.Services), len(site.VIPs), len(site.Nodes), buf.Len())
+	expiresText := "never"
+	if m.Expires != nil {
+		expiresText = m.Expires.Format(time.RFC3339)
+	}
+	fmt.Fprintf(c.App.Writer, "%s: serial %d, expires %s, %d services, %d VIPs, %d nodes, %d bytes\n", out, serial, expiresText, len(site.Services), len(site.VIPs), len(site.Nodes), buf.Len())
 	if prev != nil {
 		old, err := pack.Site(prev)
 		if err != nil {

@@ -34,7 +34,8 @@ import (
 func init() {
 	nodeFlag := &cli.StringFlag{Name: "node", Usage: "this node's `HOSTNAME` in the bundle's node profiles (default: the configured one)"}
 	installFlags := []cli.Flag{configFlag, nodeFlag,
-		&cli.BoolFlag{Name: "allow-downgrade", Usage: "install a bundle older than the current release"},
+		&cli.BoolFlag{Name: "allow-downgrade", Usage: "install a bundle older than the current release, the highest serial installed here or min_serial (logged)"},
+		&cli.BoolFlag{Name: "allow-serial-jump", Usage: "install a bundle whose serial is more than max_serial_jump ahead of this node and its clock, or built more than max_clock_ahead in the future (logged)"},
 		&cli.BoolFlag{Name: "wait", Usage: "wait for another install to finish instead of failing"},
 	}
 	register(
@@ -96,7 +97,8 @@ func recoverInterrupted(ctx context.Context, cfg *config.Config, log *slog.Logge
 }
 
 // nodeStore loads the node configuration, restores the last committed
-// release if an install was interrupted, and opens the releases store.
+// release if an install was interrupted, and opens the releases store,
+// creating it when missing (for commands that change the node).
 func nodeStore(c *cli.Context) (*config.Config, *release.Store, error) {
 	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
@@ -112,12 +114,47 @@ func nodeStore(c *cli.Context) (*config.Config, *release.Store, error) {
 	return cfg, store, nil
 }
 
-// recoverFirst restores the last committed release when an install was
-// interrupted, before a command reads or changes the node; it says so.
-func recoverFirst(c *cli.Context, cfg *config.Config) error {
-	store, err := release.Open(cfg.StateDir)
+// readStore is nodeStore for read-only commands (status, releases, verify):
+// it creates nothing. A node with nothing installed gives a nil store and
+// no error; a user who may not read the state gets an exit 1 that says so.
+func readStore(c *cli.Context) (*config.Config, *release.Store, error) {
+	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	store, err := release.OpenExisting(cfg.StateDir)
+	if errors.Is(err, release.ErrNoState) {
+		return cfg, nil, nil
+	}
+	if err != nil {
+		return nil, nil, stateErr(c, err)
+	}
+	if err := recoverFirst(c, cfg); err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
+}
+
+// stateErr is the exit of a command that could not read the node's state.
+func stateErr(c *cli.Context, err error) error {
+	return cli.Exit(c.Command.Name+": "+indent(err.Error()), 1)
+}
+
+// nothingInstalled says that the node has no state at all.
+func nothingInstalled(cfg *config.Config) string {
+	return fmt.Sprintf("node %s: nothing installed (no state directory %s)", cfg.Node, cfg.StateDir)
+}
+
+// recoverFirst restores the last committed release when an install was
+// interrupted, before a command reads or changes the node; it says so. It
+// creates nothing: a node without a state directory has nothing to recover.
+func recoverFirst(c *cli.Context, cfg *config.Config) error {
+	store, err := release.OpenExisting(cfg.StateDir)
+	if errors.Is(err, release.ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return stateErr(c, err)
 	}
 	p, err := store.ReadIntent()
 	if err != nil || p == nil {
@@ -155,7 +192,8 @@ func readBundleBytes(c *cli.Context) ([]byte, error) {
 }
 
 func installOptions(c *cli.Context, n *setup.Node) install.Options {
-	return install.Options{Node: n.Config.Node, AllowDowngrade: c.Bool("allow-downgrade"), Wait: c.Bool("wait")}
+	return install.Options{Node: n.Config.Node, AllowDowngrade: c.Bool("allow-downgrade"),
+		AllowSerialJump: c.Bool("allow-serial-jump"), Wait: c.Bool("wait")}
 }
 
 func runInstall(c *cli.Context) error {
@@ -197,9 +235,20 @@ func runPlan(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := openNode(c)
+	// A dry run creates nothing: not the state directory, not the lock.
+	cfg, err := setup.LoadConfig(c.String("config"))
 	if err != nil {
 		return err
+	}
+	if c.IsSet("node") {
+		cfg.Node = c.String("node")
+	}
+	if err := recoverFirst(c, cfg); err != nil {
+		return err
+	}
+	n, err := setup.OpenReadOnly(cfg, nodeLogger())
+	if err != nil {
+		return stateErr(c, err)
 	}
 	defer n.Close()
 	opt := installOptions(c, n)
@@ -216,6 +265,9 @@ func runPlan(c *cli.Context) error {
 		return writeJSON(c.App.Writer, map[string]any{"from": res.From, "to": res.To, "noop": res.NoOp,
 			"added": res.Plan.Added, "changed": res.Plan.Changed, "removed": res.Plan.Removed,
 			"unchanged": res.Plan.Unchanged, "steps": steps})
+	}
+	if !res.HasFrom {
+		fmt.Fprintf(c.App.Writer, "node %s has no release installed: this is its first install\n", cfg.Node)
 	}
 	printPlan(c.App.Writer, res)
 	return nil
@@ -295,7 +347,18 @@ func printPlan(w io.Writer, res *install.Result) {
 }
 
 func runReleases(c *cli.Context) error {
-	_, store, err := nodeStore(c)
+	cfg, store, err := readStore(c)
+	if err != nil {
+		return err
+	}
+	if store == nil {
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, map[string]any{"current": 0, "releases": []uint64{}, "log": []release.LogEntry{}, "installed": false})
+		}
+		fmt.Fprintln(c.App.Writer, nothingInstalled(cfg))
+		return nil
+	}
+	high, hasHigh, err := store.ReadHighest()
 	if err != nil {
 		return err
 	}
@@ -312,7 +375,14 @@ func runReleases(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return writeJSON(c.App.Writer, map[string]any{"current": cur, "releases": serials, "log": hist})
+		out := map[string]any{"current": cur, "releases": serials, "log": hist, "installed": true, "min_serial": cfg.MinSerial}
+		if hasHigh {
+			out["highest"] = high
+		}
+		return writeJSON(c.App.Writer, out)
+	}
+	if len(serials) == 0 {
+		fmt.Fprintf(c.App.Writer, "node %s: no releases kept in %s\n", cfg.Node, cfg.StateDir)
 	}
 	for _, s := range serials {
 		mark := " "
@@ -321,12 +391,21 @@ func runReleases(c *cli.Context) error {
 		}
 		fmt.Fprintf(c.App.Writer, "%s %d\n", mark, s)
 	}
+	if hasHigh {
+		fmt.Fprintf(c.App.Writer, "highest serial installed here: %d (on %s); lower serials need --allow-downgrade\n", high.Serial, high.Time.Format(time.RFC3339))
+	}
+	if cfg.MinSerial > 0 {
+		fmt.Fprintf(c.App.Writer, "min_serial: %d\n", cfg.MinSerial)
+	}
 	if len(hist) > 0 {
 		fmt.Fprintln(c.App.Writer, "\ninstall log (newest last):")
 		for _, e := range hist[max(0, len(hist)-10):] {
 			line := fmt.Sprintf("  %s %-8s %d -> %d %s (%d ms)", e.Time.Format(time.RFC3339), e.Op, e.From, e.To, e.Result, e.Millis)
 			if e.Error != "" {
 				line += ": " + strings.SplitN(e.Error, "\n", 2)[0]
+			}
+			if len(e.Overrides) > 0 {
+				line += " [" + strings.Join(e.Overrides, "; ") + "]"
 			}
 			fmt.Fprintln(c.App.Writer, line)
 		}
@@ -342,13 +421,15 @@ func writeJSON(w io.Writer, v any) error {
 
 // NodeStatus is what `lbctl status --json` prints.
 type NodeStatus struct {
-	Node    string            `json:"node"`
-	Serial  uint64            `json:"serial"`
-	Pending *release.Intent   `json:"interrupted_install,omitempty"`
-	Agent   string            `json:"agent"`
-	Probe   string            `json:"probe,omitempty"`
-	VIPs    []NodeVIPStatus   `json:"vips"`
-	Last    *release.LogEntry `json:"last_install,omitempty"`
+	Node string `json:"node"`
+	// Installed is false when the node has no state at all.
+	Installed bool              `json:"installed"`
+	Serial    uint64            `json:"serial"`
+	Pending   *release.Intent   `json:"interrupted_install,omitempty"`
+	Agent     string            `json:"agent"`
+	Probe     string            `json:"probe,omitempty"`
+	VIPs      []NodeVIPStatus   `json:"vips"`
+	Last      *release.LogEntry `json:"last_install,omitempty"`
 }
 
 // NodeVIPStatus is one VIP in the status.
@@ -367,17 +448,24 @@ type NodeVIPStatus struct {
 // releases store and systemd, and asks the agent when it runs; otherwise it
 // evaluates health itself once.
 func runStatus(c *cli.Context) error {
-	cfg, store, err := nodeStore(c)
+	cfg, store, err := readStore(c)
 	if err != nil {
 		return err
 	}
-	st := NodeStatus{Node: cfg.Node, VIPs: []NodeVIPStatus{}}
+	st := NodeStatus{Node: cfg.Node, VIPs: []NodeVIPStatus{}, Installed: store != nil}
+	if store == nil {
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, st)
+		}
+		fmt.Fprintln(c.App.Writer, nothingInstalled(cfg))
+		return nil
+	}
 	st.Pending, _ = store.ReadIntent()
 	cur, ok, err := store.Current()
 	if err != nil {
 		return err
 	}
-	st.Serial = cur
+	st.Serial, st.Installed = cur, ok
 	if h, _ := store.History(); len(h) > 0 {
 		st.Last = &h[len(h)-1]
 	}

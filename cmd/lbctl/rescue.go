@@ -49,7 +49,7 @@ func init() {
 
 // currentVIP checks that name is a VIP of the current release.
 func currentVIP(cfg *config.Config, name string) error {
-	store, err := release.Open(cfg.StateDir)
+	store, err := release.OpenExisting(cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -138,9 +138,12 @@ func runVIPRestart(c *cli.Context) error {
 // runVerifyDrift compares the live node with its current release; exit 1
 // on drift.
 func runVerifyDrift(c *cli.Context) error {
-	cfg, store, err := nodeStore(c)
+	cfg, store, err := readStore(c)
 	if err != nil {
 		return err
+	}
+	if store == nil {
+		return cli.Exit("verify: "+nothingInstalled(cfg)+": no release to compare the node with", 1)
 	}
 	cur, ok, err := store.Current()
 	if err != nil {

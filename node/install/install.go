@@ -182,7 +182,15 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		return nil, err
 	}
 	defer unlock()
-	if err := in.recover(ctx); err != nil {
+	if opt.DryRun {
+		// A dry run changes nothing, not even to recover: it says what is
+		// pending instead.
+		if p, err := in.Store.ReadIntent(); err != nil {
+			return nil, err
+		} else if p != nil {
+			return nil, fmt.Errorf("an interrupted %s of release %d is pending: the next install, rollback or lbctl status restores release %d first", p.Op, p.To, p.From)
+		}
+	} else if err := in.recover(ctx); err != nil {
 		return nil, err
 	}
 	res := &Result{To: v.Serial}

@@ -70,10 +70,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, err
 }
 
 // OpenReadOnly assembles the node side for a dry run (lbctl plan): it
-// creates nothing, not even the state directory. A node with nothing
-// installed gets an empty store; a user who may not read the state gets
-// an error wrapping release.ErrPermission.
-func OpenReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Node, error) {
+// creates nothing, not even the state directory, and connects to nothing
+// (no systemd, nftables or BIRD: a dry run applies no step). A node with
+// nothing installed gets an empty store; a user who may not read the state
+// gets an error wrapping release.ErrPermission.
+func OpenReadOnly(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	store, err := release.OpenExisting(cfg.StateDir)
 	if errors.Is(err, release.ErrNoState) {
 		store, err = &release.Store{Root: cfg.StateDir}, nil
@@ -81,7 +82,30 @@ func OpenReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*N
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, cfg, log, store)
+	n := &Node{Config: cfg, Store: store}
+	n.Host = &host.Host{Paths: hostPaths(cfg), Store: store}
+	n.Installer = n.installer(log)
+	return n, nil
+}
+
+func hostPaths(cfg *config.Config) host.Paths {
+	return host.Paths{VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir, BirdConf: cfg.Bird.Config,
+		BirdIncludeDir: cfg.Bird.IncludeDir}
+}
+
+// installer is the Installer of the node's store and host.
+func (n *Node) installer(log *slog.Logger) *install.Installer {
+	cfg := n.Config
+	return &install.Installer{
+		Store:    n.Store,
+		Host:     n.Host,
+		Open:     Opener(cfg.TrustedDir, time.Now),
+		OpenKept: Opener(cfg.TrustedDir, func() time.Time { return time.Time{} }),
+		Replay:   ReplayPolicy(cfg),
+		Render:   n.render,
+		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
+		Log:      log,
+	}
 }
 
 func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *release.Store) (*Node, error) {
@@ -104,8 +128,7 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *rele
 	}
 	n.closers = append(n.closers, ann.Close)
 	n.Host = &host.Host{
-		Paths: host.Paths{VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir, BirdConf: cfg.Bird.Config,
-			BirdIncludeDir: cfg.Bird.IncludeDir},
+		Paths:       hostPaths(cfg),
 		Units:       units,
 		NFT:         fw,
 		BirdCtl:     &BirdControl{Socket: cfg.Bird.Socket, Units: units, Unit: cfg.Bird.Unit},
@@ -124,16 +147,7 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *rele
 	if err := n.useInterface(recordedInterface(store)); err != nil {
 		n.Host.Addresses = noAddresses{err}
 	}
-	n.Installer = &install.Installer{
-		Store:    store,
-		Host:     n.Host,
-		Open:     Opener(cfg.TrustedDir, time.Now),
-		OpenKept: Opener(cfg.TrustedDir, func() time.Time { return time.Time{} }),
-		Replay:   ReplayPolicy(cfg),
-		Render:   n.render,
-		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
-		Log:      log,
-	}
+	n.Installer = n.installer(log)
 	return n, nil
 }
 
