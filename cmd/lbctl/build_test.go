@@ -16,7 +16,7 @@ func TestBuildReproducibleAndDiff(t *testing.T) {
 	tree := campusCopy(t)
 	b1, b1again, b2 := filepath.Join(dir, "1.bundle"), filepath.Join(dir, "1again.bundle"), filepath.Join(dir, "2.bundle")
 	for _, out := range []string{b1, b1again} {
-		if _, stderr, code := run(t, "build", tree, "-o", out, "--key", key+".key", "--serial", "1", "--time", "2026-11-24T10:00:00Z"); code != 0 {
+		if _, stderr, code := run(t, "build", tree, "-o", out, "--key", key+".key", "--serial", "1", "--time", "2026-11-24T10:00:00Z", "--expires", "never"); code != 0 {
 			t.Fatalf("build: %d %s", code, stderr)
 		}
 	}

@@ -243,9 +243,8 @@ func runPlan(c *cli.Context) error {
 	if c.IsSet("node") {
 		cfg.Node = c.String("node")
 	}
-	if err := recoverFirst(c, cfg); err != nil {
-		return err
-	}
+	// An interrupted install is reported, not recovered: plan changes
+	// nothing.
 	n, err := setup.OpenReadOnly(cfg, nodeLogger())
 	if err != nil {
 		return stateErr(c, err)

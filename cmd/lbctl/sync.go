@@ -48,6 +48,7 @@ type syncJSON struct {
 	Serial     uint64 `json:"serial,omitempty"`
 	Current    uint64 `json:"current,omitempty"`
 	HasCurrent bool   `json:"has_current"`
+	Highest    uint64 `json:"highest,omitempty"`
 	Attempts   int    `json:"attempts"`
 	DelayMS    int64  `json:"delay_ms"`
 	Error      string `json:"error,omitempty"`
@@ -93,6 +94,10 @@ func runSync(c *cli.Context) error {
 			return v.Serial, nil
 		},
 		Current: store.Current,
+		Highest: func() (uint64, bool, error) {
+			h, ok, err := store.ReadHighest()
+			return h.Serial, ok, err
+		},
 		// The node side is opened only when there is something to install.
 		Install: func(ctx context.Context, b []byte) error {
 			n, err := setup.Open(ctx, cfg, nodeLogger())
@@ -120,7 +125,7 @@ func runSync(c *cli.Context) error {
 	res, err := nodesync.Sync(ctx, src, inst, opt)
 	if c.Bool("json") {
 		out := syncJSON{Action: string(res.Action), Source: src.String(), Origin: res.Origin, Serial: res.Serial,
-			Current: res.Current, HasCurrent: res.HasCurrent, Attempts: res.Attempts, DelayMS: res.Delay.Milliseconds()}
+			Current: res.Current, HasCurrent: res.HasCurrent, Highest: res.Highest, Attempts: res.Attempts, DelayMS: res.Delay.Milliseconds()}
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -140,7 +145,11 @@ func runSync(c *cli.Context) error {
 		case nodesync.UpToDate:
 			fmt.Fprintf(c.App.Writer, "release %d from %s is current: nothing to do\n", res.Serial, res.Origin)
 		case nodesync.Older:
-			fmt.Fprintf(c.App.Writer, "the newest bundle %s (%d) is older than the current release %d: nothing to do\n", res.Origin, res.Serial, res.Current)
+			if res.Highest > 0 {
+				fmt.Fprintf(c.App.Writer, "the newest bundle %s (%d) is older than the highest serial this node installed, %d: nothing to do\n", res.Origin, res.Serial, res.Highest)
+			} else {
+				fmt.Fprintf(c.App.Writer, "the newest bundle %s (%d) is older than the current release %d: nothing to do\n", res.Origin, res.Serial, res.Current)
+			}
 		}
 	}
 	return nil

@@ -38,7 +38,7 @@ func TestSyncCommand(t *testing.T) {
 	bundle := func(serial, key string) []byte {
 		t.Helper()
 		out := filepath.Join(dir, serial+"-"+filepath.Base(key)+".bundle")
-		if _, stderr, code := run(t, "build", tree, "-o", out, "--key", key+".key", "--serial", serial, "--time", "2026-11-24T10:00:00Z"); code != 0 {
+		if _, stderr, code := run(t, "build", tree, "-o", out, "--key", key+".key", "--serial", serial, "--time", "2026-11-24T10:00:00Z", "--expires", "never"); code != 0 {
 			t.Fatalf("build: %s", stderr)
 		}
 		b, _ := os.ReadFile(out)

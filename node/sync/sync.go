@@ -47,6 +47,11 @@ type Installer struct {
 	Current func() (serial uint64, ok bool, err error)
 	// Install installs the bundle (which Verify accepted).
 	Install func(ctx context.Context, bundle []byte) error
+	// Highest, if set, returns the highest serial the node ever installed
+	// (ok false when none is recorded). A bundle below it is Older even
+	// when it is newer than the current release (after a rollback): sync
+	// never installs what the node has already moved past.
+	Highest func() (serial uint64, ok bool, err error)
 }
 
 // Options of one sync. Zero fields take the defaults.
@@ -143,6 +148,8 @@ type Result struct {
 	// none).
 	Current    uint64
 	HasCurrent bool
+	// Highest is the highest serial the node ever installed, 0 if none.
+	Highest uint64
 	// Delay is the random initial delay waited.
 	Delay time.Duration
 	// Attempts is the number of fetches made.
@@ -205,6 +212,17 @@ func Sync(ctx context.Context, src Source, inst Installer, opt Options) (Result,
 	case hasCur && serial < cur:
 		res.Action = Older
 		return res, settle(f, serial)
+	}
+	if inst.Highest != nil {
+		high, ok, err := inst.Highest()
+		if err != nil {
+			return res, fmt.Errorf("sync: %w", err)
+		}
+		if ok && serial < high {
+			res.Action, res.Highest = Older, high
+			opt.progress("%s: serial %d is older than the highest serial this node installed, %d: not installed", f.Origin, serial, high)
+			return res, settle(f, serial)
+		}
 	}
 	if hasCur {
 		opt.progress("installing release %d (current %d)", serial, cur)

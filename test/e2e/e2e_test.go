@@ -183,11 +183,13 @@ func (sb *sandbox) run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// bundle builds and signs the tree with the given serial.
+// bundle builds and signs the tree with the given serial. The build time is
+// fixed, long past, so the bundle asks for no expiry explicitly (the default
+// 30 days after creation would have it refused).
 func (sb *sandbox) bundle(t *testing.T, tree string, serial int) []byte {
 	t.Helper()
 	out := filepath.Join(sb.work, fmt.Sprintf("bundle-%d", serial))
-	sb.run(t, "build", tree, "--key", sb.key, "--serial", fmt.Sprint(serial), "--time", "1700000000", "-o", out)
+	sb.run(t, "build", tree, "--key", sb.key, "--serial", fmt.Sprint(serial), "--time", "1700000000", "--expires", "never", "-o", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

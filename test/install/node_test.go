@@ -189,11 +189,13 @@ func newKeys(t testing.TB, name string) keys {
 	return k
 }
 
-// build builds a signed bundle of dir and returns its bytes.
+// build builds a signed bundle of dir and returns its bytes. The build time
+// is fixed, long past, so the bundle asks for no expiry explicitly (the
+// default 30 days after creation would have it refused).
 func build(t testing.TB, k keys, dir string, serial uint64) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "bundle")
-	run(t, lbctl(t), "build", dir, "-o", out, "--key", k.secret(), "--serial", strconv.FormatUint(serial, 10), "--time", "1700000000")
+	run(t, lbctl(t), "build", dir, "-o", out, "--key", k.secret(), "--serial", strconv.FormatUint(serial, 10), "--time", "1700000000", "--expires", "never")
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
