@@ -173,6 +173,14 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	next.Serial = v.Serial
 
+	// The anti-replay checks run once before the lock, so that a refusal
+	// writes nothing at all (not even the lock file of a fresh node), and
+	// again under it below.
+	if !opt.rollback {
+		if err := in.precheck(v, opt); err != nil {
+			return nil, err
+		}
+	}
 	lock := in.Store.Lock
 	if opt.DryRun {
 		lock = in.Store.LockIfExists // a dry run creates nothing
@@ -368,6 +376,21 @@ func (in *Installer) Rollback(ctx context.Context, serial uint64, opt Options) (
 	}
 	opt.rollback, opt.Op = true, "rollback"
 	return in.Install(ctx, r.Bundle, opt)
+}
+
+// precheck is checkReplay without the lock.
+func (in *Installer) precheck(v *Verified, opt Options) error {
+	var res Result
+	serial, ok, err := in.Store.Current()
+	if err != nil {
+		return err
+	}
+	res.From, res.HasFrom = serial, ok
+	if ok && v.Serial == serial {
+		return nil // a no-op
+	}
+	_, err = in.checkReplay(v, &res, opt)
+	return err
 }
 
 // checkReplay applies the anti-replay policy to a bundle that is not the
