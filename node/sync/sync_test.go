@@ -316,3 +316,25 @@ func TestDirSource(t *testing.T) {
 		t.Errorf("oversized: %v", err)
 	}
 }
+
+// After a rollback from 20 to 15, sync installs 20 again (the node's
+// newest), never a bundle between 15 and the highest serial installed:
+// that is a stale source or a replay, and sync never rolls a node back.
+func TestSyncBelowHighest(t *testing.T) {
+	for _, c := range []struct {
+		offered uint64
+		want    Action
+	}{{18, Older}, {20, Installed}, {21, Installed}, {12, Older}} {
+		n := &fakeNode{current: 15, hasCurrent: true}
+		inst := n.installer()
+		inst.Highest = func() (uint64, bool, error) { return 20, true, nil }
+		src := &fakeSource{fetched: &Fetched{Data: fakeBundle(c.offered), Origin: "x"}}
+		res, err := Sync(context.Background(), src, inst, Options{})
+		if err != nil || res.Action != c.want {
+			t.Fatalf("offered %d: %+v %v, want %s", c.offered, res, err, c.want)
+		}
+		if c.want == Older && (len(n.installed) > 0 || (c.offered > 15 && res.Highest != 20)) {
+			t.Fatalf("offered %d: installed %q, result %+v", c.offered, n.installed, res)
+		}
+	}
+}
