@@ -381,8 +381,10 @@ for u in lbctl-agent.service lbctl-sync.service; do systemd-analyze security --o
 # A broken unit must fail the same check.
 sed 's|^ExecStart=/usr/bin/lbctl|ExecStart=/usr/bin/lbctl-missing|' "$R/lib/systemd/system/lbctl-agent.service" > "$R/etc/systemd/system/lbctl-broken.service"
 echo "== verify broken"; systemd-analyze verify --man=no --root="$R" lbctl-broken.service 2>&1; echo "rc=$?"
+echo '{"serial":12}' > "$R/var/lib/lbctl/highest-serial.json"
 echo "== remove"; dpkg --root="$R" -r lbctl >/dev/null 2>&1; echo "rc=$?"; ls "$R/usr/bin/lbctl" "$R/etc/lbctl/lbctl.yaml" 2>&1
 echo "== purge"; dpkg --root="$R" -P lbctl >/dev/null 2>&1; echo "rc=$?"; ls "$R/etc/lbctl/lbctl.yaml" "$R/etc/default/lbctl-sync" 2>&1
+echo "== after purge"; cat "$R/var/lib/lbctl/highest-serial.json" 2>&1
 exit 0
 `
 
@@ -444,4 +446,7 @@ func TestInstall(t *testing.T) {
 	check("purge", "rc=0\n")
 	check("purge", "lbctl.yaml': No such file")
 	check("purge", "lbctl-sync': No such file")
+	// The anti-replay record outlives the package: a reinstalled node does
+	// not take an older bundle than it last ran.
+	check("after purge", `{"serial":12}`)
 }
