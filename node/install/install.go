@@ -126,7 +126,7 @@ var (
 	ErrDowngrade = errors.New("bundle is older than the current release or the highest serial installed here (use --allow-downgrade)")
 	// ErrSerialReused: another bundle than the one installed here carries
 	// the highest serial installed here.
-	ErrSerialReused = errors.New("another bundle with the highest serial installed here (use --allow-downgrade)")
+	ErrSerialReused = errors.New("serial reused by another bundle")
 	// ErrSerialJump: the serial or the build time is far ahead.
 	ErrSerialJump = errors.New("bundle is far ahead of this node (use --allow-serial-jump)")
 )
@@ -214,6 +214,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		cur = r.State
 	}
 	if res.HasFrom && v.Serial == res.From {
+		if !opt.rollback {
+			if err := in.checkSameSerial(v); err != nil {
+				return nil, err
+			}
+		}
 		res.NoOp, res.Plan = true, &plan.Plan{}
 		return res, nil
 	}
@@ -387,10 +392,22 @@ func (in *Installer) precheck(v *Verified, opt Options) error {
 	}
 	res.From, res.HasFrom = serial, ok
 	if ok && v.Serial == serial {
-		return nil // a no-op
+		return in.checkSameSerial(v) // else a no-op
 	}
 	_, err = in.checkReplay(v, &res, opt)
 	return err
+}
+
+// checkSameSerial refuses a bundle with the current release's serial that
+// is not the bundle recorded for it: installing it would be a no-op that
+// hides that its content differs.
+func (in *Installer) checkSameSerial(v *Verified) error {
+	high, ok, err := in.Store.ReadHighest()
+	if err != nil || !ok || high.Serial != v.Serial || high.ManifestSHA256 == "" || v.ManifestSHA256 == "" || high.ManifestSHA256 == v.ManifestSHA256 {
+		return err
+	}
+	return fmt.Errorf("serial %d is installed here from another bundle (manifest sha256 %s, this one %s); build the change with a new serial: %w",
+		v.Serial, high.ManifestSHA256, v.ManifestSHA256, ErrSerialReused)
 }
 
 // checkReplay applies the anti-replay policy to a bundle that is not the
@@ -441,7 +458,7 @@ func (in *Installer) checkReplay(v *Verified, res *Result, opt Options) ([]strin
 	if hasHigh && v.Serial == high.Serial && high.ManifestSHA256 != "" && v.ManifestSHA256 != "" && v.ManifestSHA256 != high.ManifestSHA256 {
 		msg := fmt.Sprintf("serial %d was installed here from another bundle (manifest sha256 %s, this one %s)", v.Serial, high.ManifestSHA256, v.ManifestSHA256)
 		if !opt.AllowDowngrade {
-			return nil, fmt.Errorf("%s: %w", msg, ErrSerialReused)
+			return nil, fmt.Errorf("%s (use --allow-downgrade): %w", msg, ErrSerialReused)
 		}
 		overrides = append(overrides, "allow-downgrade: "+msg)
 	}

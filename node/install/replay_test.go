@@ -191,6 +191,11 @@ func TestReplayHighestSerial(t *testing.T) {
 	}
 	b11 := n.bundle(11, "eleven")
 	n.refuse("an older serial", b11, install.Options{}, install.ErrDowngrade, "current release 12")
+	// The same serial with other content is not silently a no-op.
+	n.refuse("another bundle with the current serial", n.bundle(12, "rebuilt twelve"), install.Options{AllowDowngrade: true}, install.ErrSerialReused, "build the change with a new serial")
+	if res, err := n.install(b12, install.Options{}); err != nil || !res.NoOp {
+		t.Fatalf("the current bundle again: %+v %v", res, err)
+	}
 
 	// Rollback is the operator going back to a release this node
 	// installed: no flag needed, the record stays at 12.
