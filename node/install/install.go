@@ -324,7 +324,9 @@ func (in *Installer) recover(ctx context.Context) error {
 		return err
 	}
 	if ok && cur == pending.To {
-		// It crashed after the commit: the new release stands.
+		// It crashed after the commit: the new release stands, and is
+		// recorded as the highest serial if the crash came before that.
+		in.raiseRecovered(cur)
 		return in.Store.ClearIntent()
 	}
 	to, err := in.Store.Load(pending.To)
@@ -351,6 +353,27 @@ func (in *Installer) recover(ctx context.Context) error {
 	}
 	return in.Store.Log(release.LogEntry{Time: in.now(), Op: "recover", From: pending.To, To: pending.From,
 		Result: "restored", Millis: in.now().Sub(start).Milliseconds()})
+}
+
+// raiseRecovered raises the highest serial record to a release committed
+// by an install that crashed before recording it. The current release
+// still bounds installs when this fails, so a failure is only logged.
+func (in *Installer) raiseRecovered(serial uint64) {
+	open := in.OpenKept
+	if open == nil {
+		open = in.Open
+	}
+	r, err := in.Store.Load(serial)
+	var v *Verified
+	if err == nil {
+		v, err = open(r.Bundle)
+	}
+	if err == nil {
+		err = in.Store.RaiseHighest(release.Highest{Serial: serial, ManifestSHA256: v.ManifestSHA256, Time: in.now().UTC()})
+	}
+	if err != nil {
+		in.log().Warn("recording the highest serial after an interrupted install", "serial", serial, "err", err)
+	}
 }
 
 // Rollback re-installs a kept release (the one before the current one when

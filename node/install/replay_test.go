@@ -345,3 +345,32 @@ func TestDryRunCreatesNothing(t *testing.T) {
 		t.Fatalf("dry run created %s: %v", root, err)
 	}
 }
+
+// An install that crashed after its commit but before raising the record:
+// recovery keeps the new release and records it.
+func TestReplayRecordAfterCrash(t *testing.T) {
+	n := newReplayNode(t, install.Replay{})
+	n.mustInstall(n.bundle(10, "ten"), install.Options{})
+	b11 := n.bundle(11, "eleven")
+	st := n.in.Store
+	state, _ := replayRender(&model.Site{Name: "eleven"}, nil, 11)
+	if err := st.Stage(&release.Release{Serial: 11, Bundle: b11, State: state}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteIntent(release.Intent{Op: "install", From: 10, HasFrom: true, To: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(11); err != nil {
+		t.Fatal(err)
+	}
+	if h := n.highest(); h != 10 {
+		t.Fatalf("highest before recovery %d", h)
+	}
+	if did, err := n.in.Recover(context.Background(), false); err != nil || !did {
+		t.Fatalf("recover: %v %v", did, err)
+	}
+	if h := n.highest(); h != 11 {
+		t.Fatalf("highest after recovery %d, want 11", h)
+	}
+	n.refuse("the release before the crash", n.bundle(10, "ten"), install.Options{}, install.ErrDowngrade, "current release 11")
+}
