@@ -175,6 +175,11 @@ func TestRefused(t *testing.T) {
 	if last := h[len(h)-1]; last.Op != "rollback" || last.Result != "committed" || last.From != 2 || last.To != 1 {
 		t.Errorf("last install log entry %+v, want a committed rollback 2 -> 1", last)
 	}
+	// The rollback leaves the highest serial record at 2: release 1 is
+	// current, but a bundle between them would be a replay.
+	if out, _ := n.mustLbctl("releases", "--config", configPath); !strings.Contains(out, "highest serial installed here: 2") {
+		t.Errorf("lbctl releases after the rollback:\n%s", out)
+	}
 }
 
 func lastLines(s string, n int) string {
