@@ -56,6 +56,9 @@ CapabilityBoundingSet=CAP_NET_ADMIN
 // validate the name; see ValidateInstance.
 func UnitName(vip string) string { return unitPrefix + vip + unitSuffix }
 
+// UnitPattern matches the unit names of every VIP's HAProxy instance.
+const UnitPattern = unitPrefix + "*" + unitSuffix
+
 // InstanceOf returns the VIP name of an lb-haproxy@ unit name, or false if
 // unit is not an instance of the template.
 func InstanceOf(unit string) (string, bool) {

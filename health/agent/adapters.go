@@ -31,7 +31,8 @@ func (s Sockets) Listeners(context.Context) ([]health.Listener, error) {
 	return out, nil
 }
 
-// Units tells unit state through systemd.
+// Units tells unit state through systemd, one D-Bus call per question
+// (the install's health gate); the agent uses UnitWatch instead.
 type Units struct {
 	Manager systemd.Manager
 }
@@ -43,6 +44,17 @@ func (u Units) Active(ctx context.Context, vip string) (bool, error) {
 		return false, err
 	}
 	return st.Active(), nil
+}
+
+// UnitWatch tells unit state from systemd's signals (systemd.UnitWatch):
+// no D-Bus call per VIP and evaluation.
+type UnitWatch struct {
+	Watch *systemd.UnitWatch
+}
+
+// Active implements health.Units.
+func (u UnitWatch) Active(_ context.Context, vip string) (bool, error) {
+	return u.Watch.Active(systemd.UnitName(vip))
 }
 
 // Stats counts backend servers up through each VIP's admin socket,
@@ -59,6 +71,19 @@ func (s Stats) UpCount(ctx context.Context, vip string) (map[string]int, error) 
 		return nil, err
 	}
 	return haproxy.UpCount(servers), nil
+}
+
+// Responds implements Runtime: HAProxy answers "show info" on the VIP's
+// admin socket before ctx ends.
+func (s Stats) Responds(ctx context.Context, vip string) error {
+	out, err := haproxy.Command(ctx, s.Socket(vip), "show info")
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		return fmt.Errorf("haproxy socket %s: empty answer to show info", s.Socket(vip))
+	}
+	return nil
 }
 
 // WatchEvents points the probe at the listeners of the announceable VIPs
@@ -99,8 +124,8 @@ func (a *Agent) watch() error {
 	}
 	a.mu.Lock()
 	var addrs []netip.AddrPort
-	for _, v := range a.vips {
-		addrs = append(addrs, health.Expected(&v)...)
+	for _, s := range a.order {
+		addrs = append(addrs, s.expected...)
 	}
 	a.mu.Unlock()
 	if err := a.cfg.Watcher.Watch(addrs, a.cfg.WatchNetNS); err != nil {

@@ -3,12 +3,21 @@
 // at once to listener-close events from the kernel, and keeps BIRD
 // announcing exactly the VIPs that are healthy and not drained. It serves
 // its status on a root-only unix socket and Prometheus metrics.
+//
+// Every VIP is evaluated by its own goroutine on its own jittered timer,
+// under its own deadline, so a VIP whose HAProxy hangs never delays another
+// VIP's evaluation or a listener event. One listener dump, refreshed by the
+// socket watcher every StallInterval, serves every VIP's evaluation; the
+// same watcher notices an accept queue that stops draining (a hung HAProxy)
+// and confirms it through the VIP's runtime API before withdrawing. The
+// cost of a listener event is a map lookup: it never evaluates other VIPs.
 package agent
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -25,6 +34,13 @@ type Announcer interface {
 	Request(prefixes []netip.Prefix)
 	// Set applies a set and returns when BIRD shows it.
 	Set(ctx context.Context, prefixes []netip.Prefix) error
+}
+
+// Runtime asks a VIP's HAProxy whether it still answers (its runtime API);
+// the agent uses it to tell a hung HAProxy from a busy one when an accept
+// queue stops draining.
+type Runtime interface {
+	Responds(ctx context.Context, vip string) error
 }
 
 // ListenerEvent is a listener of the LB's namespace opening or closing.
@@ -45,11 +61,23 @@ type Config struct {
 	Events     <-chan ListenerEvent
 	Watcher    Watcher
 	WatchNetNS uint64
-	// Interval between evaluations; FastInterval while a VIP is changing
-	// state. Defaults 1 s and 200 ms.
+	// Interval between evaluations of a VIP; FastInterval while the VIP is
+	// changing state. Defaults 1 s and 200 ms. Each VIP's timer is
+	// jittered by up to a tenth of the interval, so evaluations spread over
+	// it instead of arriving all at once.
 	Interval, FastInterval time.Duration
 	// Rise and Fall counts. Defaults 3 and 2.
 	Rise, Fall int
+	// EvalTimeout bounds one evaluation of one VIP (default Interval, at
+	// least the probe timeout).
+	EvalTimeout time.Duration
+	// StallInterval is how often the socket watcher lists the listeners
+	// (the listing every evaluation reads) and compares accept queues
+	// (default 150 ms). StallTimeout is how long a VIP's runtime API may
+	// take to answer when its accept queue did not drain (default 400 ms).
+	// Runtime answers that question; nil disables hung-HAProxy detection.
+	StallInterval, StallTimeout time.Duration
+	Runtime                     Runtime
 	// KeepRoutesOnShutdown leaves routes announced when the agent stops;
 	// by default a clean shutdown withdraws every route.
 	KeepRoutesOnShutdown bool
@@ -83,6 +111,28 @@ type Status struct {
 	Announced []string `json:"announced"`
 }
 
+// vipState is one VIP and the goroutine that evaluates it. The fields below
+// the channels are guarded by Agent.mu.
+type vipState struct {
+	kick chan struct{} // evaluate soon (a listener of the VIP opened)
+	stop context.CancelFunc
+	// evaluated is closed after the first evaluation.
+	evaluated chan struct{}
+
+	vip      plan.VIP
+	expected []netip.AddrPort
+	tracker  *health.Tracker
+	last     health.Result
+	since    time.Time
+	// downs counts immediate withdrawals (listener closed, hung); an
+	// evaluation that started before the latest one is discarded.
+	downs int
+	// confirming is set while a stall confirmation runs; calmUntil skips
+	// confirmations for a while after the runtime API answered.
+	confirming bool
+	calmUntil  time.Time
+}
+
 // Agent is a running health agent.
 type Agent struct {
 	cfg Config
@@ -91,19 +141,27 @@ type Agent struct {
 	reload chan chan error
 
 	mu        sync.Mutex
+	runCtx    context.Context
+	wg        sync.WaitGroup
 	serial    uint64
-	vips      []plan.VIP
-	trackers  map[string]*health.Tracker
-	last      map[string]health.Result
-	since     map[string]time.Time
+	order     []*vipState // announceable order
+	vips      map[string]*vipState
+	byAddr    map[netip.AddrPort][]*vipState
 	drains    release.Drains
 	announced []netip.Prefix
 	published bool
 	lastEval  time.Time
+
+	snapMu   sync.Mutex // serialises listing; guards snap and snapAt
+	snap     []health.Listener
+	snapAt   time.Time
+	snapErr  error
+	watching bool // the socket watcher keeps snap fresh
 }
 
-// LastEvaluation is when the loop last evaluated every VIP; the watchdog
-// pings systemd only while this stays recent.
+// LastEvaluation is when the agent last completed an evaluation or a round
+// of its socket watcher; the watchdog pings systemd only while this stays
+// recent.
 func (a *Agent) LastEvaluation() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -124,12 +182,25 @@ func New(cfg Config) *Agent {
 	if cfg.Fall == 0 {
 		cfg.Fall = 2
 	}
+	if cfg.EvalTimeout == 0 {
+		pt := cfg.Deps.ProbeTimeout
+		if pt == 0 {
+			pt = 2 * time.Second // health/probe.DefaultTimeout
+		}
+		cfg.EvalTimeout = max(cfg.Interval, pt+500*time.Millisecond)
+	}
+	if cfg.StallInterval == 0 {
+		cfg.StallInterval = 150 * time.Millisecond
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 400 * time.Millisecond
+	}
 	l := cfg.Log
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, log: l, reload: make(chan chan error),
-		trackers: map[string]*health.Tracker{}, last: map[string]health.Result{}, since: map[string]time.Time{}}
+		vips: map[string]*vipState{}, byAddr: map[netip.AddrPort][]*vipState{}}
 }
 
 // Reload makes the agent re-read the announceable set and drain state and
@@ -151,30 +222,52 @@ func (a *Agent) Reload(ctx context.Context) error {
 }
 
 // Run evaluates and announces until ctx ends; then, unless configured to
-// keep them, it withdraws every route.
+// keep them, it withdraws every route. ready is called once every VIP was
+// evaluated once.
 func (a *Agent) Run(ctx context.Context, ready func()) error {
-	if err := a.loadAndWatch(); err != nil {
+	wctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		a.wg.Wait()
+	}()
+	a.mu.Lock()
+	a.runCtx = wctx
+	a.mu.Unlock()
+	if a.cfg.Deps.Sockets != nil {
+		a.refreshListeners(wctx)
+	}
+	started, err := a.loadAndWatch()
+	if err != nil {
 		return err
 	}
-	a.evaluate(ctx)
-	last := time.Now()
+	// Wait for every VIP's first evaluation (each bounded by EvalTimeout).
+	for _, s := range started {
+		select {
+		case <-s.evaluated:
+		case <-ctx.Done():
+			return a.shutdown()
+		}
+	}
+	a.publish(true)
 	if ready != nil {
 		ready()
 	}
-	due := time.Now().Add(a.interval())
-	timer := time.NewTimer(time.Until(due))
-	defer timer.Stop()
+	if a.cfg.Deps.Sockets != nil {
+		a.wg.Go(func() { a.watchSockets(wctx) })
+	}
+	if a.cfg.Events != nil {
+		a.wg.Go(func() { a.events(wctx, a.cfg.Events) })
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return a.shutdown()
 		case done := <-a.reload:
-			err := a.loadAndWatch()
+			_, err := a.loadAndWatch()
 			if err != nil {
 				a.log.Error("reload", "err", err)
 			}
-			a.evaluate(ctx)
-			last = time.Now()
+			a.publish(true)
 			if err == nil {
 				// Whoever asked (an install's announce step, drain) waits
 				// until BIRD shows the set.
@@ -183,154 +276,253 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 				cancel()
 			}
 			done <- err
-		case ev, ok := <-a.cfg.Events:
-			if !ok {
-				a.cfg.Events = nil
-				continue
-			}
-			// A listener opening pulls the next evaluation forward, but
-			// never closer than FastInterval to the previous one: a
-			// restarted HAProxy opens one listener after the other, and
-			// Rise must still count evaluations spread over time.
-			if a.event(ev) {
-				if soon := last.Add(a.cfg.FastInterval); soon.Before(due) {
-					due = soon
-					timer.Reset(max(time.Until(due), 0))
-				}
-			}
-		case <-timer.C:
-			a.evaluate(ctx)
-			last = time.Now()
-			due = last.Add(a.interval())
-			timer.Reset(a.interval())
 		}
 	}
 }
 
-func (a *Agent) interval() time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, t := range a.trackers {
-		if t.Changing() {
-			return a.cfg.FastInterval
-		}
-	}
-	return a.cfg.Interval
-}
-
-// load reads the announceable set and the drain state.
-func (a *Agent) load() error {
+// load reads the announceable set and the drain state, starts a goroutine
+// for every new VIP and stops those of VIPs that left; it returns the VIPs
+// it started.
+func (a *Agent) load() ([]*vipState, error) {
 	ann, err := a.cfg.Store.ReadAnnounceable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	drains, err := a.cfg.Store.ReadDrains()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	serial, _, err := a.cfg.Store.Current()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.serial, a.vips, a.drains = serial, ann.VIPs, drains
-	keep := map[string]*health.Tracker{}
+	a.serial, a.drains = serial, drains
+	keep := make(map[string]*vipState, len(ann.VIPs))
+	order := make([]*vipState, 0, len(ann.VIPs))
+	byAddr := map[netip.AddrPort][]*vipState{}
+	var started []*vipState
 	for _, v := range ann.VIPs {
-		t := a.trackers[v.Name]
-		if t == nil {
-			t = health.NewTracker(a.cfg.Rise, a.cfg.Fall)
-			a.since[v.Name] = time.Now()
+		s := a.vips[v.Name]
+		if s == nil {
+			s = &vipState{kick: make(chan struct{}, 1), evaluated: make(chan struct{}),
+				tracker: health.NewTracker(a.cfg.Rise, a.cfg.Fall), since: time.Now()}
+			var wctx context.Context
+			wctx, s.stop = context.WithCancel(a.runCtx)
+			started = append(started, s)
+			a.wg.Go(func() { a.work(wctx, s) })
 		}
-		keep[v.Name] = t
+		s.vip, s.expected = v, health.Expected(&v)
+		keep[v.Name] = s
+		order = append(order, s)
+		for _, ap := range s.expected {
+			byAddr[ap] = append(byAddr[ap], s)
+		}
 	}
-	a.trackers = keep
-	return nil
+	for name, s := range a.vips {
+		if keep[name] == nil {
+			s.stop()
+		}
+	}
+	a.vips, a.order, a.byAddr = keep, order, byAddr
+	return started, nil
 }
 
 // loadAndWatch reads the inputs and updates the kernel's listener filter.
-func (a *Agent) loadAndWatch() error {
-	if err := a.load(); err != nil {
-		return err
+func (a *Agent) loadAndWatch() ([]*vipState, error) {
+	started, err := a.load()
+	if err != nil {
+		return nil, err
 	}
 	if err := a.watch(); err != nil {
 		// Polling still sees a closed listener, only later.
 		a.log.Error("listener events unavailable", "err", err)
 	}
-	return nil
+	return started, nil
 }
 
-// evaluate checks every VIP once and publishes if anything changed.
-func (a *Agent) evaluate(ctx context.Context) {
+// jitter returns d plus or minus up to a tenth of it.
+func jitter(d time.Duration) time.Duration {
+	if d < 10 {
+		return d
+	}
+	return d - d/10 + rand.N(d/5)
+}
+
+// work evaluates one VIP until ctx ends: at once, then every Interval
+// (FastInterval while its state is changing), and FastInterval after the
+// previous evaluation when one of its listeners opens: a restarted HAProxy
+// opens one listener after the other, and Rise must still count
+// evaluations spread over time.
+func (a *Agent) work(ctx context.Context, s *vipState) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var last, due time.Time
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			if soon := last.Add(a.cfg.FastInterval); soon.Before(due) {
+				due = soon
+				timer.Reset(max(time.Until(due), 0))
+			}
+			continue
+		case <-timer.C:
+		}
+		changing := a.evaluate(ctx, s)
+		last = time.Now()
+		next := jitter(a.cfg.Interval)
+		if first {
+			// Spread the VIPs' evaluations over the interval.
+			first = false
+			close(s.evaluated)
+			next = rand.N(a.cfg.Interval) + 1
+		}
+		if changing {
+			next = a.cfg.FastInterval
+		}
+		due = last.Add(next)
+		timer.Reset(next)
+	}
+}
+
+// evaluate checks one VIP once under its own deadline, records the result
+// and publishes if its state changed; it reports whether the VIP is part
+// way through a transition.
+func (a *Agent) evaluate(ctx context.Context, s *vipState) (changing bool) {
 	a.mu.Lock()
-	vips := slices.Clone(a.vips)
+	v, downs := s.vip, s.downs
 	a.mu.Unlock()
+	ectx, cancel := context.WithTimeout(ctx, a.cfg.EvalTimeout)
+	defer cancel()
 	var listeners []health.Listener
-	d := a.cfg.Deps
-	if d.Sockets != nil {
-		l, err := d.Sockets.Listeners(ctx)
-		if err != nil {
+	if a.cfg.Deps.Sockets != nil {
+		listeners = a.listeners(ectx)
+	}
+	r := health.Evaluate(ectx, &v, a.cfg.Deps, listeners)
+	if ctx.Err() != nil {
+		return false
+	}
+	a.mu.Lock()
+	now := time.Now()
+	a.lastEval = now
+	if a.vips[v.Name] != s || s.downs != downs {
+		// Reloaded away, or withdrawn by an event while this ran: the
+		// result predates what is known now.
+		changing = s.tracker.Changing()
+		a.mu.Unlock()
+		return changing
+	}
+	s.last = r
+	changed := s.tracker.Observe(r.OK)
+	if changed {
+		s.since = now
+		a.log.Info("vip health changed", "vip", v.Name, "healthy", s.tracker.Healthy(), "reasons", r.Reasons)
+	}
+	if m := a.cfg.Metrics; m != nil && !changed {
+		m.ProbeLatency.WithLabelValues(v.Name).Set(r.ProbeLatency.Seconds())
+	}
+	changing = s.tracker.Changing()
+	a.mu.Unlock()
+	if changed {
+		a.publish(false)
+	}
+	return changing
+}
+
+// listeners returns the latest listing of the LB's listeners, listing them
+// when the socket watcher has not done so recently. A failed listing gives
+// an empty list (every expected listener then counts as missing).
+func (a *Agent) listeners(ctx context.Context) []health.Listener {
+	a.snapMu.Lock()
+	fresh := !a.snapAt.IsZero() && time.Since(a.snapAt) < max(2*a.cfg.StallInterval, a.cfg.FastInterval/2)
+	l := a.snap
+	a.snapMu.Unlock()
+	if fresh {
+		return l
+	}
+	return a.refreshListeners(ctx)
+}
+
+// refreshListeners lists the listeners once for every VIP. Concurrent
+// callers share one listing.
+func (a *Agent) refreshListeners(ctx context.Context) []health.Listener {
+	start := time.Now()
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	if a.snapAt.After(start) {
+		return a.snap // listed while this caller waited
+	}
+	l, err := a.cfg.Deps.Sockets.Listeners(ctx)
+	if err != nil {
+		if a.snapErr == nil {
 			a.log.Warn("listing listeners", "err", err)
 		}
-		listeners = l
-		if listeners == nil {
-			listeners = []health.Listener{}
-		}
+		l = []health.Listener{}
+	} else if l == nil {
+		l = []health.Listener{}
 	}
-	results := make([]health.Result, len(vips))
-	var wg sync.WaitGroup
-	for i := range vips {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = health.Evaluate(ctx, &vips[i], d, listeners)
-		}()
-	}
-	wg.Wait()
-	a.mu.Lock()
-	a.lastEval = time.Now()
-	for _, r := range results {
-		t := a.trackers[r.VIP]
-		if t == nil {
-			continue
-		}
-		a.last[r.VIP] = r
-		if t.Observe(r.OK) {
-			a.since[r.VIP] = time.Now()
-			a.log.Info("vip health changed", "vip", r.VIP, "healthy", t.Healthy(), "reasons", r.Reasons)
-		}
-	}
-	a.mu.Unlock()
-	a.publish()
+	a.snap, a.snapAt, a.snapErr = l, time.Now(), err
+	return l
 }
 
-// event reacts to a listener closing by marking its VIPs down at once; it
-// reports whether the event was an expected listener opening, which calls
-// for an evaluation.
-func (a *Agent) event(ev ListenerEvent) (opened bool) {
-	a.mu.Lock()
-	var hit []string
-	for _, v := range a.vips {
-		if slices.Contains(health.Expected(&v), ev.Addr) {
-			hit = append(hit, v.Name)
+// events withdraws a VIP at once when one of its listeners closes, and
+// pulls its next evaluation forward when one opens. Each event costs a map
+// lookup; no other VIP is looked at.
+func (a *Agent) events(ctx context.Context, ch <-chan ListenerEvent) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			a.event(ev)
 		}
 	}
-	changed := false
-	if !ev.Up {
-		for _, n := range hit {
-			if a.trackers[n].Down() {
-				changed = true
-				a.since[n] = time.Now()
-				a.last[n] = health.Result{VIP: n, Reasons: []string{"listener " + ev.Addr.String() + " closed"}}
-				a.log.Warn("listener closed, withdrawing", "vip", n, "addr", ev.Addr)
+}
+
+// event handles one listener event.
+func (a *Agent) event(ev ListenerEvent) {
+	a.mu.Lock()
+	hit := a.byAddr[ev.Addr]
+	if ev.Up {
+		for _, s := range hit {
+			select {
+			case s.kick <- struct{}{}:
+			default:
 			}
+		}
+		a.mu.Unlock()
+		return
+	}
+	changed := false
+	for _, s := range hit {
+		if a.downLocked(s, "listener "+ev.Addr.String()+" closed") {
+			changed = true
+			a.log.Warn("listener closed, withdrawing", "vip", s.vip.Name, "addr", ev.Addr)
 		}
 	}
 	a.mu.Unlock()
 	if changed {
-		a.publish()
+		a.publish(false)
 	}
-	return ev.Up && len(hit) > 0
+}
+
+// downLocked marks a VIP unhealthy at once with reason; a.mu is held. It
+// reports whether the VIP was healthy.
+func (a *Agent) downLocked(s *vipState, reason string) bool {
+	s.downs++
+	if !s.tracker.Down() {
+		return false
+	}
+	s.since = time.Now()
+	s.last = health.Result{VIP: s.vip.Name, Reasons: []string{reason}}
+	return true
 }
 
 // desired returns the prefixes last published.
@@ -340,13 +532,15 @@ func (a *Agent) desired() []netip.Prefix {
 	return slices.Clone(a.announced)
 }
 
-// publish requests the announcement of every healthy, undrained VIP.
-func (a *Agent) publish() {
+// publish requests the announcement of every healthy, undrained VIP; the
+// announcer coalesces bursts into few BIRD reconfigures. force publishes
+// even an unchanged set (after a reload).
+func (a *Agent) publish(force bool) {
 	a.mu.Lock()
 	var want []netip.Prefix
-	for _, v := range a.vips {
-		if a.trackers[v.Name].Healthy() && !a.drains.Drained(v.Name) {
-			for _, ad := range v.Addresses {
+	for _, s := range a.order {
+		if s.tracker.Healthy() && !a.drains.Drained(s.vip.Name) {
+			for _, ad := range s.vip.Addresses {
 				want = append(want, netip.PrefixFrom(ad, ad.BitLen()))
 			}
 		}
@@ -354,7 +548,9 @@ func (a *Agent) publish() {
 	slices.SortFunc(want, func(p, q netip.Prefix) int { return p.Addr().Compare(q.Addr()) })
 	same := a.published && slices.Equal(want, a.announced)
 	a.announced, a.published = want, true
-	a.updateMetrics()
+	if !same || force {
+		a.updateMetrics()
+	}
 	a.mu.Unlock()
 	if !same {
 		a.cfg.Announcer.Request(want)
@@ -382,12 +578,12 @@ func (a *Agent) Status() Status {
 	for _, p := range a.announced {
 		st.Announced = append(st.Announced, p.String())
 	}
-	for _, v := range a.vips {
-		t := a.trackers[v.Name]
-		vs := VIPStatus{Name: v.Name, Healthy: t.Healthy(), Drained: a.drains.Drained(v.Name),
-			Reasons: a.last[v.Name].Reasons, Transitions: t.Transitions,
-			ProbeLatency: a.last[v.Name].ProbeLatency.Seconds(), Since: a.since[v.Name]}
-		for _, ad := range v.Addresses {
+	for _, s := range a.order {
+		t := s.tracker
+		vs := VIPStatus{Name: s.vip.Name, Healthy: t.Healthy(), Drained: a.drains.Drained(s.vip.Name),
+			Reasons: s.last.Reasons, Transitions: t.Transitions,
+			ProbeLatency: s.last.ProbeLatency.Seconds(), Since: s.since}
+		for _, ad := range s.vip.Addresses {
 			vs.Addresses = append(vs.Addresses, ad.String())
 		}
 		vs.Announced = vs.Healthy && !vs.Drained

@@ -41,7 +41,9 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// updateMetrics mirrors the state into the metrics; a.mu is held.
+// updateMetrics mirrors the state into the metrics; a.mu is held. It runs
+// when the announced set changes or after a reload; an evaluation that
+// changes nothing only sets its VIP's probe latency.
 func (a *Agent) updateMetrics() {
 	m := a.cfg.Metrics
 	if m == nil {
@@ -51,13 +53,13 @@ func (a *Agent) updateMetrics() {
 		g.Reset()
 	}
 	m.Serial.Set(float64(a.serial))
-	for _, v := range a.vips {
-		t := a.trackers[v.Name]
-		drained := a.drains.Drained(v.Name)
-		m.Healthy.WithLabelValues(v.Name).Set(b2f(t.Healthy()))
-		m.Announced.WithLabelValues(v.Name).Set(b2f(t.Healthy() && !drained))
-		m.Drained.WithLabelValues(v.Name).Set(b2f(drained))
-		m.ProbeLatency.WithLabelValues(v.Name).Set(a.last[v.Name].ProbeLatency.Seconds())
-		m.Transitions.WithLabelValues(v.Name).Set(float64(t.Transitions))
+	for _, s := range a.order {
+		t, name := s.tracker, s.vip.Name
+		drained := a.drains.Drained(name)
+		m.Healthy.WithLabelValues(name).Set(b2f(t.Healthy()))
+		m.Announced.WithLabelValues(name).Set(b2f(t.Healthy() && !drained))
+		m.Drained.WithLabelValues(name).Set(b2f(drained))
+		m.ProbeLatency.WithLabelValues(name).Set(s.last.ProbeLatency.Seconds())
+		m.Transitions.WithLabelValues(name).Set(float64(t.Transitions))
 	}
 }

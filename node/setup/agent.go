@@ -33,6 +33,20 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	acfg := agent.Config{Store: store, Deps: HealthDeps(cfg, units), Log: log, Probe: "ebpf",
 		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
 		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
+	if rt, ok := acfg.Deps.Backends.(agent.Runtime); ok {
+		acfg.Runtime = rt
+	}
+	// Unit state from systemd's signals rather than two D-Bus calls per
+	// VIP and evaluation.
+	if w, ok := units.(interface {
+		WatchUnits(context.Context, string) (*systemd.UnitWatch, error)
+	}); ok {
+		if uw, err := w.WatchUnits(ctx, systemd.UnitPattern); err != nil {
+			log.Warn("watching unit state failed, asking systemd per VIP", "err", err)
+		} else {
+			acfg.Deps.Units = agent.UnitWatch{Watch: uw}
+		}
+	}
 	if p, err := bpf.Load(); err != nil {
 		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
 		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)

@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/lbctl/lbctl/health"
+)
+
+// A hung HAProxy (SIGSTOP, a deadlock, a process stuck in the kernel) keeps
+// its listening sockets, so no listener event fires and the kernel keeps
+// completing handshakes into the accept queue. The socket watcher lists the
+// listeners every StallInterval (that listing is also the one every VIP's
+// evaluation reads) and looks for an accept queue that holds connections in
+// two looks in a row without having drained in between: the backlog did not
+// go down, so nothing accepted. A live HAProxy empties its queue within
+// microseconds, but one at its maxconn stops accepting on purpose and its
+// queue holds too; so a queue that did not drain is only a suspicion, which
+// the VIP's runtime API settles: a hung HAProxy does not answer it within
+// StallTimeout, a busy one does. Only then is the VIP withdrawn, at once
+// (like a listener close), and it comes back after Rise passing
+// evaluations.
+//
+// An idle hung HAProxy (nobody connecting) has an empty queue until the
+// agent's own probe connects: the kernel completes the probe's handshake
+// and the connection sits in the queue un-accepted, so the next two looks
+// see it, whatever the probe's own timeout. Such a VIP is withdrawn within
+// one evaluation interval plus two looks plus StallTimeout.
+
+// watchSockets lists the listeners every StallInterval until ctx ends and
+// withdraws VIPs whose HAProxy stopped accepting.
+func (a *Agent) watchSockets(ctx context.Context) {
+	t := time.NewTicker(a.cfg.StallInterval)
+	defer t.Stop()
+	var prev map[netip.AddrPort]health.Listener
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, a.cfg.StallInterval)
+		cur := a.refreshListeners(lctx)
+		cancel()
+		a.mu.Lock()
+		a.lastEval = time.Now()
+		a.mu.Unlock()
+		if a.cfg.Runtime == nil {
+			continue
+		}
+		prev = a.checkQueues(ctx, prev, cur)
+	}
+}
+
+// checkQueues compares the accept queues of the expected listeners with the
+// previous look, starts a confirmation for each VIP with a queue that did
+// not drain, and returns this look's listeners by address.
+func (a *Agent) checkQueues(ctx context.Context, prev map[netip.AddrPort]health.Listener, cur []health.Listener) map[netip.AddrPort]health.Listener {
+	now := make(map[netip.AddrPort]health.Listener, len(prev))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range cur {
+		vs := a.byAddr[l.Addr]
+		if len(vs) == 0 {
+			continue
+		}
+		now[l.Addr] = l
+		p, ok := prev[l.Addr]
+		if !ok || l.Backlog == 0 || p.Backlog == 0 || l.Backlog < p.Backlog {
+			continue
+		}
+		for _, s := range vs {
+			if s.confirming || !s.tracker.Healthy() || time.Now().Before(s.calmUntil) {
+				continue
+			}
+			s.confirming = true
+			a.wg.Go(func() { a.confirmStall(ctx, s, l, p.Backlog) })
+		}
+	}
+	return now
+}
+
+// confirmStall asks the VIP's runtime API whether HAProxy still answers and
+// withdraws the VIP when it does not.
+func (a *Agent) confirmStall(ctx context.Context, s *vipState, l health.Listener, before uint32) {
+	a.mu.Lock()
+	name := s.vip.Name
+	a.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.StallTimeout)
+	start := time.Now()
+	err := a.cfg.Runtime.Responds(cctx, name)
+	cancel()
+	took := time.Since(start)
+	a.mu.Lock()
+	s.confirming = false
+	hung := err != nil && ctx.Err() == nil && isHung(err)
+	if !hung {
+		// Busy (it answered), or the runtime API cannot tell (no
+		// socket): look again in a while, not at every round.
+		s.calmUntil = time.Now().Add(a.cfg.Interval)
+		if err != nil && ctx.Err() == nil {
+			a.log.Debug("accept queue not draining, runtime API unusable", "vip", name, "addr", l.Addr, "err", err)
+		}
+		a.mu.Unlock()
+		return
+	}
+	reason := fmt.Sprintf("HAProxy hung: accept queue of %s not drained (%d then %d waiting) and its runtime API did not answer in %v",
+		l.Addr, before, l.Backlog, took.Round(time.Millisecond))
+	changed := a.vips[name] == s && a.downLocked(s, reason)
+	a.mu.Unlock()
+	if changed {
+		a.log.Warn("HAProxy hung, withdrawing", "vip", name, "addr", l.Addr, "backlog", l.Backlog, "err", err)
+		a.publish(false)
+	}
+}
+
+// isHung reports whether a runtime API error means that HAProxy holds the
+// socket but does not serve it: no answer before the deadline, or a socket
+// whose own backlog is full.
+func isHung(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, syscall.EAGAIN)
+}
