@@ -358,13 +358,15 @@ func jitter(d time.Duration) time.Duration {
 func (a *Agent) work(ctx context.Context, s *vipState) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var last, due time.Time
+	var last, due, kicked time.Time
 	first := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+			// The next evaluation must list the listeners after this.
+			kicked = time.Now()
 			if soon := last.Add(a.cfg.FastInterval); soon.Before(due) {
 				due = soon
 				timer.Reset(max(time.Until(due), 0))
@@ -372,7 +374,7 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 			continue
 		case <-timer.C:
 		}
-		changing := a.evaluate(ctx, s)
+		changing := a.evaluate(ctx, s, kicked)
 		last = time.Now()
 		next := jitter(a.cfg.Interval)
 		if first {
@@ -392,7 +394,7 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 // evaluate checks one VIP once under its own deadline, records the result
 // and publishes if its state changed; it reports whether the VIP is part
 // way through a transition.
-func (a *Agent) evaluate(ctx context.Context, s *vipState) (changing bool) {
+func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) (changing bool) {
 	a.mu.Lock()
 	v, downs := s.vip, s.downs
 	a.mu.Unlock()
@@ -400,7 +402,7 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState) (changing bool) {
 	defer cancel()
 	var listeners []health.Listener
 	if a.cfg.Deps.Sockets != nil {
-		listeners = a.listeners(ectx)
+		listeners = a.listeners(ectx, notBefore)
 	}
 	r := health.Evaluate(ectx, &v, a.cfg.Deps, listeners)
 	if ctx.Err() != nil {
@@ -434,11 +436,13 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState) (changing bool) {
 }
 
 // listeners returns the latest listing of the LB's listeners, listing them
-// when the socket watcher has not done so recently. A failed listing gives
-// an empty list (every expected listener then counts as missing).
-func (a *Agent) listeners(ctx context.Context) []health.Listener {
+// when the socket watcher has not done so recently or not since notBefore.
+// A failed listing gives an empty list (every expected listener then counts
+// as missing).
+func (a *Agent) listeners(ctx context.Context, notBefore time.Time) []health.Listener {
 	a.snapMu.Lock()
-	fresh := !a.snapAt.IsZero() && time.Since(a.snapAt) < max(2*a.cfg.StallInterval, a.cfg.FastInterval/2)
+	fresh := !a.snapAt.IsZero() && a.snapAt.After(notBefore) &&
+		time.Since(a.snapAt) < max(2*a.cfg.StallInterval, a.cfg.FastInterval/2)
 	l := a.snap
 	a.snapMu.Unlock()
 	if fresh {

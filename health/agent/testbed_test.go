@@ -405,6 +405,9 @@ type agentOptions struct {
 	noBPF bool
 	// metrics is the Prometheus address inside the LB namespace ("" none).
 	metrics string
+	// cpuprofile runs the agent as TestAgentInsideHelper with
+	// -test.cpuprofile=cpuprofile.
+	cpuprofile string
 }
 
 const helperEnv = "LBCTL_AGENT_HELPER_CONFIG"
@@ -446,7 +449,7 @@ func startAgent(t *testing.T, tb *testbed, stateDir string, o agentOptions) *age
 	if o.noBPF {
 		argv = append(argv, "setpriv", "--inh-caps=-bpf,-perfmon,-sys_admin", "--bounding-set=-bpf,-perfmon,-sys_admin")
 	}
-	if bin := lbctlBinary(t); bin != "" {
+	if bin := lbctlBinary(t); bin != "" && o.cpuprofile == "" {
 		argv = append(argv, bin, "agent", "--config", cfg)
 	} else {
 		exe, err := os.Executable()
@@ -454,6 +457,9 @@ func startAgent(t *testing.T, tb *testbed, stateDir string, o agentOptions) *age
 			t.Fatal(err)
 		}
 		argv = append(argv, "env", helperEnv+"="+cfg, exe, "-test.run=^TestAgentInsideHelper$", "-test.v", "-test.count=1")
+		if o.cpuprofile != "" {
+			argv = append(argv, "-test.cpuprofile="+o.cpuprofile)
+		}
 	}
 	a := &agentProc{config: cfg, client: agent.Client{Socket: filepath.Join(tb.dir, "run", "agent.sock")}}
 	a.proc = tb.lb.Start(t, argv...)

@@ -1,0 +1,290 @@
+package agent_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	renderhaproxy "github.com/lbctl/lbctl/bundle/render/haproxy"
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/node/release"
+)
+
+// A site of n VIPs as a node runs them: one HAProxy per VIP (here in the
+// foreground, not under systemd, which the testbed does not run), each with
+// its admin socket where the agent looks for it, an HTTP frontend on the
+// VIP's address and a backend the agent counts servers of.
+
+// siteVIP is one VIP of the site and its HAProxy.
+type siteVIP struct {
+	vip plan.VIP
+	h   *haproxy
+}
+
+// vipAddr returns the address of the i-th VIP: 192.0.2.1-250, then
+// 203.0.113.1-250.
+func vipAddr(i int) netip.Addr {
+	if i < 250 {
+		return netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+	}
+	return netip.AddrFrom4([4]byte{203, 0, 113, byte(i - 250 + 1)})
+}
+
+// siteOptions shape the site's HAProxy configurations.
+type siteOptions struct {
+	// frontendExtra is added to every frontend (e.g. "maxconn 4").
+	frontendExtra string
+	// server is the backend server address; "" serves 200 from HAProxy.
+	server string
+}
+
+// siteHAProxy is the configuration of one VIP's HAProxy.
+func siteHAProxy(v plan.VIP, runDir string, o siteOptions) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n  nbthread 1\n  stats socket %s mode 600 level admin\n", renderhaproxy.AdminSocket(runDir, v.Name))
+	b.WriteString("defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
+	fmt.Fprintf(&b, "frontend fe\n  bind %s\n", v.Probes[0].Addr)
+	if o.frontendExtra != "" {
+		fmt.Fprintf(&b, "  %s\n", o.frontendExtra)
+	}
+	server := o.server
+	if server == "" {
+		b.WriteString("  http-request return status 200 content-type text/plain string ok if { path / }\n")
+		server = "127.0.0.1:9"
+	}
+	fmt.Fprintf(&b, "  default_backend be\nbackend be\n  server s1 %s\n", server)
+	return b.String()
+}
+
+// newSite builds the testbed with n VIPs, starts their HAProxies (in
+// parallel batches) and writes the announceable set; it does not start the
+// agent.
+func newSite(t *testing.T, n int, o siteOptions) (*testbed, []*siteVIP, *release.Store) {
+	t.Helper()
+	vips := make([]*siteVIP, n)
+	addrs := make([]netip.Addr, n)
+	for i := range n {
+		a := vipAddr(i)
+		addrs[i] = a
+		vips[i] = &siteVIP{vip: plan.VIP{
+			Name:      fmt.Sprintf("v%03d", i),
+			Addresses: []netip.Addr{a},
+			Probes:    []plan.Probe{{Kind: plan.ProbeHTTP, Addr: netip.AddrPortFrom(a, 80), Host: "www.example.org", Path: "/"}},
+			Backends:  []plan.Backend{{Name: "be", MinUp: 1}},
+		}}
+	}
+	tb := newTestbed(t, nil)
+	// One ip -batch for every address: n execs of ip take seconds.
+	var batch strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&batch, "address add %s/32 dev lo\n", a)
+	}
+	bf := filepath.Join(tb.dir, "addrs.batch")
+	writeFile(t, bf, batch.String())
+	tb.lb.Exec(t, "ip", "-batch", bf)
+	runDir := filepath.Join(tb.dir, "run")
+	for _, sv := range vips {
+		mkdir(t, filepath.Dir(renderhaproxy.AdminSocket(runDir, sv.vip.Name)))
+		conf := filepath.Join(tb.dir, sv.vip.Name+".cfg")
+		writeFile(t, conf, siteHAProxy(sv.vip, runDir, o))
+		sv.h = &haproxy{tb: tb, conf: conf}
+	}
+	// Start them all, then wait for each: starting one at a time and
+	// waiting costs n round trips of HAProxy's start-up.
+	for _, sv := range vips {
+		sv.h.startNoWait(t)
+	}
+	for _, sv := range vips {
+		sv.h.waitListening(t, health.Expected(&sv.vip))
+	}
+	store, err := release.Open(filepath.Join(tb.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := release.Announceable{}
+	for _, sv := range vips {
+		ann.VIPs = append(ann.VIPs, sv.vip)
+	}
+	if err := store.WriteAnnounceable(ann); err != nil {
+		t.Fatal(err)
+	}
+	return tb, vips, store
+}
+
+// waitListening waits until HAProxy accepts on every address.
+func (h *haproxy) waitListening(t *testing.T, addrs []netip.AddrPort) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, "haproxy listening", func() bool {
+		for _, a := range addrs {
+			if err := h.tb.lb.Do(func() error {
+				c, err := net.DialTimeout("tcp", a.String(), time.Second)
+				if err == nil {
+					c.Close()
+				}
+				return err
+			}); err != nil {
+				select {
+				case <-h.proc.Done():
+					t.Fatalf("haproxy exited: %s", h.proc.Output())
+				default:
+				}
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// scaleVIPs is the number of VIPs TestIntegrationScale runs (default 150).
+func scaleVIPs(t *testing.T) int {
+	n := 150
+	if s := os.Getenv("LBCTL_AGENT_SCALE_VIPS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 2 || n > 500 {
+			t.Fatalf("LBCTL_AGENT_SCALE_VIPS=%q: want 2..500", s)
+		}
+	}
+	return n
+}
+
+// TestIntegrationScale measures the agent at N VIPs (LBCTL_AGENT_SCALE_VIPS,
+// default 150; one HAProxy per VIP, each probed over HTTP and asked for its
+// backend's servers): time until all are announced, idle CPU and RSS, the
+// SIGKILL failover and re-announce of 20 VIPs, a SIGSTOPped HAProxy with a
+// client connecting, and a SIGKILL while another VIP is frozen. Set
+// LBCTL_AGENT_BENCH=1. LBCTL_AGENT_CPUPROFILE=FILE runs the agent as this
+// test binary (TestAgentInsideHelper) with -test.cpuprofile=FILE.
+func TestIntegrationScale(t *testing.T) {
+	needBench(t)
+	n := scaleVIPs(t)
+	tb, vips, store := newSite(t, n, siteOptions{})
+	lbctlBinary(t) // built before the clock starts
+	start := time.Now()
+	a := startAgent(t, tb, store.Root, agentOptions{cpuprofile: os.Getenv("LBCTL_AGENT_CPUPROFILE")})
+	var all []plan.VIP
+	for _, sv := range vips {
+		all = append(all, sv.vip)
+	}
+	prefixes := hostPrefixes(all...)
+	tb.waitRR(t, prefixes, prefixes, 60*time.Second)
+	t.Logf("scale %d VIPs: agent (%s) started, all %d routes at the route reflector after %v",
+		n, a.status(t).Probe, len(prefixes), time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+
+	idle := 30 * time.Second
+	if s := os.Getenv("LBCTL_AGENT_SCALE_IDLE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = d
+	}
+	cpu0, rss0 := procUsage(t, a.proc.PID)
+	t0 := time.Now()
+	maxRSS := rss0
+	for time.Since(t0) < idle {
+		time.Sleep(time.Second)
+		_, rss := procUsage(t, a.proc.PID)
+		maxRSS = max(maxRSS, rss)
+	}
+	cpu1, _ := procUsage(t, a.proc.PID)
+	share := float64(cpu1-cpu0) / float64(time.Since(t0))
+	t.Logf("scale %d VIPs: agent idle over %v: CPU %.2f%% of a core, RSS max %.1f MB", n, idle, 100*share, mb(maxRSS))
+
+	// SIGKILL of 20 different VIPs' HAProxy, one at a time: route gone at
+	// the route reflector, then restart and route back.
+	var gone, back []time.Duration
+	for i := range min(20, n) {
+		sv := vips[(i*7)%n]
+		p := netip.PrefixFrom(sv.vip.Addresses[0], 32)
+		if err := sv.h.proc.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		k := time.Now()
+		gone = append(gone, tb.waitGone4(t, p, k, time.Millisecond, 10*time.Second))
+		sv.h.proc.Wait(5 * time.Second)
+		r := time.Now()
+		sv.h.startNoWait(t)
+		tb.waitRR(t, []netip.Prefix{p}, []netip.Prefix{p}, 20*time.Second)
+		back = append(back, time.Since(r))
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("scale %d VIPs: failover SIGKILL -> gone at RR: %s", n, fmtLatencies(gone))
+	t.Logf("scale %d VIPs: HAProxy restarted -> announced again at RR: %s (rise %d, fast interval %v)", n, fmtLatencies(back), agentRise, agentFastInterval)
+
+	// A frozen HAProxy with a client connecting every 20 ms.
+	frozen, other := vips[1], vips[2]
+	fp, op := netip.PrefixFrom(frozen.vip.Addresses[0], 32), netip.PrefixFrom(other.vip.Addresses[0], 32)
+	stopClient := connectLoop(t, tb, frozen.vip.Probes[0].Addr, 20*time.Millisecond, 10*time.Second)
+	if err := frozen.h.proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	k := time.Now()
+	d := tb.waitGone4(t, fp, k, time.Millisecond, 15*time.Second)
+	stopClient()
+	t.Logf("scale %d VIPs: HAProxy SIGSTOPped with a client connecting -> gone at RR after %v", n, d.Round(10*time.Microsecond))
+	// With it still frozen, SIGKILL another VIP's HAProxy.
+	if err := other.h.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	k = time.Now()
+	d = tb.waitGone4(t, op, k, time.Millisecond, 10*time.Second)
+	t.Logf("scale %d VIPs: with one VIP frozen, SIGKILL of another -> gone at RR after %v", n, d.Round(10*time.Microsecond))
+	frozen.h.proc.Signal(syscall.SIGCONT)
+	other.h.proc.Wait(5 * time.Second)
+	other.h.startNoWait(t)
+	tb.waitRR(t, []netip.Prefix{fp, op}, []netip.Prefix{fp, op}, 20*time.Second)
+}
+
+// connectLoop connects to addr from inside the LB namespace every period
+// and leaves each connection open until stop (or for), a bounded client:
+// at most for/period connections. It returns stop.
+func connectLoop(t *testing.T, tb *testbed, addr netip.AddrPort, period, maxFor time.Duration) func() {
+	t.Helper()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(finished)
+		end := time.After(maxFor)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-end:
+				return
+			case <-tick.C:
+			}
+			_ = tb.lb.Do(func() error {
+				c, err := net.DialTimeout("tcp", addr.String(), period)
+				if err == nil {
+					conns = append(conns, c)
+				}
+				return nil
+			})
+		}
+	}()
+	stop := func() {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+		<-finished
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
