@@ -131,6 +131,8 @@ type vipState struct {
 	// confirmations for a while after the runtime API answered.
 	confirming bool
 	calmUntil  time.Time
+	// evals counts completed evaluations.
+	evals int
 }
 
 // Agent is a running health agent.
@@ -411,6 +413,7 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	a.mu.Lock()
 	now := time.Now()
 	a.lastEval = now
+	s.evals++
 	if a.vips[v.Name] != s || s.downs != downs {
 		// Reloaded away, or withdrawn by an event while this ran: the
 		// result predates what is known now.
@@ -527,6 +530,16 @@ func (a *Agent) downLocked(s *vipState, reason string) bool {
 	s.since = time.Now()
 	s.last = health.Result{VIP: s.vip.Name, Reasons: []string{reason}}
 	return true
+}
+
+// evaluations returns how many evaluations of the named VIP completed.
+func (a *Agent) evaluations(vip string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.vips[vip]; s != nil {
+		return s.evals
+	}
+	return 0
 }
 
 // desired returns the prefixes last published.

@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 )
@@ -225,5 +228,238 @@ func TestControlSocket(t *testing.T) {
 	}
 	if _, err := (Client{Socket: sock + ".nope"}).Status(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("no agent: %v", err)
+	}
+}
+
+// blockingBackends answers UpCount for every VIP except frozen, whose call
+// blocks until its context ends (a hung HAProxy's admin socket); it counts
+// the calls in progress for frozen.
+type blockingBackends struct {
+	frozen  string
+	mu      sync.Mutex
+	blocked int
+	entered chan struct{}
+}
+
+func (b *blockingBackends) UpCount(ctx context.Context, vip string) (map[string]int, error) {
+	if vip != b.frozen {
+		return map[string]int{"be": 1}, nil
+	}
+	b.mu.Lock()
+	b.blocked++
+	b.mu.Unlock()
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	b.mu.Lock()
+	b.blocked--
+	b.mu.Unlock()
+	return nil, ctx.Err()
+}
+
+func (b *blockingBackends) inProgress() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.blocked
+}
+
+// TestFrozenVIPDoesNotHoldUpAnother: VIP a's evaluation hangs (its admin
+// socket never answers) for as long as its deadline allows; a listener-close
+// event of VIP b withdraws b while a's evaluation is still hanging, and b's
+// own evaluations keep running meanwhile.
+func TestFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	lnA, addrA := serve(t)
+	defer lnA.Close()
+	lnB, addrB := serve(t)
+	defer lnB.Close()
+	be := []plan.Backend{{Name: "be", MinUp: 1}}
+	vipA := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrA}}, Backends: be}
+	vipB := plan.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11")},
+		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrB}}, Backends: be}
+	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vipA, vipB}})
+	backends := &blockingBackends{entered: make(chan struct{}, 1)}
+	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
+	events := make(chan ListenerEvent, 1)
+	a := New(Config{Store: store, Announcer: ann, Events: events, Deps: health.Deps{Backends: backends},
+		Interval: 20 * time.Millisecond, FastInterval: 5 * time.Millisecond, Rise: 1, Fall: 1000,
+		EvalTimeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx, nil) }()
+	both := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("192.0.2.11/32")}
+	waitFor(t, "both VIPs announced", func() bool { return slices.Equal(ann.last(), both) })
+
+	// From now on a's evaluations hang until the agent stops.
+	backends.mu.Lock()
+	backends.frozen = "a"
+	backends.mu.Unlock()
+	<-backends.entered
+	evalsB := a.evaluations("b")
+	waitFor(t, "b evaluated again while a's evaluation hangs", func() bool { return a.evaluations("b") > evalsB+2 })
+	lnB.Close()
+	events <- ListenerEvent{Addr: addrB, Up: false, At: time.Now()}
+	waitFor(t, "b withdrawn on its listener event", func() bool { return slices.Equal(ann.last(), both[:1]) })
+	if backends.inProgress() != 1 {
+		t.Errorf("a's evaluation no longer hanging (%d in progress): the test proves nothing", backends.inProgress())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queueSockets reports one listener per address with the accept queue the
+// test sets.
+type queueSockets struct {
+	mu      sync.Mutex
+	backlog map[netip.AddrPort]uint32
+	lists   int
+	// drain makes every queue one shorter at each look.
+	drain bool
+}
+
+func (q *queueSockets) set(ap netip.AddrPort, n uint32, drain bool) {
+	q.mu.Lock()
+	q.backlog[ap], q.drain = n, drain
+	q.mu.Unlock()
+}
+
+func (q *queueSockets) Listeners(context.Context) ([]health.Listener, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.lists++
+	var out []health.Listener
+	for ap, n := range q.backlog {
+		out = append(out, health.Listener{Addr: ap, Backlog: n, MaxBacklog: 4096})
+		if q.drain && n > 0 {
+			q.backlog[ap] = n - 1
+		}
+	}
+	return out, nil
+}
+
+func (q *queueSockets) count() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lists
+}
+
+// fakeRuntime answers Responds at once (busy) or never (hung).
+type fakeRuntime struct {
+	mu    sync.Mutex
+	hung  bool
+	calls int
+}
+
+func (r *fakeRuntime) Responds(ctx context.Context, vip string) error {
+	r.mu.Lock()
+	r.calls++
+	hung := r.hung
+	r.mu.Unlock()
+	if !hung {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (r *fakeRuntime) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// TestStall: an accept queue that holds connections in two looks without
+// draining is a suspicion; a runtime API that answers (busy HAProxy) keeps
+// the VIP announced, one that does not (hung) withdraws it at once, with
+// polls far apart and a Fall count no poll sequence reaches.
+func TestStall(t *testing.T) {
+	for _, hung := range []bool{false, true} {
+		t.Run(map[bool]string{false: "busy", true: "hung"}[hung], func(t *testing.T) {
+			ln, addr := serve(t)
+			defer ln.Close()
+			store, _ := release.Open(t.TempDir())
+			store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{{Name: "a",
+				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}}})
+			sockets := &queueSockets{backlog: map[netip.AddrPort]uint32{addr: 0}}
+			rt := &fakeRuntime{hung: hung}
+			ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
+			a := New(Config{Store: store, Announcer: ann, Deps: health.Deps{Sockets: sockets}, Runtime: rt,
+				Interval: time.Hour, FastInterval: time.Hour, Rise: 1, Fall: 1000,
+				StallInterval: 5 * time.Millisecond, StallTimeout: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- a.Run(ctx, nil) }()
+			want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
+			waitFor(t, "announced", func() bool { return slices.Equal(ann.last(), want) })
+
+			// A queue that drains between looks raises no suspicion.
+			sockets.set(addr, 1000, true)
+			n := sockets.count()
+			waitFor(t, "twenty looks", func() bool { return sockets.count() > n+20 })
+			if rt.count() != 0 {
+				t.Errorf("a draining queue made the agent ask the runtime API %d times", rt.count())
+			}
+			// One that does not drain does.
+			sockets.set(addr, 3, false)
+			waitFor(t, "runtime API asked", func() bool { return rt.count() > 0 })
+			if hung {
+				waitFor(t, "hung VIP withdrawn", func() bool { return len(ann.last()) == 0 })
+				st := a.Status().VIPs[0]
+				if st.Healthy || len(st.Reasons) != 1 || !strings.Contains(st.Reasons[0], "HAProxy hung: accept queue of "+addr.String()+" not drained") {
+					t.Errorf("status %+v", st)
+				}
+			} else {
+				n := sockets.count()
+				waitFor(t, "ten more looks", func() bool { return sockets.count() > n+10 })
+				if !slices.Equal(ann.last(), want) {
+					t.Errorf("busy VIP withdrawn: %v; status %+v", ann.last(), a.Status().VIPs[0])
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestOneListingServesEveryVIP: with 100 VIPs the listeners are listed
+// about once per socket-watcher round, not once per VIP evaluation.
+func TestOneListingServesEveryVIP(t *testing.T) {
+	ln, addr := serve(t)
+	defer ln.Close()
+	store, _ := release.Open(t.TempDir())
+	var vips []plan.VIP
+	for i := range 100 {
+		vips = append(vips, plan.VIP{Name: fmt.Sprintf("v%d", i), Addresses: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})},
+			Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}})
+	}
+	store.WriteAnnounceable(release.Announceable{VIPs: vips})
+	sockets := &queueSockets{backlog: map[netip.AddrPort]uint32{addr: 0}}
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}, Deps: health.Deps{Sockets: sockets},
+		Interval: 50 * time.Millisecond, FastInterval: 10 * time.Millisecond, Rise: 1, StallInterval: 25 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx, nil) }()
+	waitFor(t, "500 evaluations", func() bool {
+		n := 0
+		for _, v := range vips {
+			n += a.evaluations(v.Name)
+		}
+		return n >= 500
+	})
+	cancel()
+	<-done
+	evals := 0
+	for _, v := range vips {
+		evals += a.evaluations(v.Name)
+	}
+	if lists := sockets.count(); lists*5 > evals {
+		t.Errorf("%d listings for %d evaluations: listings should not grow with the VIPs", lists, evals)
 	}
 }
