@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -64,10 +65,17 @@ func siteHAProxy(v plan.VIP, runDir string, o siteOptions) string {
 	return b.String()
 }
 
-// newSite builds the testbed with n VIPs, starts their HAProxies (in
-// parallel batches) and writes the announceable set; it does not start the
-// agent.
+// newSite builds the testbed with n VIPs, starts their HAProxies and
+// writes the announceable set; it does not start the agent.
 func newSite(t *testing.T, n int, o siteOptions) (*testbed, []*siteVIP, *release.Store) {
+	t.Helper()
+	tb := newTestbed(t, nil)
+	vips, store := newSiteOn(t, tb, n, o)
+	return tb, vips, store
+}
+
+// newSiteOn is newSite on an existing testbed without VIP addresses.
+func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *release.Store) {
 	t.Helper()
 	vips := make([]*siteVIP, n)
 	addrs := make([]netip.Addr, n)
@@ -81,7 +89,6 @@ func newSite(t *testing.T, n int, o siteOptions) (*testbed, []*siteVIP, *release
 			Backends:  []plan.Backend{{Name: "be", MinUp: 1}},
 		}}
 	}
-	tb := newTestbed(t, nil)
 	// One ip -batch for every address: n execs of ip take seconds.
 	var batch strings.Builder
 	for _, a := range addrs {
@@ -116,7 +123,7 @@ func newSite(t *testing.T, n int, o siteOptions) (*testbed, []*siteVIP, *release
 	if err := store.WriteAnnounceable(ann); err != nil {
 		t.Fatal(err)
 	}
-	return tb, vips, store
+	return vips, store
 }
 
 // waitListening waits until HAProxy accepts on every address.
@@ -221,8 +228,8 @@ func TestIntegrationScale(t *testing.T) {
 	t.Logf("scale %d VIPs: HAProxy restarted -> announced again at RR: %s (rise %d, fast interval %v)", n, fmtLatencies(back), agentRise, agentFastInterval)
 
 	// A frozen HAProxy with a client connecting every 20 ms.
-	frozen, other := vips[1], vips[2]
-	fp, op := netip.PrefixFrom(frozen.vip.Addresses[0], 32), netip.PrefixFrom(other.vip.Addresses[0], 32)
+	frozen := vips[1]
+	fp := netip.PrefixFrom(frozen.vip.Addresses[0], 32)
 	stopClient := connectLoop(t, tb, frozen.vip.Probes[0].Addr, 20*time.Millisecond, 10*time.Second)
 	if err := frozen.h.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -231,17 +238,33 @@ func TestIntegrationScale(t *testing.T) {
 	d := tb.waitGone4(t, fp, k, time.Millisecond, 15*time.Second)
 	stopClient()
 	t.Logf("scale %d VIPs: HAProxy SIGSTOPped with a client connecting -> gone at RR after %v", n, d.Round(10*time.Microsecond))
-	// With it still frozen, SIGKILL another VIP's HAProxy.
-	if err := other.h.proc.Signal(syscall.SIGKILL); err != nil {
+	// With it still frozen (its evaluations hang until their deadline),
+	// SIGKILL five other VIPs' HAProxy, one at a time.
+	var others []time.Duration
+	for i := range min(5, n-2) {
+		other := vips[2+i*(n-2)/5]
+		op := netip.PrefixFrom(other.vip.Addresses[0], 32)
+		time.Sleep(rand.N(agentInterval))
+		if err := other.h.proc.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		k := time.Now()
+		others = append(others, tb.waitGone4(t, op, k, time.Millisecond, 10*time.Second))
+		other.h.proc.Wait(5 * time.Second)
+		other.h.startNoWait(t)
+		tb.waitRR(t, []netip.Prefix{op}, []netip.Prefix{op}, 20*time.Second)
+	}
+	t.Logf("scale %d VIPs: with one VIP frozen, SIGKILL of another -> gone at RR: %s", n, fmtLatencies(others))
+	frozen.h.proc.Signal(syscall.SIGCONT)
+	tb.waitRR(t, []netip.Prefix{fp}, []netip.Prefix{fp}, 20*time.Second)
+
+	// Stop the agent cleanly, so that a CPU profile is written.
+	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	k = time.Now()
-	d = tb.waitGone4(t, op, k, time.Millisecond, 10*time.Second)
-	t.Logf("scale %d VIPs: with one VIP frozen, SIGKILL of another -> gone at RR after %v", n, d.Round(10*time.Microsecond))
-	frozen.h.proc.Signal(syscall.SIGCONT)
-	other.h.proc.Wait(5 * time.Second)
-	other.h.startNoWait(t)
-	tb.waitRR(t, []netip.Prefix{fp, op}, []netip.Prefix{fp, op}, 20*time.Second)
+	if err := a.proc.Wait(20 * time.Second); err != nil {
+		t.Errorf("agent after SIGTERM: %v", err)
+	}
 }
 
 // connectLoop connects to addr from inside the LB namespace every period

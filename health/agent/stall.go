@@ -103,8 +103,12 @@ func (a *Agent) confirmStall(ctx context.Context, s *vipState, l health.Listener
 		// Busy (it answered), or the runtime API cannot tell (no
 		// socket): look again in a while, not at every round.
 		s.calmUntil = time.Now().Add(a.cfg.Interval)
-		if err != nil && ctx.Err() == nil {
-			a.log.Debug("accept queue not draining, runtime API unusable", "vip", name, "addr", l.Addr, "err", err)
+		switch {
+		case err == nil:
+			a.log.Info("accept queue not draining, HAProxy answers: busy", "vip", name, "addr", l.Addr,
+				"backlog", l.Backlog, "answered_in", took.Round(time.Microsecond))
+		case ctx.Err() == nil:
+			a.log.Warn("accept queue not draining, runtime API unusable", "vip", name, "addr", l.Addr, "err", err)
 		}
 		a.mu.Unlock()
 		return
