@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -575,6 +576,22 @@ func TestHelperErrorsAndStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	// The agent's view of unit state: from signals, no call per question.
+	watch, err := m.WatchUnits(ctx, systemd.UnitPattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState := func(unit string, want func(string) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !want(watch.ActiveState(unit)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("unit watch: %s is %q, want %s", unit, watch.ActiveState(unit), what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitState(systemd.UnitName("plain"), func(s string) bool { return s == "active" }, "active")
 	// Impossible transitions are refused with the package's errors.
 	if err := m.Reload(ctx, systemd.UnitName("idle")); !errors.Is(err, systemd.ErrNotActive) {
 		t.Errorf("reload of an inactive unit: %v, want ErrNotActive", err)
@@ -622,6 +639,24 @@ func TestHelperErrorsAndStop(t *testing.T) {
 	st, err := m.State(ctx, u)
 	if err != nil || st.ActiveState != "inactive" || st.MainPID != 0 {
 		t.Errorf("after stop: %v %v", st, err)
+	}
+	waitState(u, func(s string) bool { return s == "inactive" || s == "" }, "inactive after the stop")
+	if active, err := watch.Active(u); active || err != nil {
+		t.Errorf("unit watch after stop: active %v, %v", active, err)
+	}
+	// A SIGKILL of a main PID (no job: only signals tell) leaves the unit
+	// not active until systemd restarts it.
+	if st, err = m.State(ctx, tp); err != nil || st.MainPID == 0 {
+		t.Fatalf("state of %s: %v %v", tp, st, err)
+	}
+	t0 = time.Now()
+	if err := syscall.Kill(int(st.MainPID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitState(tp, func(s string) bool { return s != "active" }, "not active after SIGKILL")
+	t.Logf("unit watch: SIGKILL of %s's main PID seen %v later", tp, time.Since(t0).Round(time.Microsecond))
+	if n := watch.Lists(); n != 1 {
+		t.Errorf("unit watch listed the units %d times, want once (at the start)", n)
 	}
 	if _, err := os.Stat(systemd.RuntimeDir("plain")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("runtime directory after stop: %v", err)

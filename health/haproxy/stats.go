@@ -36,9 +36,10 @@ func (s Server) Up() bool {
 }
 
 // Stats runs "show stat" on the socket and returns the servers of every
-// backend (the FRONTEND and BACKEND summary rows are left out).
+// backend (the FRONTEND and BACKEND summary rows are left out). It asks for
+// server rows only ("-1 4 -1": every proxy, type server, every server id).
 func Stats(ctx context.Context, socket string) ([]Server, error) {
-	out, err := Command(ctx, socket, "show stat")
+	out, err := Command(ctx, socket, "show stat -1 4 -1")
 	if err != nil {
 		return nil, err
 	}

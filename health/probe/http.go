@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -30,7 +31,9 @@ func (h *HTTP) String() string {
 	return fmt.Sprintf("%s %s host %s", scheme, h.Addr, h.Host)
 }
 
-// Check sends one GET without following redirects.
+// Check sends one GET without following redirects, over one connection
+// it opens and closes itself: an http.Transport per check costs two
+// goroutines and more than the request does.
 func (h *HTTP) Check(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -38,28 +41,34 @@ func (h *HTTP) Check(ctx context.Context) error {
 	if path == "" {
 		path = "/"
 	}
-	scheme := "http"
-	if h.TLS {
-		scheme = "https"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+h.Host+path, nil)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", h.Addr.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", h, err)
 	}
-	req.Header.Set("User-Agent", "lbctl-health")
-	addr := h.Addr.String()
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:   &tls.Config{ServerName: h.Host, InsecureSkipVerify: true}, //nolint:gosec // liveness only
-		DisableKeepAlives: true,
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	// Closing the connection when ctx ends unblocks a read or handshake
+	// that the deadline alone would not (a cancelled parent).
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if h.TLS {
+		tc := tls.Client(conn, &tls.Config{ServerName: h.Host, InsecureSkipVerify: true}) //nolint:gosec // liveness only
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("%s: %w", h, err)
+		}
+		conn = tc
+	}
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lbctl-health\r\nConnection: close\r\n\r\n", path, h.Host); err != nil {
+		return fmt.Errorf("%s: %w", h, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return fmt.Errorf("%s: %w", h, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
