@@ -99,6 +99,8 @@ type VIPStatus struct {
 	Transitions  int       `json:"transitions"`
 	ProbeLatency float64   `json:"probe_latency_seconds"`
 	Since        time.Time `json:"since"`
+	// Evaluations counts the VIP's completed evaluations.
+	Evaluations int `json:"evaluations"`
 }
 
 // Status is the agent's view of the node.
@@ -254,9 +256,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	if a.cfg.Deps.Sockets != nil {
-		a.wg.Go(func() { a.watchSockets(wctx) })
-	}
+	a.wg.Go(func() { a.watchSockets(wctx) })
 	if a.cfg.Events != nil {
 		a.wg.Go(func() { a.events(wctx, a.cfg.Events) })
 	}
@@ -599,7 +599,7 @@ func (a *Agent) Status() Status {
 		t := s.tracker
 		vs := VIPStatus{Name: s.vip.Name, Healthy: t.Healthy(), Drained: a.drains.Drained(s.vip.Name),
 			Reasons: s.last.Reasons, Transitions: t.Transitions,
-			ProbeLatency: s.last.ProbeLatency.Seconds(), Since: s.since}
+			ProbeLatency: s.last.ProbeLatency.Seconds(), Since: s.since, Evaluations: s.evals}
 		for _, ad := range s.vip.Addresses {
 			vs.Addresses = append(vs.Addresses, ad.String())
 		}

@@ -194,6 +194,14 @@ func TestIntegrationScale(t *testing.T) {
 		}
 		idle = d
 	}
+	evals := func() int {
+		n := 0
+		for _, v := range a.status(t).VIPs {
+			n += v.Evaluations
+		}
+		return n
+	}
+	e0 := evals()
 	cpu0, rss0 := procUsage(t, a.proc.PID)
 	t0 := time.Now()
 	maxRSS := rss0
@@ -204,7 +212,8 @@ func TestIntegrationScale(t *testing.T) {
 	}
 	cpu1, _ := procUsage(t, a.proc.PID)
 	share := float64(cpu1-cpu0) / float64(time.Since(t0))
-	t.Logf("scale %d VIPs: agent idle over %v: CPU %.2f%% of a core, RSS max %.1f MB", n, idle, 100*share, mb(maxRSS))
+	rate := float64(evals()-e0) / time.Since(t0).Seconds()
+	t.Logf("scale %d VIPs: agent idle over %v: CPU %.2f%% of a core, RSS max %.1f MB, %.0f evaluations/s", n, idle, 100*share, mb(maxRSS), rate)
 
 	// SIGKILL of 20 different VIPs' HAProxy, one at a time: route gone at
 	// the route reflector, then restart and route back.

@@ -33,7 +33,8 @@ import (
 // one evaluation interval plus two looks plus StallTimeout.
 
 // watchSockets lists the listeners every StallInterval until ctx ends and
-// withdraws VIPs whose HAProxy stopped accepting.
+// withdraws VIPs whose HAProxy stopped accepting. Without Sockets it only
+// keeps LastEvaluation fresh for the watchdog.
 func (a *Agent) watchSockets(ctx context.Context) {
 	t := time.NewTicker(a.cfg.StallInterval)
 	defer t.Stop()
@@ -44,12 +45,15 @@ func (a *Agent) watchSockets(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		lctx, cancel := context.WithTimeout(ctx, a.cfg.StallInterval)
-		cur := a.refreshListeners(lctx)
-		cancel()
 		a.mu.Lock()
 		a.lastEval = time.Now()
 		a.mu.Unlock()
+		if a.cfg.Deps.Sockets == nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, a.cfg.StallInterval)
+		cur := a.refreshListeners(lctx)
+		cancel()
 		if a.cfg.Runtime == nil {
 			continue
 		}
