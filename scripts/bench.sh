@@ -101,6 +101,8 @@ step "Install cold and incremental (test/install)" 'cold install|incremental ins
   $GO test $T -v -run 'TestColdInstall|TestIncremental' ./test/install/
 step "Failover latency and agent footprint (health/agent)" 'failover with|agent footprint|HAProxy killed|decides|decision|announces' \
   LBCTL_AGENT_BENCH=1 $GO test $T -v -run 'TestIntegrationAgent$|TestIntegrationFootprint' ./health/agent/
+step "Agent at 150 VIPs (health/agent)" 'scale [0-9]+ VIPs' \
+  LBCTL_AGENT_BENCH=1 LBCTL_AGENT_SCALE_VIPS=150 $GO test $T -v -run 'TestIntegrationScale$' ./health/agent/
 step "Sandbox end to end (test/e2e)" 'built in|sandbox up|installed on both|set up in|rolled back release|during the install|withdrawn at the router|announced .* again|during the failover' \
   $GO test $T -v -run TestSandbox ./test/e2e/
 
