@@ -61,6 +61,8 @@ func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 		return tb.backlogOf(t, faddr) > 0
 	})
 	probeDeadline := time.Now().Add(2 * time.Second) // health/probe.DefaultTimeout, the latest it can end
+	// That evaluation is not counted until it ends.
+	hanging := vipStatus(t, a.status(t), frozen.vip.Name).Evaluations
 	if err := killed.h.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,9 @@ func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 	if !gone.Before(probeDeadline) {
 		t.Errorf("v001 withdrawn %v after the frozen VIP's probe deadline: its withdrawal waited for the frozen VIP's evaluation",
 			gone.Sub(probeDeadline))
+	}
+	if n := vipStatus(t, a.status(t), frozen.vip.Name).Evaluations; n != hanging {
+		t.Errorf("the frozen VIP's hanging evaluation ended (%d -> %d evaluations) before the other VIP's route was gone", hanging, n)
 	}
 	if out := a.proc.Output(); !logHas(out, `msg="listener closed, withdrawing"`, "vip=v001") {
 		t.Errorf("the agent did not withdraw v001 on its listener event:\n%s", lastLines(out, 30))
