@@ -137,6 +137,12 @@ type vipState struct {
 	evals int
 }
 
+// vipPrefix is one host route of a VIP.
+type vipPrefix struct {
+	p netip.Prefix
+	s *vipState
+}
+
 // Agent is a running health agent.
 type Agent struct {
 	cfg Config
@@ -144,13 +150,16 @@ type Agent struct {
 
 	reload chan chan error
 
-	mu        sync.Mutex
-	runCtx    context.Context
-	wg        sync.WaitGroup
-	serial    uint64
-	order     []*vipState // announceable order
-	vips      map[string]*vipState
-	byAddr    map[netip.AddrPort][]*vipState
+	mu     sync.Mutex
+	runCtx context.Context
+	wg     sync.WaitGroup
+	serial uint64
+	order  []*vipState // announceable order
+	vips   map[string]*vipState
+	byAddr map[netip.AddrPort][]*vipState
+	// prefixes are every VIP's host routes sorted by address, so that
+	// publishing filters them without sorting.
+	prefixes  []vipPrefix
 	drains    release.Drains
 	announced []netip.Prefix
 	published bool
@@ -327,7 +336,14 @@ func (a *Agent) load() ([]*vipState, error) {
 			s.stop()
 		}
 	}
-	a.vips, a.order, a.byAddr = keep, order, byAddr
+	var prefixes []vipPrefix
+	for _, s := range order {
+		for _, ad := range s.vip.Addresses {
+			prefixes = append(prefixes, vipPrefix{netip.PrefixFrom(ad, ad.BitLen()), s})
+		}
+	}
+	slices.SortStableFunc(prefixes, func(p, q vipPrefix) int { return p.p.Addr().Compare(q.p.Addr()) })
+	a.vips, a.order, a.byAddr, a.prefixes = keep, order, byAddr, prefixes
 	return started, nil
 }
 
@@ -433,7 +449,7 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	changing = s.tracker.Changing()
 	a.mu.Unlock()
 	if changed {
-		a.publish(false)
+		a.publish(false, s)
 	}
 	return changing
 }
@@ -507,16 +523,16 @@ func (a *Agent) event(ev ListenerEvent) {
 		a.mu.Unlock()
 		return
 	}
-	changed := false
+	var changed []*vipState
 	for _, s := range hit {
 		if a.downLocked(s, "listener "+ev.Addr.String()+" closed") {
-			changed = true
+			changed = append(changed, s)
 			a.log.Warn("listener closed, withdrawing", "vip", s.vip.Name, "addr", ev.Addr)
 		}
 	}
 	a.mu.Unlock()
-	if changed {
-		a.publish(false)
+	if len(changed) > 0 {
+		a.publish(false, changed...)
 	}
 }
 
@@ -550,23 +566,25 @@ func (a *Agent) desired() []netip.Prefix {
 }
 
 // publish requests the announcement of every healthy, undrained VIP; the
-// announcer coalesces bursts into few BIRD reconfigures. force publishes
-// even an unchanged set (after a reload).
-func (a *Agent) publish(force bool) {
+// announcer coalesces bursts into few BIRD reconfigures. force rebuilds
+// every metric (after a reload); otherwise only those of the changed VIPs
+// are set.
+func (a *Agent) publish(force bool, changed ...*vipState) {
 	a.mu.Lock()
-	var want []netip.Prefix
-	for _, s := range a.order {
-		if s.tracker.Healthy() && !a.drains.Drained(s.vip.Name) {
-			for _, ad := range s.vip.Addresses {
-				want = append(want, netip.PrefixFrom(ad, ad.BitLen()))
-			}
+	want := make([]netip.Prefix, 0, len(a.announced)+4)
+	for _, vp := range a.prefixes {
+		if vp.s.tracker.Healthy() && !a.drains.Drained(vp.s.vip.Name) {
+			want = append(want, vp.p)
 		}
 	}
-	slices.SortFunc(want, func(p, q netip.Prefix) int { return p.Addr().Compare(q.Addr()) })
 	same := a.published && slices.Equal(want, a.announced)
 	a.announced, a.published = want, true
-	if !same || force {
+	if force {
 		a.updateMetrics()
+	} else {
+		for _, s := range changed {
+			a.updateVIPMetrics(s)
+		}
 	}
 	a.mu.Unlock()
 	if !same {

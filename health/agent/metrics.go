@@ -41,9 +41,10 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// updateMetrics mirrors the state into the metrics; a.mu is held. It runs
-// when the announced set changes or after a reload; an evaluation that
-// changes nothing only sets its VIP's probe latency.
+// updateMetrics mirrors the whole state into the metrics; a.mu is held. It
+// runs at the start and after a reload; a VIP whose state changes sets its
+// own (updateVIPMetrics), and an evaluation that changes nothing only its
+// probe latency.
 func (a *Agent) updateMetrics() {
 	m := a.cfg.Metrics
 	if m == nil {
@@ -54,12 +55,21 @@ func (a *Agent) updateMetrics() {
 	}
 	m.Serial.Set(float64(a.serial))
 	for _, s := range a.order {
-		t, name := s.tracker, s.vip.Name
-		drained := a.drains.Drained(name)
-		m.Healthy.WithLabelValues(name).Set(b2f(t.Healthy()))
-		m.Announced.WithLabelValues(name).Set(b2f(t.Healthy() && !drained))
-		m.Drained.WithLabelValues(name).Set(b2f(drained))
-		m.ProbeLatency.WithLabelValues(name).Set(s.last.ProbeLatency.Seconds())
-		m.Transitions.WithLabelValues(name).Set(float64(t.Transitions))
+		a.updateVIPMetrics(s)
 	}
+}
+
+// updateVIPMetrics sets one VIP's metrics; a.mu is held.
+func (a *Agent) updateVIPMetrics(s *vipState) {
+	m := a.cfg.Metrics
+	if m == nil || a.vips[s.vip.Name] != s {
+		return
+	}
+	t, name := s.tracker, s.vip.Name
+	drained := a.drains.Drained(name)
+	m.Healthy.WithLabelValues(name).Set(b2f(t.Healthy()))
+	m.Announced.WithLabelValues(name).Set(b2f(t.Healthy() && !drained))
+	m.Drained.WithLabelValues(name).Set(b2f(drained))
+	m.ProbeLatency.WithLabelValues(name).Set(s.last.ProbeLatency.Seconds())
+	m.Transitions.WithLabelValues(name).Set(float64(t.Transitions))
 }

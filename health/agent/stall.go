@@ -123,7 +123,7 @@ func (a *Agent) confirmStall(ctx context.Context, s *vipState, l health.Listener
 	a.mu.Unlock()
 	if changed {
 		a.log.Warn("HAProxy hung, withdrawing", "vip", name, "addr", l.Addr, "backlog", l.Backlog, "err", err)
-		a.publish(false)
+		a.publish(false, s)
 	}
 }
 
