@@ -160,7 +160,6 @@ func (d *Datapath) Attached() []string {
 	return slices.Sorted(maps.Keys(d.links))
 }
 
-
 // RemoveDevice deletes the handoff device in the network namespace open at
 // netns (0: the process's).
 func RemoveDevice(netns int, name string) error {
