@@ -130,12 +130,13 @@ type Counters struct {
 	NoPeer        uint64 `json:"no_peer"`        // packets that had no owner and no peer to try: passed on
 	Delivered     uint64 `json:"delivered"`      // copies from a peer that a local socket owned
 	Dropped       uint64 `json:"dropped"`        // copies from a peer that no local socket owned
+	Refused       uint64 `json:"refused"`        // packets from the tunnel that were not VIP or backend traffic
 }
 
 // Counters reads the packet counters.
 func (d *Datapath) Counters() (Counters, error) {
 	var c Counters
-	fields := []*uint64{&c.Forwarded, &c.ForwardErrors, &c.NoPeer, &c.Delivered, &c.Dropped}
+	fields := []*uint64{&c.Forwarded, &c.ForwardErrors, &c.NoPeer, &c.Delivered, &c.Dropped, &c.Refused}
 	for i, f := range fields {
 		var per []uint64
 		if err := d.objs.HoffStats.Lookup(uint32(i), &per); err != nil {

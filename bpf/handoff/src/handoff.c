@@ -54,6 +54,7 @@ enum hoff_counter {
 	HOFF_NO_PEER,        // would forward but no peer configured: passed on
 	HOFF_DELIVERED,      // forwarded by a peer, local socket found
 	HOFF_DROPPED,        // forwarded by a peer, no local socket: dropped
+	HOFF_REFUSED,        // from the tunnel but not VIP or backend traffic: dropped
 	HOFF_NCOUNTERS,
 };
 
@@ -138,6 +139,18 @@ static __always_inline int owned(struct __sk_buff *skb, struct pkt *p)
 	return ok;
 }
 
+// handed reports whether the packet is one that nodes hand off: to a local
+// VIP port, or from a backend of a transparent VIP.
+static __always_inline int handed(struct pkt *p)
+{
+	struct hoff_key k = {.addr = p->tuple.ipv4.daddr, .port = p->tuple.ipv4.dport};
+	if (bpf_map_lookup_elem(&hoff_vips, &k))
+		return 1;
+	k.addr = p->tuple.ipv4.saddr;
+	k.port = p->tuple.ipv4.sport;
+	return bpf_map_lookup_elem(&hoff_backends, &k) != 0;
+}
+
 SEC("tc")
 int handoff_uplink(struct __sk_buff *skb)
 {
@@ -146,13 +159,8 @@ int handoff_uplink(struct __sk_buff *skb)
 		return LB_TC_ACT_OK;
 	if (p.syn && !p.ack) // a new connection: whoever gets it owns it
 		return LB_TC_ACT_OK;
-	struct hoff_key k = {.addr = p.tuple.ipv4.daddr, .port = p.tuple.ipv4.dport};
-	if (!bpf_map_lookup_elem(&hoff_vips, &k)) {
-		k.addr = p.tuple.ipv4.saddr;
-		k.port = p.tuple.ipv4.sport;
-		if (!bpf_map_lookup_elem(&hoff_backends, &k))
-			return LB_TC_ACT_OK;
-	}
+	if (!handed(&p))
+		return LB_TC_ACT_OK;
 	if (owned(skb, &p))
 		return LB_TC_ACT_OK;
 
@@ -194,8 +202,10 @@ SEC("tc")
 int handoff_tunnel(struct __sk_buff *skb)
 {
 	struct pkt p = {};
-	if (parse(skb, &p) || (p.syn && !p.ack)) {
-		count(HOFF_DROPPED);
+	// nftables admitted the outer packet from a peer node; what it carries
+	// must still be handed-off traffic, never a way to reach other sockets.
+	if (parse(skb, &p) || (p.syn && !p.ack) || !handed(&p)) {
+		count(HOFF_REFUSED);
 		return LB_TC_ACT_SHOT;
 	}
 	if (owned(skb, &p)) {
