@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -13,67 +14,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
-
-// MaxPeers is the number of peer nodes a node can hand packets to.
-const MaxPeers = 8
-
-// Config is what one node's datapath does.
-type Config struct {
-	// NetNS is an open network namespace to work in (tests, the sandbox);
-	// 0 means the calling process's namespace.
-	NetNS int
-	// Uplinks are the interfaces where VIP traffic and backend replies
-	// arrive: handoff_uplink runs at their tc ingress.
-	Uplinks []string
-	// Device, Port and VNI name the VXLAN device (defaults DefaultDevice,
-	// DefaultPort, DefaultVNI); the same on every node of a site.
-	Device string
-	Port   uint16
-	VNI    uint32
-	// Local is this node's address towards its peers (the outer source of
-	// forwarded packets, which the peers' nftables admit); unset: the
-	// kernel's route source.
-	Local netip.Addr
-	// Peers are the other LB nodes of the site, IPv4, at most MaxPeers.
-	Peers []netip.Addr
-	// VIPs are the local VIP address:ports; Backends the servers of
-	// transparent VIPs, whose replies are handed off too. IPv6 entries are
-	// ignored: the datapath hands off IPv4 only.
-	VIPs     []netip.AddrPort
-	Backends []netip.AddrPort
-}
-
-func (c *Config) defaults() {
-	if c.Device == "" {
-		c.Device = DefaultDevice
-	}
-	if c.Port == 0 {
-		c.Port = DefaultPort
-	}
-	if c.VNI == 0 {
-		c.VNI = DefaultVNI
-	}
-}
-
-// Validate checks the configuration without touching the kernel.
-func (c Config) Validate() error {
-	var errs []error
-	if len(c.Peers) > MaxPeers {
-		errs = append(errs, fmt.Errorf("flow handoff: %d peers, at most %d", len(c.Peers), MaxPeers))
-	}
-	for _, p := range c.Peers {
-		if !p.Unmap().Is4() {
-			errs = append(errs, fmt.Errorf("flow handoff: peer %s is not IPv4", p))
-		}
-	}
-	if c.Local.IsValid() && !c.Local.Unmap().Is4() {
-		errs = append(errs, fmt.Errorf("flow handoff: local address %s is not IPv4", c.Local))
-	}
-	if c.VNI >= 1<<24 {
-		errs = append(errs, fmt.Errorf("flow handoff: vni %d does not fit 24 bits", c.VNI))
-	}
-	return errors.Join(errs...)
-}
 
 // Apply makes the datapath match cfg: creates the VXLAN device, attaches
 // handoff_tunnel to it and handoff_uplink to each uplink (detaching it from
@@ -87,9 +27,21 @@ func (d *Datapath) Apply(cfg Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return inNetNS(cfg.NetNS, func() error {
+		if !cfg.Local.IsValid() && len(cfg.Peers) > 0 {
+			local, err := routeSource(cfg.Peers[0])
+			if err != nil {
+				return err
+			}
+			cfg.Local = local
+		}
 		tun, err := ensureDevice(cfg.Device, cfg.Port, cfg.Local)
 		if err != nil {
 			return err
+		}
+		if cfg.Uplinks == nil {
+			if cfg.Uplinks, err = uplinks(cfg.Device); err != nil {
+				return err
+			}
 		}
 		want := map[string]int{"tunnel/" + cfg.Device: tun}
 		for _, up := range cfg.Uplinks {
@@ -167,6 +119,47 @@ func RemoveDevice(netns int, name string) error {
 		name = DefaultDevice
 	}
 	return inNetNS(netns, func() error { return removeDevice(name) })
+}
+
+// routeSource is the address the kernel would send from to peer: the
+// outer source of forwarded packets, which the peer's packet filter admits.
+func routeSource(peer netip.Addr) (netip.Addr, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: DefaultPort, Addr: peer.Unmap().As4()}); err != nil {
+		return netip.Addr{}, fmt.Errorf("flow handoff: no route to peer %s: %w", peer, err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("getsockname: %w", err)
+	}
+	in4, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("flow handoff: source towards %s is not IPv4", peer)
+	}
+	return netip.AddrFrom4(in4.Addr), nil
+}
+
+// uplinks are the interfaces of the calling thread's namespace where VIP
+// traffic or backend replies may arrive: every one but loopback and the
+// handoff device. The program lets everything else through, so an
+// interface without VIP traffic costs one parse per packet.
+func uplinks(device string) ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := []string{}
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagLoopback != 0 || ifi.Name == device {
+			continue
+		}
+		out = append(out, ifi.Name)
+	}
+	return out, nil
 }
 
 // ifaceIndex resolves an interface name in the calling thread's network

@@ -3,7 +3,6 @@ package handoff
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 
@@ -11,19 +10,6 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// Defaults of the handoff device.
-const (
-	DefaultDevice = "lbh0"
-	DefaultPort   = 4789   // VXLAN's IANA port
-	DefaultVNI    = 0x6c62 // "lb"
-)
-
-// DeviceMAC is the MAC address of the handoff device on every node. Inner
-// frames are addressed to it, so a node needs to know nothing of its peers'
-// devices; the program uses this address with the last bit flipped as the
-// inner source (VXLAN drops frames from its own address).
-var DeviceMAC = net.HardwareAddr{0x02, 0x6c, 0x62, 0x68, 0x00, 0x01}
 
 // VXLAN link attributes (linux/if_link.h).
 const (
@@ -90,9 +76,9 @@ func ensureDevice(name string, port uint16, local netip.Addr) (int, error) {
 	if err := c.Link.Set(&rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: uint32(idx), Flags: unix.IFF_UP, Change: unix.IFF_UP}); err != nil {
 		return 0, fmt.Errorf("set %s up: %w", name, err)
 	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/rp_filter", []byte("0"), 0); err != nil {
-		return 0, fmt.Errorf("set %s rp_filter: %w", name, err)
-	}
+	// Best effort: a hardened unit (ProtectKernelTunables=) cannot write
+	// sysctls; the address below keeps loose mode working there.
+	_ = os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/rp_filter", []byte("0"), 0)
 	if local.IsValid() {
 		if err := ensureAddr(c, idx, local.Unmap()); err != nil {
 			return 0, fmt.Errorf("address %s on %s: %w", local, name, err)

@@ -123,16 +123,6 @@ func v4(aps []netip.AddrPort) []netip.AddrPort {
 	return slices.Compact(out)
 }
 
-// Counters are the datapath's packet counters, summed over CPUs.
-type Counters struct {
-	Forwarded     uint64 `json:"forwarded"`      // copies sent to a peer
-	ForwardErrors uint64 `json:"forward_errors"` // copies the kernel refused to send
-	NoPeer        uint64 `json:"no_peer"`        // packets that had no owner and no peer to try: passed on
-	Delivered     uint64 `json:"delivered"`      // copies from a peer that a local socket owned
-	Dropped       uint64 `json:"dropped"`        // copies from a peer that no local socket owned
-	Refused       uint64 `json:"refused"`        // packets from the tunnel that were not VIP or backend traffic
-}
-
 // Counters reads the packet counters.
 func (d *Datapath) Counters() (Counters, error) {
 	var c Counters

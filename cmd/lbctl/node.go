@@ -422,13 +422,14 @@ func writeJSON(w io.Writer, v any) error {
 type NodeStatus struct {
 	Node string `json:"node"`
 	// Installed is false when the node has no state at all.
-	Installed bool              `json:"installed"`
-	Serial    uint64            `json:"serial"`
-	Pending   *release.Intent   `json:"interrupted_install,omitempty"`
-	Agent     string            `json:"agent"`
-	Probe     string            `json:"probe,omitempty"`
-	VIPs      []NodeVIPStatus   `json:"vips"`
-	Last      *release.LogEntry `json:"last_install,omitempty"`
+	Installed bool                 `json:"installed"`
+	Serial    uint64               `json:"serial"`
+	Pending   *release.Intent      `json:"interrupted_install,omitempty"`
+	Agent     string               `json:"agent"`
+	Probe     string               `json:"probe,omitempty"`
+	Handoff   *agent.HandoffStatus `json:"handoff,omitempty"`
+	VIPs      []NodeVIPStatus      `json:"vips"`
+	Last      *release.LogEntry    `json:"last_install,omitempty"`
 }
 
 // NodeVIPStatus is one VIP in the status.
@@ -486,7 +487,7 @@ func runStatus(c *cli.Context) error {
 	defer cancel()
 	agentView := map[string]agent.VIPStatus{}
 	if as, err := (agent.Client{Socket: cfg.Agent.Socket}).Status(ctx); err == nil {
-		st.Agent, st.Probe = "running", as.Probe
+		st.Agent, st.Probe, st.Handoff = "running", as.Probe, as.Handoff
 		for _, v := range as.VIPs {
 			agentView[v.Name] = v
 		}
@@ -522,6 +523,14 @@ func runStatus(c *cli.Context) error {
 	fmt.Fprintf(w, "node %s, release %d, agent %s\n", st.Node, st.Serial, st.Agent)
 	if st.Probe != "" {
 		fmt.Fprintf(w, "socket probe: %s\n", st.Probe)
+	}
+	if h := st.Handoff; h != nil {
+		fmt.Fprintf(w, "flow handoff: %s", h.State)
+		if len(h.Peers) > 0 {
+			fmt.Fprintf(w, ", peers %s", strings.Join(h.Peers, " "))
+		}
+		fmt.Fprintf(w, "\n  forwarded %d, delivered %d, dropped %d (not ours), refused %d (not VIP traffic), refused by the filter %d (not from a peer), errors %d\n",
+			h.Forwarded, h.Delivered, h.Dropped, h.Refused, h.FilterRefused, h.ForwardErrors+h.NoPeer)
 	}
 	if st.Pending != nil {
 		fmt.Fprintf(w, "INTERRUPTED %s of release %d: the next install, rollback or agent start restores release %d\n", st.Pending.Op, st.Pending.To, st.Pending.From)

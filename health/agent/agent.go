@@ -58,6 +58,8 @@ type Config struct {
 	Probe   string
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Handoff is the flow handoff datapath (nil: none).
+	Handoff Handoff
 }
 
 // VIPStatus is one VIP in the agent's status.
@@ -81,6 +83,8 @@ type Status struct {
 	VIPs   []VIPStatus `json:"vips"`
 	// Announced are the prefixes last requested from BIRD.
 	Announced []string `json:"announced"`
+	// Handoff is the flow handoff datapath's state (nil: not wired).
+	Handoff *HandoffStatus `json:"handoff,omitempty"`
 }
 
 // Agent is a running health agent.
@@ -253,6 +257,7 @@ func (a *Agent) loadAndWatch() error {
 	if err := a.load(); err != nil {
 		return err
 	}
+	a.applyHandoff()
 	if err := a.watch(); err != nil {
 		// Polling still sees a closed listener, only later.
 		a.log.Error("listener events unavailable", "err", err)
@@ -392,6 +397,10 @@ func (a *Agent) Status() Status {
 		}
 		vs.Announced = vs.Healthy && !vs.Drained
 		st.VIPs = append(st.VIPs, vs)
+	}
+	if a.cfg.Handoff != nil {
+		hs := a.cfg.Handoff.Status()
+		st.Handoff = &hs
 	}
 	return st
 }

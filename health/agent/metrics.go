@@ -15,6 +15,9 @@ type Metrics struct {
 	Serial       prometheus.Gauge
 	LastInstall  prometheus.Gauge
 	EBPF         prometheus.Gauge
+	// Handoff counts flow handoff packets by kind (forwarded, delivered,
+	// dropped, refused, forward_errors, no_peer, filter_refused).
+	Handoff *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics with reg.
@@ -29,8 +32,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Serial:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_bundle_serial", Help: "Serial of the announceable release."}),
 		LastInstall:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_last_install_success", Help: "1 if the last install committed, 0 if it was rolled back or failed."}),
 		EBPF:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_ebpf_probe", Help: "1 if the eBPF socket probe is in use, 0 for the sock_diag fallback."}),
+		Handoff:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_handoff_packets", Help: "Flow handoff packets since the agent started, by kind: forwarded to a peer, delivered or dropped after a peer forwarded them, refused, forward_errors, no_peer; filter_refused counts encapsulated packets from non-peers the packet filter dropped."}, []string{"kind"}),
 	}
-	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.Serial, m.LastInstall, m.EBPF)
+	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.Serial, m.LastInstall, m.EBPF, m.Handoff)
 	return m
 }
 
@@ -51,6 +55,13 @@ func (a *Agent) updateMetrics() {
 		g.Reset()
 	}
 	m.Serial.Set(float64(a.serial))
+	if a.cfg.Handoff != nil {
+		h := a.cfg.Handoff.Status()
+		for kind, v := range map[string]uint64{"forwarded": h.Forwarded, "forward_errors": h.ForwardErrors, "no_peer": h.NoPeer,
+			"delivered": h.Delivered, "dropped": h.Dropped, "refused": h.Refused, "filter_refused": h.FilterRefused} {
+			m.Handoff.WithLabelValues(kind).Set(float64(v))
+		}
+	}
 	for _, v := range a.vips {
 		t := a.trackers[v.Name]
 		drained := a.drains.Drained(v.Name)
