@@ -1,0 +1,212 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/test/testbed"
+)
+
+// erpVIP is examples/campus's transparent ERP service (tcp 3200, 3300).
+var erpVIP = netip.MustParseAddr("192.0.2.40")
+
+// TestHandoff is issue 17 on the sandbox: connections survive a drain and
+// an undrain under the router's ECMP, and a transparent VIP answers through
+// both nodes although the backends' gateway is lb1.
+func TestHandoff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end: skipped with -short")
+	}
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux: builds the sandbox (network namespaces, systemd as PID 1 per LB node)")
+	}
+	for _, tool := range []string{"ip", "nsenter", "unshare", "bird", "haproxy", "/lib/systemd/systemd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps): %v", tool, err)
+		}
+	}
+	sb := setUp(t)
+	for _, n := range sb.s.Nodes {
+		out, err := sb.s.Lbctl(t.Context(), n.Name, "status")
+		if err != nil || !strings.Contains(string(out), "flow handoff: active") {
+			t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
+		}
+	}
+	t.Run("DrainUndrain", sb.testDrainUndrain)
+	t.Run("Transparent", sb.testTransparentHandoff)
+}
+
+// keepAlive is one long-lived HTTPS connection to www.campus.example that
+// sends a request every second until stop is closed.
+type keepAlive struct {
+	id    int
+	via   string // the node the first answer came through
+	n     int    // answered requests
+	err   error  // why it broke
+	start time.Time
+}
+
+func (sb *sandbox) keepAlive(ctx context.Context, k *keepAlive, stop <-chan struct{}) {
+	pool, err := sb.s.CAPool()
+	if err != nil {
+		k.err = err
+		return
+	}
+	raw, err := sb.s.Dial(ctx, "tcp", netip.AddrPortFrom(typo3VIP, 443).String())
+	if err != nil {
+		k.err = fmt.Errorf("dial: %w", err)
+		return
+	}
+	defer raw.Close()
+	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "www.campus.example"})
+	r := bufio.NewReader(c)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: www.campus.example\r\n\r\n"); err != nil {
+			k.err = fmt.Errorf("request %d at %.1fs: %w", k.n+1, time.Since(k.start).Seconds(), err)
+			return
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			k.err = fmt.Errorf("response %d at %.1fs: %w", k.n+1, time.Since(k.start).Seconds(), err)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+			k.err = fmt.Errorf("response %d: %s close=%v %v", k.n+1, resp.Status, resp.Close, err)
+			return
+		}
+		if k.n == 0 {
+			ans := testbed.ParseAnswer(strings.SplitN(string(body), "\n", 2)[0])
+			if src, err := netip.ParseAddr(ans["src"]); err == nil {
+				k.via = sb.s.NodeOf(src)
+			}
+		}
+		k.n++
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			k.err = ctx.Err()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// testDrainUndrain: 40 keep-alive connections, one request per second
+// each; lb1 drains the VIP after 8 s; 20 more connections open during the
+// drain; lb1 undrains after 14 s; all 60 must keep working until 22 s.
+func (sb *sandbox) testDrainUndrain(t *testing.T) {
+	vip := ""
+	for _, v := range sb.m.VIPs {
+		for _, a := range v.Addresses {
+			if a == typo3VIP.String() {
+				vip = v.Name
+			}
+		}
+	}
+	ctx := t.Context()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var conns []*keepAlive
+	open := func(n int) {
+		for range n {
+			k := &keepAlive{id: len(conns), start: time.Now()}
+			conns = append(conns, k)
+			wg.Add(1)
+			go func() { defer wg.Done(); sb.keepAlive(ctx, k, stop) }()
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	start := time.Now()
+	open(40)
+	time.Sleep(time.Until(start.Add(8 * time.Second)))
+	out, err := sb.s.Lbctl(ctx, "lb1", "drain", vip, "--wait", "0")
+	if err != nil {
+		t.Fatalf("drain: %v\n%s", err, out)
+	}
+	t.Logf("lb1: lbctl drain %s at %.1fs: %s", vip, time.Since(start).Seconds(), strings.TrimSpace(string(out)))
+	time.Sleep(time.Second)
+	open(20)
+	time.Sleep(time.Until(start.Add(14 * time.Second)))
+	if out, err := sb.s.Lbctl(ctx, "lb1", "undrain", vip); err != nil {
+		t.Fatalf("undrain: %v\n%s", err, out)
+	}
+	t.Logf("lb1: undrain at %.1fs", time.Since(start).Seconds())
+	time.Sleep(time.Until(start.Add(22 * time.Second)))
+	close(stop)
+	wg.Wait()
+	broken, via := 0, map[string]int{}
+	for _, k := range conns {
+		via[k.via]++
+		if k.err != nil {
+			broken++
+			t.Errorf("connection %d (first answered through %s) broke after %d answers: %v", k.id, k.via, k.n, k.err)
+		}
+	}
+	t.Logf("%d of %d connections broken; first answers by node %v", broken, len(conns), via)
+	if via["lb1"] == 0 || via["lb2"] == 0 {
+		t.Errorf("connections by node %v: the router should spread them over both nodes", via)
+	}
+	for _, n := range sb.s.Nodes {
+		out, _ := sb.s.Lbctl(ctx, n.Name, "status")
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "handoff") || strings.Contains(l, "forwarded") {
+				t.Logf("%s: %s", n.Name, strings.TrimSpace(l))
+			}
+		}
+	}
+}
+
+// testTransparentHandoff: 60 new connections to the transparent ERP VIP,
+// spread over both nodes by the router, while every backend's gateway is
+// lb1: all answered, and the backend sees the client's own address.
+func (sb *sandbox) testTransparentHandoff(t *testing.T) {
+	ctx := t.Context()
+	answered, bad := 0, []string{}
+	for i := range 60 {
+		c, err := sb.s.Dial(ctx, "tcp", netip.AddrPortFrom(erpVIP, 3200).String())
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%d: dial: %v", i, err))
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%d: %v", i, err))
+			continue
+		}
+		ans := testbed.ParseAnswer(line)
+		src, _, _ := net.SplitHostPort(ans["src"])
+		if src == "" {
+			src = ans["src"]
+		}
+		if src != testbed.Client4.String() {
+			bad = append(bad, fmt.Sprintf("%d: backend saw %q, want the client %s", i, line, testbed.Client4))
+			continue
+		}
+		answered++
+	}
+	t.Logf("%d of 60 answered", answered)
+	if answered != 60 {
+		t.Errorf("%d of 60 connections to %s:3200 answered: %v", answered, erpVIP, bad)
+	}
+}
