@@ -20,7 +20,7 @@ import (
 
 // mustLoad loads the committed objects or skips when the kernel or the
 // privileges do not allow it.
-func mustLoad(t *testing.T) *Datapath {
+func mustLoad(t testing.TB) *Datapath {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	d, err := Load()
@@ -39,7 +39,7 @@ func mustLoad(t *testing.T) *Datapath {
 }
 
 // apply is Apply that skips the test when the kernel lacks a feature.
-func apply(t *testing.T, d *Datapath, cfg Config) {
+func apply(t testing.TB, d *Datapath, cfg Config) {
 	t.Helper()
 	err := d.Apply(cfg)
 	if errors.Is(err, ErrNotSupported) {
@@ -61,7 +61,7 @@ type site struct {
 
 var vip = netip.MustParseAddrPort("192.0.2.10:80")
 
-func newSite(t *testing.T, n int) *site {
+func newSite(t testing.TB, n int) *site {
 	s := &site{router: netnstest.New(t, "hr"), client: netnstest.New(t, "hc")}
 	netnstest.Veth(t, s.client, "198.51.100.2/24", s.router, "198.51.100.1/24")
 	s.client.IP(t, "route", "add", "default", "via", "198.51.100.1")
@@ -84,7 +84,7 @@ func newSite(t *testing.T, n int) *site {
 
 // routeTo points the router's route to the VIP at node i, as a withdrawal
 // or an ECMP rehash does.
-func (s *site) routeTo(t *testing.T, i int) {
+func (s *site) routeTo(t testing.TB, i int) {
 	s.router.IP(t, "route", "replace", vip.Addr().String()+"/32", "via", s.addrs[i].String())
 }
 
@@ -101,7 +101,7 @@ func (s *site) peers(i int) []netip.Addr {
 
 // echo serves line echo on the VIP inside ns, prefixing each line with the
 // node's name so the client sees which node answered.
-func echo(t *testing.T, ns *netnstest.NS) {
+func echo(t testing.TB, ns *netnstest.NS) {
 	var ln net.Listener
 	if err := ns.Do(func() (err error) {
 		ln, err = net.Listen("tcp4", vip.String())
@@ -139,7 +139,7 @@ type conn struct {
 	r *bufio.Reader
 }
 
-func (s *site) dial(t *testing.T) *conn {
+func (s *site) dial(t testing.TB) *conn {
 	var c net.Conn
 	if err := s.client.Do(func() (err error) {
 		c, err = net.DialTimeout("tcp4", vip.String(), 5*time.Second)
@@ -168,7 +168,7 @@ func (c *conn) ask(msg string) (string, error) {
 	return node, nil
 }
 
-func (s *site) mustAsk(t *testing.T, c *conn, msg string, want int) {
+func (s *site) mustAsk(t testing.TB, c *conn, msg string, want int) {
 	t.Helper()
 	node, err := c.ask(msg)
 	if err != nil {
