@@ -104,6 +104,10 @@ type Agent struct {
 	announced []netip.Prefix
 	published bool
 	lastEval  time.Time
+	// handoffSerial and handoffAt: the release last handed to the flow
+	// handoff datapath, and when (only the Run goroutine uses them).
+	handoffSerial uint64
+	handoffAt     time.Time
 }
 
 // LastEvaluation is when the loop last evaluated every VIP; the watchdog
@@ -257,7 +261,7 @@ func (a *Agent) loadAndWatch() error {
 	if err := a.load(); err != nil {
 		return err
 	}
-	a.applyHandoff()
+	a.applyHandoff(true)
 	if err := a.watch(); err != nil {
 		// Polling still sees a closed listener, only later.
 		a.log.Error("listener events unavailable", "err", err)
@@ -267,6 +271,7 @@ func (a *Agent) loadAndWatch() error {
 
 // evaluate checks every VIP once and publishes if anything changed.
 func (a *Agent) evaluate(ctx context.Context) {
+	a.applyHandoff(false)
 	a.mu.Lock()
 	vips := slices.Clone(a.vips)
 	a.mu.Unlock()

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/lbctl/lbctl/bundle/model"
 )
 
@@ -33,8 +35,16 @@ type HandoffStatus struct {
 	FilterRefused uint64 `json:"filter_refused"`
 }
 
-// applyHandoff hands the committed release's firewall to the datapath.
-func (a *Agent) applyHandoff() {
+// handoffRefresh is how often the agent re-applies the datapath although
+// the committed release did not change (so that VIP ports kept for a drain
+// expire).
+const handoffRefresh = 10 * time.Second
+
+// applyHandoff hands the committed release's firewall to the datapath when
+// the committed release changed since the last time, or force is set, or
+// handoffRefresh passed. An install commits after it asks the agent to
+// reload, so the evaluation loop calls this too.
+func (a *Agent) applyHandoff(force bool) {
 	if a.cfg.Handoff == nil {
 		return
 	}
@@ -42,6 +52,10 @@ func (a *Agent) applyHandoff() {
 	if err != nil || !ok {
 		return
 	}
+	if !force && serial == a.handoffSerial && time.Since(a.handoffAt) < handoffRefresh {
+		return
+	}
+	a.handoffSerial, a.handoffAt = serial, time.Now()
 	r, err := a.cfg.Store.Load(serial)
 	if err != nil {
 		a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)
