@@ -209,6 +209,8 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		case <-timer.C:
 			a.evaluate(ctx)
 			last = time.Now()
+			// After the evaluation, so that a failover never waits for it.
+			a.applyHandoff(false)
 			due = last.Add(a.interval())
 			timer.Reset(a.interval())
 		}
@@ -271,7 +273,6 @@ func (a *Agent) loadAndWatch() error {
 
 // evaluate checks every VIP once and publishes if anything changed.
 func (a *Agent) evaluate(ctx context.Context) {
-	a.applyHandoff(false)
 	a.mu.Lock()
 	vips := slices.Clone(a.vips)
 	a.mu.Unlock()

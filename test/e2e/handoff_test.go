@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -50,6 +51,39 @@ func TestHandoff(t *testing.T) {
 	// SIGKILL failover with the handoff programs attached: still
 	// milliseconds (figure in docs/BENCHMARKS.md).
 	t.Run("Failover", sb.testFailover)
+}
+
+// TestHandoffThreeNodes is the drain test on a site with three LB nodes:
+// the node that gets a moved connection hands it to both others, and the
+// one that owns it delivers it.
+func TestHandoffThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end: skipped with -short")
+	}
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux: builds the sandbox (network namespaces, systemd as PID 1 per LB node)")
+	}
+	for _, tool := range []string{"ip", "nsenter", "unshare", "bird", "haproxy", "/lib/systemd/systemd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps): %v", tool, err)
+		}
+	}
+	sb := setUpTree(t, func(tree string) {
+		lb3 := "hostname: lb3\nrouter_id: 198.51.100.13\nasn: 65000\nroute_reflectors:\n  - {name: rr1, address: 198.51.100.2, asn: 65000}\nbfd: true\naddresses: [198.51.100.13, \"2001:db8:ffff::13\"]\n"
+		if err := os.WriteFile(filepath.Join(tree, "nodes", "lb3.yaml"), []byte(lb3), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(sb.s.Nodes) != 3 {
+		t.Fatalf("sandbox has %d LB nodes, want 3", len(sb.s.Nodes))
+	}
+	for _, n := range sb.s.Nodes {
+		out, err := sb.s.Lbctl(t.Context(), n.Name, "status")
+		if err != nil || !strings.Contains(string(out), "flow handoff: active") {
+			t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
+		}
+	}
+	t.Run("DrainUndrain", sb.testDrainUndrain)
 }
 
 // keepAlive is one long-lived HTTPS connection to www.campus.example that
@@ -97,8 +131,8 @@ func (sb *sandbox) keepAlive(ctx context.Context, k *keepAlive, stop <-chan stru
 		}
 		if k.n == 0 {
 			ans := testbed.ParseAnswer(strings.SplitN(string(body), "\n", 2)[0])
-			if src, err := netip.ParseAddr(ans["src"]); err == nil {
-				k.via = sb.s.NodeOf(src)
+			if src, err := netip.ParseAddrPort(ans["src"]); err == nil {
+				k.via = sb.s.NodeOf(src.Addr())
 			}
 		}
 		k.n++
