@@ -48,6 +48,7 @@ func TestHandoff(t *testing.T) {
 	}
 	t.Run("DrainUndrain", sb.testDrainUndrain)
 	t.Run("Transparent", sb.testTransparentHandoff)
+	t.Run("InstallRemovesAndAddsVIP", sb.testInstallRemovesAndAddsVIP)
 	// SIGKILL failover with the handoff programs attached: still
 	// milliseconds (figure in docs/BENCHMARKS.md).
 	t.Run("Failover", sb.testFailover)
@@ -151,14 +152,81 @@ func (sb *sandbox) keepAlive(ctx context.Context, k *keepAlive, stop <-chan stru
 // each; lb1 drains the VIP after 8 s; 20 more connections open during the
 // drain; lb1 undrains after 14 s; all 60 must keep working until 22 s.
 func (sb *sandbox) testDrainUndrain(t *testing.T) {
-	vip := ""
-	for _, v := range sb.m.VIPs {
-		for _, a := range v.Addresses {
-			if a == typo3VIP.String() {
-				vip = v.Name
-			}
+	vip := typo3VIP.String()
+	sb.keepAliveRun(t, true, func(start time.Time) {
+		out, err := sb.s.Lbctl(t.Context(), "lb1", "drain", "--wait", "0", vip)
+		if err != nil {
+			t.Fatalf("drain: %v\n%s", err, out)
 		}
+		t.Logf("lb1: lbctl drain %s at %.1fs: %s", vip, time.Since(start).Seconds(), strings.TrimSpace(string(out)))
+	}, func(start time.Time) {
+		if out, err := sb.s.Lbctl(t.Context(), "lb1", "undrain", vip); err != nil {
+			t.Fatalf("undrain: %v\n%s", err, out)
+		}
+		t.Logf("lb1: undrain at %.1fs", time.Since(start).Seconds())
+	})
+}
+
+// testInstallRemovesAndAddsVIP: the same run of keep-alive connections
+// while lb1 installs a release without the VIP (with drain_time 60 s: its
+// connections keep working through lb2's handoff, and the install's drain
+// ends when they close), then, in a second run, while lb1 installs the
+// release with the VIP again (the router moves some of lb2's connections to
+// lb1, which hands them back).
+func (sb *sandbox) testInstallRemovesAndAddsVIP(t *testing.T) {
+	ctx := t.Context()
+	unit, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", testbed.AgentUnitName))
+	if err != nil {
+		t.Fatal(err)
 	}
+	n := sb.s.Node("lb1")
+	cfg := strings.Replace(testbed.NodeConfig(n.Hostname, 20*time.Second), "drain_time: 1s", "drain_time: 60s", 1)
+	if err := sb.s.Provision(ctx, "lb1", testbed.NodeSetup{LBCTL: sb.lbctl, TrustedKeys: []string{sb.pubkey}, Config: cfg, AgentUnit: string(unit)}); err != nil {
+		t.Fatal(err)
+	}
+	tree := copyTree(t, filepath.Join(sb.work, "campus-without-typo3"))
+	if err := os.RemoveAll(filepath.Join(tree, "web", "typo3")); err != nil {
+		t.Fatal(err)
+	}
+	without := sb.bundle(t, tree, 101)
+	full := sb.bundle(t, filepath.Join("..", "..", "examples", "campus"), 102)
+	install := func(b []byte, serial int) chan error {
+		done := make(chan error, 1)
+		go func() {
+			start := time.Now()
+			out, err := sb.s.Install(ctx, "lb1", b)
+			if err == nil && !strings.Contains(string(out), fmt.Sprintf("installed release %d", serial)) {
+				err = fmt.Errorf("install %d: %s", serial, out)
+			}
+			t.Logf("lb1: install of release %d took %v", serial, time.Since(start).Round(time.Millisecond))
+			done <- err
+		}()
+		return done
+	}
+	var removed chan error
+	sb.keepAliveRun(t, true, func(start time.Time) {
+		t.Logf("lb1: installing release 101 (without %s) at %.1fs", typo3VIP, time.Since(start).Seconds())
+		removed = install(without, 101)
+	}, nil)
+	// The run's connections are closed: the install's drain ends.
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	var added chan error
+	sb.keepAliveRun(t, false, func(start time.Time) {
+		t.Logf("lb1: installing release 102 (with %s again) at %.1fs", typo3VIP, time.Since(start).Seconds())
+		added = install(full, 102)
+	}, nil)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keepAliveRun opens 40 keep-alive connections, calls at8 after 8 s, opens
+// 20 more at 9 s, calls at14 (if not nil) after 14 s, and checks at 22 s
+// that all 60 still work. bothNodes: the first answers must come through
+// both lb1 and lb2.
+func (sb *sandbox) keepAliveRun(t *testing.T, bothNodes bool, at8, at14 func(start time.Time)) {
 	ctx := t.Context()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -175,18 +243,13 @@ func (sb *sandbox) testDrainUndrain(t *testing.T) {
 	start := time.Now()
 	open(40)
 	time.Sleep(time.Until(start.Add(8 * time.Second)))
-	out, err := sb.s.Lbctl(ctx, "lb1", "drain", "--wait", "0", vip)
-	if err != nil {
-		t.Fatalf("drain: %v\n%s", err, out)
-	}
-	t.Logf("lb1: lbctl drain %s at %.1fs: %s", vip, time.Since(start).Seconds(), strings.TrimSpace(string(out)))
+	at8(start)
 	time.Sleep(time.Second)
 	open(20)
 	time.Sleep(time.Until(start.Add(14 * time.Second)))
-	if out, err := sb.s.Lbctl(ctx, "lb1", "undrain", vip); err != nil {
-		t.Fatalf("undrain: %v\n%s", err, out)
+	if at14 != nil {
+		at14(start)
 	}
-	t.Logf("lb1: undrain at %.1fs", time.Since(start).Seconds())
 	time.Sleep(time.Until(start.Add(22 * time.Second)))
 	close(stop)
 	wg.Wait()
@@ -199,7 +262,7 @@ func (sb *sandbox) testDrainUndrain(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d connections broken; first answers by node %v", broken, len(conns), via)
-	if via["lb1"] == 0 || via["lb2"] == 0 {
+	if bothNodes && (via["lb1"] == 0 || via["lb2"] == 0) {
 		t.Errorf("connections by node %v: the router should spread them over both nodes", via)
 	}
 	for _, n := range sb.s.Nodes {
