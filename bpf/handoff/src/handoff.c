@@ -24,6 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define LB_ETH_P_IP 0x0800
 #define LB_IPPROTO_TCP 6
 #define LB_TCP_LISTEN 10
+#define LB_TCP_TIME_WAIT 6
 #define LB_TC_ACT_OK 0
 #define LB_TC_ACT_SHOT 2
 #define LB_MAX_PEERS 8
@@ -128,13 +129,16 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 }
 
 // owned reports whether a local socket other than a listener owns the
-// packet: an established (or closing) socket or a request socket.
-static __always_inline int owned(struct __sk_buff *skb, struct pkt *p)
+// packet: an established (or closing) socket or a request socket. With
+// timewait 0 a TIME_WAIT socket does not count: a client that reuses the
+// port for a connection another node now holds must reach that node, and
+// the TIME_WAIT socket here would only answer it with an ACK or a reset.
+static __always_inline int owned(struct __sk_buff *skb, struct pkt *p, int timewait)
 {
 	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &p->tuple, sizeof(p->tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
-	int ok = sk->state != LB_TCP_LISTEN;
+	int ok = sk->state != LB_TCP_LISTEN && (timewait || sk->state != LB_TCP_TIME_WAIT);
 	bpf_sk_release(sk);
 	return ok;
 }
@@ -161,7 +165,7 @@ int handoff_uplink(struct __sk_buff *skb)
 		return LB_TC_ACT_OK;
 	if (!handed(&p))
 		return LB_TC_ACT_OK;
-	if (owned(skb, &p))
+	if (owned(skb, &p, 0))
 		return LB_TC_ACT_OK;
 
 	__u32 zero = 0;
@@ -208,7 +212,7 @@ int handoff_tunnel(struct __sk_buff *skb)
 		count(HOFF_REFUSED);
 		return LB_TC_ACT_SHOT;
 	}
-	if (owned(skb, &p)) {
+	if (owned(skb, &p, 1)) {
 		count(HOFF_DELIVERED);
 		return LB_TC_ACT_OK;
 	}
