@@ -22,7 +22,35 @@ type Firewall struct {
 	Transparent bool `json:"transparent"`
 	// Intercepts sorted by Prefix then Port.
 	Intercepts []Intercept `json:"intercepts,omitempty"`
+	// Handoff is the flow handoff admission and MSS clamp, set when the
+	// site has other LB nodes (docs/flow-handoff.md).
+	Handoff *Handoff `json:"handoff,omitempty"`
 }
+
+// Handoff is the packet filter's part of flow handoff between the LB nodes
+// of a site: encapsulated packets (VXLAN, UDP Port) are admitted only from
+// Peers4 and the others are dropped and counted in the named counter
+// HandoffRefusedCounter; SYNs of VIP connections and of connections to
+// Backends4 get their MSS clamped to MSS so that a segment still fits the
+// path MTU once encapsulated.
+type Handoff struct {
+	Port int `json:"port"`
+	// Peers4 are the other LB nodes' IPv4 addresses (sorted).
+	Peers4 []string `json:"peers4"`
+	// Backends4 are the servers of transparent services, address and
+	// backend port (sorted by address, then port).
+	Backends4 []AddrPort `json:"backends4,omitempty"`
+	MSS       int        `json:"mss"`
+}
+
+// Flow handoff defaults: VXLAN's port, and the MSS that fits a 1500-byte
+// path once the 50 bytes of VXLAN encapsulation (outer IPv4, UDP, VXLAN,
+// inner Ethernet) are added: 1500 - 50 - 20 (IPv4) - 20 (TCP).
+const (
+	HandoffPort           = 4789
+	HandoffMSS            = 1410
+	HandoffRefusedCounter = "handoff_refused"
+)
 
 // AddrPort is one VIP address and TCP port.
 type AddrPort struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -49,8 +50,10 @@ func init() {
 			Flags: []cli.Flag{configFlag, jsonFlag}, Action: runReleases},
 		&cli.Command{Name: "status", Category: "node", Usage: "one screen: release, every VIP with unit, PID, health, announced, drained",
 			Flags: []cli.Flag{configFlag, jsonFlag}, Action: runStatus},
-		&cli.Command{Name: "drain", Category: "node", Usage: "withdraw a VIP's route (or all) while HAProxy keeps serving existing connections",
-			ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"}}, Action: runDrain(true)},
+		&cli.Command{Name: "drain", Category: "node", Usage: "withdraw a VIP's route (or all) while HAProxy keeps serving existing connections (through the peers' flow handoff), then wait up to drain_time for them to close",
+			ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"},
+				&cli.DurationFlag{Name: "wait", Value: -1, Usage: "how long to wait for open connections to close and report them (default: drain_time from lbctl.yaml; 0: do not wait)"}},
+			Action: runDrain(true)},
 		&cli.Command{Name: "undrain", Category: "node", Usage: "announce drained VIPs again (when healthy)",
 			ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"}}, Action: runDrain(false)},
 	)
@@ -422,13 +425,14 @@ func writeJSON(w io.Writer, v any) error {
 type NodeStatus struct {
 	Node string `json:"node"`
 	// Installed is false when the node has no state at all.
-	Installed bool              `json:"installed"`
-	Serial    uint64            `json:"serial"`
-	Pending   *release.Intent   `json:"interrupted_install,omitempty"`
-	Agent     string            `json:"agent"`
-	Probe     string            `json:"probe,omitempty"`
-	VIPs      []NodeVIPStatus   `json:"vips"`
-	Last      *release.LogEntry `json:"last_install,omitempty"`
+	Installed bool                 `json:"installed"`
+	Serial    uint64               `json:"serial"`
+	Pending   *release.Intent      `json:"interrupted_install,omitempty"`
+	Agent     string               `json:"agent"`
+	Probe     string               `json:"probe,omitempty"`
+	Handoff   *agent.HandoffStatus `json:"handoff,omitempty"`
+	VIPs      []NodeVIPStatus      `json:"vips"`
+	Last      *release.LogEntry    `json:"last_install,omitempty"`
 }
 
 // NodeVIPStatus is one VIP in the status.
@@ -486,7 +490,7 @@ func runStatus(c *cli.Context) error {
 	defer cancel()
 	agentView := map[string]agent.VIPStatus{}
 	if as, err := (agent.Client{Socket: cfg.Agent.Socket}).Status(ctx); err == nil {
-		st.Agent, st.Probe = "running", as.Probe
+		st.Agent, st.Probe, st.Handoff = "running", as.Probe, as.Handoff
 		for _, v := range as.VIPs {
 			agentView[v.Name] = v
 		}
@@ -522,6 +526,14 @@ func runStatus(c *cli.Context) error {
 	fmt.Fprintf(w, "node %s, release %d, agent %s\n", st.Node, st.Serial, st.Agent)
 	if st.Probe != "" {
 		fmt.Fprintf(w, "socket probe: %s\n", st.Probe)
+	}
+	if h := st.Handoff; h != nil {
+		fmt.Fprintf(w, "flow handoff: %s", h.State)
+		if len(h.Peers) > 0 {
+			fmt.Fprintf(w, ", peers %s", strings.Join(h.Peers, " "))
+		}
+		fmt.Fprintf(w, "\n  forwarded %d, delivered %d, dropped %d (not ours), refused %d (not VIP traffic), refused by the filter %d (not from a peer), errors %d\n",
+			h.Forwarded, h.Delivered, h.Dropped, h.Refused, h.FilterRefused, h.ForwardErrors+h.NoPeer)
 	}
 	if st.Pending != nil {
 		fmt.Fprintf(w, "INTERRUPTED %s of release %d: the next install, rollback or agent start restores release %d\n", st.Pending.Op, st.Pending.To, st.Pending.From)
@@ -589,8 +601,43 @@ func runDrain(on bool) cli.ActionFunc {
 		if err := store.WriteDrains(d); err != nil {
 			return err
 		}
-		return applyAnnouncements(c, cfg, store)
+		if err := applyAnnouncements(c, cfg, store); err != nil || !on {
+			return err
+		}
+		wait := c.Duration("wait")
+		if wait < 0 {
+			wait = time.Duration(cfg.DrainTime)
+		}
+		return waitDrained(c, store, names, wait)
 	}
+}
+
+// waitDrained waits until the drained VIPs have no open connection or wait
+// passes, and says how many are still open. They are not closed: HAProxy
+// keeps serving them and, with flow handoff, the peers forward their packets
+// here whatever the router does.
+func waitDrained(c *cli.Context, store *release.Store, names []string, wait time.Duration) error {
+	cur, ok, err := store.Current()
+	if err != nil || !ok || wait <= 0 {
+		return err
+	}
+	r, err := store.Load(cur)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	left, err := host.WaitDrained(c.Context, host.DrainLocals(r.State, names), wait)
+	if err != nil {
+		return err
+	}
+	if len(left) == 0 {
+		fmt.Fprintf(c.App.Writer, "no open connection after %s\n", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(left)) {
+		fmt.Fprintf(c.App.Writer, "%s: %d connections still open after %s; HAProxy keeps serving them (through the peers' flow handoff when the router sends them elsewhere)\n", name, left[name], wait)
+	}
+	return nil
 }
 
 // applyAnnouncements makes the drain state take effect: through the agent

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lbctl/lbctl/bpf"
 	"github.com/lbctl/lbctl/bundle/render/bird"
+	"github.com/lbctl/lbctl/health/agent"
 	birdc "github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/drift"
@@ -250,6 +251,38 @@ func driftObserver(cfg *config.Config, store *release.Store, units systemd.Manag
 	}
 }
 
+// handoffCheck asks the agent whether the flow handoff programs are
+// attached: on a node with peers, a missing attachment means connections
+// whose route moves to another node are reset.
+func handoffCheck(ctx context.Context, socket string) check {
+	const what = "flow handoff"
+	as, err := (agent.Client{Socket: socket}).Status(ctx)
+	switch {
+	case err != nil:
+		return check{What: what, Detail: fmt.Sprintf("cannot ask the agent, which attaches the programs: %v", err)}
+	case as.Handoff == nil:
+		return check{What: what, Detail: "the agent does not report flow handoff (an older agent?)"}
+	}
+	h := as.Handoff
+	switch {
+	case strings.HasPrefix(h.State, "off"):
+		return check{What: what, OK: true, Detail: h.State}
+	case h.State != "active":
+		return check{What: what, Detail: h.State + ": connections whose route moves to another node are reset"}
+	}
+	tunnel, uplinks := false, 0
+	for _, a := range h.Attached {
+		tunnel = tunnel || strings.HasPrefix(a, "tunnel/")
+		if strings.HasPrefix(a, "uplink/") {
+			uplinks++
+		}
+	}
+	if !tunnel || uplinks == 0 {
+		return check{What: what, Detail: fmt.Sprintf("programs not attached everywhere: %v", h.Attached)}
+	}
+	return check{What: what, OK: true, Detail: fmt.Sprintf("attached to %s; peers %s", strings.Join(h.Attached, " "), strings.Join(h.Peers, " "))}
+}
+
 // check is one doctor finding.
 type check struct {
 	What   string `json:"what"`
@@ -309,6 +342,7 @@ func runDoctor(c *cli.Context) error {
 		add("systemd D-Bus", nil, "reachable")
 		m.Close()
 	}
+	checks = append(checks, handoffCheck(ctx, cfg.Agent.Socket))
 	checks = append(checks, certChecks(cfg.CertDir, time.Now(), 30*24*time.Hour)...)
 	bad := 0
 	for _, ch := range checks {

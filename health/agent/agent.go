@@ -86,6 +86,8 @@ type Config struct {
 	Probe   string
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Handoff is the flow handoff datapath (nil: none).
+	Handoff Handoff
 }
 
 // VIPStatus is one VIP in the agent's status.
@@ -111,6 +113,8 @@ type Status struct {
 	VIPs   []VIPStatus `json:"vips"`
 	// Announced are the prefixes last requested from BIRD.
 	Announced []string `json:"announced"`
+	// Handoff is the flow handoff datapath's state (nil: not wired).
+	Handoff *HandoffStatus `json:"handoff,omitempty"`
 }
 
 // vipState is one VIP and the goroutine that evaluates it. The fields below
@@ -170,6 +174,12 @@ type Agent struct {
 	snapAt   time.Time
 	snapErr  error
 	watching bool // the socket watcher keeps snap fresh
+
+	// handoffSerial and handoffAt: the release last handed to the flow
+	// handoff datapath, and when (guarded by handoffMu).
+	handoffMu     sync.Mutex
+	handoffSerial uint64
+	handoffAt     time.Time
 }
 
 // LastEvaluation is when the agent last completed an evaluation or a round
@@ -211,6 +221,9 @@ func New(cfg Config) *Agent {
 	l := cfg.Log
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics != nil && cfg.Handoff != nil {
+		cfg.Metrics.handoff.set(cfg.Handoff)
 	}
 	return &Agent{cfg: cfg, log: l, reload: make(chan chan error),
 		vips: map[string]*vipState{}, byAddr: map[netip.AddrPort][]*vipState{}}
@@ -268,6 +281,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.wg.Go(func() { a.watchSockets(wctx) })
 	if a.cfg.Events != nil {
 		a.wg.Go(func() { a.events(wctx, a.cfg.Events) })
+	}
+	if a.cfg.Handoff != nil {
+		a.wg.Go(func() { a.handoffLoop(wctx) })
 	}
 	for {
 		select {
@@ -353,6 +369,7 @@ func (a *Agent) loadAndWatch() ([]*vipState, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.applyHandoff(true)
 	if err := a.watch(); err != nil {
 		// Polling still sees a closed listener, only later.
 		a.log.Error("listener events unavailable", "err", err)
@@ -623,6 +640,10 @@ func (a *Agent) Status() Status {
 		}
 		vs.Announced = vs.Healthy && !vs.Drained
 		st.VIPs = append(st.VIPs, vs)
+	}
+	if a.cfg.Handoff != nil {
+		hs := a.cfg.Handoff.Status()
+		st.Handoff = &hs
 	}
 	return st
 }

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,6 +17,8 @@ type Metrics struct {
 	Serial       prometheus.Gauge
 	LastInstall  prometheus.Gauge
 	EBPF         prometheus.Gauge
+	// handoff reads the flow handoff counters at scrape time.
+	handoff *handoffCollector
 }
 
 // NewMetrics registers the metrics with reg.
@@ -29,9 +33,47 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Serial:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_bundle_serial", Help: "Serial of the announceable release."}),
 		LastInstall:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_last_install_success", Help: "1 if the last install committed, 0 if it was rolled back or failed."}),
 		EBPF:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_ebpf_probe", Help: "1 if the eBPF socket probe is in use, 0 for the sock_diag fallback."}),
+		handoff: &handoffCollector{desc: prometheus.NewDesc("lbctl_handoff_packets_total",
+			"Flow handoff packets since the agent started, by kind: forwarded to a peer, delivered or dropped after a peer forwarded them, refused, forward_errors, no_peer; filter_refused counts encapsulated packets from non-peers the packet filter dropped (since the nftables table was last replaced).",
+			[]string{"kind"}, nil)},
 	}
-	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.Serial, m.LastInstall, m.EBPF)
+	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.Serial, m.LastInstall, m.EBPF, m.handoff)
 	return m
+}
+
+// handoffCollector exports the flow handoff datapath's counters, read when
+// Prometheus scrapes (no series while no datapath is wired).
+type handoffCollector struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	src  Handoff
+}
+
+func (c *handoffCollector) set(h Handoff) {
+	c.mu.Lock()
+	c.src = h
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *handoffCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *handoffCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	src := c.src
+	c.mu.Unlock()
+	if src == nil {
+		return
+	}
+	h := src.Status()
+	for _, kv := range []struct {
+		kind string
+		v    uint64
+	}{{"forwarded", h.Forwarded}, {"forward_errors", h.ForwardErrors}, {"no_peer", h.NoPeer},
+		{"delivered", h.Delivered}, {"dropped", h.Dropped}, {"refused", h.Refused}, {"filter_refused", h.FilterRefused}} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(kv.v), kv.kind)
+	}
 }
 
 func b2f(b bool) float64 {

@@ -345,11 +345,27 @@ func (h *Host) HealthGate(ctx context.Context, names []string) error {
 	return health.Gate(ctx, vips, h.Health, rise, interval)
 }
 
-// Drain waits DrainTime (or until ctx ends) so connections to withdrawn
-// VIPs can finish.
-func (h *Host) Drain(ctx context.Context, _ []string) error {
+// Drain waits until the withdrawn VIPs have no open connection, at most
+// DrainTime (or until ctx ends), so their connections can finish; the peers'
+// flow handoff keeps them working meanwhile whatever the router does. The
+// VIPs are those of the committed release (the one being replaced); when it
+// cannot be read, Drain waits DrainTime.
+func (h *Host) Drain(ctx context.Context, names []string) error {
 	if h.DrainTime <= 0 {
 		return nil
+	}
+	var locals map[string][]netip.AddrPort
+	if h.Store != nil {
+		if cur, ok, err := h.Store.Current(); err == nil && ok {
+			if r, err := h.Store.Load(cur); err == nil {
+				locals = DrainLocals(r.State, names)
+			}
+		}
+	}
+	if len(locals) > 0 {
+		if _, err := WaitDrained(ctx, locals, h.DrainTime); err == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	select {
 	case <-time.After(h.DrainTime):

@@ -22,7 +22,20 @@
 //		ip daddr P tcp dport N tproxy ip to A:M meta mark set 0x00000001 accept (one per Intercept)
 //	}
 //
-// so the number of rules depends only on Transparent and the intercepts,
+// With flow handoff (model.Handoff, a site with other LB nodes) the table
+// also has
+//
+//	counter handoff_refused
+//	set hpeer4 { type ipv4_addr }                    the other nodes' addresses
+//	set hback4 { type ipv4_addr . inet_service }     transparent VIPs' servers
+//	input, first:  udp dport 4789 ip saddr != @hpeer4 counter name "handoff_refused" drop
+//	chain output { type filter hook output priority mangle; policy accept;
+//		tcp flags syn ip saddr . tcp sport @svc4 tcp option maxseg size > 1410 tcp option maxseg size set 1410
+//		tcp flags syn ip daddr . tcp dport @hback4 tcp option maxseg size > 1410 tcp option maxseg size set 1410
+//	}
+//
+// so the number of rules depends only on Transparent, the intercepts and
+// whether the node has peers,
 // never on the number of VIPs or listeners: those are set elements.
 //
 // Apply replaces the whole table in one netlink batch (add table, delete

@@ -133,6 +133,10 @@ func decodeExpr(name string, data []byte) (expr.Any, error) {
 		e = &expr.Immediate{}
 	case "ct":
 		e = &expr.Ct{}
+	case "objref":
+		e = &expr.Objref{}
+	case "exthdr":
+		e = &expr.Exthdr{}
 	default:
 		return nil, nil
 	}

@@ -131,6 +131,9 @@ func (k *Kernel) Apply(fw model.Firewall) error {
 			}
 		}
 	}
+	if rs.Counter != nil {
+		c.AddObj(rs.Counter)
+	}
 	for _, ch := range rs.Chains {
 		c.AddChain(ch)
 	}

@@ -33,6 +33,11 @@ func fixture() model.Firewall {
 			{Prefix: "172.16.0.0/12", Port: 443, ToPort: 8443},
 			{Prefix: "2001:db8:1::/48", Port: 80, ToAddr: "2001:db8::10", ToPort: 8080},
 		},
+		Handoff: &model.Handoff{
+			Port: model.HandoffPort, MSS: model.HandoffMSS,
+			Peers4:    []string{"198.51.100.12", "198.51.100.13"},
+			Backends4: []model.AddrPort{{Addr: "203.0.113.61", Port: 3200}},
+		},
 	}
 }
 

@@ -56,6 +56,8 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 		return model.Firewall{}, nil, fmt.Errorf("list sets: %w", err)
 	}
 	seen := map[string]bool{}
+	var hpeer4 []netip.Addr
+	var hback4 []netip.AddrPort
 	for _, set := range sets {
 		var w *nftables.Set
 		switch set.Name {
@@ -67,6 +69,10 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 			w = want.Svc4
 		case SetSvc6:
 			w = want.Svc6
+		case SetHPeer4:
+			w = want.HPeer4
+		case SetHBack4:
+			w = want.HBack4
 		default:
 			drift = append(drift, "unexpected set "+set.Name)
 			continue
@@ -104,6 +110,16 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 						s.svc6 = append(s.svc6, p)
 					}
 				}
+			case SetHPeer4:
+				var a netip.Addr
+				if a, ok = netip.AddrFromSlice(e.Key); ok {
+					hpeer4 = append(hpeer4, a)
+				}
+			case SetHBack4:
+				var p netip.AddrPort
+				if p, ok = pairFromKey(e.Key); ok {
+					hback4 = append(hback4, p)
+				}
 			}
 			if !ok {
 				drift = append(drift, fmt.Sprintf("set %s: undecodable element %x", set.Name, e.Key))
@@ -120,7 +136,21 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 	if err != nil {
 		return model.Firewall{}, nil, fmt.Errorf("list chains: %w", err)
 	}
+	// With flow handoff the table has two more sets and the output chain:
+	// all of them or none.
+	handoffOn := seen[SetHPeer4] || seen[SetHBack4]
+	if handoffOn {
+		for _, name := range []string{SetHPeer4, SetHBack4} {
+			if !seen[name] {
+				drift = append(drift, "missing set "+name)
+			}
+		}
+		s.handoff = &handoff{peers4: hpeer4, back4: hback4}
+	}
 	wantChains := map[string]*nftables.Chain{ChainInput: InputChain(t), ChainPrerouting: PreroutingChain(t)}
+	if handoffOn {
+		wantChains[ChainOutput] = OutputChain(t)
+	}
 	var got []dumpedRule
 	for _, ch := range chains {
 		if ch.Table.Name != t.Name {
@@ -143,6 +173,9 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 			if len(r.unknown) > 0 {
 				drift = append(drift, fmt.Sprintf("chain %s: rule with expressions lbctl does not program: %v", ch.Name, r.unknown))
 			}
+		}
+		if handoffOn {
+			readHandoff(s.handoff, ch.Name, rules)
 		}
 		if ch.Name == ChainPrerouting {
 			for _, r := range rules {
@@ -169,6 +202,29 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 	exp := build(s)
 	drift = append(drift, rulesDiff(exp.Rules, got)...)
 	return s.firewall(), drift, nil
+}
+
+// readHandoff recovers the handoff port (from the admission rule of the
+// input chain) and the MSS (from the clamp rules of the output chain); the
+// caller then compares the whole rules with what Apply programs.
+func readHandoff(h *handoff, chain string, rules []dumpedRule) {
+	for _, r := range rules {
+		switch {
+		case chain == ChainInput && hasExpr[*expr.Objref](r):
+			for _, e := range r.exprs {
+				if c, ok := e.(*expr.Cmp); ok && len(c.Data) == 2 {
+					h.port = uint16(c.Data[0])<<8 | uint16(c.Data[1])
+					break
+				}
+			}
+		case chain == ChainOutput:
+			for _, e := range r.exprs {
+				if c, ok := e.(*expr.Cmp); ok && c.Op == expr.CmpOpGt && len(c.Data) == 2 {
+					h.mss = uint16(c.Data[0])<<8 | uint16(c.Data[1])
+				}
+			}
+		}
+	}
 }
 
 func hasExpr[T expr.Any](r dumpedRule) bool {

@@ -18,8 +18,11 @@ const (
 	SetVIP6         = "vip6"
 	SetSvc4         = "svc4"
 	SetSvc6         = "svc6"
+	SetHPeer4       = "hpeer4"
+	SetHBack4       = "hback4"
 	ChainInput      = "input"
 	ChainPrerouting = "prerouting"
+	ChainOutput     = "output"
 )
 
 // Offsets of the fields the rules match on.
@@ -27,6 +30,12 @@ const (
 	offIPv4Daddr = 16 // network header
 	offIPv6Daddr = 24 // network header
 	offTCPDport  = 2  // transport header
+	offIPv4Saddr = 12 // network header
+	offTCPSport  = 0  // transport header
+	offTCPFlags  = 13 // transport header
+	offUDPDport  = 2  // transport header
+	tcpFlagSYN   = 0x02
+	tcpOptMSS    = 2
 )
 
 // Ruleset is the whole content of the table as the nftables objects one
@@ -35,7 +44,10 @@ type Ruleset struct {
 	Table  *nftables.Table
 	Sets   []SetElements // vip4, vip6, svc4, svc6
 	Chains []*nftables.Chain
-	Rules  []*nftables.Rule // input rules, then prerouting rules
+	Rules  []*nftables.Rule // input rules, then prerouting rules, then output rules
+	// Counter is the named counter of refused handoff packets (nil
+	// without handoff).
+	Counter *nftables.CounterObj
 }
 
 // SetElements is a named set with the elements it must hold.
@@ -75,8 +87,80 @@ func build(s spec) *Ruleset {
 	}
 	in, pre := InputChain(t), PreroutingChain(t)
 	r.Chains = []*nftables.Chain{in, pre}
-	r.Rules = append(InputRules(in, sets), preroutingRules(pre, s.transparent, s.intercepts)...)
+	if s.handoff != nil {
+		r.Sets = append(r.Sets,
+			SetElements{sets.HPeer4, addrElements(s.handoff.peers4)},
+			SetElements{sets.HBack4, pairElements(s.handoff.back4)})
+		r.Counter = &nftables.CounterObj{Table: t, Name: model.HandoffRefusedCounter}
+		r.Rules = append(r.Rules, HandoffAdmitRule(in, sets, s.handoff.port))
+	}
+	r.Rules = append(r.Rules, InputRules(in, sets)...)
+	r.Rules = append(r.Rules, preroutingRules(pre, s.transparent, s.intercepts)...)
+	if s.handoff != nil {
+		out := OutputChain(t)
+		r.Chains = append(r.Chains, out)
+		r.Rules = append(r.Rules, ClampRules(out, sets, s.handoff.mss)...)
+	}
 	return r
+}
+
+// HandoffAdmitRule drops, and counts, encapsulated flow handoff packets
+// (VXLAN on port) from anything but a peer LB node:
+//
+//	udp dport PORT ip saddr != @hpeer4 counter name "handoff_refused" drop
+//
+// The expressions are those nft makes of that line.
+func HandoffAdmitRule(ch *nftables.Chain, s Sets, port uint16) *nftables.Rule {
+	var e []expr.Any
+	e = append(e, l4proto(unix.IPPROTO_UDP)...)
+	e = append(e, load(expr.PayloadBaseTransportHeader, offUDPDport, 2, unix.NFT_REG_1)...)
+	e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: unix.NFT_REG_1, Data: be16(port)})
+	e = append(e, nfproto(unix.NFPROTO_IPV4)...)
+	e = append(e, load(expr.PayloadBaseNetworkHeader, offIPv4Saddr, 4, unix.NFT_REG_1)...)
+	e = append(e, &expr.Lookup{SourceRegister: unix.NFT_REG_1, SetName: s.HPeer4.Name, SetID: s.HPeer4.ID, Invert: true})
+	e = append(e, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: model.HandoffRefusedCounter})
+	e = append(e, verdict(expr.VerdictDrop)...)
+	return &nftables.Rule{Table: ch.Table, Chain: ch, Exprs: e}
+}
+
+// OutputChain is the filter chain on the output hook, priority mangle
+// (-150), policy accept, for the MSS clamp of flow handoff.
+func OutputChain(t *nftables.Table) *nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{Name: ChainOutput, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle, Policy: &accept}
+}
+
+// ClampRules clamp the MSS the node announces on VIP connections (its
+// SYN-ACKs from a VIP:port) and on connections to transparent backends (its
+// SYNs to them), so that what the peer sends fits the path once a node
+// hands it off with 50 bytes of encapsulation:
+//
+//	tcp flags syn ip saddr . tcp sport @svc4 tcp option maxseg size > MSS tcp option maxseg size set MSS
+//	tcp flags syn ip daddr . tcp dport @hback4 tcp option maxseg size > MSS tcp option maxseg size set MSS
+func ClampRules(ch *nftables.Chain, s Sets, mss uint16) []*nftables.Rule {
+	clamp := func(addrOff, portOff uint32, set *nftables.Set) *nftables.Rule {
+		var e []expr.Any
+		e = append(e, l4proto(unix.IPPROTO_TCP)...)
+		e = append(e, load(expr.PayloadBaseTransportHeader, offTCPFlags, 1, unix.NFT_REG_1)...)
+		e = append(e,
+			&expr.Bitwise{SourceRegister: unix.NFT_REG_1, DestRegister: unix.NFT_REG_1, Len: 1, Mask: []byte{tcpFlagSYN}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: unix.NFT_REG_1, Data: []byte{0}})
+		e = append(e, nfproto(unix.NFPROTO_IPV4)...)
+		e = append(e, load(expr.PayloadBaseNetworkHeader, addrOff, 4, unix.NFT_REG_1)...)
+		e = append(e, load(expr.PayloadBaseTransportHeader, portOff, 2, unix.NFT_REG32_01)...)
+		e = append(e, lookup(set)...)
+		e = append(e,
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: tcpOptMSS, Offset: 2, Len: 2, DestRegister: unix.NFT_REG_1},
+			&expr.Cmp{Op: expr.CmpOpGt, Register: unix.NFT_REG_1, Data: be16(mss)},
+			&expr.Immediate{Register: unix.NFT_REG_1, Data: be16(mss)},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: tcpOptMSS, Offset: 2, Len: 2, SourceRegister: unix.NFT_REG_1})
+		return &nftables.Rule{Table: ch.Table, Chain: ch, Exprs: e}
+	}
+	return []*nftables.Rule{
+		clamp(offIPv4Saddr, offTCPSport, s.Svc4),
+		clamp(offIPv4Daddr, offTCPDport, s.HBack4),
+	}
 }
 
 // Table is the only table lbctl owns: inet lbctl.
@@ -84,9 +168,11 @@ func Table() *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyINet, Name: model.NFTTable}
 }
 
-// Sets are the four named sets of the table.
+// Sets are the named sets of the table: four always, two more with flow
+// handoff.
 type Sets struct {
 	VIP4, VIP6, Svc4, Svc6 *nftables.Set
+	HPeer4, HBack4         *nftables.Set
 }
 
 // NewSets returns the table's sets (without elements). The IDs name them
@@ -99,6 +185,9 @@ func NewSets(t *nftables.Table) Sets {
 			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)},
 		Svc6: &nftables.Set{Table: t, ID: 4, Name: SetSvc6, Concatenation: true,
 			KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService)},
+		HPeer4: &nftables.Set{Table: t, ID: 5, Name: SetHPeer4, KeyType: nftables.TypeIPAddr},
+		HBack4: &nftables.Set{Table: t, ID: 6, Name: SetHBack4, Concatenation: true,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)},
 	}
 }
 

@@ -19,6 +19,15 @@ type spec struct {
 	svc4, svc6  []netip.AddrPort
 	transparent bool
 	intercepts  []intercept
+	handoff     *handoff
+}
+
+// handoff is a parsed model.Handoff.
+type handoff struct {
+	port   uint16
+	mss    uint16
+	peers4 []netip.Addr
+	back4  []netip.AddrPort
 }
 
 // intercept is one parsed model.Intercept. to is the zero Addr when the
@@ -109,6 +118,27 @@ func compile(fw model.Firewall) (spec, error) {
 		}
 		s.intercepts = append(s.intercepts, x)
 	}
+	if h := fw.Handoff; h != nil {
+		x := &handoff{}
+		var ok bool
+		if x.port, ok = port("handoff port", h.Port); !ok {
+			x = nil
+		}
+		if h.MSS < 536 || h.MSS > 65495 {
+			errs = append(errs, fmt.Errorf("handoff mss: %d out of range 536-65495", h.MSS))
+			x = nil
+		}
+		for _, a := range h.Peers4 {
+			if ip, ok := addr("handoff peers4", a, false); ok && x != nil {
+				x.peers4 = append(x.peers4, ip)
+			}
+		}
+		if b := pairs("handoff backends4", h.Backends4, false); x != nil {
+			x.back4 = b
+			x.mss = uint16(h.MSS)
+			s.handoff = x
+		}
+	}
 	if len(errs) > 0 {
 		return spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(errs...))
 	}
@@ -131,6 +161,10 @@ func (s *spec) sort() {
 		return cmp.Or(strings.Compare(a.prefix.String(), b.prefix.String()), cmp.Compare(a.port, b.port),
 			byText(a.to, b.to), cmp.Compare(a.toPort, b.toPort))
 	})
+	if s.handoff != nil {
+		s.handoff.peers4 = sortCompact(s.handoff.peers4, byText)
+		s.handoff.back4 = sortCompact(s.handoff.back4, byPair)
+	}
 }
 
 func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
@@ -162,6 +196,16 @@ func (s spec) firewall() model.Firewall {
 			x.ToAddr = ic.to.String()
 		}
 		fw.Intercepts = append(fw.Intercepts, x)
+	}
+	if h := s.handoff; h != nil {
+		x := &model.Handoff{Port: int(h.port), MSS: int(h.mss)}
+		for _, a := range h.peers4 {
+			x.Peers4 = append(x.Peers4, a.String())
+		}
+		for _, p := range h.back4 {
+			x.Backends4 = append(x.Backends4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
+		}
+		fw.Handoff = x
 	}
 	return fw
 }
@@ -207,6 +251,19 @@ func Diff(want, got model.Firewall) []string {
 	set("svc4", pairTexts(want.Accept4), pairTexts(got.Accept4))
 	set("svc6", pairTexts(want.Accept6), pairTexts(got.Accept6))
 	set("intercept", interceptTexts(want.Intercepts), interceptTexts(got.Intercepts))
+	wh, gh := want.Handoff, got.Handoff
+	switch {
+	case wh == nil && gh != nil:
+		out = append(out, "handoff: unexpected")
+	case wh != nil && gh == nil:
+		out = append(out, "handoff: missing")
+	case wh != nil:
+		set("hpeer4", addrTexts(wh.Peers4), addrTexts(gh.Peers4))
+		set("hback4", pairTexts(wh.Backends4), pairTexts(gh.Backends4))
+		if wh.Port != gh.Port || wh.MSS != gh.MSS {
+			out = append(out, fmt.Sprintf("handoff: want port %d mss %d, got port %d mss %d", wh.Port, wh.MSS, gh.Port, gh.MSS))
+		}
+	}
 	if want.Transparent != got.Transparent {
 		out = append(out, fmt.Sprintf("transparent: want %v, got %v", want.Transparent, got.Transparent))
 	}

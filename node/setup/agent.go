@@ -58,6 +58,12 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 		}
 		acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
 	}
+	ho := newHandoff(time.Duration(cfg.DrainTime) + 10*time.Second)
+	defer ho.Close()
+	acfg.Handoff = ho
+	if ho.dp == nil {
+		log.Warn("flow handoff unavailable: connections whose route moves to another node will be reset", "reason", ho.state)
+	}
 	ann, err := NewAnnouncer(cfg)
 	if err != nil {
 		return err

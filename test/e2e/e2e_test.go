@@ -84,7 +84,11 @@ func TestSandbox(t *testing.T) {
 // setUp builds lbctl, a key pair and the campus bundle (serial 100),
 // brings the sandbox up with systemd LB nodes and installs the bundle on
 // both, then waits for ECMP routes to every VIP.
-func setUp(t *testing.T) *sandbox {
+func setUp(t *testing.T) *sandbox { return setUpTree(t, nil) }
+
+// setUpTree is setUp with a variant of examples/campus: edit, when not nil,
+// changes a copy of the tree before it is resolved.
+func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	ctx := t.Context()
 	start := time.Now()
 	sb := &sandbox{work: t.TempDir()}
@@ -107,6 +111,10 @@ func setUp(t *testing.T) *sandbox {
 	sb.run(t, "keygen", "--unencrypted", filepath.Join(sb.work, "admin"))
 	sb.key, sb.pubkey = filepath.Join(sb.work, "admin.key"), filepath.Join(sb.work, "admin.pub")
 	tree := filepath.Join(root, "examples", "campus")
+	if edit != nil {
+		tree = copyTree(t, filepath.Join(sb.work, "campus"))
+		edit(tree)
+	}
 	b, err := sb.lbctlCmd(ctx, "resolve", tree, "--json").Output()
 	if err != nil {
 		t.Fatalf("lbctl resolve: %v", err)

@@ -34,7 +34,9 @@
 // node only. Non-transparent connections come from the node's own bk address
 // and work through both. LB nodes and the router forward packets.
 //
-// Node profiles of the model map to lb1 and lb2 in host name order; their
+// Node profiles of the model map to lb1, lb2, ... in host name order (as many
+// LB nodes as profiles, at least two, at most MaxNodes; lbN has 198.51.100.1N,
+// 2001:db8:100::1N, 203.0.113.N and 2001:db8:203::N); their
 // route reflector must be 198.51.100.2 (or 2001:db8:100::2) and their other
 // addresses are added on "core" (IPv6 ones outside 2001:db8:100::/64 with
 // their /64, in which the router and the route reflector take ::1 and ::2).

@@ -57,20 +57,41 @@ const (
 	hostIf        = "eth0"
 )
 
-// nodeSlots are the LB nodes' fixed addresses: lb1 and lb2.
-var nodeSlots = []struct {
+// MaxNodes is the most LB nodes the testbed runs (lb1 ... lb8).
+const MaxNodes = 8
+
+// nodeSlot is the fixed addressing of LB node i (0-based): lbN with
+// 198.51.100.1N and 2001:db8:100::1N on the core, 203.0.113.N and
+// 2001:db8:203::N on the backend segment.
+type nodeSlot struct {
 	name                             string
 	core4, core6, backend4, backend6 netip.Addr
-}{
-	{"lb1", netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:100::11"),
-		netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("2001:db8:203::1")},
-	{"lb2", netip.MustParseAddr("198.51.100.12"), netip.MustParseAddr("2001:db8:100::12"),
-		netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("2001:db8:203::2")},
+}
+
+func slot(i int) nodeSlot {
+	n := i + 1
+	return nodeSlot{
+		name:     fmt.Sprintf("lb%d", n),
+		core4:    netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 10+n)),
+		core6:    netip.MustParseAddr(fmt.Sprintf("2001:db8:100::%d", 10+n)),
+		backend4: netip.MustParseAddr(fmt.Sprintf("203.0.113.%d", n)),
+		backend6: netip.MustParseAddr(fmt.Sprintf("2001:db8:203::%d", n)),
+	}
+}
+
+// nodeSlots are the LB nodes of a model with n node profiles: as many as
+// the profiles, at least two.
+func nodeSlots(n int) []nodeSlot {
+	out := make([]nodeSlot, max(n, 2))
+	for i := range out {
+		out[i] = slot(i)
+	}
+	return out
 }
 
 // Node is one LB node of the testbed.
 type Node struct {
-	// Name is the testbed's name of the node: "lb1" or "lb2".
+	// Name is the testbed's name of the node: "lb1", "lb2", ...
 	Name string `json:"name"`
 	// Hostname is the node profile's host name from the model (Name when
 	// the model has no profile for this slot).
@@ -162,7 +183,7 @@ func reservedAddrs() map[netip.Addr]string {
 		RouterCore4: "router", RouterCore6: "router", RRCore4: "route reflector", RRCore6: "route reflector",
 		RouterClient4: "router", RouterClient6: "router", Client4: "client", Client6: "client",
 	}
-	for _, s := range nodeSlots {
+	for _, s := range nodeSlots(MaxNodes) {
 		for _, a := range []netip.Addr{s.core4, s.core6, s.backend4, s.backend6} {
 			r[a] = s.name
 		}
@@ -175,8 +196,8 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 	if m == nil {
 		return nil, fmt.Errorf("testbed: no model")
 	}
-	if len(m.Nodes) > len(nodeSlots) {
-		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed has %d LB nodes", len(m.Nodes), len(nodeSlots))
+	if len(m.Nodes) > MaxNodes {
+		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed runs at most %d LB nodes", len(m.Nodes), MaxNodes)
 	}
 	l := &layout{
 		prefix: prefix, dir: dir, asn: DefaultASN,
@@ -186,7 +207,7 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 	var errs []error
 	nodes := slices.Clone(m.Nodes)
 	slices.SortFunc(nodes, func(a, b model.Node) int { return cmp.Compare(a.Hostname, b.Hostname) })
-	for i, s := range nodeSlots {
+	for i, s := range nodeSlots(len(m.Nodes)) {
 		n := Node{
 			Name: s.name, Hostname: s.name, NetNS: prefix + s.name,
 			NetNSPath: filepath.Join(NetNSDir, prefix+s.name),
@@ -512,7 +533,11 @@ func (l *layout) buildSteps() {
 	}
 
 	// The router and the LB nodes forward.
-	for _, ns := range []string{l.router, l.nodes[0].NetNS, l.nodes[1].NetNS} {
+	fwd := []string{l.router}
+	for _, n := range l.nodes {
+		fwd = append(fwd, n.NetNS)
+	}
+	for _, ns := range fwd {
 		l.sysctls = append(l.sysctls,
 			sysctl{ns, "net/ipv4/ip_forward", "1"},
 			sysctl{ns, "net/ipv6/conf/all/forwarding", "1"})

@@ -123,7 +123,11 @@ func TestPlanRejects(t *testing.T) {
 			m.Services[1].Backend.Port = 25
 			m.Services[1].Listeners[0].BackendPort = 25
 		}, "port 25: service mail/smtp wants smtp, service dir/ldap wants ldap"},
-		{"three nodes", func(m *model.Site) { m.Nodes = append(m.Nodes, model.Node{Hostname: "lb-c"}) }, "3 node profiles"},
+		{"nine nodes", func(m *model.Site) {
+			for i := range 7 {
+				m.Nodes = append(m.Nodes, model.Node{Hostname: fmt.Sprintf("lb-%c", 'c'+i)})
+			}
+		}, "9 node profiles, the testbed runs at most 8"},
 		{"other route reflector", func(m *model.Site) { m.Nodes[0].RouteReflectors[0].Address = "198.51.100.3" }, "route reflector rr at 198.51.100.3"},
 		{"node ASNs differ", func(m *model.Site) { m.Nodes[0].ASN = 65002; m.Nodes[0].RouteReflectors[0].ASN = 65002 }, "differs"},
 		{"node on the router's extra address", func(m *model.Site) { m.Nodes[0].Addresses = []string{"2001:db8:ffff::1"} }, "::1 and ::2 of its /64"},

@@ -102,11 +102,49 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 			}
 		}
 	}
+	fw.Handoff = handoff(site, node)
 	if len(errs) > 0 {
 		return model.Firewall{}, fmt.Errorf("nft: node %s: %w", node.Hostname, errors.Join(errs...))
 	}
 	sortFirewall(&fw)
 	return fw, nil
+}
+
+// handoff is the flow handoff part of node's firewall: the other nodes'
+// IPv4 addresses and the transparent services' servers; nil when node has
+// no peer (a one-node site). The resolver has validated the addresses.
+func handoff(site *model.Site, node *model.Node) *model.Handoff {
+	h := &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS}
+	for _, n := range site.Nodes {
+		if n.Hostname == node.Hostname {
+			continue
+		}
+		for _, a := range n.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+				h.Peers4 = append(h.Peers4, ip.String())
+			}
+		}
+	}
+	if len(h.Peers4) == 0 {
+		return nil
+	}
+	for _, s := range site.Services {
+		if !s.Transparent {
+			continue
+		}
+		for _, srv := range s.Backend.Servers {
+			ip, err := netip.ParseAddr(srv.Address)
+			if err != nil || !ip.Is4() {
+				continue
+			}
+			for _, l := range s.Listeners {
+				if l.BackendPort > 0 {
+					h.Backends4 = append(h.Backends4, model.AddrPort{Addr: ip.String(), Port: l.BackendPort})
+				}
+			}
+		}
+	}
+	return h
 }
 
 // families says on which address families a VIP port listens: the union of
@@ -141,6 +179,12 @@ func sortFirewall(fw *model.Firewall) {
 		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Port, b.Port),
 			strings.Compare(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
 	})
+	if fw.Handoff != nil {
+		h := *fw.Handoff
+		h.Peers4 = compact(h.Peers4, byText)
+		h.Backends4 = compact(h.Backends4, byPair)
+		fw.Handoff = &h
+	}
 }
 
 func compact[T comparable](s []T, f func(a, b T) int) []T {
@@ -173,13 +217,25 @@ func NFTText(fw model.Firewall) string {
 		}
 		return out
 	}
+	if fw.Handoff != nil {
+		fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", model.HandoffRefusedCounter)
+	}
 	set("vip4", "ipv4_addr", fw.VIPs4)
 	set("vip6", "ipv6_addr", fw.VIPs6)
 	set("svc4", "ipv4_addr . inet_service", pairs(fw.Accept4))
 	set("svc6", "ipv6_addr . inet_service", pairs(fw.Accept6))
+	h := fw.Handoff
+	if h != nil {
+		set("hpeer4", "ipv4_addr", h.Peers4)
+		set("hback4", "ipv4_addr . inet_service", pairs(h.Backends4))
+	}
 	b.WriteString(`	chain input {
 		type filter hook input priority filter; policy accept;
-		ct state established,related accept
+`)
+	if h != nil {
+		fmt.Fprintf(&b, "\t\tudp dport %d ip saddr != @hpeer4 counter name \"%s\" drop\n", h.Port, model.HandoffRefusedCounter)
+	}
+	b.WriteString(`		ct state established,related accept
 		ip daddr . tcp dport @svc4 accept
 		ip6 daddr . tcp dport @svc6 accept
 		meta l4proto icmp ip daddr @vip4 accept
@@ -213,6 +269,14 @@ func NFTText(fw model.Firewall) string {
 		}
 		fmt.Fprintf(&b, "\t\t%stcp dport %d tproxy %s to %s %s\n", match, ic.Port, fam, to, mark)
 	}
-	b.WriteString("\t}\n}\n")
+	b.WriteString("\t}\n")
+	if h != nil {
+		clamp := fmt.Sprintf("tcp option maxseg size > %d tcp option maxseg size set %d", h.MSS, h.MSS)
+		fmt.Fprintf(&b, "\n\tchain output {\n\t\ttype filter hook output priority mangle; policy accept;\n")
+		fmt.Fprintf(&b, "\t\ttcp flags syn ip saddr . tcp sport @svc4 %s\n", clamp)
+		fmt.Fprintf(&b, "\t\ttcp flags syn ip daddr . tcp dport @hback4 %s\n", clamp)
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
 	return b.String()
 }

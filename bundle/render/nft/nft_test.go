@@ -38,6 +38,16 @@ func TestFirewall(t *testing.T) {
 			{Prefix: "203.0.113.128/25", Port: 3200, ToAddr: "192.0.2.40", ToPort: 3200},
 			{Prefix: "203.0.113.128/25", Port: 3300, ToAddr: "192.0.2.40", ToPort: 3300},
 		},
+		// The other node of the site, and the transparent ERP service's
+		// servers with both backend ports.
+		Handoff: &model.Handoff{
+			Port: model.HandoffPort, MSS: model.HandoffMSS,
+			Peers4: []string{"198.51.100.12"},
+			Backends4: []model.AddrPort{
+				{Addr: "203.0.113.61", Port: 3200}, {Addr: "203.0.113.61", Port: 3300},
+				{Addr: "203.0.113.62", Port: 3200}, {Addr: "203.0.113.62", Port: 3300},
+			},
+		},
 	}
 	if d := diff(want, fw); d != "" {
 		t.Error(d)

@@ -1,0 +1,216 @@
+package handoff
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Apply makes the datapath match cfg: creates the VXLAN device, attaches
+// handoff_tunnel to it and handoff_uplink to each uplink (detaching it from
+// interfaces no longer listed), and loads peers, VIPs and backends into the
+// maps. Applying the same configuration twice changes nothing.
+func (d *Datapath) Apply(cfg Config) error {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return inNetNS(cfg.NetNS, func() error {
+		if !cfg.Local.IsValid() && len(cfg.Peers) > 0 {
+			local, err := routeSource(cfg.Peers[0])
+			if err != nil {
+				return err
+			}
+			cfg.Local = local
+		}
+		tun, err := ensureDevice(cfg.Device, cfg.Port, cfg.Local)
+		if err != nil {
+			return err
+		}
+		if cfg.Uplinks == nil {
+			if cfg.Uplinks, err = uplinks(cfg.Device); err != nil {
+				return err
+			}
+		}
+		want := map[string]int{"tunnel/" + cfg.Device: tun}
+		for _, up := range cfg.Uplinks {
+			idx, err := ifaceIndex(up)
+			if err != nil {
+				return err
+			}
+			want["uplink/"+up] = idx
+		}
+		// Load the maps first so that the programs never run with a half
+		// configuration.
+		hc := handoffHoffConfig{TunnelIfindex: uint32(tun), Vni: cfg.VNI}
+		if cfg.Local.IsValid() {
+			hc.Local = hostOrder(cfg.Local.Unmap())
+		}
+		for i, p := range cfg.Peers {
+			hc.Peers[i] = hostOrder(p.Unmap())
+		}
+		hc.Npeers = uint32(len(cfg.Peers))
+		copy(hc.TunnelMac[:], DeviceMAC)
+		var errs []error
+		vips, backs := v4(cfg.VIPs), v4(cfg.Backends)
+		if err := syncSet(d.objs.HoffVips, d.vips, vips); err != nil {
+			errs = append(errs, fmt.Errorf("flow handoff vips: %w", err))
+		}
+		d.vips = vips
+		if err := syncSet(d.objs.HoffBackends, d.backs, backs); err != nil {
+			errs = append(errs, fmt.Errorf("flow handoff backends: %w", err))
+		}
+		d.backs = backs
+		if err := d.objs.HoffCfg.Put(uint32(0), hc); err != nil {
+			errs = append(errs, fmt.Errorf("flow handoff config: %w", err))
+		}
+		d.cfg = hc
+		for name, idx := range want {
+			if _, ok := d.links[name]; ok {
+				continue
+			}
+			prog := d.objs.HandoffUplink
+			if name == "tunnel/"+cfg.Device {
+				prog = d.objs.HandoffTunnel
+			}
+			l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: prog, Attach: ebpf.AttachTCXIngress})
+			if err != nil {
+				errs = append(errs, classify("attach", fmt.Errorf("attach %s: %w", name, err)))
+				continue
+			}
+			d.links[name] = l
+		}
+		for _, name := range slices.Sorted(maps.Keys(d.links)) {
+			if _, ok := want[name]; ok {
+				continue
+			}
+			if err := d.links[name].Close(); err != nil {
+				errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
+				continue
+			}
+			delete(d.links, name)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// Attached lists the attachments, as "uplink/IFNAME" and "tunnel/IFNAME".
+func (d *Datapath) Attached() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Sorted(maps.Keys(d.links))
+}
+
+// RemoveDevice deletes the handoff device in the network namespace open at
+// netns (0: the process's).
+func RemoveDevice(netns int, name string) error {
+	if name == "" {
+		name = DefaultDevice
+	}
+	return inNetNS(netns, func() error { return removeDevice(name) })
+}
+
+// routeSource is the address the kernel would send from to peer: the
+// outer source of forwarded packets, which the peer's packet filter admits.
+func routeSource(peer netip.Addr) (netip.Addr, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: DefaultPort, Addr: peer.Unmap().As4()}); err != nil {
+		return netip.Addr{}, fmt.Errorf("flow handoff: no route to peer %s: %w", peer, err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("getsockname: %w", err)
+	}
+	in4, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("flow handoff: source towards %s is not IPv4", peer)
+	}
+	return netip.AddrFrom4(in4.Addr), nil
+}
+
+// uplinks are the interfaces of the calling thread's namespace where VIP
+// traffic or backend replies may arrive: every one but loopback and the
+// handoff device. The program lets everything else through, so an
+// interface without VIP traffic costs one parse per packet.
+func uplinks(device string) ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := []string{}
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagLoopback != 0 || ifi.Name == device {
+			continue
+		}
+		out = append(out, ifi.Name)
+	}
+	return out, nil
+}
+
+// ifaceIndex resolves an interface name in the calling thread's network
+// namespace (SIOCGIFINDEX on a socket made there: /sys may be the host's).
+func ifaceIndex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("uplink %q: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// inNetNS runs fn on an OS thread in the network namespace open at fd (0:
+// the calling thread's, no switch). The thread goes back afterwards; if that
+// fails it stays locked and the runtime discards it.
+func inNetNS(fd int, fn func() error) error {
+	if fd <= 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open own network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace fd %d: %w", fd, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("return to own network namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}

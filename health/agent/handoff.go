@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// Handoff is the node's flow handoff datapath as the agent drives it
+// (node/setup wires bpf/handoff): on every reload the agent hands it the
+// committed release's firewall, whose Handoff names the peers and the
+// transparent backends and whose Accept4 the VIP ports.
+type Handoff interface {
+	// Apply makes forwarding match fw; a nil fw.Handoff turns it off.
+	Apply(fw model.Firewall) error
+	// Status reads the datapath's state and counters.
+	Status() HandoffStatus
+}
+
+// HandoffStatus is the flow handoff part of the agent's status.
+type HandoffStatus struct {
+	// State is "active", "off (...)" or "unavailable (...)" with the reason.
+	State    string   `json:"state"`
+	Attached []string `json:"attached,omitempty"`
+	Peers    []string `json:"peers,omitempty"`
+	// Counters since the agent started; Refused counts encapsulated
+	// packets the packet filter dropped because they did not come from a
+	// peer (since the table was last replaced).
+	Forwarded     uint64 `json:"forwarded"`
+	ForwardErrors uint64 `json:"forward_errors"`
+	NoPeer        uint64 `json:"no_peer"`
+	Delivered     uint64 `json:"delivered"`
+	Dropped       uint64 `json:"dropped"`
+	Refused       uint64 `json:"refused"`
+	FilterRefused uint64 `json:"filter_refused"`
+}
+
+// handoffLoop applies the committed release to the datapath once a second
+// when it changed (an install commits after it asks the agent to reload),
+// apart from the VIPs' evaluations so that a failover never waits for it.
+func (a *Agent) handoffLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.applyHandoff(false)
+		}
+	}
+}
+
+// handoffRefresh is how often the agent re-applies the datapath although
+// the committed release did not change (so that VIP ports kept for a drain
+// expire).
+const handoffRefresh = 10 * time.Second
+
+// applyHandoff hands the committed release's firewall to the datapath when
+// the committed release changed since the last time, or force is set, or
+// handoffRefresh passed. An install commits after it asks the agent to
+// reload, so handoffLoop calls this too.
+func (a *Agent) applyHandoff(force bool) {
+	if a.cfg.Handoff == nil {
+		return
+	}
+	a.handoffMu.Lock()
+	defer a.handoffMu.Unlock()
+	serial, ok, err := a.cfg.Store.Current()
+	if err != nil || !ok {
+		return
+	}
+	if !force && serial == a.handoffSerial && time.Since(a.handoffAt) < handoffRefresh {
+		return
+	}
+	a.handoffSerial, a.handoffAt = serial, time.Now()
+	r, err := a.cfg.Store.Load(serial)
+	if err != nil {
+		a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)
+		return
+	}
+	if err := a.cfg.Handoff.Apply(r.State.Firewall); err != nil {
+		a.log.Error("flow handoff", "err", err)
+	}
+}

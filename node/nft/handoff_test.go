@@ -1,0 +1,77 @@
+package nft
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/test/netnstest"
+)
+
+// TestHandoffAdmission sends encapsulated (VXLAN port) datagrams to an LB
+// node from a peer LB node and from another host: the peer's arrives, the
+// other's is dropped and counted in handoff_refused.
+func TestHandoffAdmission(t *testing.T) {
+	lb := netnstest.New(t, "nft-ho-lb")
+	peer := netnstest.New(t, "nft-ho-peer")
+	stranger := netnstest.New(t, "nft-ho-x")
+	netnstest.Veth(t, peer, "198.51.100.12/24", lb, "198.51.100.11/24")
+	netnstest.Veth(t, stranger, "203.0.113.9/24", lb, "203.0.113.1/24")
+	k, err := New(WithNetNS(lb.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := model.Firewall{
+		VIPs4:   []string{"192.0.2.10"},
+		Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}},
+		Handoff: &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: []string{"198.51.100.12"}},
+	}
+	if err := k.Apply(fw); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok, err := k.HandoffRefused(); err != nil || !ok || n != 0 {
+		t.Fatalf("fresh counter: %d %v %v", n, ok, err)
+	}
+	// A UDP socket on the VXLAN port stands in for the handoff device.
+	var sock *net.UDPConn
+	if err := lb.Do(func() (err error) {
+		sock, err = net.ListenUDP("udp4", &net.UDPAddr{Port: model.HandoffPort})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	send := func(from *netnstest.NS, to, msg string) {
+		t.Helper()
+		if err := from.Do(func() error {
+			c, err := net.Dial("udp4", net.JoinHostPort(to, "4789"))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte(msg))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(stranger, "203.0.113.1", "forged")
+	send(peer, "198.51.100.11", "from peer")
+	buf := make([]byte, 64)
+	sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := sock.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the peer's datagram did not arrive: %v", err)
+	}
+	if got := string(buf[:n]); got != "from peer" || from.IP.String() != "198.51.100.12" {
+		t.Fatalf("got %q from %s, want only the peer's datagram", got, from)
+	}
+	sock.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, from, err := sock.ReadFromUDP(buf); err == nil {
+		t.Fatalf("a second datagram arrived: %q from %s", buf[:n], from)
+	}
+	if n, ok, err := k.HandoffRefused(); err != nil || !ok || n != 1 {
+		t.Fatalf("handoff_refused = %d (ok %v, %v), want 1", n, ok, err)
+	}
+}
