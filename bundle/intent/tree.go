@@ -2,7 +2,6 @@ package intent
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // File names with a meaning in an intents tree.
@@ -130,15 +131,33 @@ type parsed struct {
 	err  *Error
 }
 
+// Limits on every file of an intents tree (see docs/intents.md, "Limits"):
+// checked before the YAML parser sees the file, so that a huge file or an
+// alias bomb is refused at once.
+var fileLimits = yamltext.Limits{MaxBytes: 1 << 20, MaxAliases: 1000}
+
 // parseFile reads and parses one file. buf, if not nil, is the caller's
 // buffer to read into, kept for its next file (the parser copies what it
 // keeps).
 func (l *loader) parseFile(rel string, t reflect.Type, buf *[]byte) parsed {
 	data, err := l.readFile(rel, buf)
+	display := l.display(rel)
 	if err != nil {
-		return parsed{rel: rel, err: &Error{Pos: Pos{File: l.display(rel)}, Msg: "read: " + errors.Unwrap(err).Error(), Err: err}}
+		var p *yamltext.Problem
+		if errors.As(err, &p) {
+			return parsed{rel: rel, err: &Error{Pos: Pos{File: display}, Msg: p.Msg, Err: err}}
+		}
+		msg := err.Error()
+		if u := errors.Unwrap(err); u != nil {
+			msg = u.Error()
+		}
+		return parsed{rel: rel, err: &Error{Pos: Pos{File: display}, Msg: "read: " + msg, Err: err}}
 	}
-	n, perr := parseYAML(l.display(rel), data)
+	data, p := yamltext.Check(data, fileLimits)
+	if p != nil {
+		return parsed{rel: rel, err: &Error{Pos: Pos{File: display, Line: p.Line, Col: p.Col}, Msg: p.Msg, Err: p}}
+	}
+	n, perr := parseYAML(display, data)
 	if perr != nil {
 		return parsed{rel: rel, err: perr}
 	}
@@ -146,32 +165,23 @@ func (l *loader) parseFile(rel string, t reflect.Type, buf *[]byte) parsed {
 }
 
 // readFile reads rel into *buf, growing it as needed; with buf nil it
-// allocates. It spares os.ReadFile's second fstat and a new buffer per file.
+// allocates. It spares os.ReadFile's second fstat and a new buffer per file,
+// and reads no more than the size limit.
 func (l *loader) readFile(rel string, buf *[]byte) ([]byte, error) {
-	if buf == nil {
-		return fs.ReadFile(l.fsys, rel)
-	}
 	f, err := l.fsys.Open(rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b := (*buf)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	var b []byte
+	if buf != nil {
+		b = *buf
 	}
-	*buf = b
-	return b, nil
+	b, err = yamltext.ReadAll(f, b, fileLimits)
+	if buf != nil {
+		*buf = b
+	}
+	return b, err
 }
 
 // parseAll parses files in parallel; results keep the order of rels. then,
