@@ -257,6 +257,15 @@ func (l *loader) load() *Tree {
 			}
 			return nil
 		}
+		if special[p] {
+			return nil
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			if l.refuseSymlink(p) && p == nodesDir {
+				haveNodes = true
+			}
+			return nil
+		}
 		if e.IsDir() {
 			if p == nodesDir {
 				haveNodes = true
@@ -265,12 +274,8 @@ func (l *loader) load() *Tree {
 			}
 			return nil
 		}
-		if special[p] {
-			return nil
-		}
 		switch {
-		case strings.HasSuffix(name, ".yml"):
-			l.errs.add(Pos{File: l.display(p)}, "intents files end in .yaml, not .yml")
+		case l.refuseExtension(p):
 		case !strings.HasSuffix(name, ".yaml"):
 			// Not an intents file (README, zone files, ...).
 		case name == DefaultsFileName:
@@ -284,7 +289,7 @@ func (l *loader) load() *Tree {
 		l.errs.add(Pos{File: l.display(".")}, "read tree: %v", err)
 	}
 	if t.Site.Nodes != "" && !haveNodes {
-		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %q does not exist", t.Site.Nodes)
+		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
 	}
 	slices.Sort(defaultsRels)
 	slices.Sort(serviceRels)
@@ -359,9 +364,11 @@ func (l *loader) nodeFiles(dir string) []string {
 	}
 	for _, e := range entries {
 		switch name := e.Name(); {
-		case e.IsDir() || strings.HasPrefix(name, "."):
-		case strings.HasSuffix(name, ".yml"):
-			l.errs.add(Pos{File: l.display(path.Join(dir, name))}, "intents files end in .yaml, not .yml")
+		case strings.HasPrefix(name, "."):
+		case e.Type()&fs.ModeSymlink != 0:
+			l.refuseSymlink(path.Join(dir, name))
+		case e.IsDir():
+		case l.refuseExtension(path.Join(dir, name)):
 		case strings.HasSuffix(name, ".yaml"):
 			rels = append(rels, path.Join(dir, name))
 		}
@@ -369,11 +376,56 @@ func (l *loader) nodeFiles(dir string) []string {
 	return rels
 }
 
+// yamlExtension reports a name that ends in .yaml or .yml in any case.
+func yamlExtension(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// refuseExtension reports (and returns true for) a file that looks like an
+// intents file but is not named *.yaml: *.yml or another case would
+// otherwise be skipped without a word.
+func (l *loader) refuseExtension(rel string) bool {
+	ext := path.Ext(rel)
+	if !yamlExtension(rel) || ext == ".yaml" {
+		return false
+	}
+	l.errs.add(Pos{File: l.display(rel)}, "intents files end in .yaml, not %s: rename the file", ext)
+	return true
+}
+
+// refuseSymlink reports a symlink that stands for an intents file or a
+// directory: the loader follows no symlink, so that nothing outside the
+// tree is read and nothing in it is skipped silently. Symlinks to other
+// files (a README) are left alone. It returns true if it reported.
+func (l *loader) refuseSymlink(rel string) bool {
+	what := ""
+	if fi, err := fs.Stat(l.fsys, rel); err == nil && fi.IsDir() {
+		what = "a directory"
+	} else if yamlExtension(rel) {
+		what = "an intents file"
+	} else {
+		return false
+	}
+	msg := "symlink to " + what + ": the intents tree is read without following symlinks; copy or move it into the tree"
+	if rl, ok := l.fsys.(fs.ReadLinkFS); ok {
+		if target, err := rl.ReadLink(rel); err == nil {
+			msg = "symlink to " + what + " (" + yamltext.Short(target) + "): the intents tree is read without following symlinks; copy or move it into the tree"
+		}
+	}
+	l.errs.add(Pos{File: l.display(rel)}, "%s", msg)
+	return true
+}
+
 func (l *loader) loadDefaults(rels []string) []*Defaults {
 	var out []*Defaults
 	for _, f := range l.parseAll(rels, reflect.TypeFor[DefaultsFile](), nil) {
 		if f.err != nil {
+			// The services below are broken too, but their files are
+			// not to blame: they are not checked against what this
+			// file would have given them.
 			l.errs.addErr(f.err)
+			out = append(out, &Defaults{Dir: path.Dir(f.rel), Source: f.rel, broken: true})
 			continue
 		}
 		before := len(l.errs.list)
@@ -408,7 +460,7 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 				for i, it := range g.items {
 					if i < len(df.Policy.BackendGroups) {
 						if _, err := path.Match(df.Policy.BackendGroups[i], ""); err != nil {
-							l.errs.add(it.pos, "policy.backend_groups: bad glob %q", df.Policy.BackendGroups[i])
+							l.errs.add(it.pos, "policy.backend_groups: bad glob %s", short(df.Policy.BackendGroups[i]))
 						}
 					}
 				}
@@ -466,7 +518,7 @@ func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	name := strings.TrimSuffix(f.rel, ".yaml")
 	for _, seg := range strings.Split(name, "/") {
 		if !nameSegment.MatchString(seg) {
-			errs.add(Pos{File: display}, "service name %q: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", name)
+			errs.add(Pos{File: display}, "service name %s: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", short(name))
 			return nil
 		}
 	}
@@ -489,14 +541,19 @@ func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	for _, df := range chain {
 		merged = merge(merged, df.tree)
 	}
-	merged = merge(merged, f.tree)
+	if f.tree.kind != kindNull {
+		// An empty file sets nothing: it keeps what the defaults give.
+		merged = merge(merged, f.tree)
+	}
 	if merged == nil || merged.kind == kindNull {
 		merged = &node{kind: kindMap, pos: Pos{File: display, Line: 1, Col: 1}}
 	}
-	s := &Service{Name: name, Source: f.rel, src: merged}
+	s := &Service{Name: name, Source: f.rel, src: merged, file: display}
 	quiet := decoder{errs: &errList{}}
 	quiet.decode(merged, reflect.ValueOf(s).Elem(), "", nil)
-	checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, errs)
+	if !slices.ContainsFunc(chain, func(d *Defaults) bool { return d.broken && d.tree == nil }) {
+		checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, errs)
+	}
 	s.chain = chain
 	for _, df := range chain {
 		checkLocks(df, f.tree, errs)

@@ -489,7 +489,6 @@ func (d *decoder) value(n ast.Node, depth int) any {
 	if s, ok := v.(string); ok {
 		if r, bad := yamltext.ControlInText(s); bad {
 			d.errorf(n, "value %s holds a control character %s", yamltext.Short(s), yamltext.Name(r))
-			return nil
 		}
 	}
 	return v
