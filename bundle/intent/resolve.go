@@ -266,7 +266,8 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	}
 	rs.lookupAll(ctx, names)
 
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{},
+		Monitoring: prefixStrings(t.Site.Monitoring.Hosts)}
 	// Each service is resolved on its own, in parallel: the groups, hosts
 	// and names it needs are all looked up by now, and its errors are its
 	// own until they are flushed in the order of the services.

@@ -227,6 +227,7 @@ func (l *loader) load() *Tree {
 	d := decoder{errs: l.errs}
 	d.decode(site.tree, reflect.ValueOf(&t.Site).Elem(), "", nil)
 	checkRequired(site.tree, reflect.TypeFor[SiteFile](), "", Pos{File: l.display(SiteFileName), Line: 1, Col: 1}, l.errs)
+	l.checkMonitoring(site.tree, t.Site.Monitoring)
 	if l.onSite != nil {
 		l.onSite(t)
 	}
@@ -335,6 +336,39 @@ func (l *loader) load() *Tree {
 	}
 	t.Nodes = l.loadNodes(nodeRels)
 	return t
+}
+
+// Monitoring prefixes shorter than these would open every checked backend
+// port to a large part of the internet: a typo, not a monitoring network.
+const (
+	minMonitoringBits4 = 8
+	minMonitoringBits6 = 16
+)
+
+// checkMonitoring checks the site's monitoring hosts.
+func (l *loader) checkMonitoring(tree *node, m Monitoring) {
+	items := tree.get("monitoring").get("hosts")
+	seen := map[Prefix]bool{}
+	for i, p := range m.Hosts {
+		pos := Pos{File: l.display(SiteFileName)}
+		if items != nil && i < len(items.items) {
+			pos = items.items[i].pos
+		}
+		if !p.IsValid() {
+			continue // the decoder reported it
+		}
+		min := minMonitoringBits4
+		if p.Addr().Is6() {
+			min = minMonitoringBits6
+		}
+		if p.Bits() < min {
+			l.errs.add(pos, "monitoring.hosts: %s is too wide: a monitoring prefix is at least /%d (it opens the checked backend ports to everyone in it)", p.Prefix, min)
+		}
+		if seen[p] {
+			l.errs.add(pos, "monitoring.hosts: %s listed twice", p.Prefix)
+		}
+		seen[p] = true
+	}
 }
 
 // nearestDefaults returns the defaults of dir or its closest ancestor.
