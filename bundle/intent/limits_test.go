@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,6 +118,23 @@ func TestAcceptedOnPurpose(t *testing.T) {
 			func(t *testing.T, s *model.Site) {
 				if sv := s.Service("team/plain"); sv == nil || sv.TLS != nil || sv.Listeners[0].Action != model.ActionServe {
 					t.Errorf("service = %+v", sv)
+				}
+			}},
+		{"monitoring hosts", map[string]string{
+			"site.yaml": "site: test\ninventory: inventory.yaml\nzone: test.zone\nmonitoring:\n  hosts: [198.51.100.60, \"2001:db8:ffff::/120\"]\n",
+			"ok.yaml":   "fqdn: a.test.example\nbackend: web\nallow: [203.0.113.0/24]\n",
+			"open.yaml": "fqdn: b.test.example\nbackend: web\n"},
+			func(t *testing.T, s *model.Site) {
+				if want := []string{"198.51.100.60/32", "2001:db8:ffff::/120"}; !slices.Equal(s.Monitoring, want) {
+					t.Errorf("monitoring = %v, want %v", s.Monitoring, want)
+				}
+				// A client allow list admits the monitoring hosts, whose
+				// Icinga 2 checks reach the VIP; no list admits everyone.
+				if got, want := s.Service("ok").AllowedSources, []string{"198.51.100.60/32", "203.0.113.0/24", "2001:db8:ffff::/120"}; !slices.Equal(got, want) {
+					t.Errorf("allowed sources = %v, want %v", got, want)
+				}
+				if got := s.Service("open").AllowedSources; got != nil {
+					t.Errorf("allowed sources of an open service = %v", got)
 				}
 			}},
 		{"null resets an inherited value", map[string]string{

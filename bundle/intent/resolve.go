@@ -286,6 +286,11 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		rs.checkAliases(s, addrs, se)
 		servers := rs.servers(s, se)
 		resolved[i] = infer(s, addrs, servers, &se.errList)
+		if mon := t.Site.Monitoring.Hosts; len(s.Allow) > 0 && len(mon) > 0 {
+			// The Icinga 2 checks of the VIP come from the monitoring
+			// hosts: a client allow list admits them too.
+			resolved[i].AllowedSources = prefixStrings(append(slices.Clone(s.Allow), mon...))
+		}
 		rs.checkPolicy(s, addrs, se)
 	})
 	for i := range live {
