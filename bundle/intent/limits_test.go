@@ -98,6 +98,12 @@ func TestAcceptedOnPurpose(t *testing.T) {
 					t.Errorf("service = %+v", sv)
 				}
 			}},
+		{"byte order mark", map[string]string{"ok.yaml": "\ufefffqdn: a.test.example\nbackend: web\n"},
+			func(t *testing.T, s *model.Site) {
+				if sv := s.Service("ok"); sv.FQDN != "a.test.example" {
+					t.Errorf("service = %+v", sv)
+				}
+			}},
 		{"tabs between tokens", map[string]string{"ok.yaml": "fqdn:\ta.test.example\nbackend: web\t# comment\n"},
 			func(t *testing.T, s *model.Site) {
 				if sv := s.Service("ok"); sv.Backend.Group != "web" {

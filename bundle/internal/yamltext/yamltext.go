@@ -77,13 +77,17 @@ func size(n int64) string {
 
 // Check checks the text of a YAML file: at most lim.MaxBytes, UTF-8, no
 // control character but tab and line ends, at most lim.MaxAliases anchors
-// and aliases. Lines may end in LF or CRLF (Windows editors); a carriage
-// return anywhere else is refused. It returns data with CRLF turned into LF
-// (data itself when there is none), or the first problem.
+// and aliases. Lines may end in LF or CRLF and the file may start with a
+// byte order mark (Windows editors); a carriage return anywhere else is
+// refused. It returns data without the mark and with CRLF turned into LF
+// (data itself when there is neither), or the first problem.
 func Check(data []byte, lim Limits) ([]byte, *Problem) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, TooLarge(lim)
 	}
+	// A byte order mark (Windows editors write one) is not part of the
+	// text; editors do not show it, so columns count without it.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	line, col := 1, 1
 	crlf := false
 	aliases := 0
