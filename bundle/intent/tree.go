@@ -131,7 +131,7 @@ type parsed struct {
 	err  *Error
 }
 
-// Limits on every file of an intents tree (see docs/intents.md, "Limits"):
+// Limits on every file of an intents tree (see docs/intents.md, "Text and limits"):
 // checked before the YAML parser sees the file, so that a huge file or an
 // alias bomb is refused at once.
 var fileLimits = yamltext.Limits{MaxBytes: 1 << 20, MaxAliases: 1000}
