@@ -127,9 +127,10 @@ func TestAcceptedOnPurpose(t *testing.T) {
 				}
 			}},
 		{"monitoring hosts", map[string]string{
-			"site.yaml": "site: test\ninventory: inventory.yaml\nzone: test.zone\nmonitoring:\n  hosts: [198.51.100.60, \"2001:db8:ffff::/120\"]\n",
-			"ok.yaml":   "fqdn: a.test.example\nbackend: web\nallow: [203.0.113.0/24]\n",
-			"open.yaml": "fqdn: b.test.example\nbackend: web\n"},
+			"site.yaml":    "site: test\ninventory: inventory.yaml\nzone: test.zone\nmonitoring:\n  hosts: [198.51.100.60, \"2001:db8:ffff::/120\"]\n",
+			"ok.yaml":      "fqdn: a.test.example\nbackend: web\nallow: [203.0.113.0/24]\n",
+			"open.yaml":    "fqdn: b.test.example\nbackend: web\n",
+			"covered.yaml": "fqdn: c.test.example\nbackend: web\nallow: [198.51.100.0/24]\n"},
 			func(t *testing.T, s *model.Site) {
 				if want := []string{"198.51.100.60/32", "2001:db8:ffff::/120"}; !slices.Equal(s.Monitoring, want) {
 					t.Errorf("monitoring = %v, want %v", s.Monitoring, want)
@@ -137,6 +138,10 @@ func TestAcceptedOnPurpose(t *testing.T) {
 				// A client allow list admits the monitoring hosts, whose
 				// Icinga 2 checks reach the VIP; no list admits everyone.
 				if got, want := s.Service("ok").AllowedSources, []string{"198.51.100.60/32", "203.0.113.0/24", "2001:db8:ffff::/120"}; !slices.Equal(got, want) {
+					t.Errorf("allowed sources = %v, want %v", got, want)
+				}
+				// A monitoring prefix the list covers is not repeated.
+				if got, want := s.Service("covered").AllowedSources, []string{"198.51.100.0/24", "2001:db8:ffff::/120"}; !slices.Equal(got, want) {
 					t.Errorf("allowed sources = %v, want %v", got, want)
 				}
 				if got := s.Service("open").AllowedSources; got != nil {

@@ -286,10 +286,8 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		rs.checkAliases(s, addrs, se)
 		servers := rs.servers(s, se)
 		resolved[i] = infer(s, addrs, servers, &se.errList)
-		if mon := t.Site.Monitoring.Hosts; len(s.Allow) > 0 && len(mon) > 0 {
-			// The Icinga 2 checks of the VIP come from the monitoring
-			// hosts: a client allow list admits them too.
-			resolved[i].AllowedSources = prefixStrings(append(slices.Clone(s.Allow), mon...))
+		if len(s.Allow) > 0 && len(t.Site.Monitoring.Hosts) > 0 {
+			resolved[i].AllowedSources = prefixStrings(admitMonitoring(s.Allow, t.Site.Monitoring.Hosts))
 		}
 		rs.checkPolicy(s, addrs, se)
 	})
@@ -302,6 +300,18 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	site.VIPs = rs.crossCheck(site.Services)
 	site.Nodes = rs.nodes()
 	return site
+}
+
+// admitMonitoring adds to a client allow list the monitoring prefixes it
+// does not cover already: the Icinga 2 checks of the VIP come from them.
+func admitMonitoring(allow, mon []Prefix) []Prefix {
+	out := slices.Clone(allow)
+	for _, m := range mon {
+		if !slices.ContainsFunc(allow, func(a Prefix) bool { return a.Bits() <= m.Bits() && a.Contains(m.Addr()) }) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // parallel calls f(i) for i in [0, n) on GOMAXPROCS goroutines.
