@@ -56,6 +56,9 @@ func genTree(tb testing.TB, n int) string {
 			}
 			write(filepath.Join(team, name+".yaml"), svc)
 			fmt.Fprintf(&zone, "%s.%s IN AAAA 2001:db8:%x::%x\n", name, team, t+1, vip+1)
+			if i%10 != 9 { // the alias leads to the VIP too
+				fmt.Fprintf(&zone, "www.%s.%s IN AAAA 2001:db8:%x::%x\n", name, team, t+1, vip+1)
+			}
 		}
 	}
 	write("bench.zone", zone.String())

@@ -214,10 +214,10 @@ func (rs *resolver) nodes() []model.Node {
 			return s.at(p)
 		}
 		if len(np.Hostname) > 253 || !validLabels(np.Hostname) {
-			rs.errs.add(at("hostname"), "hostname %q is not a valid host name", np.Hostname)
+			rs.errs.add(at("hostname"), "hostname %s is not a valid host name", short(np.Hostname))
 		}
 		if a, err := netip.ParseAddr(np.RouterID); np.RouterID != "" && (err != nil || !a.Is4()) {
-			rs.errs.add(at("router_id"), "router_id %q is not an IPv4 address", np.RouterID)
+			rs.errs.add(at("router_id"), "router_id %s is not an IPv4 address", short(np.RouterID))
 		}
 		if n.VIPInterface == "" {
 			n.VIPInterface = "lo"
@@ -226,7 +226,7 @@ func (rs *resolver) nodes() []model.Node {
 		for i, s := range np.Addresses {
 			a, err := netip.ParseAddr(s)
 			if err != nil || a.Zone() != "" {
-				rs.errs.add(at(fmt.Sprintf("addresses.%d", i)), "address %q is not an IP address", s)
+				rs.errs.add(at(fmt.Sprintf("addresses.%d", i)), "address %s is not an IP address", short(s))
 				continue
 			}
 			addrs = append(addrs, a)
@@ -239,7 +239,7 @@ func (rs *resolver) nodes() []model.Node {
 		for i, p := range np.RouteReflectors {
 			a, err := netip.ParseAddr(p.Address)
 			if err != nil || a.Zone() != "" {
-				rs.errs.add(at(fmt.Sprintf("route_reflectors.%d.address", i)), "route reflector address %q is not an IP address", p.Address)
+				rs.errs.add(at(fmt.Sprintf("route_reflectors.%d.address", i)), "route reflector address %s is not an IP address", short(p.Address))
 				continue
 			}
 			if seen[p.Name] {

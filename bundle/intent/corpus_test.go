@@ -26,6 +26,13 @@ func copyTree(t testing.TB, src, dst string) {
 		if d.Name() == "want" {
 			return nil
 		}
+		if d.Type()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, filepath.Join(dst, rel))
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // The decoder maps node trees onto the intent types by reflection, driven by
@@ -203,8 +205,14 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
 			d.fail(n, path, "want a string, got %s", n.describe())
 			return
 		}
+		if n.value == "" {
+			// "" would silently stand for "not set", replacing what a
+			// defaults file gives: null says that on purpose.
+			d.fail(n, path, "empty string: remove the key, or write null to reset an inherited value")
+			return
+		}
 		if f != nil && len(f.enum) > 0 && !slices.Contains(f.enum, n.value) {
-			msg := fmt.Sprintf("%q is not one of %s", n.value, strings.Join(f.enum, ", "))
+			msg := fmt.Sprintf("%s is not one of %s", yamltext.Short(n.value), strings.Join(f.enum, ", "))
 			if s := suggest(n.value, f.enum); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
@@ -269,7 +277,7 @@ func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
 	for i, k := range n.keys {
 		fi, ok := si.byName[k.value]
 		if !ok {
-			msg := fmt.Sprintf("unknown field %q", k.value)
+			msg := fmt.Sprintf("unknown field %s", short(k.value))
 			if path != "" {
 				msg += " in " + path
 			}

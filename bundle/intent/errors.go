@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // Pos is a position in an intents file. File is the path as shown to the
@@ -74,12 +77,30 @@ type errList struct {
 	list []*Error
 }
 
+// short quotes a value for a message, cut to about 40 characters.
+func short(s string) string { return yamltext.Short(s) }
+
+// maxMsg bounds a message: values are quoted short, and this catches the
+// rest (a long name from another package's error).
+const maxMsg = 1000
+
+func capMsg(s string) string {
+	if len(s) <= maxMsg {
+		return s
+	}
+	i := maxMsg
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
 func (l *errList) add(p Pos, format string, args ...any) {
-	l.list = append(l.list, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+	l.list = append(l.list, &Error{Pos: p, Msg: capMsg(fmt.Sprintf(format, args...))})
 }
 
 func (l *errList) wrap(p Pos, err error, format string, args ...any) {
-	l.list = append(l.list, &Error{Pos: p, Msg: fmt.Sprintf(format, args...) + ": " + err.Error(), Err: err})
+	l.list = append(l.list, &Error{Pos: p, Msg: capMsg(fmt.Sprintf(format, args...) + ": " + err.Error()), Err: err})
 }
 
 func (l *errList) addErr(e *Error) { l.list = append(l.list, e) }

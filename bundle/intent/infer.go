@@ -98,16 +98,16 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 		Owner:  s.Owner,
 	}
 	if !validHostname(out.FQDN) {
-		errs.add(s.at("fqdn"), "fqdn %q is not a valid host name", s.FQDN)
+		errs.add(s.at("fqdn"), "fqdn %s is not a valid host name", short(s.FQDN))
 	}
 	for i, a := range s.Aliases {
 		a = canonicalName(a)
 		if !validHostname(a) {
-			errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %q is not a valid host name", s.Aliases[i])
+			errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s is not a valid host name", short(s.Aliases[i]))
 			continue
 		}
 		if a == out.FQDN {
-			errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %q repeats the fqdn", s.Aliases[i])
+			errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s repeats the fqdn", short(s.Aliases[i]))
 			continue
 		}
 		out.Aliases = append(out.Aliases, a)
@@ -155,6 +155,17 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 			tlsOn = true
 		}
 	}
+	if !tlsOn {
+		// TLS settings the service file writes without TLS would
+		// promise what nothing does (port 80 keeps serving plain HTTP
+		// despite tls.redirect). Inherited ones are a subtree's
+		// defaults for the services that do enable TLS.
+		for _, f := range []string{"certificate", "redirect", "hsts", "min_version", "ciphers"} {
+			if s.ownSets("tls." + f) {
+				errs.add(s.at("tls."+f), "tls.%s has no effect: the service does not terminate TLS (enable tls, or remove tls.%s)", f, f)
+			}
+		}
+	}
 	redirect := false
 	if tlsOn {
 		t := &model.TLS{
@@ -166,7 +177,7 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 		if t.Certificate == "" {
 			t.Certificate = out.FQDN
 		} else if !certNameRE.MatchString(t.Certificate) {
-			errs.add(s.at("tls.certificate"), "certificate %q: a name of letters, digits, '.', '_' and '-'", t.Certificate)
+			errs.add(s.at("tls.certificate"), "certificate %s: a name of letters, digits, '.', '_' and '-'", short(t.Certificate))
 		}
 		if t.MinVersion == "" {
 			t.MinVersion = defaultMinVersion
@@ -333,10 +344,10 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 			break
 		}
 		if !strings.HasPrefix(r.From, "/") {
-			errs.add(s.at(p+".from"), "redirect from %q: a path starting with /", r.From)
+			errs.add(s.at(p+".from"), "redirect from %s: a path starting with /", short(r.From))
 		}
 		if seenFrom[r.From] {
-			errs.add(s.at(p+".from"), "redirect from %q repeated", r.From)
+			errs.add(s.at(p+".from"), "redirect from %s repeated", short(r.From))
 		}
 		seenFrom[r.From] = true
 		code := r.Code
@@ -384,7 +395,7 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 	for i, c := range s.Contacts {
 		a, err := mail.ParseAddress(c)
 		if err != nil || a.Name != "" || a.Address != c {
-			errs.add(s.at(fmt.Sprintf("contacts.%d", i)), "contact %q is not an e-mail address", c)
+			errs.add(s.at(fmt.Sprintf("contacts.%d", i)), "contact %s is not an e-mail address", short(c))
 			continue
 		}
 		out.Contacts = append(out.Contacts, c)
@@ -428,17 +439,17 @@ func inferCheck(s *Service, soft software, fqdn string, errs *errList) model.Che
 	if out.Path == "" {
 		out.Path = "/"
 	} else if !strings.HasPrefix(out.Path, "/") || strings.ContainsAny(out.Path, " \t\r\n") {
-		errs.add(s.at("backend.check.path"), "backend.check.path %q: a path starting with / and without spaces", c.Path)
+		errs.add(s.at("backend.check.path"), "backend.check.path %s: a path starting with / and without spaces", short(c.Path))
 	}
 	out.Host = c.Host
 	if out.Host == "" {
 		out.Host = fqdn
 	} else if !validHostname(canonicalName(out.Host)) {
-		errs.add(s.at("backend.check.host"), "backend.check.host %q is not a valid host name", c.Host)
+		errs.add(s.at("backend.check.host"), "backend.check.host %s is not a valid host name", short(c.Host))
 	}
 	out.ExpectStatus = c.Expect
 	if out.ExpectStatus != "" && !statusRE.MatchString(out.ExpectStatus) {
-		errs.add(s.at("backend.check.expect"), "backend.check.expect %q: a status like 200 or 2xx", c.Expect)
+		errs.add(s.at("backend.check.expect"), "backend.check.expect %s: a status like 200 or 2xx", short(c.Expect))
 	}
 	return out
 }
@@ -463,6 +474,22 @@ func prefixStrings(ps []Prefix) []string {
 		out[i] = p.String()
 	}
 	return out
+}
+
+// ownAt is at for what the service file must change: the path's position
+// if the service file itself sets it, else the start of the service file
+// (not the defaults file that set part of it).
+func (s *Service) ownAt(p string) Pos {
+	if pos := s.at(p); s.file == "" || pos.File == s.file {
+		return pos
+	}
+	return Pos{File: s.file, Line: 1, Col: 1}
+}
+
+// ownSets reports whether the service file itself sets the dotted path.
+func (s *Service) ownSets(p string) bool {
+	k := lookup(s.src, p)
+	return k != nil && (s.file == "" || k.pos.File == s.file)
 }
 
 // at returns the position of a dotted path in the service's merged tree

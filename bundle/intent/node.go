@@ -9,6 +9,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // kind is the shape of a node.
@@ -64,7 +66,7 @@ func (n *node) describe() string {
 		return "null"
 	}
 	if n.tag == tagStr {
-		return fmt.Sprintf("string %q", n.value)
+		return "string " + yamltext.Short(n.value)
 	}
 	return fmt.Sprintf("%s %s", n.tag, n.value)
 }
@@ -168,6 +170,10 @@ func (c *converter) fail(tk *token.Token, format string, args ...any) {
 
 const maxDepth = 100
 
+// addSize adds expanded sizes, saturating above maxNodes: nested aliases
+// multiply sizes, which would otherwise overflow.
+func addSize(a, b int) int { return min(a+b, maxNodes+1) }
+
 // convert returns the node for n and its expanded size.
 func (c *converter) convert(n ast.Node) (*node, int) {
 	null := func(tk *token.Token) (*node, int) {
@@ -186,6 +192,13 @@ func (c *converter) convert(n ast.Node) (*node, int) {
 		return null(n.GetToken())
 	}
 	scalar := func(t tag, tk *token.Token, value string) (*node, int) {
+		if r, bad := yamltext.ControlIn(value); bad {
+			what := "control character " + yamltext.Name(r)
+			if r == '\n' {
+				what = "line break (values are one line)"
+			}
+			c.fail(tk, "value %s holds a %s", yamltext.Short(value), what)
+		}
 		return &node{kind: kindScalar, tag: t, value: value, pos: tokenPos(c.file, tk)}, 1
 	}
 	switch v := n.(type) {
@@ -239,7 +252,7 @@ func (c *converter) convert(n ast.Node) (*node, int) {
 		for _, e := range v.Values {
 			item, s := c.convert(e)
 			out.items = append(out.items, item)
-			size += s
+			size = addSize(size, s)
 		}
 		return out, size
 	case *ast.DocumentNode:
@@ -308,7 +321,7 @@ func (c *converter) mapping(tk *token.Token, values []*ast.MappingValueNode) (*n
 		}
 		if _, ok := mv.Key.(*ast.MergeKeyNode); ok {
 			val, s := c.convert(mv.Value)
-			size += s
+			size = addSize(size, s)
 			switch val.kind {
 			case kindMap:
 				merged = append(merged, val)
@@ -341,7 +354,7 @@ func (c *converter) mapping(tk *token.Token, values []*ast.MappingValueNode) (*n
 		if val.kind == kindNull && val.pos.Line == 0 {
 			val = &node{kind: kindNull, tag: tagNull, pos: key.pos}
 		}
-		size += s + 1
+		size = addSize(size, s+1)
 		out.keys = append(out.keys, key)
 		out.vals = append(out.vals, val)
 	}

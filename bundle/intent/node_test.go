@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,12 @@ func TestParseYAML(t *testing.T) {
 		{"merge key, explicit keys win", "base: &b {p: 1, q: 2}\nm:\n  <<: *b\n  q: 3\n", "{base:{p:int(1) q:int(2)} m:{q:int(3) p:int(1)}}"},
 		{"merge key list, first wins", "a: &a {p: 1}\nb: &b {p: 2, q: 2}\nm: {<<: [*a, *b]}\n", "{a:{p:int(1)} b:{p:int(2) q:int(2)} m:{p:int(1) q:int(2)}}"},
 		{"tags", "a: !!str 5\nb: !!int \"7\"\n", "{a:string(5) b:int(7)}"},
-		{"block literal", "a: |\n  x\n  y\n", "{a:string(x\ny\n)}"},
+		{"block literal", "a: |\n  x\n  y\n", "error: 1:4: value \"x\\ny\\n\" holds a line break (values are one line)"},
+		{"escaped CR", "a: \"web\\r\"\n", "error: 1:4: value \"web\\r\" holds a control character U+000D (carriage return)"},
+		{"escaped NUL in a key", "\"a\\0\": 1\n", "error: 1:1: value \"a\\x00\" holds a control character U+0000 (NUL)"},
+		{"escaped tab", "a: \"x\\ty\"\n", "error: 1:4: value \"x\\ty\" holds a control character U+0009 (tab)"},
+		{"escaped C1", "a: \"x\\x85\"\n", "error: 1:4: value \"x\\u0085\" holds a control character U+0085"},
+		{"tab between tokens", "a:\t1\n", "{a:int(1)}"},
 		{"unknown tag", "a: !custom 5\n", "error: 1:4: unsupported tag !custom"},
 		{"unknown alias", "a: *nope\n", "error: 1:4:"},
 		{"duplicate key", "a: 1\na: 2\n", "error: 2:1: yaml: mapping key \"a\" already defined"},
@@ -26,6 +32,7 @@ func TestParseYAML(t *testing.T) {
 		{"bad merge", "m: {<<: 5}\n", "error: 1:5: merge key << needs a mapping"},
 		{"complex key", "? [a]\n: 1\n", "error: 2:1: yaml: found an invalid key"},
 		{"alias bomb", bomb(), "error: document too large"},
+		{"alias bomb overflowing the count", deepBomb(25), "error: document too large"},
 		{"deep nesting", strings.Repeat("[", 200) + strings.Repeat("]", 200), "error: nesting deeper than 100 levels"},
 	}
 	for _, c := range cases {
@@ -64,6 +71,24 @@ func bomb() string {
 				b.WriteString(", ")
 			}
 			b.WriteString("*l" + string(rune('0'+i-1)))
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
+}
+
+// deepBomb nests levels of 10 aliases: 10^levels values, more than an int
+// holds for levels >= 19.
+func deepBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < levels; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [", i, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*l%d", i-1)
 		}
 		b.WriteString("]\n")
 	}

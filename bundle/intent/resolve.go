@@ -254,14 +254,20 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		if s.broken {
 			continue
 		}
-		if s.FQDN != "" {
-			names[canonicalName(s.FQDN)] = true
+		if f := canonicalName(s.FQDN); validHostname(f) {
+			names[f] = true
+		}
+		for _, a := range s.Aliases {
+			if a := canonicalName(a); validHostname(a) {
+				names[a] = true
+			}
 		}
 		rs.backendNames(s, names)
 	}
 	rs.lookupAll(ctx, names)
 
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{}}
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{},
+		Monitoring: prefixStrings(t.Site.Monitoring.Hosts)}
 	// Each service is resolved on its own, in parallel: the groups, hosts
 	// and names it needs are all looked up by now, and its errors are its
 	// own until they are flushed in the order of the services.
@@ -277,8 +283,12 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		s, se := live[i], &errs[i]
 		se.file, se.name = rs.display(s.Source), s.Name
 		addrs := rs.vipAddresses(s, se)
+		rs.checkAliases(s, addrs, se)
 		servers := rs.servers(s, se)
 		resolved[i] = infer(s, addrs, servers, &se.errList)
+		if len(s.Allow) > 0 && len(t.Site.Monitoring.Hosts) > 0 {
+			resolved[i].AllowedSources = prefixStrings(admitMonitoring(s.Allow, t.Site.Monitoring.Hosts))
+		}
 		rs.checkPolicy(s, addrs, se)
 	})
 	for i := range live {
@@ -290,6 +300,18 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	site.VIPs = rs.crossCheck(site.Services)
 	site.Nodes = rs.nodes()
 	return site
+}
+
+// admitMonitoring adds to a client allow list the monitoring prefixes it
+// does not cover already: the Icinga 2 checks of the VIP come from them.
+func admitMonitoring(allow, mon []Prefix) []Prefix {
+	out := slices.Clone(allow)
+	for _, m := range mon {
+		if !slices.ContainsFunc(allow, func(a Prefix) bool { return a.Bits() <= m.Bits() && a.Contains(m.Addr()) }) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // parallel calls f(i) for i in [0, n) on GOMAXPROCS goroutines.
@@ -307,8 +329,8 @@ func parallel(n int, f func(int)) {
 }
 
 func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
-	if s.FQDN == "" {
-		return nil
+	if !validHostname(canonicalName(s.FQDN)) {
+		return nil // infer reports it
 	}
 	res := rs.lookups[canonicalName(s.FQDN)]
 	if res.err != nil {
@@ -316,6 +338,37 @@ func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
 		return nil
 	}
 	return res.addrs
+}
+
+// checkAliases checks that every alias resolves, and only to addresses of
+// the service's VIP: an alias pointing elsewhere is routed by nothing.
+// Invalid names and repeats are infer's to report.
+func (rs *resolver) checkAliases(s *Service, addrs []netip.Addr, errs *serviceErrs) {
+	fqdn := canonicalName(s.FQDN)
+	for i, a := range s.Aliases {
+		name := canonicalName(a)
+		if !validHostname(name) || name == fqdn {
+			continue
+		}
+		p := s.at(fmt.Sprintf("aliases.%d", i))
+		res := rs.lookups[name]
+		if res.err != nil {
+			errs.wrap(p, res.err, "alias %s does not resolve", name)
+			continue
+		}
+		if len(addrs) == 0 {
+			continue // the fqdn's own error says enough
+		}
+		var stray []string
+		for _, x := range res.addrs {
+			if _, found := slices.BinarySearchFunc(addrs, x, netip.Addr.Compare); !found {
+				stray = append(stray, x.String())
+			}
+		}
+		if len(stray) > 0 {
+			errs.add(p, "alias %s resolves to %s, not an address of %s (the VIP): clients using the alias would not reach the load balancer", name, strings.Join(stray, " "), fqdn)
+		}
+	}
 }
 
 // servers resolves the backend servers, sorted by name.
@@ -372,13 +425,13 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 				}
 			}
 			if !validHostname(canonicalName(h)) {
-				errs.add(p, "backend host %q is neither an inventory host, an address nor a DNS name", h)
+				errs.add(p, "backend host %s is neither an inventory host, an address nor a DNS name", short(h))
 				continue
 			}
 			addr(p, canonicalName(h), h, "")
 		}
 	default:
-		errs.add(s.at("backend"), "backend needs a group or hosts")
+		errs.add(s.ownAt("backend"), "backend needs a group or hosts")
 		return nil
 	}
 	slices.SortFunc(out, func(a, b model.Server) int { return strings.Compare(a.Name, b.Name) })

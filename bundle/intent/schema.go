@@ -93,7 +93,9 @@ func schemaOf(t reflect.Type, partial, top bool) map[string]any {
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), partial, false)}
 	case reflect.String:
-		return map[string]any{"type": "string"}
+		// Not empty (null resets a value), one line, no control
+		// characters: what the loader accepts.
+		return map[string]any{"type": "string", "minLength": 1, "pattern": `^[^\x00-\x1f\x7f-\x9f]*$`}
 	case reflect.Bool:
 		return map[string]any{"anyOf": []any{
 			map[string]any{"type": "boolean"},

@@ -3,11 +3,17 @@ package intent
 // SiteFile is site.yaml at the root of an intents tree. Paths are relative
 // to the tree root.
 type SiteFile struct {
-	Site      string `yaml:"site" required:"true" doc:"Name of the site."`
-	Inventory string `yaml:"inventory" doc:"Ansible YAML inventory with the backend groups and hosts."`
-	Zone      string `yaml:"zone" doc:"Zone file (RFC 1035 master format) answering all DNS lookups, for hermetic builds."`
-	DNS       string `yaml:"dns" doc:"DNS server (host or host:port) to resolve names with, when there is no zone."`
-	Nodes     string `yaml:"nodes" doc:"Directory of LB node profiles, one file per node (default nodes)."`
+	Site       string     `yaml:"site" required:"true" doc:"Name of the site."`
+	Inventory  string     `yaml:"inventory" doc:"Ansible YAML inventory with the backend groups and hosts."`
+	Zone       string     `yaml:"zone" doc:"Zone file (RFC 1035 master format) answering all DNS lookups, for hermetic builds."`
+	DNS        string     `yaml:"dns" doc:"DNS server (host or host:port) to resolve names with, when there is no zone."`
+	Nodes      string     `yaml:"nodes" doc:"Directory of LB node profiles, one file per node (default nodes)."`
+	Monitoring Monitoring `yaml:"monitoring" doc:"The monitoring hosts that check the VIPs and the backends (Icinga 2)."`
+}
+
+// Monitoring names the hosts the rendered Icinga 2 checks run from.
+type Monitoring struct {
+	Hosts []Prefix `yaml:"hosts" doc:"Addresses or prefixes of the monitoring hosts; the backend firewall admits them to the ports Icinga 2 checks there. At least /8 (IPv4) or /16 (IPv6)."`
 }
 
 // NodeProfile is one file in the nodes directory: one LB node.

@@ -2,7 +2,6 @@ package intent
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // File names with a meaning in an intents tree.
@@ -130,15 +131,33 @@ type parsed struct {
 	err  *Error
 }
 
+// Limits on every file of an intents tree (see docs/intents.md, "Text and limits"):
+// checked before the YAML parser sees the file, so that a huge file or an
+// alias bomb is refused at once.
+var fileLimits = yamltext.Limits{MaxBytes: 1 << 20, MaxAliases: 1000}
+
 // parseFile reads and parses one file. buf, if not nil, is the caller's
 // buffer to read into, kept for its next file (the parser copies what it
 // keeps).
 func (l *loader) parseFile(rel string, t reflect.Type, buf *[]byte) parsed {
 	data, err := l.readFile(rel, buf)
+	display := l.display(rel)
 	if err != nil {
-		return parsed{rel: rel, err: &Error{Pos: Pos{File: l.display(rel)}, Msg: "read: " + errors.Unwrap(err).Error(), Err: err}}
+		var p *yamltext.Problem
+		if errors.As(err, &p) {
+			return parsed{rel: rel, err: &Error{Pos: Pos{File: display}, Msg: p.Msg, Err: err}}
+		}
+		msg := err.Error()
+		if u := errors.Unwrap(err); u != nil {
+			msg = u.Error()
+		}
+		return parsed{rel: rel, err: &Error{Pos: Pos{File: display}, Msg: "read: " + msg, Err: err}}
 	}
-	n, perr := parseYAML(l.display(rel), data)
+	data, p := yamltext.Check(data, fileLimits)
+	if p != nil {
+		return parsed{rel: rel, err: &Error{Pos: Pos{File: display, Line: p.Line, Col: p.Col}, Msg: p.Msg, Err: p}}
+	}
+	n, perr := parseYAML(display, data)
 	if perr != nil {
 		return parsed{rel: rel, err: perr}
 	}
@@ -146,32 +165,23 @@ func (l *loader) parseFile(rel string, t reflect.Type, buf *[]byte) parsed {
 }
 
 // readFile reads rel into *buf, growing it as needed; with buf nil it
-// allocates. It spares os.ReadFile's second fstat and a new buffer per file.
+// allocates. It spares os.ReadFile's second fstat and a new buffer per file,
+// and reads no more than the size limit.
 func (l *loader) readFile(rel string, buf *[]byte) ([]byte, error) {
-	if buf == nil {
-		return fs.ReadFile(l.fsys, rel)
-	}
 	f, err := l.fsys.Open(rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b := (*buf)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	var b []byte
+	if buf != nil {
+		b = *buf
 	}
-	*buf = b
-	return b, nil
+	b, err = yamltext.ReadAll(f, b, fileLimits)
+	if buf != nil {
+		*buf = b
+	}
+	return b, err
 }
 
 // parseAll parses files in parallel; results keep the order of rels. then,
@@ -217,6 +227,7 @@ func (l *loader) load() *Tree {
 	d := decoder{errs: l.errs}
 	d.decode(site.tree, reflect.ValueOf(&t.Site).Elem(), "", nil)
 	checkRequired(site.tree, reflect.TypeFor[SiteFile](), "", Pos{File: l.display(SiteFileName), Line: 1, Col: 1}, l.errs)
+	l.checkMonitoring(site.tree, t.Site.Monitoring)
 	if l.onSite != nil {
 		l.onSite(t)
 	}
@@ -247,6 +258,15 @@ func (l *loader) load() *Tree {
 			}
 			return nil
 		}
+		if special[p] {
+			return nil
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			if l.refuseSymlink(p) && p == nodesDir {
+				haveNodes = true
+			}
+			return nil
+		}
 		if e.IsDir() {
 			if p == nodesDir {
 				haveNodes = true
@@ -255,12 +275,8 @@ func (l *loader) load() *Tree {
 			}
 			return nil
 		}
-		if special[p] {
-			return nil
-		}
 		switch {
-		case strings.HasSuffix(name, ".yml"):
-			l.errs.add(Pos{File: l.display(p)}, "intents files end in .yaml, not .yml")
+		case l.refuseExtension(p):
 		case !strings.HasSuffix(name, ".yaml"):
 			// Not an intents file (README, zone files, ...).
 		case name == DefaultsFileName:
@@ -274,7 +290,7 @@ func (l *loader) load() *Tree {
 		l.errs.add(Pos{File: l.display(".")}, "read tree: %v", err)
 	}
 	if t.Site.Nodes != "" && !haveNodes {
-		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %q does not exist", t.Site.Nodes)
+		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
 	}
 	slices.Sort(defaultsRels)
 	slices.Sort(serviceRels)
@@ -322,6 +338,39 @@ func (l *loader) load() *Tree {
 	return t
 }
 
+// Monitoring prefixes shorter than these would open every checked backend
+// port to a large part of the internet: a typo, not a monitoring network.
+const (
+	minMonitoringBits4 = 8
+	minMonitoringBits6 = 16
+)
+
+// checkMonitoring checks the site's monitoring hosts.
+func (l *loader) checkMonitoring(tree *node, m Monitoring) {
+	items := tree.get("monitoring").get("hosts")
+	seen := map[Prefix]bool{}
+	for i, p := range m.Hosts {
+		pos := Pos{File: l.display(SiteFileName)}
+		if items != nil && i < len(items.items) {
+			pos = items.items[i].pos
+		}
+		if !p.IsValid() {
+			continue // the decoder reported it
+		}
+		min := minMonitoringBits4
+		if p.Addr().Is6() {
+			min = minMonitoringBits6
+		}
+		if p.Bits() < min {
+			l.errs.add(pos, "monitoring.hosts: %s is too wide: a monitoring prefix is at least /%d (it opens the checked backend ports to everyone in it)", p.Prefix, min)
+		}
+		if seen[p] {
+			l.errs.add(pos, "monitoring.hosts: %s listed twice", p.Prefix)
+		}
+		seen[p] = true
+	}
+}
+
 // nearestDefaults returns the defaults of dir or its closest ancestor.
 // With none set, dir's own defaults are skipped (for a parent lookup of the
 // root).
@@ -349,9 +398,11 @@ func (l *loader) nodeFiles(dir string) []string {
 	}
 	for _, e := range entries {
 		switch name := e.Name(); {
-		case e.IsDir() || strings.HasPrefix(name, "."):
-		case strings.HasSuffix(name, ".yml"):
-			l.errs.add(Pos{File: l.display(path.Join(dir, name))}, "intents files end in .yaml, not .yml")
+		case strings.HasPrefix(name, "."):
+		case e.Type()&fs.ModeSymlink != 0:
+			l.refuseSymlink(path.Join(dir, name))
+		case e.IsDir():
+		case l.refuseExtension(path.Join(dir, name)):
 		case strings.HasSuffix(name, ".yaml"):
 			rels = append(rels, path.Join(dir, name))
 		}
@@ -359,11 +410,56 @@ func (l *loader) nodeFiles(dir string) []string {
 	return rels
 }
 
+// yamlExtension reports a name that ends in .yaml or .yml in any case.
+func yamlExtension(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// refuseExtension reports (and returns true for) a file that looks like an
+// intents file but is not named *.yaml: *.yml or another case would
+// otherwise be skipped without a word.
+func (l *loader) refuseExtension(rel string) bool {
+	ext := path.Ext(rel)
+	if !yamlExtension(rel) || ext == ".yaml" {
+		return false
+	}
+	l.errs.add(Pos{File: l.display(rel)}, "intents files end in .yaml, not %s: rename the file", ext)
+	return true
+}
+
+// refuseSymlink reports a symlink that stands for an intents file or a
+// directory: the loader follows no symlink, so that nothing outside the
+// tree is read and nothing in it is skipped silently. Symlinks to other
+// files (a README) are left alone. It returns true if it reported.
+func (l *loader) refuseSymlink(rel string) bool {
+	what := ""
+	if fi, err := fs.Stat(l.fsys, rel); err == nil && fi.IsDir() {
+		what = "a directory"
+	} else if yamlExtension(rel) {
+		what = "an intents file"
+	} else {
+		return false
+	}
+	msg := "symlink to " + what + ": the intents tree is read without following symlinks; copy or move it into the tree"
+	if rl, ok := l.fsys.(fs.ReadLinkFS); ok {
+		if target, err := rl.ReadLink(rel); err == nil {
+			msg = "symlink to " + what + " (" + yamltext.Short(target) + "): the intents tree is read without following symlinks; copy or move it into the tree"
+		}
+	}
+	l.errs.add(Pos{File: l.display(rel)}, "%s", msg)
+	return true
+}
+
 func (l *loader) loadDefaults(rels []string) []*Defaults {
 	var out []*Defaults
 	for _, f := range l.parseAll(rels, reflect.TypeFor[DefaultsFile](), nil) {
 		if f.err != nil {
+			// The services below are broken too, but their files are
+			// not to blame: they are not checked against what this
+			// file would have given them.
 			l.errs.addErr(f.err)
+			out = append(out, &Defaults{Dir: path.Dir(f.rel), Source: f.rel, broken: true})
 			continue
 		}
 		before := len(l.errs.list)
@@ -398,7 +494,7 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 				for i, it := range g.items {
 					if i < len(df.Policy.BackendGroups) {
 						if _, err := path.Match(df.Policy.BackendGroups[i], ""); err != nil {
-							l.errs.add(it.pos, "policy.backend_groups: bad glob %q", df.Policy.BackendGroups[i])
+							l.errs.add(it.pos, "policy.backend_groups: bad glob %s", short(df.Policy.BackendGroups[i]))
 						}
 					}
 				}
@@ -456,7 +552,7 @@ func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	name := strings.TrimSuffix(f.rel, ".yaml")
 	for _, seg := range strings.Split(name, "/") {
 		if !nameSegment.MatchString(seg) {
-			errs.add(Pos{File: display}, "service name %q: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", name)
+			errs.add(Pos{File: display}, "service name %s: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", short(name))
 			return nil
 		}
 	}
@@ -479,14 +575,19 @@ func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	for _, df := range chain {
 		merged = merge(merged, df.tree)
 	}
-	merged = merge(merged, f.tree)
+	if f.tree.kind != kindNull {
+		// An empty file sets nothing: it keeps what the defaults give.
+		merged = merge(merged, f.tree)
+	}
 	if merged == nil || merged.kind == kindNull {
 		merged = &node{kind: kindMap, pos: Pos{File: display, Line: 1, Col: 1}}
 	}
-	s := &Service{Name: name, Source: f.rel, src: merged}
+	s := &Service{Name: name, Source: f.rel, src: merged, file: display}
 	quiet := decoder{errs: &errList{}}
 	quiet.decode(merged, reflect.ValueOf(s).Elem(), "", nil)
-	checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, errs)
+	if !slices.ContainsFunc(chain, func(d *Defaults) bool { return d.broken && d.tree == nil }) {
+		checkRequired(merged, reflect.TypeFor[Service](), "", Pos{File: display, Line: 1, Col: 1}, errs)
+	}
 	s.chain = chain
 	for _, df := range chain {
 		checkLocks(df, f.tree, errs)

@@ -32,6 +32,8 @@ type Service struct {
 	Owner       string      `yaml:"owner" doc:"Owning team, for monitoring."`
 	Contacts    []string    `yaml:"contacts" doc:"E-mail addresses notified by monitoring."`
 
+	// file is the service file as shown to the operator.
+	file string
 	// src is the merged node tree the service was decoded from, for
 	// positions of errors found after decoding.
 	src *node

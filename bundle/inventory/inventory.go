@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -68,9 +70,14 @@ type host struct {
 
 // Load reads and parses the inventory file at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	defer f.Close()
+	data, err := yamltext.ReadAll(f, nil, Limits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return Parse(path, data)
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // Bounds that keep a hostile or broken file (alias bombs, deep nesting)
@@ -26,6 +28,11 @@ const (
 	groupPriority = "ansible_group_priority"
 )
 
+// Limits bound the inventory file before it is parsed (see docs/intents.md,
+// "Limits"): its size, and its anchors and aliases, which make the YAML
+// parser slow long before maxNodes applies.
+var Limits = yamltext.Limits{MaxBytes: 16 << 20, MaxAliases: 10_000}
+
 var errTooMany = errors.New("too many errors")
 
 // pos is a 1-based line and column; zero when unknown.
@@ -35,6 +42,10 @@ type pos struct{ line, col int }
 // messages and Host.Source only. Errors carry "path:line:col"; independent
 // errors are joined.
 func Parse(path string, data []byte) (*Inventory, error) {
+	data, p := yamltext.Check(data, Limits)
+	if p != nil {
+		return nil, posError(path, pos{p.Line, p.Col}, p.Msg)
+	}
 	f, err := parseYAML(data)
 	if err != nil {
 		if looksLikeINI(data) {
@@ -249,6 +260,10 @@ func (d *decoder) key(n ast.Node) (string, bool) {
 	}
 	switch x := v.(type) {
 	case *ast.StringNode:
+		if r, bad := yamltext.ControlIn(x.Value); bad {
+			d.errorf(n, "name %s holds a control character %s", yamltext.Short(x.Value), yamltext.Name(r))
+			return "", false
+		}
 		return x.Value, true
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
 		if tk := x.GetToken(); tk != nil {
@@ -470,6 +485,16 @@ func (d *decoder) mergeEntries(out map[string]any, nodes map[string]*ast.Mapping
 // value converts a variable's value to plain Go values: nil, string, bool,
 // int64/uint64, float64, []any and map[string]any.
 func (d *decoder) value(n ast.Node, depth int) any {
+	v := d.rawValue(n, depth)
+	if s, ok := v.(string); ok {
+		if r, bad := yamltext.ControlInText(s); bad {
+			d.errorf(n, "value %s holds a control character %s", yamltext.Short(s), yamltext.Name(r))
+		}
+	}
+	return v
+}
+
+func (d *decoder) rawValue(n ast.Node, depth int) any {
 	if depth > maxDepth {
 		d.errorf(n, "values nested more than %d deep", maxDepth)
 		return nil

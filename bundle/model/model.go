@@ -29,6 +29,10 @@ type Site struct {
 	VIPs []VIP `json:"vips"`
 	// Nodes are the LB node profiles, sorted by Hostname.
 	Nodes []Node `json:"nodes"`
+	// Monitoring are the prefixes of the monitoring hosts (canonical,
+	// sorted IPv4 first): the backend firewall admits them to the ports
+	// Icinga 2 checks.
+	Monitoring []string `json:"monitoring,omitempty"`
 }
 
 // Modes of a service.

@@ -72,3 +72,21 @@ func TestBuildReproducibleAndDiff(t *testing.T) {
 		t.Fatal("a bundle was written for a broken tree")
 	}
 }
+
+// TestBuildRefusesCarriageReturn: build refuses what check refuses, naming
+// the file, line and column, and writes no bundle.
+func TestBuildRefusesCarriageReturn(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "site")
+	keygen(t, key)
+	tree := campusCopy(t)
+	appendFile(t, filepath.Join(tree, "web", "wiki.yaml"), "owner: web\rteam\n")
+	out := filepath.Join(dir, "x.bundle")
+	_, stderr, code := run(t, "build", tree, "-o", out, "--key", key+".key", "--serial", "1")
+	if code != 1 || !strings.Contains(stderr, filepath.Join(tree, "web", "wiki.yaml")+":8:11: carriage return (CR) inside a line") {
+		t.Errorf("build exited %d:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a bundle was written: %v", err)
+	}
+}

@@ -70,6 +70,18 @@ func TestCheckFindsMistakes(t *testing.T) {
 		{"duplicate fqdn in a second file", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, "web", "typo3", "physik-neu.yaml"), "# copy of physik\nfqdn: physik.campus.example\n")
 		}, []string{"web/typo3/physik-neu.yaml:2:7: host name physik.campus.example is also used by service web/typo3/physik", "web/typo3/physik.yaml:1:7"}},
+		{"carriage return in a service value", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "web", "wiki.yaml"), "owner: web\rteam\n")
+		}, []string{"web/wiki.yaml:8:11: carriage return (CR) inside a line"}},
+		{"escaped NUL in the site file", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "site.yaml"), "dns: \"ns1\\0\"\n")
+		}, []string{"site.yaml:11:6: value \"ns1\\x00\" holds a control character U+0000 (NUL)"}},
+		{"escaped CR in the inventory", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "inventory.yaml"), "    extra:\n      hosts:\n        x1: {ansible_host: \"203.0.113.99\\r\"}\n")
+		}, []string{"holds a control character U+000D (carriage return)"}},
+		{"alias missing from the zone", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, "web", "wiki.yaml"), "aliases: [wissen.campus.example]\n")
+		}, []string{"web/wiki.yaml:8:11: alias wissen.campus.example does not resolve"}},
 		{"fqdn missing from the zone", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, "web", "typo3", "sport.yaml"), "fqdn: sport.campus.example\n")
 		}, []string{"web/typo3/sport.yaml:1:7: fqdn sport.campus.example does not resolve"}},

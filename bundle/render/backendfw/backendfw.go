@@ -51,6 +51,9 @@ type Host struct {
 	Transparent []Clients
 	// Services using the host, sorted.
 	Services []string
+	// Monitored are the ports Icinga 2 checks on the host (sorted, a
+	// subset of Ports): the site's monitoring hosts are admitted to them.
+	Monitored []int
 }
 
 // Clients admits client prefixes to ports of transparent services.
@@ -63,22 +66,16 @@ type Clients struct {
 // identified by its name in the model (the inventory name).
 func Hosts(site *model.Site) []Host {
 	type acc struct {
-		addrs, services map[string]bool
-		ports           map[int]bool
-		clients         map[string]map[int]bool // sources key -> ports
-		sources         map[string][]string
+		addrs, services  map[string]bool
+		ports, monitored map[int]bool
+		clients          map[string]map[int]bool // sources key -> ports
+		sources          map[string][]string
 	}
 	hosts := map[string]*acc{}
 	for _, s := range site.Services {
+		served := render.BackendPorts(&s)
 		ports := map[int]bool{}
-		for _, l := range s.Listeners {
-			if l.Action != model.ActionServe {
-				continue
-			}
-			p := l.BackendPort
-			if p == 0 {
-				p = s.Backend.Port
-			}
+		for _, p := range served {
 			ports[p] = true
 		}
 		if len(ports) > 0 && s.Backend.Port > 0 && s.Backend.Check.Type != model.CheckTCP && s.Backend.Check.Type != model.CheckNone {
@@ -88,12 +85,15 @@ func Hosts(site *model.Site) []Host {
 		for _, srv := range s.Backend.Servers {
 			h := hosts[srv.Name]
 			if h == nil {
-				h = &acc{addrs: map[string]bool{}, services: map[string]bool{}, ports: map[int]bool{},
+				h = &acc{addrs: map[string]bool{}, services: map[string]bool{}, ports: map[int]bool{}, monitored: map[int]bool{},
 					clients: map[string]map[int]bool{}, sources: map[string][]string{}}
 				hosts[srv.Name] = h
 			}
 			h.addrs[srv.Address] = true
 			h.services[s.Name] = true
+			for _, p := range served {
+				h.monitored[p] = true
+			}
 			for p := range ports {
 				h.ports[p] = true
 				if s.Transparent {
@@ -109,7 +109,7 @@ func Hosts(site *model.Site) []Host {
 	}
 	var out []Host
 	for name, h := range hosts {
-		host := Host{Name: name, Addresses: sortedKeys(h.addrs), Ports: sortedKeys(h.ports), Services: sortedKeys(h.services)}
+		host := Host{Name: name, Addresses: sortedKeys(h.addrs), Ports: sortedKeys(h.ports), Services: sortedKeys(h.services), Monitored: sortedKeys(h.monitored)}
 		for _, key := range sortedKeys(h.clients) {
 			host.Transparent = append(host.Transparent, Clients{Ports: sortedKeys(h.clients[key]), Sources: slices.Clone(h.sources[key])})
 		}
@@ -168,6 +168,25 @@ func lbAddresses(site *model.Site) (v4, v6 []string, err error) {
 	return sortAddrs(v4), sortAddrs(v6), errors.Join(errs...)
 }
 
+// monitoringPrefixes are the site's monitoring prefixes, split by family.
+func monitoringPrefixes(site *model.Site) (v4, v6 []string, err error) {
+	var errs []error
+	for _, m := range site.Monitoring {
+		p, e := netip.ParsePrefix(m)
+		switch {
+		case e != nil:
+			errs = append(errs, fmt.Errorf("monitoring prefix %q: %v", m, e))
+		case p.Bits() == 0:
+			errs = append(errs, fmt.Errorf("monitoring prefix %s would admit everyone", p))
+		case p.Addr().Is4():
+			v4 = append(v4, p.Masked().String())
+		default:
+			v6 = append(v6, p.Masked().String())
+		}
+	}
+	return v4, v6, errors.Join(errs...)
+}
+
 // Render returns every backend host's snippet and every route reflector's
 // stanza, sorted by path.
 func Render(site *model.Site) ([]File, error) {
@@ -211,6 +230,13 @@ func Render(site *model.Site) ([]File, error) {
 // replaces the table if it exists.
 func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 	var errs []error
+	mon4, mon6, err := monitoringPrefixes(site)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("host %s: %w", h.Name, err))
+	}
+	if len(h.Monitored) == 0 {
+		mon4, mon6 = nil, nil
+	}
 	for _, c := range h.Transparent {
 		for _, src := range c.Sources {
 			if _, err := netip.ParsePrefix(src); err != nil {
@@ -231,6 +257,9 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 	w.Line("# Services: %s", strings.Join(h.Services, " "))
 	w.Line("# Admits the LB nodes to the ports below and drops anybody else there;")
 	w.Line("# other ports are left alone. Load with nft -f (replaces the table).")
+	if len(mon4)+len(mon6) > 0 {
+		w.Line("# The monitoring hosts are admitted to the ports Icinga 2 checks here.")
+	}
 	if len(h.Transparent) > 0 {
 		w.Line("# Transparent services: the LB connects from the client's address, so")
 		w.Line("# their ports admit the clients too, and replies must route via the LB.")
@@ -244,6 +273,9 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 		w.Line("set %s {", name)
 		w.In()
 		w.Line("type %s", typ)
+		if name == "mon4" || name == "mon6" {
+			w.Line("flags interval")
+		}
 		if len(elems) > 0 {
 			w.Line("elements = { %s }", strings.Join(elems, ", "))
 		}
@@ -254,11 +286,22 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 	set("lb4", "ipv4_addr", lb4)
 	set("lb6", "ipv6_addr", lb6)
 	set("ports", "inet_service", ints(h.Ports))
+	if len(mon4)+len(mon6) > 0 {
+		set("mon4", "ipv4_addr", mon4)
+		set("mon6", "ipv6_addr", mon6)
+		set("monports", "inet_service", ints(h.Monitored))
+	}
 	w.Line("chain input {")
 	w.In()
 	w.Line("type filter hook input priority filter; policy accept;")
 	w.Line("tcp dport @ports ip saddr @lb4 accept")
 	w.Line("tcp dport @ports ip6 saddr @lb6 accept")
+	if len(mon4) > 0 {
+		w.Line("tcp dport @monports ip saddr @mon4 accept comment \"monitoring\"")
+	}
+	if len(mon6) > 0 {
+		w.Line("tcp dport @monports ip6 saddr @mon6 accept comment \"monitoring\"")
+	}
 	for _, c := range h.Transparent {
 		ports := "{ " + strings.Join(ints(c.Ports), ", ") + " }"
 		if len(c.Sources) == 0 {

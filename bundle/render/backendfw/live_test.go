@@ -4,6 +4,7 @@ package backendfw_test
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,40 +18,63 @@ import (
 // TestLiveBackendFirewall loads the snippets of two backend hosts in a
 // throwaway namespace and connects from several sources: the LB nodes reach
 // the service ports, strangers do not, ports outside the snippet stay open,
-// and the transparent service admits its clients.
+// the transparent service admits its clients, and the monitoring hosts reach
+// the ports Icinga 2 checks and no other.
 func TestLiveBackendFirewall(t *testing.T) {
 	netnstest.RequireRoot(t)
 	rendertest.NeedTool(t, "nft")
-	files, err := backendfw.Render(rendertest.Site())
+	lab, err := backendfw.Render(rendertest.Site())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apart, err := backendfw.Render(labCheckPortApart())
 	if err != nil {
 		t.Fatal(err)
 	}
 	const (
-		lb       = "198.51.100.11"
-		client   = "198.51.100.7" // in erp/app's allowed sources
-		stranger = "192.0.2.99"
+		lb        = "198.51.100.11"
+		client    = "198.51.100.7" // in erp/app's allowed sources
+		stranger  = "192.0.2.99"
+		monitor   = "198.51.100.60"     // the lab's monitoring host
+		monitor6  = "2001:db8:ffff::60" // in the lab's monitoring prefix
+		lb6       = "2001:db8:ffff::11"
+		stranger6 = "2001:db8::99"
 	)
 	for _, tc := range []struct {
-		host, addr string
-		open       map[string][]string // port -> sources that connect
-		closed     map[string][]string // port -> sources that are dropped
+		name, host, addr string
+		files            []backendfw.File
+		open             map[string][]string // port -> sources that connect
+		closed           map[string][]string // port -> sources that are dropped
 	}{
 		{
-			host: "mx1", addr: "203.0.113.21",
-			open:   map[string][]string{"25": {lb}, "465": {lb}, "22": {lb, stranger}},
+			name: "mx1", host: "mx1", addr: "203.0.113.21", files: lab,
+			open:   map[string][]string{"25": {lb, monitor}, "465": {lb, monitor}, "22": {lb, stranger}},
 			closed: map[string][]string{"25": {stranger, client}, "587": {stranger}},
 		},
 		{
-			host: "erp1", addr: "203.0.113.61",
-			open:   map[string][]string{"3200": {lb, client}, "3300": {client}},
+			name: "erp1", host: "erp1", addr: "203.0.113.61", files: lab,
+			open:   map[string][]string{"3200": {lb, client, monitor}, "3300": {client}},
 			closed: map[string][]string{"3200": {stranger}},
 		},
+		{
+			// Icinga 2 checks 9000; HAProxy's http check needs 8080,
+			// which stays closed to the monitoring hosts.
+			name: "web1 check port apart", host: "web1", addr: "203.0.113.11", files: apart,
+			open:   map[string][]string{"9000": {lb, monitor}, "8080": {lb}},
+			closed: map[string][]string{"9000": {stranger}, "8080": {monitor, stranger}},
+		},
+		{
+			name: "ldap2 over IPv6", host: "ldap2", addr: "2001:db8:1::52", files: lab,
+			open:   map[string][]string{"389": {lb6, monitor6}, "22": {stranger6}},
+			closed: map[string][]string{"389": {stranger6}},
+		},
 	} {
-		t.Run(tc.host, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			ns := netnstest.New(t, "rbfw")
-			for _, a := range []string{tc.addr, lb, client, stranger} {
-				ns.AddAddr(t, "lo", a+"/32")
+			for _, a := range []string{tc.addr, lb, client, stranger, monitor, monitor6, lb6, stranger6} {
+				ns.AddAddr(t, "lo", netip.PrefixFrom(netip.MustParseAddr(a), netip.MustParseAddr(a).BitLen()).String())
 			}
+			files := tc.files
 			var snippet []byte
 			for _, f := range files {
 				if f.Path == backendfw.BackendDir+"/"+tc.host+".nft" {

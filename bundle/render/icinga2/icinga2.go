@@ -385,19 +385,7 @@ func (r *renderer) backends() []byte {
 	ports := map[string][]port{}
 	for i := range r.site.Services {
 		s := &r.site.Services[i]
-		var ps []int
-		for _, l := range s.Listeners {
-			if l.Action != model.ActionServe {
-				continue
-			}
-			p := l.BackendPort
-			if p == 0 {
-				p = s.Backend.Port
-			}
-			ps = append(ps, p)
-		}
-		slices.Sort(ps)
-		ps = slices.Compact(ps)
+		ps := render.BackendPorts(s)
 		for _, srv := range s.Backend.Servers {
 			if a, ok := addr[srv.Name]; ok && a != srv.Address {
 				r.fail("backend server %s: addresses %s and %s", srv.Name, a, srv.Address)

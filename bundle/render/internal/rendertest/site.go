@@ -40,6 +40,7 @@ func Site() *model.Site {
 	return &model.Site{
 		FormatVersion: model.FormatVersion,
 		Name:          "lab",
+		Monitoring:    []string{"198.51.100.60/32", "2001:db8:ffff::/120"},
 		Services: []model.Service{
 			{
 				Name: "erp/app", Source: "erp/app.yaml", FQDN: "erp.example.org", Mode: model.ModeTCP,
