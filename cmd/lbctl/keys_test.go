@@ -19,12 +19,14 @@ func testSite() *model.Site {
 		FormatVersion: model.FormatVersion,
 		Name:          "campus",
 		Services: []model.Service{
-			{Name: "mail/smtp", FQDN: "smtp.example.org", VIP: "192.0.2.25", Listeners: []model.Listener{{Port: 25}, {Port: 587}}},
-			{Name: "web/www", FQDN: "www.example.org", VIP: "192.0.2.10", Listeners: []model.Listener{{Port: 80}, {Port: 443}}},
+			{Name: "mail/smtp", Source: "mail/smtp.yaml", Mode: model.ModeTCP, FQDN: "smtp.example.org", VIP: "192.0.2.25",
+				Listeners: []model.Listener{{Port: 25, Action: model.ActionServe}, {Port: 587, Action: model.ActionServe}}},
+			{Name: "web/www", Source: "web/www.yaml", Mode: model.ModeHTTP, FQDN: "www.example.org", VIP: "192.0.2.10",
+				Listeners: []model.Listener{{Port: 80, Action: model.ActionServe}, {Port: 443, Action: model.ActionServe}}},
 		},
 		VIPs: []model.VIP{
-			{Name: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80}, {Port: 443}}},
-			{Name: "192.0.2.25", Addresses: []string{"192.0.2.25"}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25}, {Port: 587}}},
+			{Name: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP}, {Port: 443, Mode: model.ModeHTTP}}},
+			{Name: "192.0.2.25", Addresses: []string{"192.0.2.25"}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25, Mode: model.ModeTCP}, {Port: 587, Mode: model.ModeTCP}}},
 		},
 		Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65001}, {Hostname: "lb2", RouterID: "198.51.100.2", ASN: 65001}},
 	}
