@@ -70,7 +70,7 @@ var haproxyBare = func() (t [128]bool) {
 // HAProxyWord returns s as one word of a HAProxy configuration line: as it
 // is when every byte is a bare word byte, else in single quotes (strong
 // quoting: nothing is interpreted inside, not even '$' or '\\'), a single
-// quote written as '\\'' (close, escaped quote, reopen). A control
+// quote written as '\\” (close, escaped quote, reopen). A control
 // character cannot be written in any form and is refused.
 func HAProxyWord(s string) (string, error) {
 	if i := strings.IndexFunc(s, isControl); i >= 0 {
