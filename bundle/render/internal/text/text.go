@@ -57,7 +57,7 @@ func runeAt(s string, i int) rune {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // haproxyBare are the bytes HAProxy's configuration parser reads as part of
-// an unquoted word with no special meaning: not blanks, quotes, '\\',
+// an unquoted word with no special meaning: not blanks, quotes, a backslash,
 // '#', '$' or braces (HAProxy 2.6 configuration manual, 2.2 "Quoting and
 // escaping" and 2.3 "Environment variables").
 var haproxyBare = func() (t [128]bool) {
@@ -69,9 +69,10 @@ var haproxyBare = func() (t [128]bool) {
 
 // HAProxyWord returns s as one word of a HAProxy configuration line: as it
 // is when every byte is a bare word byte, else in single quotes (strong
-// quoting: nothing is interpreted inside, not even '$' or '\\'), a single
-// quote written as '\\” (close, escaped quote, reopen). A control
-// character cannot be written in any form and is refused.
+// quoting: nothing is interpreted inside, not even '$' or a backslash),
+// where a single quote is written as quote, backslash, quote, quote
+// (close, escaped quote, reopen). A control character cannot be written
+// in any form and is refused.
 func HAProxyWord(s string) (string, error) {
 	if i := strings.IndexFunc(s, isControl); i >= 0 {
 		return "", fmt.Errorf("value %q: control character U+%04X", s, runeAt(s, i))
@@ -101,7 +102,7 @@ func HAProxyLogFormat(s string) (string, error) {
 
 // BirdString returns s as a BIRD string literal. BIRD's lexer reads a
 // string as '"', any characters but '"' and a line break, '"'; it knows no
-// escapes, so a value holding '"', '\\' or a control character cannot be
+// escapes, so a value holding '"', a backslash or a control character cannot be
 // written and is refused.
 func BirdString(s string) (string, error) {
 	if i := strings.IndexFunc(s, func(r rune) bool { return isControl(r) || r == '"' || r == '\\' }); i >= 0 {
