@@ -54,9 +54,6 @@ func grammarErr(format string, a ...any) error {
 // Unicode line and paragraph separators and format characters (bidi
 // overrides, zero-width characters), and values longer than max bytes.
 func checkChars(s string, max int) error {
-	if len(s) > max {
-		return grammarErr("%d bytes, longer than %d", len(s), max)
-	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -74,6 +71,9 @@ func checkChars(s string, max int) error {
 			return grammarErr("control or format character U+%04X", r)
 		}
 		i += n
+	}
+	if len(s) > max {
+		return grammarErr("%d bytes, longer than %d", len(s), max)
 	}
 	return nil
 }
