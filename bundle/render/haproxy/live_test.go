@@ -300,7 +300,7 @@ func TestLiveHTTP(t *testing.T) {
 }
 
 // TestLiveQuotedValues: values the grammar admits but HAProxy reads
-// specially ('\'', '#', '$', '%', '&', parentheses) are written so that
+// specially (single quotes, '#', '$', '%', '&', parentheses) are written so that
 // HAProxy serves them literally: the redirect targets come back in the
 // Location header byte for byte, and the health check with a query and a
 // percent-encoded path keeps the server up.
