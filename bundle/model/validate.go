@@ -162,7 +162,8 @@ func checkHostname(s string) error {
 	if s == "" {
 		return grammarErr("empty")
 	}
-	for label := range strings.SplitSeq(s, ".") {
+	for rest := s; ; {
+		label, more, found := strings.Cut(rest, ".")
 		if len(label) == 0 || len(label) > 63 {
 			return grammarErr("%q: a host name has labels of 1 to 63 characters", s)
 		}
@@ -176,6 +177,10 @@ func checkHostname(s string) error {
 				return grammarErr("character %q (U+%04X) not allowed in a host name", r, r)
 			}
 		}
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return nil
 }
@@ -190,10 +195,15 @@ func checkTreePath(s string) error {
 	if err := checkASCII(s, maxPath, treeChars, "a tree path ([A-Za-z0-9._-/])"); err != nil {
 		return err
 	}
-	for seg := range strings.SplitSeq(s, "/") {
+	for rest := s; ; {
+		seg, more, found := strings.Cut(rest, "/")
 		if seg == "" || seg[0] == '.' {
 			return grammarErr("%q: a tree path has no empty segment and none starting with '.'", s)
 		}
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return nil
 }
@@ -281,11 +291,16 @@ func checkStatus(s string) error {
 	if err := checkASCII(s, 64, digitsX, "a status expression"); err != nil {
 		return err
 	}
-	for part := range strings.SplitSeq(s, ",") {
+	for rest := s; ; {
+		part, more, found := strings.Cut(rest, ",")
 		part = strings.TrimSpace(part)
 		if len(part) != 3 || part[0] < '1' || part[0] > '5' {
 			return grammarErr("%q: status codes like 200 or 2xx", s)
 		}
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return nil
 }
@@ -316,10 +331,11 @@ func checkInterface(s string) error {
 
 // checkServerName: a name, or an IP address (literal backend hosts).
 func checkServerName(s string) error {
-	if checkAddr(s) == nil {
+	err := checkName(s)
+	if err != nil && strings.Contains(s, ":") && checkAddr(s) == nil {
 		return nil
 	}
-	return checkName(s)
+	return err
 }
 
 // validator collects the field errors of a site.
@@ -327,9 +343,12 @@ type validator struct {
 	errs []error
 }
 
-func (v *validator) check(path string, err error) {
+// check records err, if any, at the field whose path is the
+// concatenation of path: the path is only built for an error (a valid
+// model allocates nothing here).
+func (v *validator) check(err error, path ...string) {
 	if err != nil {
-		v.errs = append(v.errs, &FieldError{Path: path, Err: err})
+		v.errs = append(v.errs, &FieldError{Path: strings.Join(path, ""), Err: err})
 	}
 }
 
@@ -340,7 +359,7 @@ func idx(prefix string, i int) string { return prefix + "[" + strconv.Itoa(i) + 
 // FieldError per field, in the order of the fields.
 func (s *Site) Validate() error {
 	v := &validator{}
-	v.check("name", checkName(s.Name))
+	v.check(checkName(s.Name), "name")
 	for i := range s.Services {
 		v.service(idx("services", i), &s.Services[i])
 	}
@@ -368,121 +387,120 @@ func checkNonNegative(n int) error {
 }
 
 func (v *validator) service(p string, s *Service) {
-	v.check(p+".name", checkTreePath(s.Name))
-	v.check(p+".source", checkTreePath(s.Source))
-	v.check(p+".fqdn", checkHostname(s.FQDN))
+	v.check(checkTreePath(s.Name), p, ".name")
+	v.check(checkTreePath(s.Source), p, ".source")
+	v.check(checkHostname(s.FQDN), p, ".fqdn")
 	for i, a := range s.Aliases {
-		v.check(idx(p+".aliases", i), checkHostname(a))
+		v.check(checkHostname(a), p, ".aliases", "[", strconv.Itoa(i), "]")
 	}
-	v.check(p+".mode", checkEnum(s.Mode, false, ModeHTTP, ModeTCP))
-	v.check(p+".vip", checkName(s.VIP))
+	v.check(checkEnum(s.Mode, false, ModeHTTP, ModeTCP), p, ".mode")
+	v.check(checkName(s.VIP), p, ".vip")
 	for i, a := range s.Addresses {
-		v.check(idx(p+".addresses", i), checkAddr(a))
+		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	for i, l := range s.Listeners {
-		lp := idx(p+".listeners", i)
-		v.check(lp+".port", checkPort(l.Port, false))
-		v.check(lp+".action", checkEnum(l.Action, false, ActionServe, ActionRedirectHTTPS))
-		v.check(lp+".backend_port", checkPort(l.BackendPort, true))
+		v.check(checkPort(l.Port, false), p, ".listeners[", strconv.Itoa(i), "].port")
+		v.check(checkEnum(l.Action, false, ActionServe, ActionRedirectHTTPS), p, ".listeners[", strconv.Itoa(i), "].action")
+		v.check(checkPort(l.BackendPort, true), p, ".listeners[", strconv.Itoa(i), "].backend_port")
 	}
 	if t := s.TLS; t != nil {
-		v.check(p+".tls.certificate", checkName(t.Certificate))
-		v.check(p+".tls.min_version", checkEnum(t.MinVersion, true, "1.2", "1.3"))
-		v.check(p+".tls.cipher_profile", checkEnum(t.CipherProfile, true, "modern", "intermediate", "old"))
-		v.check(p+".tls.hsts_max_age", checkNonNegative(t.HSTSMaxAge))
+		v.check(checkName(t.Certificate), p, ".tls.certificate")
+		v.check(checkEnum(t.MinVersion, true, "1.2", "1.3"), p, ".tls.min_version")
+		v.check(checkEnum(t.CipherProfile, true, "modern", "intermediate", "old"), p, ".tls.cipher_profile")
+		v.check(checkNonNegative(t.HSTSMaxAge), p, ".tls.hsts_max_age")
 	}
 	v.backend(p+".backend", &s.Backend)
 	for i, r := range s.Redirects {
-		rp := idx(p+".redirects", i)
-		v.check(rp+".from", checkURIPath(r.From, false))
-		v.check(rp+".to", checkRedirectTarget(r.To))
-		v.check(rp+".code", checkEnum(strconv.Itoa(r.Code), false, "301", "302", "303", "307", "308"))
+		v.check(checkURIPath(r.From, false), p, ".redirects[", strconv.Itoa(i), "].from")
+		v.check(checkRedirectTarget(r.To), p, ".redirects[", strconv.Itoa(i), "].to")
+		switch r.Code {
+		case 301, 302, 303, 307, 308:
+		default:
+			v.check(grammarErr("%d: want 301, 302, 303, 307 or 308", r.Code), p, ".redirects[", strconv.Itoa(i), "].code")
+		}
 	}
 	for i, a := range s.AllowedSources {
-		v.check(idx(p+".allowed_sources", i), checkPrefix(a))
+		v.check(checkPrefix(a), p, ".allowed_sources", "[", strconv.Itoa(i), "]")
 	}
 	for i, a := range s.InterceptPrefixes {
-		v.check(idx(p+".intercept_prefixes", i), checkPrefix(a))
+		v.check(checkPrefix(a), p, ".intercept_prefixes", "[", strconv.Itoa(i), "]")
 	}
 	t := s.Timeouts
-	v.check(p+".timeouts.connect_ms", checkNonNegative(t.ConnectMS))
-	v.check(p+".timeouts.client_ms", checkNonNegative(t.ClientMS))
-	v.check(p+".timeouts.server_ms", checkNonNegative(t.ServerMS))
-	v.check(p+".timeouts.tunnel_ms", checkNonNegative(t.TunnelMS))
+	v.check(checkNonNegative(t.ConnectMS), p, ".timeouts.connect_ms")
+	v.check(checkNonNegative(t.ClientMS), p, ".timeouts.client_ms")
+	v.check(checkNonNegative(t.ServerMS), p, ".timeouts.server_ms")
+	v.check(checkNonNegative(t.TunnelMS), p, ".timeouts.tunnel_ms")
 	if s.Owner != "" {
-		v.check(p+".owner", checkName(s.Owner))
+		v.check(checkName(s.Owner), p, ".owner")
 	}
 	for i, c := range s.Contacts {
-		v.check(idx(p+".contacts", i), checkEmail(c))
+		v.check(checkEmail(c), p, ".contacts", "[", strconv.Itoa(i), "]")
 	}
 }
 
 func (v *validator) backend(p string, b *Backend) {
 	if b.Group != "" {
-		v.check(p+".group", checkName(b.Group))
+		v.check(checkName(b.Group), p, ".group")
 	}
 	for i, srv := range b.Servers {
-		sp := idx(p+".servers", i)
-		v.check(sp+".name", checkServerName(srv.Name))
-		v.check(sp+".address", checkAddr(srv.Address))
+		v.check(checkServerName(srv.Name), p, ".servers[", strconv.Itoa(i), "].name")
+		v.check(checkAddr(srv.Address), p, ".servers[", strconv.Itoa(i), "].address")
 	}
-	v.check(p+".port", checkPort(b.Port, true))
+	v.check(checkPort(b.Port, true), p, ".port")
 	if b.Software != "" {
-		v.check(p+".software", checkName(b.Software))
+		v.check(checkName(b.Software), p, ".software")
 	}
-	v.check(p+".balance", checkEnum(b.Balance, true, "roundrobin", "leastconn", "source"))
-	v.check(p+".proxy", checkEnum(b.Proxy, true, ProxyNone, ProxyV1, ProxyV2))
-	v.check(p+".min_up", checkNonNegative(b.MinUp))
+	v.check(checkEnum(b.Balance, true, "roundrobin", "leastconn", "source"), p, ".balance")
+	v.check(checkEnum(b.Proxy, true, ProxyNone, ProxyV1, ProxyV2), p, ".proxy")
+	v.check(checkNonNegative(b.MinUp), p, ".min_up")
 	c := &b.Check
-	v.check(p+".check.type", checkEnum(c.Type, true, CheckHTTP, CheckTCP, CheckSMTP, CheckLDAP, CheckNone))
+	v.check(checkEnum(c.Type, true, CheckHTTP, CheckTCP, CheckSMTP, CheckLDAP, CheckNone), p, ".check.type")
 	if c.Method != "" {
-		v.check(p+".check.method", checkMethod(c.Method))
+		v.check(checkMethod(c.Method), p, ".check.method")
 	}
 	if c.Path != "" {
-		v.check(p+".check.path", checkURIPath(c.Path, true))
+		v.check(checkURIPath(c.Path, true), p, ".check.path")
 	}
 	if c.Host != "" {
-		v.check(p+".check.host", checkHostname(c.Host))
+		v.check(checkHostname(c.Host), p, ".check.host")
 	}
-	v.check(p+".check.expect_status", checkStatus(c.ExpectStatus))
-	v.check(p+".check.interval_ms", checkNonNegative(c.IntervalMS))
-	v.check(p+".check.rise", checkNonNegative(c.Rise))
-	v.check(p+".check.fall", checkNonNegative(c.Fall))
+	v.check(checkStatus(c.ExpectStatus), p, ".check.expect_status")
+	v.check(checkNonNegative(c.IntervalMS), p, ".check.interval_ms")
+	v.check(checkNonNegative(c.Rise), p, ".check.rise")
+	v.check(checkNonNegative(c.Fall), p, ".check.fall")
 }
 
 func (v *validator) vip(p string, x *VIP) {
-	v.check(p+".name", checkName(x.Name))
+	v.check(checkName(x.Name), p, ".name")
 	for i, a := range x.Addresses {
-		v.check(idx(p+".addresses", i), checkAddr(a))
+		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	for i, s := range x.Services {
-		v.check(idx(p+".services", i), checkTreePath(s))
+		v.check(checkTreePath(s), p, ".services", "[", strconv.Itoa(i), "]")
 	}
 	for i, port := range x.Ports {
-		pp := idx(p+".ports", i)
-		v.check(pp+".port", checkPort(port.Port, false))
-		v.check(pp+".mode", checkEnum(port.Mode, false, ModeHTTP, ModeTCP))
+		v.check(checkPort(port.Port, false), p, ".ports[", strconv.Itoa(i), "].port")
+		v.check(checkEnum(port.Mode, false, ModeHTTP, ModeTCP), p, ".ports[", strconv.Itoa(i), "].mode")
 		for j, s := range port.Services {
-			v.check(idx(pp+".services", j), checkTreePath(s))
+			v.check(checkTreePath(s), p, ".ports[", strconv.Itoa(i), "].services[", strconv.Itoa(j), "]")
 		}
 	}
 }
 
 func (v *validator) node(p string, n *Node) {
-	v.check(p+".hostname", checkHostname(n.Hostname))
-	v.check(p+".router_id", checkAddr(n.RouterID))
+	v.check(checkHostname(n.Hostname), p, ".hostname")
+	v.check(checkAddr(n.RouterID), p, ".router_id")
 	for i, rr := range n.RouteReflectors {
-		rp := idx(p+".route_reflectors", i)
-		v.check(rp+".name", checkName(rr.Name))
-		v.check(rp+".address", checkAddr(rr.Address))
+		v.check(checkName(rr.Name), p, ".route_reflectors[", strconv.Itoa(i), "].name")
+		v.check(checkAddr(rr.Address), p, ".route_reflectors[", strconv.Itoa(i), "].address")
 	}
 	if n.VIPInterface != "" {
-		v.check(p+".vip_interface", checkInterface(n.VIPInterface))
+		v.check(checkInterface(n.VIPInterface), p, ".vip_interface")
 	}
 	for i, a := range n.Addresses {
-		v.check(idx(p+".addresses", i), checkAddr(a))
+		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	if n.Source != "" {
-		v.check(p+".source", checkTreePath(n.Source))
+		v.check(checkTreePath(n.Source), p, ".source")
 	}
 }

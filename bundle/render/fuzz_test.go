@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"path"
@@ -303,6 +304,10 @@ func checkHAProxy(t *testing.T, site *model.Site, v *model.VIP, files []haproxy.
 			t.Fatalf("backend %s: servers %q, want %q", b.Name, gotServers, wantServers)
 		}
 		c := svc.Backend.Check
+		// The renderer's defaults for what the model leaves empty.
+		c.Method = cmp.Or(c.Method, "GET")
+		c.Path = cmp.Or(c.Path, "/")
+		c.Host = cmp.Or(c.Host, svc.FQDN)
 		if c.Type == model.CheckHTTP {
 			if len(sends) != 1 {
 				t.Fatalf("backend %s: %d http-check send lines", b.Name, len(sends))
