@@ -369,7 +369,32 @@ func (s *Site) Validate() error {
 	for i := range s.Nodes {
 		v.node(idx("nodes", i), &s.Nodes[i])
 	}
+	// Names that become paths, systemd instances or BIRD protocols are
+	// unique.
+	unique(v, len(s.Services), func(i int) string { return s.Services[i].Name }, "services", ".name")
+	unique(v, len(s.VIPs), func(i int) string { return s.VIPs[i].Name }, "vips", ".name")
+	unique(v, len(s.Nodes), func(i int) string { return s.Nodes[i].Hostname }, "nodes", ".hostname")
+	for i := range s.Nodes {
+		rrs := s.Nodes[i].RouteReflectors
+		unique(v, len(rrs), func(j int) string { return rrs[j].Name }, idx("nodes", i)+".route_reflectors", ".name")
+	}
 	return errors.Join(v.errs...)
+}
+
+// unique reports the elements of a list whose name repeats an earlier one.
+func unique(v *validator, n int, name func(int) string, list, field string) {
+	if n < 2 {
+		return
+	}
+	first := make(map[string]int, n)
+	for i := range n {
+		k := name(i)
+		if j, ok := first[k]; ok {
+			v.check(grammarErr("%q repeats %s[%d]%s", k, list, j, field), list, "[", strconv.Itoa(i), "]", field)
+			continue
+		}
+		first[k] = i
+	}
 }
 
 func checkPort(p int, zero bool) error {

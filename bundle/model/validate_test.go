@@ -105,6 +105,20 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 }
 
+func TestValidateUniqueNames(t *testing.T) {
+	s := validSite(3)
+	s.Services[2].Name = s.Services[0].Name
+	s.VIPs = []VIP{{Name: "192.0.2.10"}, {Name: "192.0.2.10"}}
+	s.Nodes[0].RouteReflectors = append(s.Nodes[0].RouteReflectors, Peer{Name: "rr1", Address: "198.51.100.3"})
+	err := s.Validate()
+	for _, want := range []string{`services[2].name: "team000/s00000" repeats services[0].name`, `vips[1].name: "192.0.2.10" repeats vips[0].name`,
+		`nodes[0].route_reflectors[1].name: "rr1" repeats nodes[0].route_reflectors[0].name`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}
+
 func mustEncode(t *testing.T, s *Site) []byte {
 	t.Helper()
 	b, err := Encode(s)
