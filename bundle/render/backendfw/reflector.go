@@ -94,7 +94,7 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 	for i, n := range r.nodes {
 		hosts[i] = n.Hostname
 	}
-	protos := text.Unique(hosts, ReflectorProtocol)
+	protos := text.UniqueSep(hosts, ReflectorProtocol, "_")
 	sym := ReflectorProtocol(r.peer.Name)
 	set4, set6 := sym+"_vips4", sym+"_vips6"
 	var errs []error

@@ -201,7 +201,7 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 			fail("route reflector %s: asn missing", rr.Name)
 		}
 	}
-	protos := text.Unique(names, ProtocolName)
+	protos := text.UniqueSep(names, ProtocolName, "_")
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, errors.Join(errs...))
 	}

@@ -181,6 +181,12 @@ func Identifier(s, extra string) string {
 // names collide get a suffix "-N" (N counting from 2 in input order), so the
 // result depends only on the input list. ids must be distinct.
 func Unique(ids []string, mapped func(string) string) map[string]string {
+	return UniqueSep(ids, mapped, "-")
+}
+
+// UniqueSep is Unique with sep before the counter: BIRD symbols take
+// "_N" ('-' is no symbol character).
+func UniqueSep(ids []string, mapped func(string) string, sep string) map[string]string {
 	out := make(map[string]string, len(ids))
 	count := map[string]int{}
 	for _, id := range ids {
@@ -203,11 +209,11 @@ func Unique(ids []string, mapped func(string) string) map[string]string {
 		seen[m]++
 		name := m
 		if seen[m] > 1 {
-			name = fmt.Sprintf("%s-%d", m, seen[m])
+			name = fmt.Sprintf("%s%s%d", m, sep, seen[m])
 		}
 		for used[name] {
 			seen[m]++
-			name = fmt.Sprintf("%s-%d", m, seen[m])
+			name = fmt.Sprintf("%s%s%d", m, sep, seen[m])
 		}
 		used[name] = true
 		out[id] = name
