@@ -25,13 +25,13 @@ import (
 // section, a keyword or a word.
 func FuzzRender(f *testing.F) {
 	f.Add("lab", "a.example.org", "www.a.example.org", "GET", "/health", "a.example.org", "/old", "/new",
-		"https://docs.example.org/", "web1", "rr1", "lb1", "a.example.org")
+		"https://docs.example.org/", "web1", "rr1", "lb1", "a.example.org", "rr2")
 	f.Add("campus\nglobal", "a.example.org\r", "x.example }", "GET\nglobal\n    stats socket ipv4@127.0.0.1:9999 level admin",
 		"/a b#c", "h\rX", "/x } || { always_true", "/new\r if TRUE", "https://x/%[src]'$HOME\"#x", "s1\n    server evil 198.51.100.66:80",
-		`rr1"; import all; #`, "lb1\n", "../../x")
+		`rr1"; import all; #`, "lb1\n", "../../x", "rr1")
 	f.Add("l-a_b.1", "A-1.example", "_srv.x", "OPTIONS", "/a%20b?x=1&y=(2)*;=:@!~", "x.y", "/a,b+c", "/to?x='1'&y=$z#frag",
-		"http://x/%25%%2", "10.0.0.1", "rr-1.x", "lb-1.example", "c_1.pem")
-	f.Fuzz(func(t *testing.T, siteName, fqdn, alias, method, checkPath, checkHost, from, to1, to2, server, rr, hostname, cert string) {
+		"http://x/%25%%2", "10.0.0.1", "rr-1.x", "lb-1.example", "c_1.pem", "rr_1-x")
+	f.Fuzz(func(t *testing.T, siteName, fqdn, alias, method, checkPath, checkHost, from, to1, to2, server, rr, hostname, cert, rr2 string) {
 		site := rendertest.Site()
 		site.Name = siteName
 		a := site.Service("web/a")
@@ -41,6 +41,7 @@ func FuzzRender(f *testing.F) {
 		a.Backend.Servers[0].Name = server
 		a.TLS.Certificate = cert
 		site.Nodes[0].RouteReflectors[0].Name = rr
+		site.Nodes[0].RouteReflectors[1].Name = rr2
 		site.Nodes[0].Hostname = hostname
 		if site.Validate() != nil {
 			return
