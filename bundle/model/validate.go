@@ -413,7 +413,9 @@ func checkNonNegative(n int) error {
 
 func (v *validator) service(p string, s *Service) {
 	v.check(checkTreePath(s.Name), p, ".name")
-	v.check(checkTreePath(s.Source), p, ".source")
+	if s.Source != "" {
+		v.check(checkTreePath(s.Source), p, ".source")
+	}
 	v.check(checkHostname(s.FQDN), p, ".fqdn")
 	for i, a := range s.Aliases {
 		v.check(checkHostname(a), p, ".aliases", "[", strconv.Itoa(i), "]")
