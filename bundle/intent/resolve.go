@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,7 +53,81 @@ func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*mod
 	if err := rs.errs.err(); err != nil {
 		return nil, err
 	}
+	// The grammar of the resolved model (what a node checks again when
+	// it decodes the bundle): whatever the checks above let through is
+	// refused here, at the service's or node profile's file.
+	if err := site.Validate(); err != nil {
+		rs.grammarErrors(site, err)
+		return nil, rs.errs.err()
+	}
 	return site, nil
+}
+
+// grammarErrors turns the model.FieldErrors of site.Validate into errors
+// positioned at the field in the service file or node profile it came
+// from (its nearest ancestor that is set, or the file), with the model's
+// JSON path in the message.
+func (rs *resolver) grammarErrors(site *model.Site, err error) {
+	services := map[string]*Service{}
+	for _, s := range rs.tree.Services {
+		services[s.Name] = s
+	}
+	nodes := map[string]*NodeProfile{}
+	for _, np := range rs.tree.Nodes {
+		nodes[np.Hostname] = np
+	}
+	var fes []*model.FieldError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if fe, ok := e.(*model.FieldError); ok {
+				fes = append(fes, fe)
+			}
+		}
+	}
+	if len(fes) == 0 {
+		rs.errs.add(Pos{File: rs.display(SiteFileName)}, "resolved model: %v", err)
+		return
+	}
+	for _, fe := range fes {
+		pos := Pos{File: rs.display(SiteFileName)}
+		top, i, rest := splitFieldPath(fe.Path)
+		switch {
+		case top == "services" && i < len(site.Services):
+			if s := services[site.Services[i].Name]; s != nil {
+				pos = s.at(rest)
+				if pos.File == "" {
+					pos.File = rs.display(s.Source)
+				}
+			}
+		case top == "nodes" && i < len(site.Nodes):
+			if np := nodes[site.Nodes[i].Hostname]; np != nil {
+				pos = (&Service{src: np.src}).at(rest)
+				if pos.File == "" {
+					pos.File = rs.display(np.Source)
+				}
+			}
+		}
+		rs.errs.list = append(rs.errs.list, &Error{Pos: pos, Msg: fe.Error(), Err: fe})
+	}
+}
+
+// splitFieldPath splits "services[3].backend.check.method" into
+// "services", 3 and the dotted path of the intents ("backend.check.method").
+// The model sorts its lists, so an index inside the service is no index
+// of the intents: the path stops before it ("redirects[1].to" gives
+// "redirects"). Paths without an index give -1.
+func splitFieldPath(p string) (top string, i int, rest string) {
+	top, after, ok := strings.Cut(p, "[")
+	if !ok {
+		return p, -1, ""
+	}
+	n, after, _ := strings.Cut(after, "]")
+	i, err := strconv.Atoi(n)
+	if err != nil {
+		return top, -1, ""
+	}
+	rest, _, _ = strings.Cut(strings.TrimPrefix(after, "."), "[")
+	return top, i, rest
 }
 
 type groupResult struct {

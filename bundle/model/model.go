@@ -284,9 +284,24 @@ func Encode(s *Site) ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses a resolved model, refusing unknown fields and other format
-// versions.
+// Decode parses a resolved model, refusing unknown fields, other format
+// versions and any string that breaks its grammar (Site.Validate): a node
+// decodes a bundle with it before it renders or writes anything.
 func Decode(b []byte) (*Site, error) {
+	s, err := DecodeUnchecked(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("resolved model: %w", err)
+	}
+	return s, nil
+}
+
+// DecodeUnchecked is Decode without Site.Validate, for tools that show a
+// bundle a node would refuse (lbctl inspect). Nothing may render or write
+// what it returns.
+func DecodeUnchecked(b []byte) (*Site, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var s Site

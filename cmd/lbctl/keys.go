@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"aead.dev/minisign"
 	"github.com/urfave/cli/v2"
@@ -220,6 +223,9 @@ type inspection struct {
 	Revision string              `json:"revision,omitempty"`
 	Files    []archive.FileEntry `json:"files"`
 	Site     *siteSummary        `json:"site,omitempty"`
+	// Refused lists why a node would refuse the bundle's resolved model
+	// (model.Site.Validate), one field per line; empty when it would not.
+	Refused []string `json:"refused,omitempty"`
 }
 
 type siteSummary struct {
@@ -256,9 +262,14 @@ func summarise(b *archive.Bundle) (*inspection, error) {
 	if !ok {
 		return in, nil
 	}
-	site, err := model.Decode(data)
+	// Decoded without the grammar check so that a bundle a node would
+	// refuse can still be shown; every string is printed through safe.
+	site, err := model.DecodeUnchecked(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", archive.ResolvedFile, err)
+	}
+	if err := site.Validate(); err != nil {
+		in.Refused = strings.Split(err.Error(), "\n")
 	}
 	s := &siteSummary{Name: site.Name, Services: []serviceLine{}, VIPs: []vipLine{}, Nodes: []nodeLine{}}
 	for _, sv := range site.Services {
@@ -322,31 +333,60 @@ func printInspection(w io.Writer, file string, in *inspection) {
 	fmt.Fprintf(tw, "revision\t%s\n", rev)
 	fmt.Fprintf(tw, "files\t%d, %d bytes\n", len(in.Files), total)
 	if s := in.Site; s != nil {
-		fmt.Fprintf(tw, "site\t%s: %d services, %d VIPs, %d nodes\n", s.Name, len(s.Services), len(s.VIPs), len(s.Nodes))
+		fmt.Fprintf(tw, "site\t%s: %d services, %d VIPs, %d nodes\n", safe(s.Name), len(s.Services), len(s.VIPs), len(s.Nodes))
+		if len(in.Refused) == 0 {
+			fmt.Fprintf(tw, "nodes\twould install it (the resolved model passes the grammar check)\n")
+		} else {
+			fmt.Fprintf(tw, "nodes\tWOULD REFUSE IT: %d fields break the grammar of the resolved model\n", len(in.Refused))
+		}
 	}
 	tw.Flush()
+	if len(in.Refused) > 0 {
+		fmt.Fprintln(w, "\nrefused by nodes")
+		for _, r := range in.Refused {
+			fmt.Fprintf(w, "  %s\n", safe(r))
+		}
+	}
 	if s := in.Site; s != nil {
 		fmt.Fprintln(w, "\nservices")
 		for _, l := range s.Services {
-			fmt.Fprintf(tw, "  %s\t%s\tvip %s\tports %s\n", l.Name, l.FQDN, l.VIP, joinPorts(l.Ports))
+			fmt.Fprintf(tw, "  %s\t%s\tvip %s\tports %s\n", safe(l.Name), safe(l.FQDN), safe(l.VIP), joinPorts(l.Ports))
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\nvips")
 		for _, l := range s.VIPs {
-			fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", l.Name, strings.Join(l.Addresses, " "), joinPorts(l.Ports), l.Services)
+			addrs := make([]string, len(l.Addresses))
+			for i, a := range l.Addresses {
+				addrs[i] = safe(a)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", safe(l.Name), strings.Join(addrs, " "), joinPorts(l.Ports), l.Services)
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\nnodes")
 		for _, l := range s.Nodes {
-			fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", l.Hostname, l.RouterID, l.ASN)
+			fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(l.RouterID), l.ASN)
 		}
 		tw.Flush()
 	}
 	fmt.Fprintln(w, "\nfiles")
 	for _, f := range in.Files {
-		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, f.Path)
+		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, safe(f.Path))
 	}
 	tw.Flush()
+}
+
+// safe returns s for printing on a terminal: as it is when every rune is
+// printable and not a blank other than ' ' or a tab separator of
+// tabwriter, else quoted with Go escapes (strconv.QuoteToGraphic), so a
+// model string can neither move the cursor, change colours nor forge a
+// line of the output.
+func safe(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r) || (unicode.IsSpace(r) && r != ' ') {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }
 
 func joinPorts(ps []int) string {

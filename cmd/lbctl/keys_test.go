@@ -19,12 +19,14 @@ func testSite() *model.Site {
 		FormatVersion: model.FormatVersion,
 		Name:          "campus",
 		Services: []model.Service{
-			{Name: "mail/smtp", FQDN: "smtp.example.org", VIP: "192.0.2.25", Listeners: []model.Listener{{Port: 25}, {Port: 587}}},
-			{Name: "web/www", FQDN: "www.example.org", VIP: "192.0.2.10", Listeners: []model.Listener{{Port: 80}, {Port: 443}}},
+			{Name: "mail/smtp", Source: "mail/smtp.yaml", Mode: model.ModeTCP, FQDN: "smtp.example.org", VIP: "192.0.2.25",
+				Listeners: []model.Listener{{Port: 25, Action: model.ActionServe}, {Port: 587, Action: model.ActionServe}}},
+			{Name: "web/www", Source: "web/www.yaml", Mode: model.ModeHTTP, FQDN: "www.example.org", VIP: "192.0.2.10",
+				Listeners: []model.Listener{{Port: 80, Action: model.ActionServe}, {Port: 443, Action: model.ActionServe}}},
 		},
 		VIPs: []model.VIP{
-			{Name: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80}, {Port: 443}}},
-			{Name: "192.0.2.25", Addresses: []string{"192.0.2.25"}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25}, {Port: 587}}},
+			{Name: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP}, {Port: 443, Mode: model.ModeHTTP}}},
+			{Name: "192.0.2.25", Addresses: []string{"192.0.2.25"}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25, Mode: model.ModeTCP}, {Port: 587, Mode: model.ModeTCP}}},
 		},
 		Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65001}, {Hostname: "lb2", RouterID: "198.51.100.2", ASN: 65001}},
 	}
@@ -33,11 +35,17 @@ func testSite() *model.Site {
 // writeTestBundle signs a bundle with the key NAME.key and returns its path.
 func writeTestBundle(t *testing.T, dir, keyName string, serial uint64, expires *time.Time) string {
 	t.Helper()
+	return writeSiteBundle(t, dir, keyName, serial, expires, testSite())
+}
+
+// writeSiteBundle signs a bundle of site with the key NAME.key.
+func writeSiteBundle(t *testing.T, dir, keyName string, serial uint64, expires *time.Time, site *model.Site) string {
+	t.Helper()
 	priv, err := loadPrivateKey(keyName + ".key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolved, err := model.Encode(testSite())
+	resolved, err := model.Encode(site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,5 +182,43 @@ func TestKeygenEncryptedFromEnv(t *testing.T) {
 	bundle := writeTestBundle(t, dir, ops, 3, nil)
 	if out, errOut, code := run(t, "verify", bundle, "--pubkey", ops+".pub"); code != 0 {
 		t.Fatalf("verify: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestInspectRefusedBundle: inspect shows a bundle whose model strings carry
+// control characters without writing them raw, and says that nodes would
+// refuse it and why, field by field.
+func TestInspectRefusedBundle(t *testing.T) {
+	dir := t.TempDir()
+	ops := filepath.Join(dir, "ops")
+	keygen(t, ops)
+	site := testSite()
+	site.Name = "campus\nserial    99"
+	site.Services[1].FQDN = "www.example.org\x1b[2J\x1b[31m"
+	site.Nodes[0].Hostname = "lb1\rlb9"
+	bundle := writeSiteBundle(t, dir, ops, 7, nil, site)
+	out, errOut, code := run(t, "inspect", bundle, "--pubkey", ops+".pub")
+	if code != 0 {
+		t.Fatalf("inspect: %d %q", code, errOut)
+	}
+	t.Logf("inspect:\n%s", out)
+	for _, want := range []string{"WOULD REFUSE IT: 3 fields", "refused by nodes", "name: control character U+000A",
+		"services[1].fqdn: control character U+001B", "nodes[0].hostname: control character U+000D",
+		`"campus\nserial    99"`, `"www.example.org\x1b[2J\x1b[31m"`, `"lb1\rlb9"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q", want)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\r\x00") || strings.Contains(out, "\nserial    99") {
+		t.Errorf("inspect wrote raw control characters:\n%q", out)
+	}
+	out, _, code = run(t, "inspect", "--json", "--pubkey", ops+".pub", bundle)
+	var in inspection
+	if err := json.Unmarshal([]byte(out), &in); code != 0 || err != nil || len(in.Refused) != 3 {
+		t.Fatalf("inspect --json: %d %v %q", code, err, in.Refused)
+	}
+	good := writeTestBundle(t, t.TempDir(), ops, 8, nil)
+	if out, _, _ := run(t, "inspect", good, "--pubkey", ops+".pub"); !strings.Contains(out, "would install it") {
+		t.Errorf("a valid bundle:\n%s", out)
 	}
 }

@@ -93,7 +93,7 @@ func (n *replayNode) bundle(serial uint64, name string) []byte {
 
 func (n *replayNode) bundleAt(serial uint64, name string, created time.Time, expires *time.Time) []byte {
 	n.t.Helper()
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1"}},
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.11"}},
 		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []string{"192.0.2.10"}}}}
 	files, err := pack.Files(site)
 	if err != nil {
@@ -192,7 +192,7 @@ func TestReplayHighestSerial(t *testing.T) {
 	b11 := n.bundle(11, "eleven")
 	n.refuse("an older serial", b11, install.Options{}, install.ErrDowngrade, "current release 12")
 	// The same serial with other content is not silently a no-op.
-	n.refuse("another bundle with the current serial", n.bundle(12, "rebuilt twelve"), install.Options{AllowDowngrade: true}, install.ErrSerialReused, "build the change with a new serial")
+	n.refuse("another bundle with the current serial", n.bundle(12, "rebuilt-twelve"), install.Options{AllowDowngrade: true}, install.ErrSerialReused, "build the change with a new serial")
 	if res, err := n.install(b12, install.Options{}); err != nil || !res.NoOp {
 		t.Fatalf("the current bundle again: %+v %v", res, err)
 	}
@@ -210,7 +210,7 @@ func TestReplayHighestSerial(t *testing.T) {
 	// has installed: a replay.
 	n.refuse("a serial between current and highest", b11, install.Options{}, install.ErrDowngrade, "highest serial installed here, 12")
 	// Another bundle signed with serial 12 is not the one installed.
-	n.refuse("another bundle with the highest serial", n.bundle(12, "other twelve"), install.Options{}, install.ErrSerialReused, "serial 12 was installed here from another bundle")
+	n.refuse("another bundle with the highest serial", n.bundle(12, "other-twelve"), install.Options{}, install.ErrSerialReused, "serial 12 was installed here from another bundle")
 	// The bundle 12 itself rolls the node forward again.
 	n.mustInstall(b12, install.Options{})
 

@@ -73,7 +73,27 @@ func lookPath(name, def string) string {
 	return "/usr/sbin/" + def
 }
 
+// localName refuses a name that is not one plain element of a path: the
+// VIP names and file names of a release become paths here and on the
+// node (the resolved model's grammar refuses such names when a bundle is
+// decoded; this keeps the scratch copy inside its directory whatever
+// calls Validate).
+func localName(what, name string, nested bool) error {
+	if !filepath.IsLocal(name) || (!nested && strings.ContainsAny(name, `/\`)) || strings.ContainsRune(name, 0) {
+		return fmt.Errorf("%s %q: not a plain name inside its directory", what, name)
+	}
+	return nil
+}
+
 func (v *Validator) haproxy(ctx context.Context, scratch string, vip *plan.VIP) error {
+	if err := localName("vip", vip.Name, false); err != nil {
+		return err
+	}
+	for _, f := range vip.Files {
+		if err := localName("vip "+vip.Name+": file", f.Path, true); err != nil {
+			return err
+		}
+	}
 	dir := filepath.Join(scratch, "vips", vip.Name)
 	live := filepath.Join(v.VIPDir, vip.Name)
 	var cfg string

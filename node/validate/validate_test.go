@@ -106,3 +106,35 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesThatWouldLeaveTheScratchDirectory: a VIP or file name that is
+// not a plain name inside its directory is refused before anything is
+// written, whatever produced the release (a decoded bundle refuses such
+// names already: model.Site.Validate).
+func TestNamesThatWouldLeaveTheScratchDirectory(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	outside := filepath.Join(tmp, "x")
+	v := &Validator{HAProxy: "/bin/false"}
+	for _, tc := range []struct {
+		vip, file, want string
+	}{
+		{"../../x", "haproxy.cfg", `vip "../../x": not a plain name`},
+		{"a/b", "haproxy.cfg", `vip "a/b": not a plain name`},
+		{"..", "haproxy.cfg", `vip "..": not a plain name`},
+		{"192.0.2.10", "../../../x/haproxy.cfg", `file "../../../x/haproxy.cfg": not a plain name`},
+		{"192.0.2.10", "/etc/x", `file "/etc/x": not a plain name`},
+	} {
+		next := &plan.State{VIPs: []plan.VIP{{Name: tc.vip, Files: []plan.File{{Path: tc.file, Data: []byte(goodCfg)}}}}}
+		err := v.Validate(context.Background(), &model.Site{}, next, &plan.Plan{Added: []string{tc.vip}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("vip %q file %q: %v, want %q", tc.vip, tc.file, err, tc.want)
+		}
+		if _, err := os.Stat(outside); err == nil {
+			t.Fatalf("vip %q file %q: wrote %s", tc.vip, tc.file, outside)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temporary directory: %v", left)
+	}
+}

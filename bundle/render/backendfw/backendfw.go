@@ -328,6 +328,9 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 	w.Line("}")
 	w.Out()
 	w.Line("}")
+	if err := w.Err(); err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	}
 	return w.Bytes(), nil
 }
 

@@ -77,7 +77,14 @@ func TestReflectorConflict(t *testing.T) {
 func TestNFTAccepts(t *testing.T) {
 	rendertest.NeedRoot(t, "nft checks against the kernel (in a throwaway network namespace)")
 	bin := rendertest.NeedTool(t, "nft")
-	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t)} {
+	// Node host names whose protocol names collide: the second gets a
+	// suffix that must stay a BIRD symbol.
+	odd := rendertest.Site()
+	odd.Nodes[0].Hostname, odd.Nodes[1].Hostname = "lb-1.x", "lb_1_x"
+	if err := odd.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t), "colliding names": odd} {
 		files, err := backendfw.Render(site)
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +119,14 @@ func TestNFTAccepts(t *testing.T) {
 // reflector configuration and runs bird -p on it.
 func TestBirdAccepts(t *testing.T) {
 	bin := rendertest.NeedTool(t, "bird")
-	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t)} {
+	// Node host names whose protocol names collide: the second gets a
+	// suffix that must stay a BIRD symbol.
+	odd := rendertest.Site()
+	odd.Nodes[0].Hostname, odd.Nodes[1].Hostname = "lb-1.x", "lb_1_x"
+	if err := odd.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t), "colliding names": odd} {
 		files, err := backendfw.Render(site)
 		if err != nil {
 			t.Fatal(err)

@@ -94,7 +94,7 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 	for i, n := range r.nodes {
 		hosts[i] = n.Hostname
 	}
-	protos := text.Unique(hosts, ReflectorProtocol)
+	protos := text.UniqueSep(hosts, ReflectorProtocol, "_")
 	sym := ReflectorProtocol(r.peer.Name)
 	set4, set6 := sym+"_vips4", sym+"_vips6"
 	var errs []error
@@ -131,7 +131,11 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 		w.Line("")
 		w.Line("protocol bgp %s {", protos[n.Hostname])
 		w.In()
-		w.Line("description %q;", fmt.Sprintf("LB node %s (%s)", n.Hostname, kind))
+		desc, err := text.BirdString(fmt.Sprintf("LB node %s (%s)", n.Hostname, kind))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route reflector %s: %w", r.peer.Name, err))
+		}
+		w.Line("description %s;", desc)
 		w.Line("local %s as %d;", r.addr, r.peer.ASN)
 		w.Line("neighbor %s as %d;", nodeAddr, n.ASN)
 		if ibgp {
@@ -159,6 +163,9 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 	if bfd {
 		w.Line("")
 		w.Line("# Sessions with \"bfd on\" need a protocol bfd in the reflector's configuration.")
+	}
+	if err := w.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("route reflector %s: %w", r.peer.Name, err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -201,11 +201,18 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 			fail("route reflector %s: asn missing", rr.Name)
 		}
 	}
-	protos := text.Unique(names, ProtocolName)
+	protos := text.UniqueSep(names, ProtocolName, "_")
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, errors.Join(errs...))
 	}
 
+	birdString := func(v string) string {
+		q, err := text.BirdString(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return q
+	}
 	w := text.NewWriter("\t")
 	w.Line("# BIRD 2 configuration of LB node %s (site %s), rendered by lbctl. Do not edit.", node.Hostname, site.Name)
 	w.Line("# The agent announces healthy VIPs by rewriting %s and %s", Include4Name, Include6Name)
@@ -225,7 +232,7 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 		w.In()
 		w.Line("%s;", st.family)
 		// BIRD only recognises include on a line of its own.
-		w.Line("include %q;", path.Join(opts.IncludeDir, st.file))
+		w.Line("include %s;", birdString(path.Join(opts.IncludeDir, st.file)))
 		w.Out()
 		w.Line("}")
 	}
@@ -254,7 +261,7 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 		if rr.ASN != node.ASN {
 			kind = "eBGP"
 		}
-		w.Line("description %q;", fmt.Sprintf("route reflector %s (%s)", rr.Name, kind))
+		w.Line("description %s;", birdString(fmt.Sprintf("route reflector %s (%s)", rr.Name, kind)))
 		local := own4
 		if peer.Is6() {
 			local = own6
@@ -290,7 +297,7 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 			w.Line("%s {", ch.family)
 			w.In()
 			w.Line("import none;")
-			w.Line("export where proto = %q;", ch.proto)
+			w.Line("export where proto = %s;", birdString(ch.proto))
 			w.Line("next hop self;")
 			if nh.IsValid() {
 				w.Line("next hop address %s;", nh)
@@ -300,6 +307,10 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 		}
 		w.Out()
 		w.Line("}")
+	}
+	errs = append(errs, w.Err())
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, err)
 	}
 	return w.Bytes(), nil
 }

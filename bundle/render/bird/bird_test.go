@@ -3,6 +3,7 @@ package bird_test
 import (
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,11 +70,23 @@ func body(b []byte) string {
 // include files present (full, then empty).
 func TestBirdAccepts(t *testing.T) {
 	bin := rendertest.NeedTool(t, "bird")
-	for name, site := range map[string]func(testing.TB) any{"lab": nil, "campus": nil} {
+	for name, site := range map[string]func(testing.TB) any{"lab": nil, "campus": nil, "odd names": nil} {
 		_ = site
 		s := rendertest.Site()
-		if name == "campus" {
+		switch name {
+		case "campus":
 			s = rendertest.Campus(t)
+		case "odd names":
+			// Every character the grammar admits in the names bird.conf
+			// carries (site and node in comments, route reflectors in
+			// protocol names and description strings).
+			s.Name = "Lab-1_x.y"
+			s.Nodes[0].Hostname = "_lb-1.Example_2"
+			s.Nodes[0].RouteReflectors[0].Name = "9rr-1.x_Y"
+			s.Nodes[0].RouteReflectors[1].Name = "9rr_1-x.Y"
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, announce := range []bool{true, false} {
 			dir := t.TempDir()
@@ -98,6 +111,26 @@ func TestBirdAccepts(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBirdRefusesWhatItCannotQuote: a name that would end a BIRD string
+// early or start a new line is refused, whatever the caller validated.
+func TestBirdRefusesWhatItCannotQuote(t *testing.T) {
+	for _, name := range []string{`rr1"; import all; #`, "rr1\nprotocol kernel { }", `rr\`} {
+		site := rendertest.Site()
+		n := *site.Node("lb1")
+		n.RouteReflectors = slices.Clone(n.RouteReflectors)
+		n.RouteReflectors[0].Name = name
+		if conf, err := bird.Config(site, &n, bird.Options{}); err == nil {
+			t.Errorf("route reflector %q: rendered\n%s", name, conf)
+		}
+	}
+	site := rendertest.Site()
+	n := *site.Node("lb1")
+	n.Hostname = "lb1\nprotocol kernel { export all; }"
+	if conf, err := bird.Config(site, &n, bird.Options{}); err == nil || !strings.Contains(err.Error(), "control character U+000A") {
+		t.Errorf("host name with a line break: %v\n%s", err, conf)
 	}
 }
 

@@ -40,7 +40,7 @@ func (r *vipRender) backend(b *backend) {
 			w.Line("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
 		}
 		for _, rd := range s.Redirects {
-			w.Line("http-request redirect location %s code %d if %s", rd.To, rd.Code, pathPrefixCond(rd.From))
+			w.Line("http-request redirect location %s code %d if %s", r.word(rd.To, true), rd.Code, pathPrefixCond(r.word(rd.From, false)))
 		}
 		if s.TLS != nil && s.TLS.HSTSMaxAge > 0 {
 			w.Line(`http-response set-header Strict-Transport-Security "max-age=%d" if { ssl_fc }`, s.TLS.HSTSMaxAge)
@@ -63,15 +63,16 @@ func (r *vipRender) backend(b *backend) {
 		if host == "" {
 			host = s.FQDN
 		}
-		send := fmt.Sprintf("http-check send meth %s uri %s ver HTTP/1.1", method, uri)
+		send := fmt.Sprintf("http-check send meth %s uri %s ver HTTP/1.1", r.word(method, false), r.word(uri, false))
 		if host != "" {
-			send += " hdr Host " + host
+			// A header value is a log-format string.
+			send += " hdr Host " + r.word(host, true)
 		}
 		w.Line("%s", send)
 		codes, _ := expectStatus(check.ExpectStatus)
 		w.Line("http-check expect status %s", codes)
 	case model.CheckSMTP:
-		w.Line("option smtpchk EHLO %s", checkHelo(s.FQDN))
+		w.Line("option smtpchk EHLO %s", r.word(checkHelo(s.FQDN), false))
 	case model.CheckLDAP:
 		w.Line("option ldap-check")
 	}
@@ -110,9 +111,9 @@ func (r *vipRender) backend(b *backend) {
 		// not authenticate them.
 		def = append(def, "ssl verify none")
 		if s.FQDN != "" {
-			def = append(def, "sni str("+s.FQDN+")")
+			def = append(def, "sni "+r.word("str("+s.FQDN+")", false))
 			if check.Type != model.CheckNone && check.Type != "" {
-				def = append(def, "check-sni "+s.FQDN)
+				def = append(def, "check-sni "+r.word(s.FQDN, false))
 			}
 		}
 	}

@@ -102,6 +102,9 @@ func Render(site *model.Site, vip *model.VIP, opts Options) ([]File, error) {
 		return nil, err
 	}
 	r.render()
+	if err := r.w.Err(); err != nil {
+		r.errs = append(r.errs, err)
+	}
 	if err := r.err(); err != nil {
 		return nil, err
 	}
@@ -217,6 +220,22 @@ func (r *vipRender) fail(format string, a ...any) {
 	r.errs = append(r.errs, fmt.Errorf(format, a...))
 }
 
+// word returns v as one word of a configuration line (text.HAProxyWord),
+// or, with logFormat, of a log-format argument (text.HAProxyLogFormat); a
+// value that cannot be written fails the render.
+func (r *vipRender) word(v string, logFormat bool) string {
+	quote := text.HAProxyWord
+	if logFormat {
+		quote = text.HAProxyLogFormat
+	}
+	q, err := quote(v)
+	if err != nil {
+		r.fail("%v", err)
+		return "''"
+	}
+	return q
+}
+
 func (r *vipRender) err() error {
 	if len(r.errs) == 0 {
 		return nil
@@ -293,8 +312,10 @@ func (r *vipRender) checkService(s *service) {
 		if !strings.HasPrefix(rd.From, "/") || strings.ContainsAny(rd.From, " \t\n\"'\\{}#") {
 			r.fail("service %s: redirect from %q: want a path without blanks or quotes", s.Name, rd.From)
 		}
-		if rd.To == "" || strings.ContainsAny(rd.To, " \t\n\"'\\{}#") {
-			r.fail("service %s: redirect to %q: want a URL or path without blanks or quotes", s.Name, rd.To)
+		// The target is quoted (word); blanks are refused all the same,
+		// a Location header cannot carry them.
+		if rd.To == "" || strings.ContainsAny(rd.To, " \t\r\n") {
+			r.fail("service %s: redirect to %q: want a URL or path without blanks", s.Name, rd.To)
 		}
 		switch rd.Code {
 		case 301, 302, 303, 307, 308:
@@ -373,7 +394,7 @@ func (r *vipRender) global() {
 	w.Line("master-worker")
 	// Under systemd (Type=notify) stdout goes to the journal.
 	w.Line("log stdout format raw local0")
-	w.Line("stats socket %s mode 600 level admin", AdminSocket(r.opts.RuntimeDir, r.vip.Name))
+	w.Line("stats socket %s mode 600 level admin", r.word(AdminSocket(r.opts.RuntimeDir, r.vip.Name), false))
 	w.Line("stats timeout 30s")
 	w.Line("maxconn %d", r.opts.MaxConn)
 	w.Line("hard-stop-after %s", text.Duration(int(hardStopAfter(r.opts.HardStopAfter, r.services)/time.Millisecond)))

@@ -103,10 +103,10 @@ func (r *vipRender) frontend(p model.Port) {
 	if limited {
 		// The node's own health probes connect to the VIP from the VIP
 		// address: admit them whatever the clients allowed.
-		aclLines(w, "node_probe", "src", addrStrings(r.addrs))
+		r.aclLines(w, "node_probe", "src", addrStrings(r.addrs))
 	}
 	if sameSources && len(bs[0].svc.AllowedSources) > 0 {
-		aclLines(w, "allowed_sources", "src", bs[0].svc.AllowedSources)
+		r.aclLines(w, "allowed_sources", "src", bs[0].svc.AllowedSources)
 		w.Line("tcp-request connection reject unless allowed_sources || node_probe")
 	}
 
@@ -136,7 +136,7 @@ func (r *vipRender) frontend(p model.Port) {
 		w.Line("tcp-request content set-var(txn.host) req.ssl_sni,lower")
 	}
 	for _, b := range bs {
-		aclLines(w, "host."+b.svc.id, "var(txn.host) -m str", hostNames(b.svc.Service))
+		r.aclLines(w, "host."+b.svc.id, "var(txn.host) -m str", hostNames(b.svc.Service))
 	}
 	for _, b := range bs {
 		w.Line("%s set-var(txn.service) str(%s) if host.%s !{ var(txn.service) -m found }", rule, b.svc.id, b.svc.id)
@@ -150,7 +150,7 @@ func (r *vipRender) frontend(p model.Port) {
 			if len(b.svc.AllowedSources) == 0 {
 				continue
 			}
-			aclLines(w, "src."+b.svc.id, "src", b.svc.AllowedSources)
+			r.aclLines(w, "src."+b.svc.id, "src", b.svc.AllowedSources)
 			if http {
 				w.Line("http-request deny deny_status 403 if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
 			} else {
@@ -176,9 +176,13 @@ func (r *vipRender) frontend(p model.Port) {
 }
 
 // aclLines declares an ACL over values, in chunks.
-func aclLines(w *text.Writer, name, criterion string, values []string) {
+func (r *vipRender) aclLines(w *text.Writer, name, criterion string, values []string) {
 	for c := range slices.Chunk(values, aclChunk) {
-		w.Line("acl %s %s %s", name, criterion, strings.Join(c, " "))
+		words := make([]string, len(c))
+		for i, v := range c {
+			words[i] = r.word(v, false)
+		}
+		w.Line("acl %s %s %s", name, criterion, strings.Join(words, " "))
 	}
 }
 
@@ -262,7 +266,7 @@ func (r *vipRender) tlsBindOptions(p model.Port, bs []binding) []string {
 	}
 	if len(groups) == 1 {
 		g := groups[0]
-		opts := []string{"ssl", "crt " + r.certPath(g.cert)}
+		opts := []string{"ssl", "crt " + r.word(r.certPath(g.cert), false)}
 		if o := g.pol.options(r.base); o != "" {
 			opts = append(opts, o)
 		}
@@ -282,21 +286,26 @@ func (r *vipRender) tlsBindOptions(p model.Port, bs []binding) []string {
 		}
 		return strings.Compare(a.polKey, b.polKey)
 	})
-	var list strings.Builder
-	fmt.Fprintf(&list, "# Certificates of port %d of VIP %s by SNI, rendered by lbctl. Do not edit.\n", p.Port, r.vip.Name)
+	list := text.NewWriter("")
+	list.Line("# Certificates of port %d of VIP %s by SNI, rendered by lbctl. Do not edit.", p.Port, r.vip.Name)
 	for _, g := range groups {
 		slices.Sort(g.names)
 		g.names = slices.Compact(g.names)
-		line := r.certPath(g.cert)
+		line := r.word(r.certPath(g.cert), false)
 		if o := g.pol.options(r.base); o != "" {
 			line += " [" + o + "]"
 		}
-		line += " " + strings.Join(g.names, " ")
-		list.WriteString(line + "\n")
+		for _, n := range g.names {
+			line += " " + r.word(n, false)
+		}
+		list.Line("%s", line)
+	}
+	if err := list.Err(); err != nil {
+		r.errs = append(r.errs, err)
 	}
 	name := fmt.Sprintf("%d.crt-list", p.Port)
-	r.extra = append(r.extra, File{Name: name, Data: []byte(list.String())})
-	return []string{"ssl", "crt-list " + path.Join(r.opts.VIPDir, r.vip.Name, name)}
+	r.extra = append(r.extra, File{Name: name, Data: list.Bytes()})
+	return []string{"ssl", "crt-list " + r.word(path.Join(r.opts.VIPDir, r.vip.Name, name), false)}
 }
 
 func (r *vipRender) certPath(name string) string {

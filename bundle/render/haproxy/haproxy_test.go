@@ -191,7 +191,12 @@ func TestErrors(t *testing.T) {
 		}, []string{`cipher_profile "fancy"`, `min_version "1.1"`}},
 		{"bad check", func(s *model.Site) { s.Service("web/a").Backend.Check.ExpectStatus = "2x0" }, []string{`expect status "2x0"`}},
 		{"redirect in tcp", func(s *model.Site) { s.Service("mail/imap").Listeners[0].Action = model.ActionRedirectHTTPS }, []string{"redirect to https needs mode http"}},
-		{"quote in redirect", func(s *model.Site) { s.Service("web/a").Redirects[0].To = `/a"b` }, []string{"redirect to"}},
+		{"line break in redirect", func(s *model.Site) { s.Service("web/a").Redirects[0].To = "/a\nglobal" }, []string{"redirect to"}},
+		{"carriage return in check host", func(s *model.Site) { s.Service("web/a").Backend.Check.Host = "a.example\rx" }, []string{"control character U+000D"}},
+		{"line break in check method", func(s *model.Site) {
+			s.Service("web/a").Backend.Check.Method = "GET\nglobal\n    stats socket ipv4@127.0.0.1:9999 level admin"
+		}, []string{"control character U+000A"}},
+		{"line break in site name", func(s *model.Site) { s.Name = "x\nglobal" }, []string{"control character U+000A"}},
 		{"certificate path", func(s *model.Site) { s.Service("web/a").TLS.Certificate = "../x" }, []string{"certificate name"}},
 		{"bad proxy", func(s *model.Site) { s.Service("mail/smtp").Backend.Proxy = "v3" }, []string{`proxy protocol "v3"`}},
 	} {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/bundle/render/internal/rendertest"
 	"github.com/lbctl/lbctl/test/netnstest"
@@ -35,9 +36,17 @@ const (
 // lo) and returns the namespace.
 func liveVIP(t *testing.T, vip string, extraAddrs ...string) (ns *netnstest.NS, config string) {
 	t.Helper()
+	return liveSiteVIP(t, rendertest.Site(), vip, extraAddrs...)
+}
+
+// liveSiteVIP is liveVIP of a VIP of site.
+func liveSiteVIP(t *testing.T, site *model.Site, vip string, extraAddrs ...string) (ns *netnstest.NS, config string) {
+	t.Helper()
 	netnstest.RequireRoot(t)
 	rendertest.NeedTool(t, "haproxy")
-	site := rendertest.Site()
+	if err := site.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	v := site.VIP(vip)
 	dir := t.TempDir()
 	opts := haproxy.Options{
@@ -288,6 +297,50 @@ func TestLiveHTTP(t *testing.T) {
 	if err != nil || r.status != 200 || !strings.HasPrefix(r.body["server"], "web") || r.body["xff"] != "2001:db8::10" {
 		t.Errorf("IPv6: %v %+v", err, r)
 	}
+}
+
+// TestLiveQuotedValues: values the grammar admits but HAProxy reads
+// specially (single quotes, '#', '$', '%', '&', parentheses) are written so that
+// HAProxy serves them literally: the redirect targets come back in the
+// Location header byte for byte, and the health check with a query and a
+// percent-encoded path keeps the server up.
+func TestLiveQuotedValues(t *testing.T) {
+	site := rendertest.Site()
+	a := site.Service("web/a")
+	a.Redirects = []model.Redirect{
+		{From: "/docs/", To: "https://docs.example.org/a%20b?x='1'&y=$HOME#frag", Code: 302},
+		{From: "/old", To: "/new(1)?q=%[src]&r=$X#top", Code: 301},
+	}
+	a.Backend.Check.Path = "/health?probe=1&x=%41"
+	ns, cfg := liveSiteVIP(t, site, "192.0.2.10", "203.0.113.11", "203.0.113.12")
+	if out, err := rendertest.Run(rendertest.NeedTool(t, "haproxy"), "-c", "-f", cfg); err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+	serveHTTP(t, ns, "web1", "203.0.113.11:8080", nil)
+	serveHTTP(t, ns, "web2", "203.0.113.12:8080", nil)
+	startHAProxy(t, ns, cfg)
+	c := client(ns, allowedClient, "192.0.2.10", nil)
+	for _, tc := range []struct{ url, location string }{
+		{"http://a.example.org/docs/x", a.Redirects[0].To},
+		{"http://a.example.org/old", a.Redirects[1].To},
+	} {
+		var r reply
+		eventually(t, tc.url, func() error {
+			var err error
+			r, err = get(c, tc.url)
+			if err == nil && r.header.Get("Location") != tc.location {
+				err = fmt.Errorf("status %d, Location %q, want %q", r.status, r.header.Get("Location"), tc.location)
+			}
+			return err
+		})
+	}
+	eventually(t, "served with the quoted check path", func() error {
+		r, err := get(c, "http://a.example.org/x")
+		if err == nil && (r.status != 200 || !strings.HasPrefix(r.body["server"], "web")) {
+			err = fmt.Errorf("status %d from %q", r.status, r.body["server"])
+		}
+		return err
+	})
 }
 
 func contains(list []string, s string) bool {

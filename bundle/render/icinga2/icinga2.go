@@ -101,6 +101,14 @@ type renderer struct {
 	errs []error
 }
 
+// bytes returns what w wrote; a line w refused fails the render.
+func (r *renderer) bytes(w *text.Writer) []byte {
+	if err := w.Err(); err != nil {
+		r.errs = append(r.errs, err)
+	}
+	return w.Bytes()
+}
+
 func (r *renderer) fail(format string, a ...any) { r.errs = append(r.errs, fmt.Errorf(format, a...)) }
 
 // quote returns s as an Icinga 2 string literal.
@@ -175,7 +183,7 @@ func (r *renderer) templates() []byte {
 			w.Line("")
 		}
 	}
-	return w.Bytes()
+	return r.bytes(w)
 }
 
 func (r *renderer) users() []byte {
@@ -217,7 +225,7 @@ func (r *renderer) users() []byte {
 		w.Out()
 		w.Line("}")
 	}
-	return w.Bytes()
+	return r.bytes(w)
 }
 
 // hostAddress writes address or address6 and returns the host check.
@@ -292,7 +300,7 @@ func (r *renderer) vip(v *model.VIP) []byte {
 			}
 		}
 	}
-	return w.Bytes()
+	return r.bytes(w)
 }
 
 // listener writes the checks of one listener on one VIP address.
@@ -476,5 +484,5 @@ func (r *renderer) backends() []byte {
 			w.Line("}")
 		}
 	}
-	return w.Bytes()
+	return r.bytes(w)
 }

@@ -1,6 +1,7 @@
 package text_test
 
 import (
+	"strings"
 	"testing"
 
 	_ "github.com/lbctl/lbctl/bundle/render/internal/rendertest" // -update flag
@@ -48,5 +49,68 @@ func TestUnique(t *testing.T) {
 			t.Errorf("duplicate %q in %v", v, got)
 		}
 		seen[v] = true
+	}
+}
+
+func TestWriterRefusesControlCharacters(t *testing.T) {
+	w := text.NewWriter("\t")
+	w.Line("global")
+	w.In()
+	w.Line("log %s", "x\nglobal")
+	w.Line("name %s", "a\rb")
+	w.Line("nul %s", "a\x00b")
+	w.Line("c1 %s", "a\u0085b")
+	w.Line("ok %s", "b")
+	if got := w.String(); got != "global\n\tok b\n" {
+		t.Errorf("written: %q", got)
+	}
+	err := w.Err()
+	for _, want := range []string{"U+000A", "U+000D", "U+0000", "U+0085"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Err() = %v, lacks %s", err, want)
+		}
+	}
+}
+
+func TestHAProxyWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"/health":                 "/health",
+		"https://x.example/a?b=1": "https://x.example/a?b=1",
+		"":                        "''",
+		"a b":                     "'a b'",
+		"a#b":                     "'a#b'",
+		`"$HOME"`:                 `'"$HOME"'`,
+		`a\b`:                     `'a\b'`,
+		"it's":                    `'it'\''s'`,
+		"{ x }":                   "'{ x }'",
+	} {
+		got, err := text.HAProxyWord(in)
+		if err != nil || got != want {
+			t.Errorf("HAProxyWord(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"a\nb", "a\rb", "a\x00b", "\x7f"} {
+		if got, err := text.HAProxyWord(in); err == nil {
+			t.Errorf("HAProxyWord(%q) = %q, want an error", in, got)
+		}
+	}
+	if got, _ := text.HAProxyLogFormat("/a%20b%[src]"); got != "/a%%20b%%[src]" {
+		t.Errorf("HAProxyLogFormat: %q", got)
+	}
+}
+
+func TestBird(t *testing.T) {
+	if got, err := text.BirdString("route reflector rr1 (iBGP)"); err != nil || got != `"route reflector rr1 (iBGP)"` {
+		t.Errorf("BirdString: %q %v", got, err)
+	}
+	for _, in := range []string{`a"; import all; #`, "a\nb", `a\`} {
+		if got, err := text.BirdString(in); err == nil {
+			t.Errorf("BirdString(%q) = %q, want an error", in, got)
+		}
+	}
+	for in, want := range map[string]bool{"bgp_rr1": true, "_x": true, "1x": false, "a-b": false, "": false, "a b": false} {
+		if text.BirdSymbol(in) != want {
+			t.Errorf("BirdSymbol(%q) != %v", in, want)
+		}
 	}
 }
