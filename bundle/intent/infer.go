@@ -454,13 +454,17 @@ func inferCheck(s *Service, soft software, fqdn string, errs *errList) model.Che
 	return out
 }
 
+// prefixStrings returns the canonical, sorted, distinct prefixes of ps,
+// leaving out those that did not decode (already reported at their line).
 func prefixStrings(ps []Prefix) []string {
-	if len(ps) == 0 {
-		return nil
+	sorted := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if p.IsValid() {
+			sorted = append(sorted, p.Prefix)
+		}
 	}
-	sorted := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		sorted[i] = p.Prefix
+	if len(sorted) == 0 {
+		return nil
 	}
 	slices.SortFunc(sorted, func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {

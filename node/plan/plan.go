@@ -424,6 +424,11 @@ func CanonicalFirewall(f model.Firewall) model.Firewall {
 		})
 		f.Intercepts = slices.Compact(f.Intercepts)
 	}
+	if f.Handoff != nil {
+		h := *f.Handoff
+		h.Peers4, h.Backends4 = strs(h.Peers4), pairs(h.Backends4)
+		f.Handoff = &h
+	}
 	return f
 }
 
@@ -434,7 +439,23 @@ func unionFW(a, b model.Firewall) model.Firewall {
 		Accept4: slices.Concat(a.Accept4, b.Accept4), Accept6: slices.Concat(a.Accept6, b.Accept6),
 		Transparent: a.Transparent || b.Transparent,
 		Intercepts:  slices.Concat(a.Intercepts, b.Intercepts),
+		Handoff:     unionHandoff(a.Handoff, b.Handoff),
 	})
+}
+
+// unionHandoff admits the peers and clamps the backends of either (b's
+// port and MSS win): forwarding between the nodes keeps working while an
+// install changes the table.
+func unionHandoff(a, b *model.Handoff) *model.Handoff {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return &model.Handoff{Port: b.Port, MSS: b.MSS,
+		Peers4:    slices.Concat(a.Peers4, b.Peers4),
+		Backends4: slices.Concat(a.Backends4, b.Backends4)}
 }
 
 func addrs(s *State) []netip.Addr { return addrsOf(s, s.Names()) }

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -315,5 +316,26 @@ func TestColdInstallReloadsOnce(t *testing.T) {
 	}
 	if first := indexOf(p, func(o Op) bool { return o.Kind == StartUnit }); first != i+1 || count(p, StartUnit) != len(vips) {
 		t.Errorf("starts: first at %d (vip-files at %d), %d of them, want %d right after:\n%s", first, i, count(p, StartUnit), len(vips), render(p))
+	}
+}
+
+// TestFirewallUnionKeepsHandoff: the firewall an install applies while
+// both releases run admits both releases' handoff peers, so forwarding
+// between the nodes never stops during a change; the same release twice
+// needs no firewall step.
+func TestFirewallUnionKeepsHandoff(t *testing.T) {
+	h := func(peers ...string) *model.Handoff {
+		return &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: peers}
+	}
+	u := unionFW(model.Firewall{Handoff: h("198.51.100.2")}, model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")})
+	if u.Handoff == nil || !slices.Equal(u.Handoff.Peers4, []string{"198.51.100.2", "198.51.100.3"}) {
+		t.Fatalf("union handoff %+v", u.Handoff)
+	}
+	if u := unionFW(model.Firewall{Handoff: h("198.51.100.2")}, model.Firewall{}); u.Handoff == nil {
+		t.Fatal("the union dropped the current release's handoff")
+	}
+	fw := CanonicalFirewall(model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")})
+	if !reflect.DeepEqual(fw, unionFW(fw, fw)) {
+		t.Errorf("union of a firewall with itself differs: %+v", unionFW(fw, fw))
 	}
 }
