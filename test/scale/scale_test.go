@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -470,7 +469,9 @@ func cpuTicks(pid int) (uint64, error) {
 }
 
 // statusKB reads a field of /proc/PID/status (kB, or a plain number).
-func statusKB(pid int, field string) float64 { return procField(fmt.Sprintf("/proc/%d/status", pid), field) }
+func statusKB(pid int, field string) float64 {
+	return procField(fmt.Sprintf("/proc/%d/status", pid), field)
+}
 
 // rollupKB reads a field of /proc/PID/smaps_rollup in kB.
 func rollupKB(pid int, field string) float64 {
@@ -502,4 +503,3 @@ func loadavg() float64 {
 	x, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return x
 }
-
