@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,7 +108,9 @@ type Host struct {
 	// was withdrawn.
 	DrainTime time.Duration
 
-	// gate is the VIPs of the release being installed, for HealthGate.
+	// gate is the VIPs of the release being installed, for HealthGate;
+	// WriteVIP may run for several VIPs at once (apply.RunParallel).
+	mu   sync.Mutex
 	gate map[string]plan.VIP
 }
 
@@ -125,10 +128,12 @@ func (h *Host) WriteVIP(_ context.Context, v *plan.VIP) error {
 	if _, err := h.EnsureTemplate(); err != nil {
 		return fmt.Errorf("vip %s: template unit: %w", v.Name, err)
 	}
+	h.mu.Lock()
 	if h.gate == nil {
 		h.gate = map[string]plan.VIP{}
 	}
 	h.gate[v.Name] = *v
+	h.mu.Unlock()
 	dir := filepath.Join(h.paths().VIPDir, v.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("vip %s: %w", v.Name, err)
@@ -321,13 +326,16 @@ func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
 // HealthGate waits until every named VIP is healthy.
 func (h *Host) HealthGate(ctx context.Context, names []string) error {
 	var vips []*plan.VIP
+	h.mu.Lock()
 	for _, n := range names {
 		v, ok := h.gate[n]
 		if !ok {
+			h.mu.Unlock()
 			return fmt.Errorf("health gate: vip %s was not written by this install", n)
 		}
 		vips = append(vips, &v)
 	}
+	h.mu.Unlock()
 	timeout := h.GateTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second

@@ -95,16 +95,23 @@ func newBench(t *testing.T) *bench {
 			t.Fatalf("LBCTL_SCALE_IDLE: %v", err)
 		}
 	}
-	b.lbctl = filepath.Join(b.work, "lbctl")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-o", b.lbctl, "./cmd/lbctl")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/lbctl: %v\n%s", err, out)
+	// LBCTL_SCALE_LBCTL is a built lbctl (scripts/bench-scale.sh passes
+	// bin/lbctl); without it the test builds one.
+	b.lbctl = os.Getenv("LBCTL_SCALE_LBCTL")
+	if b.lbctl == "" {
+		b.lbctl = filepath.Join(b.work, "lbctl")
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		build := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-o", b.lbctl, "./cmd/lbctl")
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/lbctl: %v\n%s", err, out)
+		}
+	} else if b.lbctl, err = filepath.Abs(b.lbctl); err != nil {
+		t.Fatal(err)
 	}
 	b.lbctlRun(t, "keygen", "--unencrypted", filepath.Join(b.work, "admin"))
 	b.key, b.pubkey = filepath.Join(b.work, "admin.key"), filepath.Join(b.work, "admin.pub")
