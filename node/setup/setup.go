@@ -212,7 +212,8 @@ func recordedInterface(store *release.Store) string {
 // TargetOptions are the renderer options of the node's paths.
 func TargetOptions(cfg *config.Config) target.Options {
 	return target.Options{
-		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn},
+		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn,
+			Threads: cfg.HAProxy.Threads, CPUs: runtime.NumCPU()},
 		Bird:    renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
 	}
 }

@@ -51,6 +51,51 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestThreadsAndCPUMap: each VIP runs its model's thread count (rule I27)
+// or the node's override, and its threads are pinned to cores dealt
+// round-robin in the site's VIP order.
+func TestThreadsAndCPUMap(t *testing.T) {
+	site := rendertest.Site()
+	if len(site.VIPs) < 3 {
+		t.Fatalf("want at least 3 VIPs, have %d", len(site.VIPs))
+	}
+	for i := range site.VIPs {
+		site.VIPs[i].Threads = 1
+	}
+	site.VIPs[1].Threads = 2
+	global := func(opts haproxy.Options, i int) []string {
+		files, err := haproxy.Render(site, &site.VIPs[i], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range strings.Split(string(files[0].Data), "\n") {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "nbthread ") || strings.HasPrefix(l, "cpu-map ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		opts haproxy.Options
+		vip  int
+		want []string
+	}{
+		{haproxy.Options{}, 0, []string{"nbthread 1"}},
+		{haproxy.Options{}, 1, []string{"nbthread 2"}},
+		{haproxy.Options{CPUs: 3}, 0, []string{"nbthread 1", "cpu-map 1/1 0"}},
+		{haproxy.Options{CPUs: 3}, 1, []string{"nbthread 2", "cpu-map 1/1 1", "cpu-map 1/2 2"}},
+		{haproxy.Options{CPUs: 3}, 2, []string{"nbthread 1", "cpu-map 1/1 0"}},
+		{haproxy.Options{CPUs: 2, Threads: 2}, 2, []string{"nbthread 2", "cpu-map 1/1 0", "cpu-map 1/2 1"}},
+		{haproxy.Options{CPUs: 4, Threads: 1}, 2, []string{"nbthread 1", "cpu-map 1/1 2"}},
+	} {
+		if got := global(tt.opts, tt.vip); strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+			t.Errorf("VIP %d with %+v: %q, want %q", tt.vip, tt.opts, got, tt.want)
+		}
+	}
+}
+
 // CheckSite renders every VIP of site into a temporary tree with test
 // certificates and runs "haproxy -c" on each configuration; warnings fail
 // the test too.
@@ -62,6 +107,9 @@ func CheckSite(t *testing.T, site *model.Site) {
 		CertDir:    filepath.Join(dir, "certs"),
 		VIPDir:     filepath.Join(dir, "vips"),
 		RuntimeDir: filepath.Join(dir, "run"),
+		// cpu-map lines are checked too (on any machine: haproxy -c does
+		// not apply them).
+		CPUs: 2,
 	}
 	for _, c := range rendertest.Certificates(site) {
 		rendertest.WriteCert(t, opts.CertDir, c)
