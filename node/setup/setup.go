@@ -214,7 +214,7 @@ func TargetOptions(cfg *config.Config) target.Options {
 	return target.Options{
 		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn,
 			Threads: cfg.HAProxy.Threads, CPUs: runtime.NumCPU()},
-		Bird:    renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
+		Bird: renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
 	}
 }
 

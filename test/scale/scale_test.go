@@ -255,8 +255,16 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 		r.Incr[n] = median(ds)
 	}
 
-	// Failover and re-announce of wiki on lb1.
+	// Failover and re-announce of wiki on lb1, once every route is back
+	// after the incremental installs.
+	if err := s.WaitECMP(ctx, prefixes, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wikiPrefix := []netip.Prefix{netip.MustParsePrefix("192.0.2.11/32")}
 	for range b.trials {
+		if err := s.WaitECMP(ctx, wikiPrefix, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 		f, err := s.KillHAProxy(ctx, nodes[0], "192.0.2.11", 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
