@@ -55,6 +55,10 @@ type Options struct {
 	// the site's order and spread round-robin over the cores, so that the
 	// VIPs' processes share the cores evenly. Zero pins nothing.
 	CPUs int
+	// SharedChecks is SharedChecks(site): servers checked by several VIPs
+	// are checked less often by each (checks.go). Nil checks every server
+	// at its service's interval.
+	SharedChecks map[netip.AddrPort]int
 }
 
 func (o Options) withDefaults() Options {
@@ -410,6 +414,9 @@ func (r *vipRender) global() {
 	w.Line("nbthread %d", threads)
 	for t, cpu := range r.cpus(threads) {
 		w.Line("cpu-map 1/%d %d", t+1, cpu)
+	}
+	if r.sharesChecks() {
+		w.Line("spread-checks 25")
 	}
 	w.Line("hard-stop-after %s", text.Duration(int(hardStopAfter(r.opts.HardStopAfter, r.services)/time.Millisecond)))
 	if r.hasBase {

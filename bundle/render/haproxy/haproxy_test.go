@@ -1,6 +1,7 @@
 package haproxy_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,8 +109,9 @@ func CheckSite(t *testing.T, site *model.Site) {
 		VIPDir:     filepath.Join(dir, "vips"),
 		RuntimeDir: filepath.Join(dir, "run"),
 		// cpu-map lines are checked too (on any machine: haproxy -c does
-		// not apply them).
-		CPUs: 2,
+		// not apply them), and shared checks.
+		CPUs:         2,
+		SharedChecks: haproxy.SharedChecks(site),
 	}
 	for _, c := range rendertest.Certificates(site) {
 		rendertest.WriteCert(t, opts.CertDir, c)
@@ -333,4 +335,61 @@ func TestInference(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSharedChecks: a server that the services of three VIPs check is
+// checked by each of them every three intervals (fastinter at the plain
+// interval, observe layer4), so the checks reaching it stay one per
+// interval per node; those VIPs spread their checks; haproxy -c accepts
+// the configuration.
+func TestSharedChecks(t *testing.T) {
+	site := rendertest.Site()
+	var shared []*model.Service
+	seen := map[string]bool{}
+	for i := range site.Services {
+		s := &site.Services[i]
+		if s.Backend.Check.Type != model.CheckNone && s.Backend.Check.Type != "" && !s.Transparent && !s.Backend.TLS && !seen[s.VIP] {
+			seen[s.VIP] = true
+			shared = append(shared, s)
+		}
+	}
+	if len(shared) < 3 {
+		t.Fatalf("want 3 checked services on distinct VIPs, have %d", len(shared))
+	}
+	shared = shared[:3]
+	srv := model.Server{Name: "shared1", Address: "203.0.113.200"}
+	for _, s := range shared {
+		s.Backend.Servers = []model.Server{srv}
+		s.Backend.Port = 8080
+		s.Backend.Check.IntervalMS = 2000
+		for j := range s.Listeners {
+			s.Listeners[j].BackendPort = 0
+		}
+	}
+	counts := haproxy.SharedChecks(site)
+	if n := counts[netip.MustParseAddrPort("203.0.113.200:8080")]; n != 3 {
+		t.Fatalf("SharedChecks: 203.0.113.200:8080 checked by %d VIPs, want 3 (%v)", n, counts)
+	}
+	for _, s := range shared {
+		files, err := haproxy.Render(site, site.VIP(s.VIP), haproxy.Options{SharedChecks: counts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := string(files[0].Data)
+		if !strings.Contains(cfg, "203.0.113.200:8080 inter 6s fastinter 2s observe layer4 error-limit 1 on-error fastinter") {
+			t.Errorf("VIP %s: shared server line without the scaled interval:\n%s", s.VIP, cfg)
+		}
+		if !strings.Contains(cfg, "spread-checks 25") {
+			t.Errorf("VIP %s: no spread-checks", s.VIP)
+		}
+	}
+	// Without the counts every server is checked at its own interval.
+	files, err := haproxy.Render(site, site.VIP(shared[0].VIP), haproxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := string(files[0].Data); strings.Contains(cfg, "fastinter") || strings.Contains(cfg, "spread-checks") {
+		t.Errorf("without SharedChecks:\n%s", cfg)
+	}
+	CheckSite(t, site)
 }
