@@ -33,10 +33,14 @@ rc=0
 LBCTL_SCALE_SIZES=$SIZES LBCTL_SCALE_TRIALS=${TRIALS:-20} LBCTL_SCALE_IDLE=${IDLE:-60s} \
   LBCTL_SCALE_LBCTL=$PWD/bin/lbctl LBCTL_SCALE_OUT=$out \
   $GO test -count=1 -timeout 60m -v -run '^TestScale$' ./test/scale/ > "$log" 2>&1 || rc=$?
-if [ $rc -ne 0 ] || [ ! -s "$out" ]; then
+if [ ! -s "$out" ]; then
   echo "bench-scale failed (exit $rc); last lines of $log:" >&2
   tail -30 "$log" >&2
   exit 1
+fi
+if [ $rc -ne 0 ]; then
+  echo "bench-scale: a later size failed (exit $rc), the sizes before it follow; see $log" >&2
+  echo "A later size failed (exit $rc): see the log of the run." >> "$out"
 fi
 {
   echo

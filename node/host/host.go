@@ -287,6 +287,9 @@ func (h *Host) Bird(ctx context.Context, conf []byte) error {
 	return nil
 }
 
+// AnnounceTimeout bounds the agent's answer to an Announce.
+var AnnounceTimeout = 2 * time.Minute
+
 // Announce records the announceable VIPs and has them announced: by the
 // agent, which holds back unhealthy and drained VIPs, or, when no agent
 // runs, directly through BIRD, holding back drained VIPs.
@@ -295,7 +298,12 @@ func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
 		return err
 	}
 	if h.AgentSocket != "" {
-		_, err := agent.Client{Socket: h.AgentSocket}.Reload(ctx)
+		// The agent answers once BIRD shows the new set, which takes
+		// longer than the client's default 10 s with hundreds of VIPs on
+		// a busy node (seen at 150 VIPs, load average 50-100).
+		actx, cancel := context.WithTimeout(ctx, AnnounceTimeout)
+		defer cancel()
+		_, err := agent.Client{Socket: h.AgentSocket}.Reload(actx)
 		if err == nil {
 			return nil
 		}

@@ -62,14 +62,15 @@ func TestScale(t *testing.T) {
 		r := b.run(t, n)
 		rows = append(rows, r)
 		t.Logf("size %d done: %+v", n, *r)
-	}
-	md := Markdown(rows, time.Now())
-	if p := os.Getenv("LBCTL_SCALE_OUT"); p != "" {
-		if err := os.WriteFile(p, []byte(md), 0o644); err != nil {
-			t.Fatal(err)
+		// Written after every size, so a later failure keeps these.
+		md := Markdown(rows, time.Now())
+		if p := os.Getenv("LBCTL_SCALE_OUT"); p != "" {
+			if err := os.WriteFile(p, []byte(md), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
+		t.Log("\n" + md)
 	}
-	t.Log("\n" + md)
 }
 
 type bench struct {
