@@ -258,6 +258,7 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 	for n, ds := range incr {
 		r.Incr[n] = median(ds)
 	}
+	t.Logf("%d VIPs: incremental installs %v (%d units started or reloaded)", vips, incr, r.IncrReloads)
 
 	// Failover and re-announce of wiki on lb1, once every route is back
 	// after the incremental installs.
@@ -273,12 +274,13 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := s.WaitBack(ctx, f, 30*time.Second)
+		back, err := s.WaitBack(ctx, f, 2*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Failover = append(r.Failover, f.Withdrawn)
 		r.Reannounce = append(r.Reannounce, back)
+		t.Logf("%d VIPs: failover trial %d: withdrawn %v, back %v", vips, len(r.Failover), f.Withdrawn, back)
 		time.Sleep(200 * time.Millisecond)
 	}
 
