@@ -12,7 +12,7 @@ GEN_PKGS  := clang llvm libbpf-dev bpftool
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-short vet fmt-check deps demo bench generate fuzz clean
+.PHONY: all build test test-short vet fmt-check deps demo bench bench-scale generate fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ demo: deps build
 
 bench: deps build
 	@./scripts/bench.sh
+
+# bench-scale: the scale benchmark on the sandbox (root; SIZES=8,50 selects
+# sizes, WRITE=1 updates docs/BENCHMARKS.md). CI never runs it.
+bench-scale: deps build
+	@./scripts/bench-scale.sh
 
 generate:
 	@./scripts/deps.sh $(GEN_PKGS)

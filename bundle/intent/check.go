@@ -70,6 +70,7 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 	out := make([]model.VIP, 0, len(vips))
 	for _, v := range vips {
 		v.Ports = rs.ports(v, services, byName)
+		v.Threads = vipThreads(v)
 		out = append(out, *v)
 	}
 	slices.SortFunc(out, func(a, b model.VIP) int { return strings.Compare(a.Name, b.Name) })

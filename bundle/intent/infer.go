@@ -87,9 +87,9 @@ func canonicalName(s string) string { return strings.ToLower(strings.TrimSuffix(
 
 // infer turns a decoded service, the addresses of its FQDN and its resolved
 // servers into the explicit model.Service. It is pure: every rule of the
-// inference table in docs/intents.md is here, except I26 (a VIP's HAProxy
-// hard-stop-after), which spans the services of a VIP and so is the HAProxy
-// renderer's.
+// inference table in docs/intents.md is here, except the rules about a
+// whole VIP: I26 (a VIP's HAProxy hard-stop-after), the HAProxy
+// renderer's, and I27 (vipThreads).
 func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList) model.Service {
 	out := model.Service{
 		Name:   s.Name,
@@ -528,4 +528,22 @@ func (s *Service) at(p string) Pos {
 		}
 	}
 	return best
+}
+
+// TLSThreads is the HAProxy thread count of a VIP that terminates TLS
+// (rule I27); every other VIP runs one thread.
+const TLSThreads = 2
+
+// vipThreads is rule I27: one HAProxy per VIP does not claim every core. A
+// VIP runs one thread, enough for plain HTTP and TCP proxying at campus
+// rates; one that terminates TLS on any port runs TLSThreads, since
+// handshakes are CPU work. The node spreads the VIPs' threads over its
+// cores (cpu-map) and may override the count (lbctl.yaml haproxy.threads).
+func vipThreads(v *model.VIP) int {
+	for _, p := range v.Ports {
+		if p.TLS {
+			return TLSThreads
+		}
+	}
+	return 1
 }

@@ -334,3 +334,22 @@ func TestValidHostname(t *testing.T) {
 		}
 	}
 }
+
+// TestVIPThreads is rule I27: one thread, TLSThreads when any port of the
+// VIP terminates TLS.
+func TestVIPThreads(t *testing.T) {
+	for _, tt := range []struct {
+		ports []model.Port
+		want  int
+	}{
+		{nil, 1},
+		{[]model.Port{{Port: 80, Mode: "http"}}, 1},
+		{[]model.Port{{Port: 3200, Mode: "tcp"}, {Port: 3300, Mode: "tcp"}}, 1},
+		{[]model.Port{{Port: 80, Mode: "http"}, {Port: 443, Mode: "http", TLS: true}}, TLSThreads},
+		{[]model.Port{{Port: 993, Mode: "tcp", TLS: true}}, TLSThreads},
+	} {
+		if got := vipThreads(&model.VIP{Ports: tt.ports}); got != tt.want {
+			t.Errorf("ports %+v: %d threads, want %d", tt.ports, got, tt.want)
+		}
+	}
+}

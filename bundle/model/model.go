@@ -218,6 +218,9 @@ type VIP struct {
 	Ports []Port `json:"ports"`
 	// Transparent is true if any service on the VIP is transparent.
 	Transparent bool `json:"transparent,omitempty"`
+	// Threads is how many threads the VIP's HAProxy runs (inference rule
+	// I27); a node's lbctl.yaml may override it for every VIP there.
+	Threads int `json:"threads,omitempty"`
 }
 
 // Port is one listening port of a VIP.

@@ -55,6 +55,9 @@ func VIPPath(vip, name string) string { return path.Join(VIPDir, vip, name) }
 func Node(site *model.Site, node *model.Node, opts Options) ([]File, error) {
 	var files []File
 	var errs []error
+	if opts.HAProxy.SharedChecks == nil {
+		opts.HAProxy.SharedChecks = haproxy.SharedChecks(site)
+	}
 	for i := range site.VIPs {
 		v := &site.VIPs[i]
 		fs, err := haproxy.Render(site, v, opts.HAProxy)

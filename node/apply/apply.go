@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -79,46 +80,158 @@ func Apply(ctx context.Context, h Host, steps []plan.Step) error {
 
 // Run is Apply with a callback before each step (for progress output).
 func Run(ctx context.Context, h Host, steps []plan.Step, before func(i int, s plan.Step)) error {
-	for i, s := range steps {
+	return RunParallel(ctx, h, steps, 1, before)
+}
+
+// RunParallel is Run with up to parallel unit jobs at once: a run of
+// consecutive start, stop, restart and reload steps of distinct VIPs (what
+// a plan emits for the VIPs it adds, changes or removes) is one batch whose
+// steps run concurrently, since none depends on another; everything else
+// runs one step after the other. When a step of a batch fails, no further
+// step of the batch is started, the ones running finish, and the undo of
+// every step started so far runs in reverse order, as in Run. parallel < 2
+// is Run.
+func RunParallel(ctx context.Context, h Host, steps []plan.Step, parallel int, before func(i int, s plan.Step)) error {
+	for i := 0; i < len(steps); {
+		j := i + 1
+		if parallel > 1 {
+			j = batchEnd(steps, i)
+		}
+		started, err := runBatch(ctx, h, steps[i:j], i, parallel, before)
+		if err == nil {
+			i = j
+			continue
+		}
+		return undo(ctx, h, steps, i+started, err)
+	}
+	return nil
+}
+
+// unitStep reports whether a step only acts on its VIP's unit (and its
+// VIP's files), so that it may run alongside those of other VIPs.
+func unitStep(op plan.Op) bool {
+	switch op.Kind {
+	case plan.StartUnit, plan.StopUnit, plan.RestartUnit, plan.ReloadVIP:
+		return op.VIP != nil
+	}
+	return false
+}
+
+// batchEnd returns the end of the batch of unit steps of distinct VIPs
+// that starts at i (i+1 when steps[i] is not a unit step).
+func batchEnd(steps []plan.Step, i int) int {
+	if !unitStep(steps[i].Do) {
+		return i + 1
+	}
+	seen := map[string]bool{}
+	j := i
+	for ; j < len(steps) && unitStep(steps[j].Do) && !seen[steps[j].Do.VIP.Name]; j++ {
+		seen[steps[j].Do.VIP.Name] = true
+	}
+	return j
+}
+
+// runBatch runs the steps of a batch (offset is the index of its first
+// step in the plan), up to parallel at once. It returns how many steps
+// were started (a prefix of the batch) and the error: a *StepError for
+// the first step that failed, holding every failure of the batch.
+func runBatch(ctx context.Context, h Host, batch []plan.Step, offset, parallel int, before func(int, plan.Step)) (started int, err error) {
+	if len(batch) == 1 {
 		if before != nil {
-			before(i, s)
+			before(offset, batch[0])
 		}
 		err := ctx.Err()
 		if err == nil {
-			err = Do(ctx, h, s.Do)
+			err = Do(ctx, h, batch[0].Do)
 		}
 		if err == nil {
+			return 1, nil
+		}
+		if ctx.Err() != nil && err == ctx.Err() {
+			return 0, &StepError{Index: offset, Op: batch[0].Do, Err: err} // never started
+		}
+		return 1, &StepError{Index: offset, Op: batch[0].Do, Err: err}
+	}
+	errs := make([]error, len(batch))
+	var mu sync.Mutex
+	stop := false
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for k := range batch {
+		sem <- struct{}{}
+		mu.Lock()
+		halt := stop || ctx.Err() != nil
+		mu.Unlock()
+		if halt {
+			<-sem
+			break
+		}
+		if before != nil {
+			before(offset+k, batch[k])
+		}
+		started++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if e := Do(ctx, h, batch[k].Do); e != nil {
+				mu.Lock()
+				errs[k], stop = e, true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	failed := -1
+	var all []error
+	for k, e := range errs {
+		if e == nil {
 			continue
 		}
-		cause := &StepError{Index: i, Op: s.Do, Err: err}
-		if i == 0 && ctx.Err() != nil && err == ctx.Err() {
-			return cause // nothing was applied
+		se := &StepError{Index: offset + k, Op: batch[k].Do, Err: e}
+		if failed < 0 {
+			failed = k
 		}
-		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), UndoTimeout)
-		defer cancel()
-		var result *multierror.Error
-		result = multierror.Append(result, cause)
-		last := i
-		if ctx.Err() != nil && err == ctx.Err() {
-			last = i - 1 // step i never started
-		}
-		undoFailed := false
-		for j := last; j >= 0; j-- {
-			u := steps[j].Undo
-			if u == nil {
-				continue
-			}
-			if uerr := Do(undoCtx, h, *u); uerr != nil {
-				undoFailed = true
-				result = multierror.Append(result, fmt.Errorf("undo of step %d (%s): %w", j+1, *u, uerr))
-			}
-		}
-		if !undoFailed {
-			result = multierror.Append(result, ErrRolledBack)
-		}
-		return result.ErrorOrNil()
+		all = append(all, se)
 	}
-	return nil
+	if failed < 0 {
+		if started < len(batch) {
+			// Cancelled before every step started.
+			return started, &StepError{Index: offset + started, Op: batch[started].Do, Err: ctx.Err()}
+		}
+		return started, nil
+	}
+	if len(all) == 1 {
+		return started, all[0]
+	}
+	return started, &StepError{Index: offset + failed, Op: batch[failed].Do, Err: errors.Join(errs...)}
+}
+
+// undo runs, in reverse order, the undo of steps[:started] (every step
+// that was started, the failing ones included, since they may have been
+// applied in part) and returns the cause with the undo failures, or with
+// ErrRolledBack.
+func undo(ctx context.Context, h Host, steps []plan.Step, started int, cause error) error {
+	if started == 0 && ctx.Err() != nil {
+		return cause // nothing was applied
+	}
+	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), UndoTimeout)
+	defer cancel()
+	var result *multierror.Error
+	result = multierror.Append(result, cause)
+	undoFailed := false
+	for j := started - 1; j >= 0; j-- {
+		u := steps[j].Undo
+		if u == nil {
+			continue
+		}
+		if uerr := Do(undoCtx, h, *u); uerr != nil {
+			undoFailed = true
+			result = multierror.Append(result, fmt.Errorf("undo of step %d (%s): %w", j+1, *u, uerr))
+		}
+	}
+	if !undoFailed {
+		result = multierror.Append(result, ErrRolledBack)
+	}
+	return result.ErrorOrNil()
 }
 
 // Do performs one operation.

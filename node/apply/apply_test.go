@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -298,5 +300,130 @@ func TestRestartStepFailingBeforeRestartKeepsPID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFaultInjectionParallel is TestFaultInjection with unit jobs run
+// three at a time: whichever call fails, and whatever else of its batch
+// was running, the node ends exactly as before.
+func TestFaultInjectionParallel(t *testing.T) {
+	for name, sc := range scenarios() {
+		t.Run(name, func(t *testing.T) {
+			p := plan.Compute(sc[0], sc[1])
+			probe := reach(t, sc[0])
+			if err := RunParallel(context.Background(), probe, p.Steps, 3, nil); err != nil {
+				t.Fatal(err)
+			}
+			if want := reach(t, sc[1]); probe.StateWithoutPIDs() != want.StateWithoutPIDs() {
+				t.Fatalf("state after a parallel apply:\n%s\nwant:\n%s", probe.StateWithoutPIDs(), want.StateWithoutPIDs())
+			}
+			for k := 1; k <= probe.Calls; k++ {
+				f := reach(t, sc[0])
+				before := f.StateWithoutPIDs()
+				f.FailAt = k
+				err := RunParallel(context.Background(), f, p.Steps, 3, nil)
+				if !errors.Is(err, ErrInjected) || !errors.Is(err, ErrRolledBack) {
+					t.Fatalf("failure at call %d: err = %v", k, err)
+				}
+				if got := f.StateWithoutPIDs(); got != before {
+					t.Fatalf("failure at call %d: state after rollback:\n%s\nwant:\n%s\ncalls %v", k, got, before, f.CallLog)
+				}
+			}
+		})
+	}
+}
+
+// inFlight is a Host whose StartUnit counts the unit jobs running at once:
+// each waits until `want` run together (or no more are to come), so the
+// count does not depend on the scheduler.
+type inFlight struct {
+	*Fake
+	mu                        sync.Mutex
+	cond                      *sync.Cond
+	running, max, done, total int
+	want                      int
+}
+
+func (h *inFlight) StartUnit(ctx context.Context, vip string) error {
+	h.mu.Lock()
+	h.running++
+	h.max = max(h.max, h.running)
+	h.cond.Broadcast()
+	for h.running < h.want && h.done+h.running < h.total {
+		h.cond.Wait()
+	}
+	h.running--
+	h.done++
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	return h.Fake.StartUnit(ctx, vip)
+}
+
+// TestParallelUnitStarts: a cold install of 10 VIPs with parallel 3 starts
+// its units three at a time, never more, with one daemon-reload before
+// them, and reaches the same node as one after the other.
+func TestParallelUnitStarts(t *testing.T) {
+	const n = 10
+	var vips []plan.VIP
+	for i := range n {
+		a := fmt.Sprintf("192.0.2.%d", 100+i)
+		vips = append(vips, vip(a, i%4 == 0, "cfg"+a, a))
+	}
+	next := state(1, "x", vips...)
+	steps := plan.Compute(nil, next).Steps
+	h := &inFlight{Fake: NewFake(), want: 3, total: n}
+	h.cond = sync.NewCond(&h.mu)
+	var order []int
+	if err := RunParallel(context.Background(), h, steps, 3, func(i int, _ plan.Step) { order = append(order, i) }); err != nil {
+		t.Fatal(err)
+	}
+	if h.max != 3 {
+		t.Errorf("at most %d unit starts ran at once, want 3", h.max)
+	}
+	if !slices.Equal(order, slices.Collect(func(yield func(int) bool) {
+		for i := range steps {
+			if !yield(i) {
+				return
+			}
+		}
+	})) {
+		t.Errorf("progress callbacks %v, want every step once, in order", order)
+	}
+	if got := countCalls(h.CallLog, "daemon-reload"); got != 1 {
+		t.Errorf("%d daemon-reloads, want 1", got)
+	}
+	if want := reach(t, next); h.StateWithoutPIDs() != want.StateWithoutPIDs() {
+		t.Errorf("state:\n%s\nwant:\n%s", h.StateWithoutPIDs(), want.StateWithoutPIDs())
+	}
+}
+
+// TestOneChangedVIPTouchesOneUnit: on a node with 40 VIPs, a release that
+// changes one VIP's config writes that VIP's files and reloads its unit,
+// and nothing else: no other unit is started, stopped, restarted or
+// reloaded, no daemon-reload, and the cost does not depend on the 39
+// others.
+func TestOneChangedVIPTouchesOneUnit(t *testing.T) {
+	const n = 40
+	var cur, next []plan.VIP
+	for i := range n {
+		a := fmt.Sprintf("192.0.2.%d", 100+i)
+		cur = append(cur, vip(a, false, "cfg"+a, a))
+		cfg := "cfg" + a
+		if i == 17 {
+			cfg += " changed"
+		}
+		next = append(next, vip(a, false, cfg, a))
+	}
+	from, to := state(1, "x", cur...), state(2, "x", next...)
+	f := reach(t, from)
+	pids := maps.Clone(f.Units)
+	if err := RunParallel(context.Background(), f, plan.Compute(from, to).Steps, 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"write 192.0.2.117", "reload 192.0.2.117", "health-gate"}; !slices.Equal(f.CallLog, want) {
+		t.Errorf("calls %v, want %v", f.CallLog, want)
+	}
+	if !maps.Equal(f.Units, pids) {
+		t.Errorf("main PIDs changed: %v, were %v", f.Units, pids)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/plan"
@@ -35,6 +36,8 @@ type Fake struct {
 	FailAt     int  // fail the FailAt-th mutating call (1-based); 0 never
 	CallLog    []string
 	DrainCalls int
+
+	mu sync.Mutex // Host calls may come concurrently (apply.RunParallel)
 }
 
 // NewFake returns an empty node.
@@ -61,6 +64,8 @@ func files(v *plan.VIP) string {
 }
 
 func (f *Fake) WriteVIP(_ context.Context, v *plan.VIP) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("write " + v.Name); err != nil {
 		return err
 	}
@@ -73,6 +78,8 @@ func (f *Fake) WriteVIP(_ context.Context, v *plan.VIP) error {
 }
 
 func (f *Fake) RemoveVIP(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("remove " + name); err != nil {
 		return err
 	}
@@ -88,6 +95,8 @@ func (f *Fake) RemoveVIP(_ context.Context, name string) error {
 }
 
 func (f *Fake) DaemonReload(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("daemon-reload"); err != nil {
 		return err
 	}
@@ -96,6 +105,8 @@ func (f *Fake) DaemonReload(context.Context) error {
 }
 
 func (f *Fake) StartUnit(_ context.Context, vip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("start " + vip); err != nil {
 		return err
 	}
@@ -113,6 +124,8 @@ func (f *Fake) StartUnit(_ context.Context, vip string) error {
 }
 
 func (f *Fake) ReloadUnit(_ context.Context, vip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("reload " + vip); err != nil {
 		return err
 	}
@@ -123,6 +136,8 @@ func (f *Fake) ReloadUnit(_ context.Context, vip string) error {
 }
 
 func (f *Fake) RestartUnit(_ context.Context, vip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("restart " + vip); err != nil {
 		return err
 	}
@@ -138,6 +153,8 @@ func (f *Fake) RestartUnit(_ context.Context, vip string) error {
 }
 
 func (f *Fake) StopUnit(_ context.Context, vip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("stop " + vip); err != nil {
 		return err
 	}
@@ -146,6 +163,8 @@ func (f *Fake) StopUnit(_ context.Context, vip string) error {
 }
 
 func (f *Fake) AddAddrs(_ context.Context, addrs []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("add-addrs"); err != nil {
 		return err
 	}
@@ -156,6 +175,8 @@ func (f *Fake) AddAddrs(_ context.Context, addrs []netip.Addr) error {
 }
 
 func (f *Fake) RemoveAddrs(_ context.Context, addrs []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("remove-addrs"); err != nil {
 		return err
 	}
@@ -166,6 +187,8 @@ func (f *Fake) RemoveAddrs(_ context.Context, addrs []netip.Addr) error {
 }
 
 func (f *Fake) Firewall(_ context.Context, fw model.Firewall) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("firewall"); err != nil {
 		return err
 	}
@@ -174,6 +197,8 @@ func (f *Fake) Firewall(_ context.Context, fw model.Firewall) error {
 }
 
 func (f *Fake) TProxy(_ context.Context, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("tproxy"); err != nil {
 		return err
 	}
@@ -182,6 +207,8 @@ func (f *Fake) TProxy(_ context.Context, on bool) error {
 }
 
 func (f *Fake) Bird(_ context.Context, conf []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("bird"); err != nil {
 		return err
 	}
@@ -190,6 +217,8 @@ func (f *Fake) Bird(_ context.Context, conf []byte) error {
 }
 
 func (f *Fake) Announce(_ context.Context, vips []plan.VIP) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("announce"); err != nil {
 		return err
 	}
@@ -208,6 +237,8 @@ func (f *Fake) Announce(_ context.Context, vips []plan.VIP) error {
 }
 
 func (f *Fake) HealthGate(_ context.Context, vips []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.call("health-gate"); err != nil {
 		return err
 	}
@@ -221,6 +252,8 @@ func (f *Fake) HealthGate(_ context.Context, vips []string) error {
 }
 
 func (f *Fake) Drain(context.Context, []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.DrainCalls++
 	return f.call("drain")
 }
@@ -232,6 +265,8 @@ func (f *Fake) String() string { return f.state(true) }
 func (f *Fake) StateWithoutPIDs() string { return f.state(false) }
 
 func (f *Fake) state(pids bool) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(f.Files)) {
 		fmt.Fprintf(&b, "config %s transparent=%v %s\n", k, f.DropIns[k], f.Files[k])

@@ -78,6 +78,10 @@ type HAProxy struct {
 	// lower it where lbctl's processes cannot raise the limit (no
 	// CAP_SYS_RESOURCE, a low hard limit).
 	MaxConn int `yaml:"maxconn"`
+	// Threads, when set, is every VIP's HAProxy thread count on this node
+	// instead of the one the bundle infers per VIP (docs/intents.md, rule
+	// I27). The threads are pinned to the node's cores, spread over them.
+	Threads int `yaml:"threads"`
 }
 
 // Agent settings.
@@ -122,9 +126,15 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("node config %s: %s", path, yaml.FormatError(err, false, true))
 		}
 	}
+	if t := c.HAProxy.Threads; t < 0 || t > MaxThreads {
+		return nil, fmt.Errorf("node config %s: haproxy.threads: %d is not between 1 and %d (or 0: the bundle's per-VIP count)", path, t, MaxThreads)
+	}
 	c.defaults()
 	return &c, nil
 }
+
+// MaxThreads bounds haproxy.threads (HAProxy 2.6 runs at most 64 threads).
+const MaxThreads = 64
 
 func or(s *string, def string) {
 	if *s == "" {

@@ -28,4 +28,12 @@ func TestLoad(t *testing.T) {
 	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "state_dri") || !strings.Contains(err.Error(), p) {
 		t.Fatalf("unknown key: %v", err)
 	}
+	os.WriteFile(p, []byte("haproxy:\n  threads: 2\n"), 0o644)
+	if c, err := Load(p); err != nil || c.HAProxy.Threads != 2 {
+		t.Fatalf("haproxy.threads: %+v %v", c, err)
+	}
+	os.WriteFile(p, []byte("haproxy:\n  threads: 65\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "haproxy.threads: 65") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("haproxy.threads 65: %v", err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,7 +108,9 @@ type Host struct {
 	// was withdrawn.
 	DrainTime time.Duration
 
-	// gate is the VIPs of the release being installed, for HealthGate.
+	// gate is the VIPs of the release being installed, for HealthGate;
+	// WriteVIP may run for several VIPs at once (apply.RunParallel).
+	mu   sync.Mutex
 	gate map[string]plan.VIP
 }
 
@@ -125,10 +128,12 @@ func (h *Host) WriteVIP(_ context.Context, v *plan.VIP) error {
 	if _, err := h.EnsureTemplate(); err != nil {
 		return fmt.Errorf("vip %s: template unit: %w", v.Name, err)
 	}
+	h.mu.Lock()
 	if h.gate == nil {
 		h.gate = map[string]plan.VIP{}
 	}
 	h.gate[v.Name] = *v
+	h.mu.Unlock()
 	dir := filepath.Join(h.paths().VIPDir, v.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("vip %s: %w", v.Name, err)
@@ -282,6 +287,9 @@ func (h *Host) Bird(ctx context.Context, conf []byte) error {
 	return nil
 }
 
+// AnnounceTimeout bounds the agent's answer to an Announce.
+var AnnounceTimeout = 2 * time.Minute
+
 // Announce records the announceable VIPs and has them announced: by the
 // agent, which holds back unhealthy and drained VIPs, or, when no agent
 // runs, directly through BIRD, holding back drained VIPs.
@@ -290,7 +298,12 @@ func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
 		return err
 	}
 	if h.AgentSocket != "" {
-		_, err := agent.Client{Socket: h.AgentSocket}.Reload(ctx)
+		// The agent answers once BIRD shows the new set, which takes
+		// longer than the client's default 10 s with hundreds of VIPs on
+		// a busy node (seen at 150 VIPs, load average 50-100).
+		actx, cancel := context.WithTimeout(ctx, AnnounceTimeout)
+		defer cancel()
+		_, err := agent.Client{Socket: h.AgentSocket}.Reload(actx)
 		if err == nil {
 			return nil
 		}
@@ -321,13 +334,16 @@ func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
 // HealthGate waits until every named VIP is healthy.
 func (h *Host) HealthGate(ctx context.Context, names []string) error {
 	var vips []*plan.VIP
+	h.mu.Lock()
 	for _, n := range names {
 		v, ok := h.gate[n]
 		if !ok {
+			h.mu.Unlock()
 			return fmt.Errorf("health gate: vip %s was not written by this install", n)
 		}
 		vips = append(vips, &v)
 	}
+	h.mu.Unlock()
 	timeout := h.GateTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second

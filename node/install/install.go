@@ -83,6 +83,10 @@ type Installer struct {
 	Now      func() time.Time
 	// Progress, if set, is called before each step of an apply.
 	Progress func(i, total int, op plan.Op)
+	// Parallel is how many unit jobs (start, stop, restart, reload of
+	// distinct VIPs) an apply runs at once; 0 or 1 runs them one after
+	// the other.
+	Parallel int
 }
 
 // Options of one install.
@@ -252,7 +256,7 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	if in.Progress != nil {
 		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
 	}
-	if err := apply.Run(ctx, in.Host, res.Plan.Steps, before); err != nil {
+	if err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, before); err != nil {
 		entry := release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial, Error: err.Error(),
 			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back", Overrides: overrides}
 		if !errors.Is(err, apply.ErrRolledBack) {

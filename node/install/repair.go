@@ -90,7 +90,7 @@ func (in *Installer) Repair(ctx context.Context, observe Observer, opt Options) 
 	if in.Progress != nil {
 		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
 	}
-	if err := apply.Run(ctx, in.Host, res.Plan.Steps, before); err != nil {
+	if err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, before); err != nil {
 		entry := release.LogEntry{Time: in.now(), Op: "repair", From: serial, To: serial, Error: err.Error(),
 			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back"}
 		if !errors.Is(err, apply.ErrRolledBack) {

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/lbctl/lbctl/bpf"
@@ -105,6 +106,9 @@ func (n *Node) installer(log *slog.Logger) *install.Installer {
 		Render:   n.render,
 		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
 		Log:      log,
+		// A unit job mostly waits (systemd forks, HAProxy parses its
+		// config and reports ready): twice the cores keeps them busy.
+		Parallel: UnitJobs(),
 	}
 }
 
@@ -150,6 +154,10 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *rele
 	n.Installer = n.installer(log)
 	return n, nil
 }
+
+// UnitJobs is how many unit jobs an install runs at once: twice the
+// usable cores, at least 2.
+func UnitJobs() int { return max(2, 2*runtime.GOMAXPROCS(0)) }
 
 // render renders this node's state and points the netlink side at the VIP
 // interface its profile names.
@@ -204,8 +212,9 @@ func recordedInterface(store *release.Store) string {
 // TargetOptions are the renderer options of the node's paths.
 func TargetOptions(cfg *config.Config) target.Options {
 	return target.Options{
-		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn},
-		Bird:    renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
+		HAProxy: haproxy.Options{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, RuntimeDir: cfg.RuntimeDir, MaxConn: cfg.HAProxy.MaxConn,
+			Threads: cfg.HAProxy.Threads, CPUs: runtime.NumCPU()},
+		Bird: renderbird.Options{IncludeDir: cfg.Bird.IncludeDir}.FastTimers(),
 	}
 }
 

@@ -28,6 +28,9 @@ type Options struct {
 func State(site *model.Site, node *model.Node, serial uint64, opts Options) (*plan.State, error) {
 	st := &plan.State{Serial: serial, Interface: node.VIPInterface}
 	var errs []error
+	if opts.HAProxy.SharedChecks == nil {
+		opts.HAProxy.SharedChecks = haproxy.SharedChecks(site)
+	}
 	for i := range site.VIPs {
 		v := &site.VIPs[i]
 		pv, err := vip(site, v, opts)

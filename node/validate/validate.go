@@ -1,5 +1,6 @@
 // Package validate checks a release on the node before anything changes:
-// every new or changed VIP config with `haproxy -c`, bird.conf with
+// every new or changed VIP config with `haproxy -c` (as many at once as
+// there are cores), bird.conf with
 // `bird -p`, every TLS certificate a VIP of the release uses (present,
 // parses, key matches, covers the service's names, not expired), and that
 // the user HAProxy runs as can read every certificate, key and CA file the
@@ -16,8 +17,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -42,6 +45,9 @@ type Validator struct {
 	// User= and Group= of the template unit (haproxy:haproxy).
 	User, Group string
 	Now         func() time.Time
+	// Parallel is how many `haproxy -c` run at once; default the usable
+	// cores.
+	Parallel int
 }
 
 // Validate checks what plan p would start or reload, for Installer.Validate.
@@ -54,13 +60,31 @@ func (v *Validator) Validate(ctx context.Context, site *model.Site, next *plan.S
 	var errs []error
 	errs = append(errs, v.certs(site, next))
 	errs = append(errs, v.readable(next))
-	for _, name := range slices.Concat(p.Added, p.Changed) {
-		errs = append(errs, v.haproxy(ctx, scratch, next.VIP(name)))
-	}
 	if len(next.BirdConf) > 0 {
 		errs = append(errs, v.bird(ctx, scratch, next.BirdConf))
 	}
-	return errors.Join(errs...)
+	// One `haproxy -c` per new or changed VIP, as many at once as there
+	// are cores; the errors keep the VIPs' order.
+	names := slices.Concat(p.Added, p.Changed)
+	checks := make([]error, len(names))
+	sem := make(chan struct{}, v.parallel())
+	var wg sync.WaitGroup
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			checks[i] = v.haproxy(ctx, scratch, next.VIP(name))
+		})
+	}
+	wg.Wait()
+	return errors.Join(append(errs, checks...)...)
+}
+
+func (v *Validator) parallel() int {
+	if v.Parallel > 0 {
+		return v.Parallel
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func lookPath(name, def string) string {

@@ -659,9 +659,6 @@ func (sb *sandbox) testFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("lb1: SIGKILL to %s main PID %d: route via %s withdrawn at the router after %v", f.Unit, f.MainPID, f.Via, f.Withdrawn.Round(100*time.Microsecond))
-	if f.Withdrawn > 2*time.Second {
-		t.Errorf("lb1's route to %s withdrawn %v after the kill, want well under 2 s", wikiVIP, f.Withdrawn)
-	}
 	back, err := sb.s.WaitBack(ctx, f, 30*time.Second)
 	if err != nil {
 		t.Error(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,23 +41,34 @@ type faulty struct {
 	took    map[string]time.Duration
 	each    []time.Duration
 	current string
+	// mu guards the counters: the timed installs run unit jobs
+	// concurrently (the fault tests one at a time, see Parallel).
+	mu sync.Mutex
 }
 
 func (f *faulty) call(name string, do func() error) error {
+	f.mu.Lock()
 	if f.fired {
+		f.mu.Unlock()
 		return do()
 	}
 	f.n++
 	f.calls = append(f.calls, name)
 	start := time.Now()
+	fail := f.n == f.failAt
+	if fail {
+		f.fired, f.current = true, name
+	}
+	f.mu.Unlock()
 	defer func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		if f.took != nil {
 			f.took[strings.Fields(name)[0]] += time.Since(start)
 		}
 		f.each = append(f.each, time.Since(start))
 	}()
-	if f.n == f.failAt {
-		f.fired, f.current = true, name
+	if fail {
 		if f.after {
 			return errors.Join(errInjected, do())
 		}
@@ -93,15 +105,19 @@ func (f *faulty) ReloadUnit(ctx context.Context, vip string) error {
 	return f.call("ReloadUnit "+vip, func() error { return f.Host.ReloadUnit(ctx, vip) })
 }
 func (f *faulty) RestartUnit(ctx context.Context, vip string) error {
+	f.mu.Lock()
 	if f.runs() {
 		f.cycle(vip)
 	}
+	f.mu.Unlock()
 	return f.call("RestartUnit "+vip, func() error { return f.Host.RestartUnit(ctx, vip) })
 }
 func (f *faulty) StopUnit(ctx context.Context, vip string) error {
+	f.mu.Lock()
 	if f.runs() {
 		f.cycle(vip)
 	}
+	f.mu.Unlock()
 	return f.call("StopUnit "+vip, func() error { return f.Host.StopUnit(ctx, vip) })
 }
 func (f *faulty) AddAddrs(ctx context.Context, a []netip.Addr) error {
@@ -209,7 +225,10 @@ func TestHelperFaults(t *testing.T) {
 	}
 	for k := 1; k <= len(stepOfCall)+1; k++ {
 		f := &faulty{Host: n.Host, failAt: k, after: after, took: map[string]time.Duration{}}
-		n.Installer.Host = f
+		// Fault injection counts calls: one unit job at a time keeps the
+		// n-th call the same in every run (node/apply's
+		// TestFaultInjectionParallel covers concurrent jobs).
+		n.Installer.Host, n.Installer.Parallel = f, 1
 		start := time.Now()
 		_, err := n.Installer.Install(ctx, b, opt)
 		if !f.fired {
@@ -337,7 +356,7 @@ func TestHelperFailLast(t *testing.T) {
 	for _, s := range res.Plan.Steps {
 		calls += callsOf(s.Do)
 	}
-	n.Installer.Host = &faulty{Host: n.Host, failAt: calls}
+	n.Installer.Host, n.Installer.Parallel = &faulty{Host: n.Host, failAt: calls}, 1
 	_, err = n.Installer.Install(ctx, b, install.Options{Node: nodeName})
 	systemdtest.Emit(t, fmt.Sprint(err))
 }

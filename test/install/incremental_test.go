@@ -62,7 +62,8 @@ func median(ds []time.Duration) time.Duration {
 // service (web/wiki's balance algorithm, back and forth): exactly one VIP
 // unit is reloaded (its workers replaced, its main PID kept, its config
 // changed) and every other VIP keeps its main PID, its workers and its
-// config bytes. It times the cold install and the incremental ones.
+// config bytes. It times the cold install and the incremental ones: the
+// times are benchmark figures (docs/BENCHMARKS.md), not asserted.
 func TestIncremental(t *testing.T) {
 	systemdtest.SkipUnlessRoot(t)
 	rS := tree(t, nil)
@@ -148,9 +149,6 @@ func TestIncremental(t *testing.T) {
 	t.Logf("incremental install (1 VIP reloaded), lbctl install wall time: median %v of %v", median(wall).Round(time.Millisecond), round(wall))
 	t.Logf("incremental install in process: median %v (health gate %v, write+reload %v, the rest without the gate %v)",
 		median(total).Round(time.Millisecond), median(gate).Round(time.Millisecond), median(reload).Round(time.Millisecond), median(rest).Round(time.Millisecond))
-	if m := median(rest); m > time.Second {
-		t.Errorf("incremental install without the health gate: median %v, target under 1 s", m)
-	}
 }
 
 func round(ds []time.Duration) []time.Duration {

@@ -149,6 +149,7 @@ func (r *vipRender) backend(b *backend) {
 			continue // reported by checkService
 		}
 		line := fmt.Sprintf("server %s %s", ids[names[i]], netip.AddrPortFrom(a, uint16(b.port)))
+		line += r.sharedCheck(be, b.port, a)
 		if perServerSource {
 			if a.Is4() {
 				line += " source 0.0.0.0 usesrc clientip"

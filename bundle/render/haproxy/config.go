@@ -46,6 +46,19 @@ type Options struct {
 	// reload. A VIP whose services allow longer idle connections gets
 	// their longest timeout instead (docs/intents.md, rule I26).
 	HardStopAfter time.Duration
+	// Threads, when positive, is every VIP's thread count on this node,
+	// instead of the VIP's own (model.VIP.Threads, rule I27; 1 when the
+	// model has none).
+	Threads int
+	// CPUs, when positive, is the node's core count: each VIP's threads
+	// are then pinned (cpu-map) to cores of their own, the VIPs taken in
+	// the site's order and spread round-robin over the cores, so that the
+	// VIPs' processes share the cores evenly. Zero pins nothing.
+	CPUs int
+	// SharedChecks is SharedChecks(site): servers checked by several VIPs
+	// are checked less often by each (checks.go). Nil checks every server
+	// at its service's interval.
+	SharedChecks map[netip.AddrPort]int
 }
 
 func (o Options) withDefaults() Options {
@@ -397,6 +410,14 @@ func (r *vipRender) global() {
 	w.Line("stats socket %s mode 600 level admin", r.word(AdminSocket(r.opts.RuntimeDir, r.vip.Name), false))
 	w.Line("stats timeout 30s")
 	w.Line("maxconn %d", r.opts.MaxConn)
+	threads := r.threads()
+	w.Line("nbthread %d", threads)
+	for t, cpu := range r.cpus(threads) {
+		w.Line("cpu-map 1/%d %d", t+1, cpu)
+	}
+	if r.sharesChecks() {
+		w.Line("spread-checks 25")
+	}
 	w.Line("hard-stop-after %s", text.Duration(int(hardStopAfter(r.opts.HardStopAfter, r.services)/time.Millisecond)))
 	if r.hasBase {
 		w.Line("tune.ssl.default-dh-param 2048")
@@ -407,6 +428,40 @@ func (r *vipRender) global() {
 		w.Line("ssl-default-bind-options ssl-min-ver %s no-tls-tickets", r.base.minVer)
 	}
 	w.Out()
+}
+
+// threads is the VIP's HAProxy thread count: the node's override, else the
+// model's (rule I27), at least 1.
+func (r *vipRender) threads() int {
+	if r.opts.Threads > 0 {
+		return r.opts.Threads
+	}
+	return max(1, r.vip.Threads)
+}
+
+// cpus returns the core of each of the VIP's threads: the threads of all
+// VIPs, in the site's VIP order, dealt round-robin over opts.CPUs cores
+// (nil when CPUs is 0).
+func (r *vipRender) cpus(threads int) []int {
+	if r.opts.CPUs <= 0 {
+		return nil
+	}
+	first := 0
+	for _, v := range r.site.VIPs {
+		if v.Name == r.vip.Name {
+			break
+		}
+		if r.opts.Threads > 0 {
+			first += r.opts.Threads
+		} else {
+			first += max(1, v.Threads)
+		}
+	}
+	out := make([]int, threads)
+	for t := range out {
+		out[t] = (first + t) % r.opts.CPUs
+	}
+	return out
 }
 
 // hardStopAfter is a VIP's hard-stop-after (inference rule I26): the

@@ -1,6 +1,7 @@
 package haproxy_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,51 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestThreadsAndCPUMap: each VIP runs its model's thread count (rule I27)
+// or the node's override, and its threads are pinned to cores dealt
+// round-robin in the site's VIP order.
+func TestThreadsAndCPUMap(t *testing.T) {
+	site := rendertest.Site()
+	if len(site.VIPs) < 3 {
+		t.Fatalf("want at least 3 VIPs, have %d", len(site.VIPs))
+	}
+	for i := range site.VIPs {
+		site.VIPs[i].Threads = 1
+	}
+	site.VIPs[1].Threads = 2
+	global := func(opts haproxy.Options, i int) []string {
+		files, err := haproxy.Render(site, &site.VIPs[i], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range strings.Split(string(files[0].Data), "\n") {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "nbthread ") || strings.HasPrefix(l, "cpu-map ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		opts haproxy.Options
+		vip  int
+		want []string
+	}{
+		{haproxy.Options{}, 0, []string{"nbthread 1"}},
+		{haproxy.Options{}, 1, []string{"nbthread 2"}},
+		{haproxy.Options{CPUs: 3}, 0, []string{"nbthread 1", "cpu-map 1/1 0"}},
+		{haproxy.Options{CPUs: 3}, 1, []string{"nbthread 2", "cpu-map 1/1 1", "cpu-map 1/2 2"}},
+		{haproxy.Options{CPUs: 3}, 2, []string{"nbthread 1", "cpu-map 1/1 0"}},
+		{haproxy.Options{CPUs: 2, Threads: 2}, 2, []string{"nbthread 2", "cpu-map 1/1 0", "cpu-map 1/2 1"}},
+		{haproxy.Options{CPUs: 4, Threads: 1}, 2, []string{"nbthread 1", "cpu-map 1/1 2"}},
+	} {
+		if got := global(tt.opts, tt.vip); strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+			t.Errorf("VIP %d with %+v: %q, want %q", tt.vip, tt.opts, got, tt.want)
+		}
+	}
+}
+
 // CheckSite renders every VIP of site into a temporary tree with test
 // certificates and runs "haproxy -c" on each configuration; warnings fail
 // the test too.
@@ -62,6 +108,10 @@ func CheckSite(t *testing.T, site *model.Site) {
 		CertDir:    filepath.Join(dir, "certs"),
 		VIPDir:     filepath.Join(dir, "vips"),
 		RuntimeDir: filepath.Join(dir, "run"),
+		// cpu-map lines are checked too (on any machine: haproxy -c does
+		// not apply them), and shared checks.
+		CPUs:         2,
+		SharedChecks: haproxy.SharedChecks(site),
 	}
 	for _, c := range rendertest.Certificates(site) {
 		rendertest.WriteCert(t, opts.CertDir, c)
@@ -285,4 +335,61 @@ func TestInference(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSharedChecks: a server that the services of three VIPs check is
+// checked by each of them every three intervals (fastinter at the plain
+// interval, observe layer4), so the checks reaching it stay one per
+// interval per node; those VIPs spread their checks; haproxy -c accepts
+// the configuration.
+func TestSharedChecks(t *testing.T) {
+	site := rendertest.Site()
+	var shared []*model.Service
+	seen := map[string]bool{}
+	for i := range site.Services {
+		s := &site.Services[i]
+		if s.Backend.Check.Type != model.CheckNone && s.Backend.Check.Type != "" && !s.Transparent && !s.Backend.TLS && !seen[s.VIP] {
+			seen[s.VIP] = true
+			shared = append(shared, s)
+		}
+	}
+	if len(shared) < 3 {
+		t.Fatalf("want 3 checked services on distinct VIPs, have %d", len(shared))
+	}
+	shared = shared[:3]
+	srv := model.Server{Name: "shared1", Address: "203.0.113.200"}
+	for _, s := range shared {
+		s.Backend.Servers = []model.Server{srv}
+		s.Backend.Port = 8080
+		s.Backend.Check.IntervalMS = 2000
+		for j := range s.Listeners {
+			s.Listeners[j].BackendPort = 0
+		}
+	}
+	counts := haproxy.SharedChecks(site)
+	if n := counts[netip.MustParseAddrPort("203.0.113.200:8080")]; n != 3 {
+		t.Fatalf("SharedChecks: 203.0.113.200:8080 checked by %d VIPs, want 3 (%v)", n, counts)
+	}
+	for _, s := range shared {
+		files, err := haproxy.Render(site, site.VIP(s.VIP), haproxy.Options{SharedChecks: counts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := string(files[0].Data)
+		if !strings.Contains(cfg, "203.0.113.200:8080 inter 6s fastinter 2s observe layer4 error-limit 1 on-error fastinter") {
+			t.Errorf("VIP %s: shared server line without the scaled interval:\n%s", s.VIP, cfg)
+		}
+		if !strings.Contains(cfg, "spread-checks 25") {
+			t.Errorf("VIP %s: no spread-checks", s.VIP)
+		}
+	}
+	// Without the counts every server is checked at its own interval.
+	files, err := haproxy.Render(site, site.VIP(shared[0].VIP), haproxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := string(files[0].Data); strings.Contains(cfg, "fastinter") || strings.Contains(cfg, "spread-checks") {
+		t.Errorf("without SharedChecks:\n%s", cfg)
+	}
+	CheckSite(t, site)
 }
