@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -174,7 +175,7 @@ var haproxySections = map[string]bool{"global": true, "defaults": true, "fronten
 	"cache": true, "fcgi-app": true}
 
 var haproxyKeywords = map[string][]string{
-	"global": {"master-worker", "log", "stats", "maxconn", "hard-stop-after", "tune.ssl.default-dh-param",
+	"global": {"master-worker", "log", "stats", "maxconn", "hard-stop-after", "tune.ssl.default-dh-param", "nbthread", "cpu-map", "spread-checks",
 		"ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options"},
 	"defaults": {"log", "option", "timeout"},
 	"frontend": {"mode", "option", "bind", "timeout", "acl", "tcp-request", "http-request", "default_backend", "use_backend"},
@@ -247,6 +248,24 @@ func checkHAProxy(t *testing.T, site *model.Site, v *model.VIP, files []haproxy.
 	}
 	if len(sockets) != 1 || sockets[0] != haproxy.AdminSocket("", v.Name) {
 		t.Fatalf("vip %s: stats sockets %q", v.Name, sockets)
+	}
+	// global: one nbthread, and a cpu-map per thread when the node has
+	// cores to pin to (rule I27).
+	var nbthread, cpumaps int
+	for _, l := range secs[0].lines {
+		switch l.words[0] {
+		case "nbthread":
+			n, err := strconv.Atoi(l.words[len(l.words)-1])
+			if err != nil || len(l.words) != 2 || nbthread != 0 {
+				t.Fatalf("vip %s: %q", v.Name, l.text)
+			}
+			nbthread = n
+		case "cpu-map":
+			cpumaps++
+		}
+	}
+	if nbthread < 1 || (cpumaps != 0 && cpumaps != nbthread) {
+		t.Fatalf("vip %s: nbthread %d with %d cpu-map lines", v.Name, nbthread, cpumaps)
 	}
 
 	// Frontends: one bind per VIP address of the port's families, on the
