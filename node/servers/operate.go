@@ -79,7 +79,7 @@ func Do(ctx context.Context, n Node, req Request) ([]Change, error) {
 		found := false
 		for _, s := range stats {
 			known[s.Name] = true
-			if s.Name != req.Server {
+			if !Matches(s.Name, req.Server) {
 				continue
 			}
 			found = true
@@ -124,7 +124,15 @@ func Do(ctx context.Context, n Node, req Request) ([]Change, error) {
 	}
 	var enable []string
 	if req.State == "ready" {
-		enable = []string{req.Server}
+		for _, v := range using {
+			if stats, err := haproxy.Stats(ctx, n.Socket(v)); err == nil {
+				for _, s := range stats {
+					if Matches(s.Name, req.Server) {
+						enable = append(enable, s.Name)
+					}
+				}
+			}
+		}
 	}
 	var changes []Change
 	for _, vip := range using {

@@ -58,7 +58,7 @@ type File struct {
 func (f File) Want(vip, server string) string {
 	want := ""
 	for _, e := range f.Entries {
-		if e.Server != server {
+		if !Matches(server, e.Server) {
 			continue
 		}
 		if e.VIP == vip {
@@ -69,6 +69,13 @@ func (f File) Want(vip, server string) string {
 		}
 	}
 	return want
+}
+
+// Matches reports whether the HAProxy server name is the server an
+// operator named: the same name, or its first label ("typo3-web2" for
+// typo3-web2.campus.example).
+func Matches(name, asked string) bool {
+	return name == asked || (len(name) > len(asked) && name[len(asked)] == '.' && name[:len(asked)] == asked)
 }
 
 // Set records a state for the server (in one VIP or all), replacing what

@@ -25,6 +25,14 @@ func TestWant(t *testing.T) {
 			t.Errorf("Want(%s, %s) = %q, want %q", c.vip, c.srv, got, c.want)
 		}
 	}
+	f.Set("typo3-web2", "", Drain, now)
+	if got := f.Want("192.0.2.10", "typo3-web2.campus.example"); got != Drain {
+		t.Errorf("short name: %q", got)
+	}
+	if got := f.Want("192.0.2.10", "typo3-web20.campus.example"); got != "" {
+		t.Errorf("typo3-web2 matched typo3-web20: %q", got)
+	}
+	f.Remove("typo3-web2", "")
 	f.Remove("web2", "")
 	if len(f.Entries) != 1 || f.Entries[0].Server != "web1" {
 		t.Errorf("after Remove: %+v", f.Entries)
