@@ -59,7 +59,7 @@ func runServer(state string) cli.ActionFunc {
 			return cli.Exit(err.Error(), 1)
 		}
 		if len(changes) == 0 {
-			fmt.Fprintf(c.App.Writer, "%s: already %s\n", c.Args().First(), state)
+			fmt.Fprintf(c.App.Writer, "%s: %s in every VIP using it (nothing left to change)\n", c.Args().First(), state)
 		}
 		return nil
 	}

@@ -26,6 +26,8 @@ type Page struct {
 	Traffic *traffic.Reader
 	// LastInstall returns the last entry of the install log (nil if none).
 	LastInstall func() *release.LogEntry
+	// Serial returns the committed release (default: the agent's).
+	Serial func() uint64
 	// ServersOut returns one line per server an operator took out.
 	ServersOut func() []string
 	// Refresh is the page's reload interval. Default 5s.
@@ -92,6 +94,9 @@ func (p *Page) Data(ctx context.Context) PageData {
 	d := PageData{Node: p.Node, Probe: st.Probe, Serial: st.Serial, Now: time.Now().UTC(), Refresh: int(refresh.Seconds()), Announced: st.Announced}
 	if p.LastInstall != nil {
 		d.Last = p.LastInstall()
+	}
+	if p.Serial != nil {
+		d.Serial = p.Serial()
 	}
 	if p.ServersOut != nil {
 		d.ServersOut = p.ServersOut()

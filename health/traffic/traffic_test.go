@@ -358,3 +358,77 @@ type countWriter struct{ n int }
 func (w *countWriter) Header() http.Header         { return http.Header{} }
 func (w *countWriter) WriteHeader(int)             {}
 func (w *countWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
+
+// BenchmarkScrapeRealHAProxy scrapes N real HAProxy processes of a
+// typical VIP's shape (two HTTP frontends, on unix sockets here, and two
+// backends of two servers).
+func BenchmarkScrapeRealHAProxy(b *testing.B) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		b.Skipf("needs haproxy: %v", err)
+	}
+	for _, n := range []int{8, 150} {
+		b.Run(fmt.Sprintf("vips=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			var targets []Target
+			for i := range n {
+				sock := filepath.Join(dir, fmt.Sprintf("%d.sock", i))
+				cfg := fmt.Sprintf(`global
+    stats socket %s mode 600 level admin
+    maxconn 100
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe-80
+    bind unix@%s.80
+    default_backend web.a:80
+frontend fe-443
+    bind unix@%s.443
+    default_backend web.b:443
+backend web.a:80
+    server web1 127.0.0.1:1
+    server web2 127.0.0.1:2
+backend web.b:443
+    server web1 127.0.0.1:1
+    server web2 127.0.0.1:2
+`, sock, sock, sock)
+				path := filepath.Join(dir, fmt.Sprintf("%d.cfg", i))
+				if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				cmd := exec.Command("haproxy", "-db", "-f", path)
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+				targets = append(targets, Target{VIP: fmt.Sprintf("vip%d", i), Socket: sock})
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for _, t := range targets {
+				for ReadOne(context.Background(), t, time.Second).Err != nil {
+					if time.Now().After(deadline) {
+						b.Fatalf("%s did not answer", t.Socket)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			r := &Reader{Targets: func() []Target { return targets }, MaxAge: -1}
+			h := Handler(prometheus.NewRegistry(), r, 0)
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			var w countWriter
+			cpu0 := cpuTime()
+			for b.Loop() {
+				w.n = 0
+				h.ServeHTTP(&w, req)
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "agent-cpu-ms/op")
+			b.ReportMetric(float64(w.n), "bytes/scrape")
+			for _, s := range r.Last() {
+				if s.Err != nil {
+					b.Fatal(s.Err)
+				}
+			}
+		})
+	}
+}

@@ -42,6 +42,10 @@ func trafficReader(cfg *config.Config, a *agent.Agent) *traffic.Reader {
 // agent.status_allow.
 func statusPage(cfg *config.Config, store *release.Store, a *agent.Agent, tr *traffic.Reader) http.Handler {
 	p := &agent.Page{Agent: a, Node: cfg.Node, Traffic: tr,
+		Serial: func() uint64 {
+			s, _, _ := store.Current()
+			return s
+		},
 		LastInstall: func() *release.LogEntry {
 			h, err := store.History()
 			if err != nil || len(h) == 0 {

@@ -101,19 +101,31 @@ func (sb *sandbox) lbctlAll(t *testing.T, args ...string) {
 	})
 }
 
-// waitDrained polls until both nodes' metrics show the server drained in
-// the typo3 VIP (the agent re-applies the state after a reload or restart).
+// waitServerState polls until every backend of the typo3 VIP shows the
+// server in state on both nodes (the agent re-applies an operator's state
+// after a reload, restart or install).
 func (sb *sandbox) waitServerState(t *testing.T, server, state string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		n := sb.sumNodes(t, "lbctl_haproxy_server_state", map[string]string{"vip": typo3VIP.String(), "server": server + "*", "state": state})
-		// The typo3 VIP has one backend per port (80, 443).
-		if n >= 4 {
+		all, in := 0.0, 0.0
+		for _, n := range sb.s.Nodes {
+			mfs := sb.scrapeNode(t, n.Name)
+			sel := map[string]string{"vip": typo3VIP.String(), "server": server + "*"}
+			a := sum(mfs, "lbctl_haproxy_server_state", sel)
+			sel["state"] = state
+			s := sum(mfs, "lbctl_haproxy_server_state", sel)
+			if a == 0 || s != a {
+				all = -1
+				break
+			}
+			all, in = all+a, in+s
+		}
+		if all > 0 && in == all {
 			return time.Since(start)
 		}
 		if time.Since(start) > 30*time.Second {
-			t.Fatalf("%s not %s on both nodes after 30s", server, state)
+			t.Fatalf("%s not %s in every backend of %s on both nodes after 30s", server, state, typo3VIP)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -176,6 +188,7 @@ func (sb *sandbox) testObserve(t *testing.T) {
 	start := time.Now()
 	sb.lbctlAll(t, "server", "drain", "typo3-web2")
 	sb.lbctlAll(t, "server", "drain", "mx2")
+	returned := time.Now()
 	var stopped time.Duration
 	for {
 		r := sb.typo3(t, 20)
@@ -187,7 +200,8 @@ func (sb *sandbox) testObserve(t *testing.T) {
 			t.Fatalf("typo3-web2 still served %d of 20 new requests 20s after the drain (by node %v)", onWeb2(r), r.ByNode)
 		}
 	}
-	t.Logf("no new request reached typo3-web2 through either node %v after lbctl server drain started", stopped.Round(time.Millisecond))
+	t.Logf("no new request reached typo3-web2 through either node %v after lbctl server drain started, %v after the commands returned",
+		stopped.Round(time.Millisecond), (stopped - returned.Sub(start)).Round(time.Millisecond))
 	fmt.Fprint(conn, "NOOP\r\n")
 	if l, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(l, "250") {
 		t.Errorf("the SMTP session open on mx2 broke after the drain: %q %v", l, err)
@@ -269,7 +283,7 @@ func (sb *sandbox) testStatusPage(t *testing.T) {
 		dir := "/var/tmp/lbctl-chromium-" + n.Name
 		args := []string{chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-			"--user-data-dir=" + dir + "/profile", "--window-size=1600,1400", "--virtual-time-budget=3000"}
+			"--user-data-dir=" + dir + "/profile", "--window-size=1600,2400", "--virtual-time-budget=3000"}
 		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 		dom, err := sb.s.NodeRun(ctx, n.Name, nil, append(args, "--dump-dom", "http://127.0.0.1:9842/")...)
 		if err != nil {
