@@ -82,16 +82,24 @@ func (TLS) shorthandSchema() map[string]any { return boolSchema("Short for {enab
 
 // Backend is the backend pool of a service.
 type Backend struct {
-	Group      string   `yaml:"group" doc:"Inventory group whose hosts are the servers."`
-	Hosts      []string `yaml:"hosts" doc:"Servers by inventory host name, DNS name or address (instead of group)."`
-	Port       int      `yaml:"port" min:"1" max:"65535" doc:"Port on the servers; inferred from software."`
-	Software   string   `yaml:"software" enum:"apache2,nginx,tomcat,iis,postfix,dovecot,slapd,generic" doc:"Server software; sets the default mode, port and health check (default generic)."`
-	Check      Check    `yaml:"check" doc:"Health check; inferred from software."`
-	Balance    string   `yaml:"balance" enum:"roundrobin,leastconn,source" doc:"Balance algorithm (default roundrobin for http, leastconn for tcp)."`
-	Proxy      string   `yaml:"proxy" enum:"none,v1,v2" doc:"PROXY protocol towards the servers (default none)."`
-	ForwardFor *bool    `yaml:"forward_for" doc:"Add X-Forwarded-For (mode http; default true unless proxy is set)."`
-	TLS        *bool    `yaml:"tls" doc:"Speak TLS to the servers."`
-	MinUp      int      `yaml:"min_up" min:"1" max:"1000" doc:"Servers that must be up for the service to be healthy (default 1)."`
+	Group      string          `yaml:"group" doc:"Inventory group whose hosts are the servers."`
+	Hosts      []string        `yaml:"hosts" doc:"Servers by inventory host name, DNS name or address (instead of group)."`
+	Port       int             `yaml:"port" min:"1" max:"65535" doc:"Port on the servers; inferred from software."`
+	Software   string          `yaml:"software" enum:"apache2,nginx,tomcat,iis,postfix,dovecot,slapd,generic" doc:"Server software; sets the default mode, port and health check (default generic)."`
+	Check      Check           `yaml:"check" doc:"Health check; inferred from software."`
+	Balance    string          `yaml:"balance" enum:"roundrobin,leastconn,source" doc:"Balance algorithm (default roundrobin for http, leastconn for tcp)."`
+	Proxy      string          `yaml:"proxy" enum:"none,v1,v2" doc:"PROXY protocol towards the servers (default none)."`
+	ForwardFor *bool           `yaml:"forward_for" doc:"Add X-Forwarded-For (mode http; default true unless proxy is set)."`
+	TLS        *bool           `yaml:"tls" doc:"Speak TLS to the servers."`
+	MinUp      int             `yaml:"min_up" min:"1" max:"1000" doc:"Servers that must be up for the service to be healthy (default 1)."`
+	Servers    []ServerSetting `yaml:"servers" doc:"Per-server settings: weight, planned maintenance (disabled)."`
+}
+
+// ServerSetting adjusts one server of a backend.
+type ServerSetting struct {
+	Name     string `yaml:"name" required:"true" doc:"The server: its inventory host name, or that name's first label."`
+	Weight   *int   `yaml:"weight" min:"0" max:"256" doc:"HAProxy weight (default 1); 0 sends it no new traffic."`
+	Disabled bool   `yaml:"disabled" doc:"Keep the server out of service (planned long maintenance); lbctl server enable does not override it."`
 }
 
 // shorthand: "backend: typo3_web" means {group: typo3_web}.

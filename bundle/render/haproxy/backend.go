@@ -149,6 +149,12 @@ func (r *vipRender) backend(b *backend) {
 			continue // reported by checkService
 		}
 		line := fmt.Sprintf("server %s %s", ids[names[i]], netip.AddrPortFrom(a, uint16(b.port)))
+		if srv.Weight != nil {
+			line += fmt.Sprintf(" weight %d", *srv.Weight)
+		}
+		if srv.Disabled {
+			line += " disabled"
+		}
 		if perServerSource {
 			if a.Is4() {
 				line += " source 0.0.0.0 usesrc clientip"
