@@ -20,9 +20,11 @@ func TestPage(t *testing.T) {
 	a.trackers = map[string]*health.Tracker{"192.0.2.10": health.NewTracker(1, 1), "192.0.2.<b>": health.NewTracker(1, 1)}
 	missing := filepath.Join(t.TempDir(), "missing.sock")
 	p := &Page{Agent: a, Node: "lb1", Serial: func() uint64 { return 42 },
-		Traffic:     &traffic.Reader{Targets: func() []traffic.Target { return []traffic.Target{{VIP: "192.0.2.10", Socket: missing}} }},
-		LastInstall: func() *release.LogEntry { return &release.LogEntry{Op: "install", From: 41, To: 42, Result: "committed"} },
-		ServersOut:  func() []string { return []string{"typo3-web2: drain in every VIP"} }}
+		Traffic: &traffic.Reader{Targets: func() []traffic.Target { return []traffic.Target{{VIP: "192.0.2.10", Socket: missing}} }},
+		LastInstall: func() *release.LogEntry {
+			return &release.LogEntry{Op: "install", From: 41, To: 42, Result: "committed"}
+		},
+		ServersOut: func() []string { return []string{"typo3-web2: drain in every VIP"} }}
 	h := AllowFrom([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, p)
 	get := func(remote string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/", nil)
