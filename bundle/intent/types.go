@@ -82,17 +82,19 @@ func (TLS) shorthandSchema() map[string]any { return boolSchema("Short for {enab
 
 // Backend is the backend pool of a service.
 type Backend struct {
-	Group      string          `yaml:"group" doc:"Inventory group whose hosts are the servers."`
-	Hosts      []string        `yaml:"hosts" doc:"Servers by inventory host name, DNS name or address (instead of group)."`
-	Port       int             `yaml:"port" min:"1" max:"65535" doc:"Port on the servers; inferred from software."`
-	Software   string          `yaml:"software" enum:"apache2,nginx,tomcat,iis,postfix,dovecot,slapd,generic" doc:"Server software; sets the default mode, port and health check (default generic)."`
-	Check      Check           `yaml:"check" doc:"Health check; inferred from software."`
-	Balance    string          `yaml:"balance" enum:"roundrobin,leastconn,source" doc:"Balance algorithm (default roundrobin for http, leastconn for tcp)."`
-	Proxy      string          `yaml:"proxy" enum:"none,v1,v2" doc:"PROXY protocol towards the servers (default none)."`
-	ForwardFor *bool           `yaml:"forward_for" doc:"Add X-Forwarded-For (mode http; default true unless proxy is set)."`
-	TLS        *bool           `yaml:"tls" doc:"Speak TLS to the servers."`
-	MinUp      int             `yaml:"min_up" min:"1" max:"1000" doc:"Servers that must be up for the service to be healthy (default 1)."`
-	Servers    []ServerSetting `yaml:"servers" doc:"Per-server settings: weight, planned maintenance (disabled)."`
+	Group      string   `yaml:"group" doc:"Inventory group whose hosts are the servers."`
+	Hosts      []string `yaml:"hosts" doc:"Servers by inventory host name, DNS name or address (instead of group)."`
+	Port       int      `yaml:"port" min:"1" max:"65535" doc:"Port on the servers; inferred from software."`
+	Software   string   `yaml:"software" enum:"apache2,nginx,tomcat,iis,postfix,dovecot,slapd,generic" doc:"Server software; sets the default mode, port and health check (default generic)."`
+	Check      Check    `yaml:"check" doc:"Health check; inferred from software."`
+	Balance    string   `yaml:"balance" enum:"roundrobin,leastconn,source" doc:"Balance algorithm (default roundrobin for http, leastconn for tcp)."`
+	Proxy      string   `yaml:"proxy" enum:"none,v1,v2" doc:"PROXY protocol towards the servers (default none)."`
+	ForwardFor *bool    `yaml:"forward_for" doc:"Add X-Forwarded-For (mode http; default true unless proxy is set)."`
+	TLS        *bool    `yaml:"tls" doc:"Speak TLS to the servers."`
+	MinUp      int      `yaml:"min_up" min:"1" max:"1000" doc:"Servers that must be up for the service to be healthy (default 1)."`
+
+	// Servers adjusts single servers (bundle/intent/servers.go).
+	Servers []ServerSetting `yaml:"servers" doc:"Per-server settings: weight, planned maintenance (disabled)."`
 }
 
 // ServerSetting adjusts one server of a backend.
