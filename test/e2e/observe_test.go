@@ -185,6 +185,31 @@ func (sb *sandbox) testObserve(t *testing.T) {
 	// An SMTP session held open on mx2 across its drain.
 	conn, rd := sb.smtpOn(t, "mx2")
 	defer conn.Close()
+	// The session keeps talking (NOOP every 2 s) while both nodes drain.
+	noop := func() error {
+		fmt.Fprint(conn, "NOOP\r\n")
+		if l, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(l, "250") {
+			return fmt.Errorf("NOOP: %q %v", l, err)
+		}
+		return nil
+	}
+	stopTalk, talked := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopTalk:
+				talked <- nil
+				return
+			case <-tick.C:
+				if err := noop(); err != nil {
+					talked <- err
+					return
+				}
+			}
+		}
+	}()
 	start := time.Now()
 	sb.lbctlAll(t, "server", "drain", "typo3-web2")
 	sb.lbctlAll(t, "server", "drain", "mx2")
@@ -202,9 +227,11 @@ func (sb *sandbox) testObserve(t *testing.T) {
 	}
 	t.Logf("no new request reached typo3-web2 through either node %v after lbctl server drain started, %v after the commands returned",
 		stopped.Round(time.Millisecond), (stopped - returned.Sub(start)).Round(time.Millisecond))
-	fmt.Fprint(conn, "NOOP\r\n")
-	if l, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(l, "250") {
-		t.Errorf("the SMTP session open on mx2 broke after the drain: %q %v", l, err)
+	close(stopTalk)
+	if err := <-talked; err != nil {
+		t.Errorf("the SMTP session open on mx2 broke during the drain: %v", err)
+	} else if err := noop(); err != nil {
+		t.Errorf("the SMTP session open on mx2 broke after the drain: %v", err)
 	}
 	fmt.Fprint(conn, "QUIT\r\n")
 	if l, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(l, "221") {
@@ -284,12 +311,14 @@ func (sb *sandbox) testStatusPage(t *testing.T) {
 		args := []string{chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 			"--user-data-dir=" + dir + "/profile", "--window-size=1600,2400", "--virtual-time-budget=3000"}
-		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		// Generous bounds: chromium starts slowly on a loaded machine.
+		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 		dom, err := sb.s.NodeRun(ctx, n.Name, nil, append(args, "--dump-dom", "http://127.0.0.1:9842/")...)
+		cancel()
 		if err != nil {
-			cancel()
 			t.Fatalf("%s: chromium --dump-dom: %v\n%s", n.Name, err, dom)
 		}
+		ctx, cancel = context.WithTimeout(t.Context(), 4*time.Minute)
 		shot, err := sb.s.NodeRun(ctx, n.Name, nil, append(args, "--screenshot="+dir+"/page.png", "http://127.0.0.1:9842/")...)
 		cancel()
 		if err != nil {
