@@ -131,6 +131,37 @@ func (sb *sandbox) waitServerState(t *testing.T, server, state string) time.Dura
 	}
 }
 
+// waitSettled waits until the typo3 VIP's HAProxy finished its first
+// checks after a reload or install (no server in check INI) and both nodes
+// announce the VIP again: until then the agent may withdraw it (a reload
+// starts every checked server in INI, which the health gate does not count
+// as up), and requests would fail with "network unreachable".
+func (sb *sandbox) waitSettled(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	for {
+		settled := true
+		for _, n := range sb.s.Nodes {
+			mfs := sb.scrapeNode(t, n.Name)
+			if sum(mfs, "lbctl_haproxy_server_check_status", map[string]string{"vip": typo3VIP.String(), "check": "INI"}) != 0 ||
+				sum(mfs, "lbctl_vip_announced", map[string]string{"vip": typo3VIP.String()}) != 1 {
+				settled = false
+			}
+		}
+		if settled {
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("the typo3 VIP did not settle (checks done, announced by both nodes) within 60s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := sb.s.WaitECMP(t.Context(), sb.prefixes, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("typo3 VIP settled %v later", time.Since(start).Round(time.Millisecond))
+}
+
 // smtpOn opens SMTP connections to the mail VIP until one is served by
 // the wanted backend; the others are closed.
 func (sb *sandbox) smtpOn(t *testing.T, backend string) (net.Conn, *bufio.Reader) {
@@ -267,6 +298,7 @@ func (sb *sandbox) testObserve(t *testing.T) {
 		return nil
 	})
 	t.Logf("after reload: typo3-web2 drained again on both nodes %v after the reload returned", sb.waitServerState(t, "typo3-web2", "DRAIN").Round(time.Millisecond))
+	sb.waitSettled(t)
 	if r := sb.typo3(t, 30); onWeb2(r) != 0 {
 		t.Errorf("after a reload typo3-web2 served %d of 30 new requests", onWeb2(r))
 	}
@@ -280,6 +312,7 @@ func (sb *sandbox) testObserve(t *testing.T) {
 		}
 	}
 	t.Logf("after install: typo3-web2 drained on both nodes %v after the installs returned", sb.waitServerState(t, "typo3-web2", "DRAIN").Round(time.Millisecond))
+	sb.waitSettled(t)
 	if r := sb.typo3(t, 30); onWeb2(r) != 0 {
 		t.Errorf("after an install typo3-web2 served %d of 30 new requests", onWeb2(r))
 	}
