@@ -16,8 +16,7 @@ func TestTransitionsCounter(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	a := New(Config{Metrics: NewMetrics(reg)})
 	ta, tb := health.NewTracker(1, 1), health.NewTracker(1, 1)
-	a.vips = []plan.VIP{{Name: "a"}, {Name: "b"}}
-	a.trackers = map[string]*health.Tracker{"a": ta, "b": tb}
+	setVIPs(a, []plan.VIP{{Name: "a"}, {Name: "b"}}, ta, tb)
 	a.updateMetrics()
 	ta.Transitions = 3
 	a.updateMetrics()
@@ -31,7 +30,7 @@ func TestTransitionsCounter(t *testing.T) {
 	if v := testutil.ToFloat64(m.WithLabelValues("b")); v != 1 {
 		t.Errorf("b: %v, want 1", v)
 	}
-	a.vips = a.vips[:1]
+	setVIPs(a, []plan.VIP{{Name: "a"}}, ta)
 	a.updateMetrics()
 	if n := testutil.CollectAndCount(m, "lbctl_vip_health_transitions_total"); n != 1 {
 		t.Errorf("%d series after b left, want 1", n)
@@ -42,5 +41,15 @@ func TestTransitionsCounter(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// setVIPs gives the agent VIPs with the trackers, as a reload would.
+func setVIPs(a *Agent, vips []plan.VIP, trackers ...*health.Tracker) {
+	a.vips, a.order = map[string]*vipState{}, nil
+	for i, v := range vips {
+		s := &vipState{vip: v, tracker: trackers[i]}
+		a.vips[v.Name] = s
+		a.order = append(a.order, s)
 	}
 }

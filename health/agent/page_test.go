@@ -16,8 +16,8 @@ import (
 
 func TestPage(t *testing.T) {
 	a := New(Config{})
-	a.vips = []plan.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}, {Name: "192.0.2.<b>"}}
-	a.trackers = map[string]*health.Tracker{"192.0.2.10": health.NewTracker(1, 1), "192.0.2.<b>": health.NewTracker(1, 1)}
+	setVIPs(a, []plan.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}, {Name: "192.0.2.<b>"}},
+		health.NewTracker(1, 1), health.NewTracker(1, 1))
 	missing := filepath.Join(t.TempDir(), "missing.sock")
 	p := &Page{Agent: a, Node: "lb1", Serial: func() uint64 { return 42 },
 		Traffic: &traffic.Reader{Targets: func() []traffic.Target { return []traffic.Target{{VIP: "192.0.2.10", Socket: missing}} }},
