@@ -40,6 +40,7 @@ var (
 		"/usr/share/doc/lbctl/README.Debian",
 		"/usr/share/doc/lbctl/changelog.gz",
 		"/usr/share/doc/lbctl/copyright",
+		"/usr/share/lbctl/grafana/lbctl-site.json",
 		"/usr/share/lintian/overrides/lbctl",
 		"/usr/share/man/man1/lbctl.1.gz",
 		"/usr/share/zsh/vendor-completions/_lbctl",

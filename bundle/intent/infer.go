@@ -326,8 +326,11 @@ func infer(s *Service, addrs []netip.Addr, servers []model.Server, errs *errList
 	if mb.MinUp == 0 {
 		mb.MinUp = 1
 	}
+	applyServerSettings(s, &mb, b.Servers, errs)
 	if len(servers) > 0 && mb.MinUp > len(servers) {
 		errs.add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers", mb.MinUp, len(servers))
+	} else if enabled := enabledServers(mb.Servers); len(servers) > 0 && mb.MinUp > enabled {
+		errs.add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers not disabled", mb.MinUp, enabled)
 	}
 	mb.Check = inferCheck(s, soft, out.FQDN, errs)
 	if mb.Check.Type == model.CheckHTTP && !http && s.Backend.Check.Type == "" {

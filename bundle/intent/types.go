@@ -92,6 +92,16 @@ type Backend struct {
 	ForwardFor *bool    `yaml:"forward_for" doc:"Add X-Forwarded-For (mode http; default true unless proxy is set)."`
 	TLS        *bool    `yaml:"tls" doc:"Speak TLS to the servers."`
 	MinUp      int      `yaml:"min_up" min:"1" max:"1000" doc:"Servers that must be up for the service to be healthy (default 1)."`
+
+	// Servers adjusts single servers (bundle/intent/servers.go).
+	Servers []ServerSetting `yaml:"servers" doc:"Per-server settings: weight, planned maintenance (disabled)."`
+}
+
+// ServerSetting adjusts one server of a backend.
+type ServerSetting struct {
+	Name     string `yaml:"name" required:"true" doc:"The server: its inventory host name, or that name's first label."`
+	Weight   *int   `yaml:"weight" min:"0" max:"256" doc:"HAProxy weight (default 1); 0 sends it no new traffic."`
+	Disabled bool   `yaml:"disabled" doc:"Keep the server out of service (planned long maintenance); lbctl server enable does not override it."`
 }
 
 // shorthand: "backend: typo3_web" means {group: typo3_web}.

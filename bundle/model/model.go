@@ -157,6 +157,10 @@ type Server struct {
 	Name string `json:"name"`
 	// Address is the resolved address.
 	Address string `json:"address"`
+	// Weight is HAProxy's weight; nil means HAProxy's default (1).
+	Weight *int `json:"weight,omitempty"`
+	// Disabled keeps the server out of service (planned maintenance).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Health check types.

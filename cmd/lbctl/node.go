@@ -28,6 +28,7 @@ import (
 	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
+	"github.com/lbctl/lbctl/node/servers"
 	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/systemd"
 )
@@ -433,6 +434,8 @@ type NodeStatus struct {
 	Handoff   *agent.HandoffStatus `json:"handoff,omitempty"`
 	VIPs      []NodeVIPStatus      `json:"vips"`
 	Last      *release.LogEntry    `json:"last_install,omitempty"`
+	// Servers an operator took out (lbctl server drain|disable).
+	Servers []servers.Entry `json:"servers_out,omitempty"`
 }
 
 // NodeVIPStatus is one VIP in the status.
@@ -481,6 +484,9 @@ func runStatus(c *cli.Context) error {
 		vips = r.State.VIPs
 	}
 	drains, _ := store.ReadDrains()
+	if f, err := servers.Read(cfg.StateDir); err == nil {
+		st.Servers = f.Entries
+	}
 	var units systemd.Manager
 	if m, err := systemd.NewDBus(c.Context); err == nil {
 		defer m.Close()
@@ -551,6 +557,13 @@ func runStatus(c *cli.Context) error {
 		for _, r := range v.Reasons {
 			fmt.Fprintf(w, "  %s: %s\n", v.Name, r)
 		}
+	}
+	for _, e := range st.Servers {
+		where := "every VIP"
+		if e.VIP != "" {
+			where = "VIP " + e.VIP
+		}
+		fmt.Fprintf(w, "server %s: %s in %s since %s (lbctl server enable %s)\n", e.Server, e.State, where, e.Since.Format(time.RFC3339), e.Server)
 	}
 	return nil
 }

@@ -13,12 +13,14 @@ type Metrics struct {
 	Announced    *prometheus.GaugeVec
 	Drained      *prometheus.GaugeVec
 	ProbeLatency *prometheus.GaugeVec
-	Transitions  *prometheus.GaugeVec
+	Transitions  *prometheus.CounterVec
 	Serial       prometheus.Gauge
 	LastInstall  prometheus.Gauge
 	EBPF         prometheus.Gauge
 	// handoff reads the flow handoff counters at scrape time.
 	handoff *handoffCollector
+	// transitions is the count each VIP's Transitions counter shows.
+	transitions map[string]int
 }
 
 // NewMetrics registers the metrics with reg.
@@ -29,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Announced:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_announced", Help: "1 if this node asks BIRD to announce the VIP."}, vip),
 		Drained:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_drained", Help: "1 if an operator drained the VIP on this node."}, vip),
 		ProbeLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_probe_latency_seconds", Help: "Duration of the slowest active probe of the VIP's last evaluation."}, vip),
-		Transitions:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_health_transitions", Help: "Health state changes of the VIP since the agent started."}, vip),
+		Transitions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbctl_vip_health_transitions_total", Help: "Health state changes of the VIP since the agent started."}, vip),
 		Serial:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_bundle_serial", Help: "Serial of the announceable release."}),
 		LastInstall:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_last_install_success", Help: "1 if the last install committed, 0 if it was rolled back or failed."}),
 		EBPF:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_ebpf_probe", Help: "1 if the eBPF socket probe is in use, 0 for the sock_diag fallback."}),
@@ -92,8 +94,16 @@ func (a *Agent) updateMetrics() {
 	if m == nil {
 		return
 	}
-	for _, g := range []*prometheus.GaugeVec{m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions} {
+	for _, g := range []*prometheus.GaugeVec{m.Healthy, m.Announced, m.Drained, m.ProbeLatency} {
 		g.Reset()
+	}
+	// A counter is never reset: drop only the series of VIPs no longer
+	// installed.
+	for name := range m.transitions {
+		if _, ok := a.vips[name]; !ok {
+			m.Transitions.DeleteLabelValues(name)
+			delete(m.transitions, name)
+		}
 	}
 	m.Serial.Set(float64(a.serial))
 	for _, s := range a.order {
@@ -113,5 +123,12 @@ func (a *Agent) updateVIPMetrics(s *vipState) {
 	m.Announced.WithLabelValues(name).Set(b2f(t.Healthy() && !drained))
 	m.Drained.WithLabelValues(name).Set(b2f(drained))
 	m.ProbeLatency.WithLabelValues(name).Set(s.last.ProbeLatency.Seconds())
-	m.Transitions.WithLabelValues(name).Set(float64(t.Transitions))
+	if m.transitions == nil {
+		m.transitions = map[string]int{}
+	}
+	// The counter rises by the changes since the last update.
+	if seen, ok := m.transitions[name]; !ok || t.Transitions > seen {
+		m.Transitions.WithLabelValues(name).Add(float64(t.Transitions - seen))
+		m.transitions[name] = t.Transitions
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"time"
 
@@ -91,6 +92,10 @@ type Agent struct {
 	// Metrics is the Prometheus listen address; empty disables. Default
 	// 127.0.0.1:9842.
 	Metrics string `yaml:"metrics"`
+	// StatusAllow lists the networks (CIDR) besides loopback that may read
+	// the status page served on the metrics address (/ and /status).
+	// Default none: the page answers only on loopback.
+	StatusAllow []netip.Prefix `yaml:"status_allow"`
 	// KeepRoutesOnShutdown leaves routes announced when the agent stops.
 	KeepRoutesOnShutdown bool     `yaml:"keep_routes_on_shutdown"`
 	Interval             Duration `yaml:"interval"`

@@ -76,6 +76,9 @@ type Probe struct {
 type Backend struct {
 	Name  string `json:"name"`
 	MinUp int    `json:"min_up"`
+	// Service is the model's name of the service the backend serves (the
+	// traffic metrics' service label).
+	Service string `json:"service,omitempty"`
 }
 
 // State is the node state a release asks for.

@@ -11,12 +11,14 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lbctl/lbctl/bpf"
+	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health/agent"
+	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/release"
+	"github.com/lbctl/lbctl/node/servers"
 	"github.com/lbctl/lbctl/systemd"
 )
 
@@ -94,9 +96,19 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	ctl := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go ctl.Serve(ln)
 	defer ctl.Close()
+	// Server maintenance (lbctl server drain|disable) is re-applied after
+	// every reload, restart and install.
+	maint := &servers.Reconciler{Dir: cfg.StateDir, Log: log.With("component", "servers"),
+		Socket: func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) },
+		VIPs:   func() []string { return vipNames(a) }}
+	go maint.Run(ctx)
 	if cfg.Agent.Metrics != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		tr := trafficReader(cfg, a)
+		mux.Handle("/metrics", traffic.Handler(reg, tr, 0))
+		page := statusPage(cfg, store, a, tr)
+		mux.Handle("GET /{$}", page)
+		mux.Handle("GET /status", page)
 		ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

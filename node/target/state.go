@@ -79,7 +79,7 @@ func vip(site *model.Site, v *model.VIP, opts Options) (*plan.VIP, error) {
 	}
 	slices.SortFunc(pv.Files, func(a, b plan.File) int { return strings.Compare(a.Path, b.Path) })
 	for _, b := range backends {
-		pv.Backends = append(pv.Backends, plan.Backend{Name: b.Name, MinUp: b.MinUp})
+		pv.Backends = append(pv.Backends, plan.Backend{Name: b.Name, MinUp: b.MinUp, Service: b.Service})
 	}
 	return pv, nil
 }

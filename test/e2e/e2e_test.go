@@ -79,6 +79,7 @@ func TestSandbox(t *testing.T) {
 	t.Run("Doctor", sb.testDoctor)
 	t.Run("VerifyDrift", sb.testVerifyDrift)
 	t.Run("Repair", sb.testRepair)
+	t.Run("Observe", sb.testObserve)
 }
 
 // setUp builds lbctl, a key pair and the campus bundle (serial 100),

@@ -321,6 +321,8 @@ func (s *backendServer) serveTCP(kind string, c *proxyConn) {
 	case kindSMTP:
 		fmt.Fprintf(c, "220 %s\r\n", line)
 		for range 20 {
+			// An idle timeout: a session that keeps talking stays open.
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			cmd, err := c.r.ReadString('\n')
 			if err != nil {
 				return

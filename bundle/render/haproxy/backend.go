@@ -150,6 +150,12 @@ func (r *vipRender) backend(b *backend) {
 		}
 		line := fmt.Sprintf("server %s %s", ids[names[i]], netip.AddrPortFrom(a, uint16(b.port)))
 		line += r.sharedCheck(be, b.port, a)
+		if srv.Weight != nil {
+			line += fmt.Sprintf(" weight %d", *srv.Weight)
+		}
+		if srv.Disabled {
+			line += " disabled"
+		}
 		if perServerSource {
 			if a.Is4() {
 				line += " source 0.0.0.0 usesrc clientip"

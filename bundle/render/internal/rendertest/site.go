@@ -109,7 +109,7 @@ func Site() *model.Site {
 				TLS:       &model.TLS{Certificate: "a.example.org", MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 31536000},
 				Backend: model.Backend{
 					Group:   "web_a",
-					Servers: []model.Server{{Name: "web1", Address: "203.0.113.11"}, {Name: "web2", Address: "203.0.113.12"}},
+					Servers: []model.Server{{Name: "web1", Address: "203.0.113.11"}, {Name: "web2", Address: "203.0.113.12", Weight: weight(50)}},
 					Port:    8080, Software: "tomcat", Balance: "roundrobin",
 					Check: httpCheck("/health", "a.example.org", "200"),
 					Proxy: model.ProxyNone, ForwardFor: true, MinUp: 1,
@@ -149,7 +149,7 @@ func Site() *model.Site {
 				TLS:       &model.TLS{Certificate: "wildcard.example.org", MinVersion: "1.2", CipherProfile: "intermediate"},
 				Backend: model.Backend{
 					Group:   "web_c",
-					Servers: []model.Server{{Name: "c1", Address: "203.0.113.14"}, {Name: "c2", Address: "203.0.113.15"}},
+					Servers: []model.Server{{Name: "c1", Address: "203.0.113.14"}, {Name: "c2", Address: "203.0.113.15", Disabled: true}},
 					Port:    443, Software: "apache2", Balance: "roundrobin",
 					Check: httpCheck("/", "c.example.org", ""),
 					Proxy: model.ProxyNone, ForwardFor: true, TLS: true, MinUp: 2,
@@ -229,3 +229,5 @@ func Site() *model.Site {
 		},
 	}
 }
+
+func weight(w int) *int { return &w }

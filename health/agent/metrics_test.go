@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/node/plan"
+)
+
+// The transitions metric is a counter that follows the trackers' counts
+// and loses the series of a VIP no longer installed.
+func TestTransitionsCounter(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	a := New(Config{Metrics: NewMetrics(reg)})
+	ta, tb := health.NewTracker(1, 1), health.NewTracker(1, 1)
+	setVIPs(a, []plan.VIP{{Name: "a"}, {Name: "b"}}, ta, tb)
+	a.updateMetrics()
+	ta.Transitions = 3
+	a.updateMetrics()
+	a.updateMetrics()
+	tb.Transitions = 1
+	a.updateMetrics()
+	m := a.cfg.Metrics.Transitions
+	if v := testutil.ToFloat64(m.WithLabelValues("a")); v != 3 {
+		t.Errorf("a: %v, want 3", v)
+	}
+	if v := testutil.ToFloat64(m.WithLabelValues("b")); v != 1 {
+		t.Errorf("b: %v, want 1", v)
+	}
+	setVIPs(a, []plan.VIP{{Name: "a"}}, ta)
+	a.updateMetrics()
+	if n := testutil.CollectAndCount(m, "lbctl_vip_health_transitions_total"); n != 1 {
+		t.Errorf("%d series after b left, want 1", n)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// setVIPs gives the agent VIPs with the trackers, as a reload would.
+func setVIPs(a *Agent, vips []plan.VIP, trackers ...*health.Tracker) {
+	a.vips, a.order = map[string]*vipState{}, nil
+	for i, v := range vips {
+		s := &vipState{vip: v, tracker: trackers[i]}
+		a.vips[v.Name] = s
+		a.order = append(a.order, s)
+	}
+}
