@@ -7,6 +7,9 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Debian packages the tests and the demo need at run time.
 DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl lintian
+# Extra packages only the tests need (the status page is checked in a real
+# headless browser).
+TEST_PKGS := chromium
 # Extra packages only for regenerating eBPF objects.
 GEN_PKGS  := clang llvm libbpf-dev bpftool
 
@@ -31,6 +34,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 test: deps build vet fmt-check
+	@./scripts/deps.sh $(TEST_PKGS)
 	$(GO) test -p 2 -timeout 15m -count=1 ./...
 
 test-short: build
