@@ -6,13 +6,13 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/internal/netns"
 )
 
 // Apply makes the datapath match cfg: creates the VXLAN device, attaches
@@ -180,37 +180,6 @@ func ifaceIndex(name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
-// inNetNS runs fn on an OS thread in the network namespace open at fd (0:
-// the calling thread's, no switch). The thread goes back afterwards; if that
-// fails it stays locked and the runtime discards it.
-func inNetNS(fd int, fn func() error) error {
-	if fd <= 0 {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		return fn()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace fd %d: %w", fd, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return to own network namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetNS runs fn in the network namespace open at fd, or in the
+// caller's own on a locked thread when fd <= 0 (netns.Do).
+func inNetNS(fd int, fn func() error) error { return netns.Do(fd, fn) }
