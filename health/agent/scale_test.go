@@ -110,7 +110,7 @@ func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *re
 		sv.h.startNoWait(t)
 	}
 	for _, sv := range vips {
-		sv.h.waitListening(t, health.Expected(&sv.vip))
+		sv.h.waitListening(t, 30*time.Second, health.Expected(&sv.vip))
 	}
 	store, err := release.Open(filepath.Join(tb.dir, "state"))
 	if err != nil {
@@ -126,10 +126,11 @@ func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *re
 	return vips, store
 }
 
-// waitListening waits until HAProxy accepts on every address.
-func (h *haproxy) waitListening(t *testing.T, addrs []netip.AddrPort) {
+// waitListening waits up to timeout until HAProxy accepts on every
+// address, and fails the test if HAProxy exits meanwhile.
+func (h *haproxy) waitListening(t *testing.T, timeout time.Duration, addrs []netip.AddrPort) {
 	t.Helper()
-	waitUntil(t, 30*time.Second, "haproxy listening", func() bool {
+	waitUntil(t, timeout, "haproxy listening", func() bool {
 		for _, a := range addrs {
 			if err := h.tb.lb.Do(func() error {
 				c, err := net.DialTimeout("tcp", a.String(), time.Second)

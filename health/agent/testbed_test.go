@@ -278,25 +278,7 @@ func newHAProxy(t *testing.T, tb *testbed, conf string) *haproxy {
 func (h *haproxy) start(t *testing.T, addrs []netip.AddrPort) {
 	t.Helper()
 	h.proc = h.tb.lb.Start(t, haproxyBinary, "-db", "-f", h.conf)
-	waitUntil(t, 5*time.Second, "haproxy listening", func() bool {
-		for _, a := range addrs {
-			if err := h.tb.lb.Do(func() error {
-				c, err := net.DialTimeout("tcp", a.String(), time.Second)
-				if err == nil {
-					c.Close()
-				}
-				return err
-			}); err != nil {
-				select {
-				case <-h.proc.Done():
-					t.Fatalf("haproxy exited: %s", h.proc.Output())
-				default:
-				}
-				return false
-			}
-		}
-		return true
-	})
+	h.waitListening(t, 5*time.Second, addrs)
 }
 
 // startNoWait starts HAProxy and returns at once.
