@@ -49,7 +49,10 @@ var (
 	ghostRoute = netip.PrefixFrom(ghostVIP, 32)
 )
 
-func TestSandbox(t *testing.T) {
+// skipUnlessSandbox skips an end-to-end test that cannot build the
+// sandbox here: -short, not root on Linux, or a tool missing.
+func skipUnlessSandbox(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end to end: skipped with -short")
 	}
@@ -61,6 +64,10 @@ func TestSandbox(t *testing.T) {
 			t.Skipf("needs %s (make deps): %v", tool, err)
 		}
 	}
+}
+
+func TestSandbox(t *testing.T) {
+	skipUnlessSandbox(t)
 	sb := setUp(t)
 
 	t.Run("ECMPRoutes", sb.testECMPRoutes)

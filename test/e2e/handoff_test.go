@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,24 +26,9 @@ var erpVIP = netip.MustParseAddr("192.0.2.40")
 // an undrain under the router's ECMP, and a transparent VIP answers through
 // both nodes although the backends' gateway is lb1.
 func TestHandoff(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end to end: skipped with -short")
-	}
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux: builds the sandbox (network namespaces, systemd as PID 1 per LB node)")
-	}
-	for _, tool := range []string{"ip", "nsenter", "unshare", "bird", "haproxy", "/lib/systemd/systemd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps): %v", tool, err)
-		}
-	}
+	skipUnlessSandbox(t)
 	sb := setUp(t)
-	for _, n := range sb.s.Nodes {
-		out, err := sb.s.Lbctl(t.Context(), n.Name, "status")
-		if err != nil || !strings.Contains(string(out), "flow handoff: active") {
-			t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
-		}
-	}
+	sb.waitHandoffActive(t)
 	t.Run("DrainUndrain", sb.testDrainUndrain)
 	t.Run("Transparent", sb.testTransparentHandoff)
 	t.Run("InstallRemovesAndAddsVIP", sb.testInstallRemovesAndAddsVIP)
@@ -58,17 +41,7 @@ func TestHandoff(t *testing.T) {
 // the node that gets a moved connection hands it to both others, and the
 // one that owns it delivers it.
 func TestHandoffThreeNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end to end: skipped with -short")
-	}
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux: builds the sandbox (network namespaces, systemd as PID 1 per LB node)")
-	}
-	for _, tool := range []string{"ip", "nsenter", "unshare", "bird", "haproxy", "/lib/systemd/systemd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps): %v", tool, err)
-		}
-	}
+	skipUnlessSandbox(t)
 	sb := setUpTree(t, func(tree string) {
 		lb3 := "hostname: lb3\nrouter_id: 198.51.100.13\nasn: 65000\nroute_reflectors:\n  - {name: rr1, address: 198.51.100.2, asn: 65000}\nbfd: true\naddresses: [198.51.100.13, \"2001:db8:ffff::13\"]\n"
 		if err := os.WriteFile(filepath.Join(tree, "nodes", "lb3.yaml"), []byte(lb3), 0o644); err != nil {
@@ -78,12 +51,7 @@ func TestHandoffThreeNodes(t *testing.T) {
 	if len(sb.s.Nodes) != 3 {
 		t.Fatalf("sandbox has %d LB nodes, want 3", len(sb.s.Nodes))
 	}
-	for _, n := range sb.s.Nodes {
-		out, err := sb.s.Lbctl(t.Context(), n.Name, "status")
-		if err != nil || !strings.Contains(string(out), "flow handoff: active") {
-			t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
-		}
-	}
+	sb.waitHandoffActive(t)
 	t.Run("DrainUndrain", sb.testDrainUndrain)
 }
 
@@ -308,5 +276,28 @@ func (sb *sandbox) testTransparentHandoff(t *testing.T) {
 	t.Logf("%d of 60 answered", answered)
 	if answered != 60 {
 		t.Errorf("%d of 60 connections to %s:3200 answered: %v", answered, erpVIP, bad)
+	}
+}
+
+// waitHandoffActive waits until every node's status shows flow handoff
+// active: the agent hands the committed release to the datapath within a
+// second of the install's commit (its handoff loop), so right after an
+// install it may still say "off (no release yet)".
+func (sb *sandbox) waitHandoffActive(t *testing.T) {
+	t.Helper()
+	for _, n := range sb.s.Nodes {
+		var out []byte
+		var err error
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out, err = sb.s.Lbctl(t.Context(), n.Name, "status")
+			if err == nil && strings.Contains(string(out), "flow handoff: active") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 }
