@@ -44,7 +44,7 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 				if !reported[pair] {
 					reported[pair] = true
 					s := byName[ms.Name]
-					rs.errs.add(s.at("fqdn"), "addresses of %s (%s) overlap those of service %s (%s, %s): services sharing an address must share the whole address set",
+					rs.errs.Add(s.at("fqdn"), "addresses of %s (%s) overlap those of service %s (%s, %s): services sharing an address must share the whole address set",
 						ms.FQDN, strings.Join(ms.Addresses, " "), o.first.Name, strings.Join(o.first.Addresses, " "), byName[o.first.Name].at("fqdn"))
 				}
 			}
@@ -105,7 +105,7 @@ func (rs *resolver) checkNames(services []model.Service, byName map[string]*Serv
 			}
 			if prev, ok := seen[name]; ok {
 				if prev.s != s {
-					rs.errs.add(s.at(path), "host name %s is also used by service %s (%s)", name, prev.s.Name, prev.s.at(prev.path))
+					rs.errs.Add(s.at(path), "host name %s is also used by service %s (%s)", name, prev.s.Name, prev.s.at(prev.path))
 				}
 				continue
 			}
@@ -148,13 +148,13 @@ func (rs *resolver) ports(v *model.VIP, services []model.Service, byName map[str
 			other := fmt.Sprintf("service %s (%s)", first.svc.Name, byName[first.svc.Name].listenerPos(port))
 			switch {
 			case b.svc.Mode == model.ModeTCP && first.svc.Mode == model.ModeTCP:
-				rs.errs.add(where, "port %d on VIP %s is also used by tcp %s: tcp services cannot share a VIP port", port, v.Name, other)
+				rs.errs.Add(where, "port %d on VIP %s is also used by tcp %s: tcp services cannot share a VIP port", port, v.Name, other)
 			case b.svc.Mode != first.svc.Mode:
-				rs.errs.add(where, "port %d on VIP %s: mode %s differs from mode %s of %s", port, v.Name, b.svc.Mode, first.svc.Mode, other)
+				rs.errs.Add(where, "port %d on VIP %s: mode %s differs from mode %s of %s", port, v.Name, b.svc.Mode, first.svc.Mode, other)
 			case b.l.TLS != first.l.TLS:
-				rs.errs.add(where, "port %d on VIP %s: TLS termination is %s here but %s in %s: services sharing a port must agree on TLS", port, v.Name, onOff(b.l.TLS), onOff(first.l.TLS), other)
+				rs.errs.Add(where, "port %d on VIP %s: TLS termination is %s here but %s in %s: services sharing a port must agree on TLS", port, v.Name, onOff(b.l.TLS), onOff(first.l.TLS), other)
 			case b.l.IPv4 != first.l.IPv4 || b.l.IPv6 != first.l.IPv6:
-				rs.errs.add(where, "port %d on VIP %s: listens on %s here but on %s in %s: services sharing a port must agree on address families", port, v.Name, families(b.l), families(first.l), other)
+				rs.errs.Add(where, "port %d on VIP %s: listens on %s here but on %s in %s: services sharing a port must agree on address families", port, v.Name, families(b.l), families(first.l), other)
 			}
 		}
 		slices.Sort(p.Services)
@@ -215,10 +215,10 @@ func (rs *resolver) nodes() []model.Node {
 			return s.at(p)
 		}
 		if len(np.Hostname) > 253 || !validLabels(np.Hostname) {
-			rs.errs.add(at("hostname"), "hostname %s is not a valid host name", short(np.Hostname))
+			rs.errs.Add(at("hostname"), "hostname %s is not a valid host name", short(np.Hostname))
 		}
 		if a, err := netip.ParseAddr(np.RouterID); np.RouterID != "" && (err != nil || !a.Is4()) {
-			rs.errs.add(at("router_id"), "router_id %s is not an IPv4 address", short(np.RouterID))
+			rs.errs.Add(at("router_id"), "router_id %s is not an IPv4 address", short(np.RouterID))
 		}
 		if n.VIPInterface == "" {
 			n.VIPInterface = "lo"
@@ -227,7 +227,7 @@ func (rs *resolver) nodes() []model.Node {
 		for i, s := range np.Addresses {
 			a, err := netip.ParseAddr(s)
 			if err != nil || a.Zone() != "" {
-				rs.errs.add(at(fmt.Sprintf("addresses.%d", i)), "address %s is not an IP address", short(s))
+				rs.errs.Add(at(fmt.Sprintf("addresses.%d", i)), "address %s is not an IP address", short(s))
 				continue
 			}
 			addrs = append(addrs, a)
@@ -240,11 +240,11 @@ func (rs *resolver) nodes() []model.Node {
 		for i, p := range np.RouteReflectors {
 			a, err := netip.ParseAddr(p.Address)
 			if err != nil || a.Zone() != "" {
-				rs.errs.add(at(fmt.Sprintf("route_reflectors.%d.address", i)), "route reflector address %s is not an IP address", short(p.Address))
+				rs.errs.Add(at(fmt.Sprintf("route_reflectors.%d.address", i)), "route reflector address %s is not an IP address", short(p.Address))
 				continue
 			}
 			if seen[p.Name] {
-				rs.errs.add(at(fmt.Sprintf("route_reflectors.%d.name", i)), "route reflector %s listed twice", p.Name)
+				rs.errs.Add(at(fmt.Sprintf("route_reflectors.%d.name", i)), "route reflector %s listed twice", p.Name)
 				continue
 			}
 			seen[p.Name] = true

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lbctl/lbctl/bundle/internal/yamlpos"
 	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
@@ -162,7 +163,7 @@ func (d *decoder) fail(n *node, path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	d.errs.add(n.pos, "%s", msg)
+	d.errs.Add(n.pos, "%s", msg)
 }
 
 // decode decodes n into v (addressable). A null node leaves v unset.
@@ -213,7 +214,7 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
 		}
 		if f != nil && len(f.enum) > 0 && !slices.Contains(f.enum, n.value) {
 			msg := fmt.Sprintf("%s is not one of %s", yamltext.Short(n.value), strings.Join(f.enum, ", "))
-			if s := suggest(n.value, f.enum); s != "" {
+			if s := yamlpos.Suggest(n.value, f.enum); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.fail(n, path, "%s", msg)
@@ -281,10 +282,10 @@ func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
 			if path != "" {
 				msg += " in " + path
 			}
-			if s := suggest(k.value, si.names); s != "" {
+			if s := yamlpos.Suggest(k.value, si.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			d.errs.add(k.pos, "%s", msg)
+			d.errs.Add(k.pos, "%s", msg)
 			continue
 		}
 		f := &si.fields[fi]
@@ -308,7 +309,7 @@ func checkRequired(n *node, t reflect.Type, path string, pos Pos, errs *errList)
 	for _, f := range si.fields {
 		v := n.get(f.name)
 		if f.required && (v == nil || v.kind == kindNull) {
-			errs.add(pos, "%s is required", join(path, f.name))
+			errs.Add(pos, "%s is required", join(path, f.name))
 			continue
 		}
 		ft := t.Field(f.index).Type
@@ -324,56 +325,4 @@ func checkRequired(n *node, t reflect.Type, path string, pos Pos, errs *errList)
 			checkRequired(v, ft, join(path, f.name), pos, errs)
 		}
 	}
-}
-
-// suggest returns the candidate closest to s by edit distance, if close
-// enough to be a likely typo.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 2
-	if len(s) <= 3 {
-		limit = 1
-	}
-	if len(s) >= 9 {
-		limit = 3
-	}
-	if bestD <= limit {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the Damerau-Levenshtein distance (optimal string
-// alignment) between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		return 1 << 20
-	}
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }

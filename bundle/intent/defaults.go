@@ -87,7 +87,7 @@ func overrides(tree *node, p string) *node {
 func checkLocks(df *Defaults, tree *node, errs *errList) {
 	for _, lk := range df.Lock {
 		if k := overrides(tree, lk.Path); k != nil {
-			errs.add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
+			errs.Add(k.pos, "%s is locked by %s", lk.Path, lk.Pos)
 		}
 	}
 }
@@ -123,7 +123,7 @@ func (l *loader) checkPolicyNarrows(df *Defaults) {
 				}
 			}
 			if !inside {
-				l.errs.add(pos, "policy.vip_prefixes: %s is not inside the prefixes allowed by %s", p.Prefix, up.vipPolicyPos)
+				l.errs.Add(pos, "policy.vip_prefixes: %s is not inside the prefixes allowed by %s", p.Prefix, up.vipPolicyPos)
 			}
 		}
 	}

@@ -186,23 +186,23 @@ func inferNames(x *inference) {
 	x.out.Name, x.out.Source, x.out.Owner = s.Name, s.Source, s.Owner
 	x.out.FQDN = canonicalName(s.FQDN)
 	if !validHostname(x.out.FQDN) {
-		x.errs.add(s.at("fqdn"), "fqdn %s is not a valid host name", short(s.FQDN))
+		x.errs.Add(s.at("fqdn"), "fqdn %s is not a valid host name", short(s.FQDN))
 	}
 	for i, a := range s.Aliases {
 		a = canonicalName(a)
 		if !validHostname(a) {
-			x.errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s is not a valid host name", short(s.Aliases[i]))
+			x.errs.Add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s is not a valid host name", short(s.Aliases[i]))
 			continue
 		}
 		if a == x.out.FQDN {
-			x.errs.add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s repeats the fqdn", short(s.Aliases[i]))
+			x.errs.Add(s.at(fmt.Sprintf("aliases.%d", i)), "alias %s repeats the fqdn", short(s.Aliases[i]))
 			continue
 		}
 		x.out.Aliases = append(x.out.Aliases, a)
 	}
 	slices.Sort(x.out.Aliases)
 	if n := len(x.out.Aliases); n != len(slices.Compact(x.out.Aliases)) {
-		x.errs.add(s.at("aliases"), "aliases repeat a name")
+		x.errs.Add(s.at("aliases"), "aliases repeat a name")
 	}
 	x.out.Aliases = slices.Compact(x.out.Aliases)
 }
@@ -222,7 +222,7 @@ func inferI14Mode(x *inference) {
 			x.out.Mode = model.ModeHTTP
 		}
 	} else if x.soft.mode != "" && x.soft.mode != x.out.Mode {
-		x.errs.add(x.s.at("mode"), "mode %s does not fit backend.software %s (mode %s)", x.out.Mode, x.sw, x.soft.mode)
+		x.errs.Add(x.s.at("mode"), "mode %s does not fit backend.software %s (mode %s)", x.out.Mode, x.sw, x.soft.mode)
 	}
 	x.http = x.out.Mode == model.ModeHTTP
 }
@@ -246,7 +246,7 @@ func inferI4TLS(x *inference) {
 	for i, l := range s.Listeners {
 		if l.TLS != nil && *l.TLS {
 			if tlsOff {
-				x.errs.add(s.at(fmt.Sprintf("listeners.%d.tls", i)), "listener %d terminates TLS but tls.enabled is false", l.Port)
+				x.errs.Add(s.at(fmt.Sprintf("listeners.%d.tls", i)), "listener %d terminates TLS but tls.enabled is false", l.Port)
 			}
 			x.tlsOn = true
 		}
@@ -258,7 +258,7 @@ func inferI4TLS(x *inference) {
 		// defaults for the services that do enable TLS.
 		for _, f := range []string{"certificate", "redirect", "hsts", "min_version", "ciphers"} {
 			if s.ownSets("tls." + f) {
-				x.errs.add(s.at("tls."+f), "tls.%s has no effect: the service does not terminate TLS (enable tls, or remove tls.%s)", f, f)
+				x.errs.Add(s.at("tls."+f), "tls.%s has no effect: the service does not terminate TLS (enable tls, or remove tls.%s)", f, f)
 			}
 		}
 		return
@@ -272,7 +272,7 @@ func inferI4TLS(x *inference) {
 	if t.Certificate == "" {
 		t.Certificate = x.out.FQDN
 	} else if !certNameRE.MatchString(t.Certificate) {
-		x.errs.add(s.at("tls.certificate"), "certificate %s: a name of letters, digits, '.', '_' and '-'", short(t.Certificate))
+		x.errs.Add(s.at("tls.certificate"), "certificate %s: a name of letters, digits, '.', '_' and '-'", short(t.Certificate))
 	}
 	if t.MinVersion == "" {
 		t.MinVersion = defaultMinVersion
@@ -332,7 +332,7 @@ func inferI3Listeners(x *inference) {
 // first listener's port.
 func inferI11GenericTCP(x *inference) {
 	if len(x.s.Listeners) == 0 && !x.http && len(x.soft.listeners) == 0 {
-		x.errs.add(x.s.at("backend"), "mode tcp with backend.software %s: listeners are required", x.sw)
+		x.errs.Add(x.s.at("backend"), "mode tcp with backend.software %s: listeners are required", x.sw)
 	}
 	if x.port == 0 && len(x.implied) > 0 {
 		x.port = x.implied[0].l.Port
@@ -345,7 +345,7 @@ func inferDistinctListeners(x *inference) {
 	seen := map[int]bool{}
 	for _, il := range x.implied {
 		if seen[il.l.Port] {
-			x.errs.add(x.s.at(il.path+".port"), "listener port %d repeated", il.l.Port)
+			x.errs.Add(x.s.at(il.path+".port"), "listener port %d repeated", il.l.Port)
 			continue
 		}
 		seen[il.l.Port] = true
@@ -369,7 +369,7 @@ func inferI13ListenerTLS(x *inference) {
 		anyTLS = anyTLS || il.m.TLS
 	}
 	if x.tlsOn && !anyTLS && len(x.listeners) > 0 {
-		x.errs.add(x.s.at("tls"), "tls is enabled but no listener terminates it: add port 443 (or mark a listener tls: true)")
+		x.errs.Add(x.s.at("tls"), "tls is enabled but no listener terminates it: add port 443 (or mark a listener tls: true)")
 	}
 }
 
@@ -383,13 +383,13 @@ func inferI20ListenerFamilies(x *inference) {
 		il.m.IPv4 = x.has4 && (l.IPv4 == nil || *l.IPv4)
 		il.m.IPv6 = x.has6 && (l.IPv6 == nil || *l.IPv6)
 		if l.IPv4 != nil && *l.IPv4 && !x.has4 && len(x.addrs) > 0 {
-			x.errs.add(x.s.at(il.path+".ipv4"), "listener %d: ipv4 requested but %s has no A record", l.Port, x.out.FQDN)
+			x.errs.Add(x.s.at(il.path+".ipv4"), "listener %d: ipv4 requested but %s has no A record", l.Port, x.out.FQDN)
 		}
 		if l.IPv6 != nil && *l.IPv6 && !x.has6 && len(x.addrs) > 0 {
-			x.errs.add(x.s.at(il.path+".ipv6"), "listener %d: ipv6 requested but %s has no AAAA record", l.Port, x.out.FQDN)
+			x.errs.Add(x.s.at(il.path+".ipv6"), "listener %d: ipv6 requested but %s has no AAAA record", l.Port, x.out.FQDN)
 		}
 		if !il.m.IPv4 && !il.m.IPv6 && len(x.addrs) > 0 {
-			x.errs.add(x.s.at(il.path), "listener %d listens on no address family", l.Port)
+			x.errs.Add(x.s.at(il.path), "listener %d listens on no address family", l.Port)
 		}
 	}
 }
@@ -421,10 +421,10 @@ func inferI1I2Redirect(x *inference) {
 	s := x.s
 	if !x.http {
 		if s.TLS.Redirect != nil && *s.TLS.Redirect {
-			x.errs.add(s.at("tls.redirect"), "tls.redirect needs mode http")
+			x.errs.Add(s.at("tls.redirect"), "tls.redirect needs mode http")
 		}
 		if s.TLS.HSTS != 0 {
-			x.errs.add(s.at("tls.hsts"), "tls.hsts needs mode http")
+			x.errs.Add(s.at("tls.hsts"), "tls.hsts needs mode http")
 		}
 		return
 	}
@@ -440,7 +440,7 @@ func inferI1I2Redirect(x *inference) {
 		}
 		il.m.Action, il.m.BackendPort = model.ActionRedirectHTTPS, 0
 		if il.l.BackendPort != 0 {
-			x.errs.add(s.at(il.path+".backend_port"), "listener %d redirects to https: backend_port does not apply", il.l.Port)
+			x.errs.Add(s.at(il.path+".backend_port"), "listener %d redirects to https: backend_port does not apply", il.l.Port)
 		}
 	}
 }
@@ -497,9 +497,9 @@ func inferServerSettings(x *inference) {
 	s := x.s
 	applyServerSettings(s, mb, s.Backend.Servers, x.errs)
 	if len(x.servers) > 0 && mb.MinUp > len(x.servers) {
-		x.errs.add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers", mb.MinUp, len(x.servers))
+		x.errs.Add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers", mb.MinUp, len(x.servers))
 	} else if enabled := enabledServers(mb.Servers); len(x.servers) > 0 && mb.MinUp > enabled {
-		x.errs.add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers not disabled", mb.MinUp, enabled)
+		x.errs.Add(s.at("backend.min_up"), "backend.min_up %d exceeds the %d servers not disabled", mb.MinUp, enabled)
 	}
 }
 
@@ -510,7 +510,7 @@ func inferI15I16ForwardFor(x *inference) {
 	ff := x.s.Backend.ForwardFor
 	switch {
 	case ff != nil && *ff && !x.http:
-		x.errs.add(x.s.at("backend.forward_for"), "backend.forward_for needs mode http")
+		x.errs.Add(x.s.at("backend.forward_for"), "backend.forward_for needs mode http")
 	case ff != nil:
 		x.out.Backend.ForwardFor = *ff
 	default:
@@ -552,14 +552,14 @@ func inferI24Redirects(x *inference) {
 	for i, r := range s.Redirects {
 		p := fmt.Sprintf("redirects.%d", i)
 		if !x.http {
-			x.errs.add(s.at(p), "redirects need mode http")
+			x.errs.Add(s.at(p), "redirects need mode http")
 			break
 		}
 		if !strings.HasPrefix(r.From, "/") {
-			x.errs.add(s.at(p+".from"), "redirect from %s: a path starting with /", short(r.From))
+			x.errs.Add(s.at(p+".from"), "redirect from %s: a path starting with /", short(r.From))
 		}
 		if seenFrom[r.From] {
-			x.errs.add(s.at(p+".from"), "redirect from %s repeated", short(r.From))
+			x.errs.Add(s.at(p+".from"), "redirect from %s repeated", short(r.From))
 		}
 		seenFrom[r.From] = true
 		code := r.Code
@@ -567,7 +567,7 @@ func inferI24Redirects(x *inference) {
 			code = defaultRedirectCode
 		}
 		if !slices.Contains([]int{301, 302, 303, 307, 308}, code) {
-			x.errs.add(s.at(p+".code"), "redirect code %d: one of 301, 302, 303, 307, 308", code)
+			x.errs.Add(s.at(p+".code"), "redirect code %d: one of 301, 302, 303, 307, 308", code)
 		}
 		x.out.Redirects = append(x.out.Redirects, model.Redirect{From: r.From, To: r.To, Code: code})
 	}
@@ -582,7 +582,7 @@ func inferI22Transparent(x *inference) {
 	s := x.s
 	x.out.Transparent = s.Transparent.Enabled != nil && *s.Transparent.Enabled
 	if len(s.Transparent.Intercept) > 0 && !x.out.Transparent {
-		x.errs.add(s.at("transparent.intercept"), "transparent.intercept needs transparent enabled")
+		x.errs.Add(s.at("transparent.intercept"), "transparent.intercept needs transparent enabled")
 	}
 	if x.out.Transparent {
 		x.out.InterceptPrefixes = prefixStrings(s.Transparent.Intercept)
@@ -595,7 +595,7 @@ func inferContacts(x *inference) {
 	for i, c := range x.s.Contacts {
 		a, err := mail.ParseAddress(c)
 		if err != nil || a.Name != "" || a.Address != c {
-			x.errs.add(x.s.at(fmt.Sprintf("contacts.%d", i)), "contact %s is not an e-mail address", short(c))
+			x.errs.Add(x.s.at(fmt.Sprintf("contacts.%d", i)), "contact %s is not an e-mail address", short(c))
 			continue
 		}
 		x.out.Contacts = append(x.out.Contacts, c)
@@ -623,7 +623,7 @@ func inferCheck(s *Service, soft software, fqdn string, errs *errList) model.Che
 	if out.Type != model.CheckHTTP {
 		for _, f := range []string{"method", "path", "host", "expect"} {
 			if lookup(s.src, "backend.check."+f) != nil {
-				errs.add(s.at("backend.check."+f), "backend.check.%s applies to http checks only (check type is %s)", f, out.Type)
+				errs.Add(s.at("backend.check."+f), "backend.check.%s applies to http checks only (check type is %s)", f, out.Type)
 			}
 		}
 		if out.Type == model.CheckNone {
@@ -639,17 +639,17 @@ func inferCheck(s *Service, soft software, fqdn string, errs *errList) model.Che
 	if out.Path == "" {
 		out.Path = "/"
 	} else if !strings.HasPrefix(out.Path, "/") || strings.ContainsAny(out.Path, " \t\r\n") {
-		errs.add(s.at("backend.check.path"), "backend.check.path %s: a path starting with / and without spaces", short(c.Path))
+		errs.Add(s.at("backend.check.path"), "backend.check.path %s: a path starting with / and without spaces", short(c.Path))
 	}
 	out.Host = c.Host
 	if out.Host == "" {
 		out.Host = fqdn
 	} else if !validHostname(canonicalName(out.Host)) {
-		errs.add(s.at("backend.check.host"), "backend.check.host %s is not a valid host name", short(c.Host))
+		errs.Add(s.at("backend.check.host"), "backend.check.host %s is not a valid host name", short(c.Host))
 	}
 	out.ExpectStatus = c.Expect
 	if out.ExpectStatus != "" && !statusRE.MatchString(out.ExpectStatus) {
-		errs.add(s.at("backend.check.expect"), "backend.check.expect %s: a status like 200 or 2xx", short(c.Expect))
+		errs.Add(s.at("backend.check.expect"), "backend.check.expect %s: a status like 200 or 2xx", short(c.Expect))
 	}
 	return out
 }

@@ -1,15 +1,13 @@
 package intent
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
+	"github.com/lbctl/lbctl/bundle/internal/yamlpos"
 	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
@@ -119,7 +117,7 @@ func parseYAML(file string, data []byte) (*node, *Error) {
 		return &node{kind: kindNull, tag: tagNull, pos: Pos{File: file, Line: 1, Col: 1}}, nil
 	case 1:
 	default:
-		p := tokenPos(file, docs[1].GetToken())
+		p := yamlpos.TokenPos(file, docs[1].GetToken())
 		return nil, &Error{Pos: p, Msg: "a file holds exactly one YAML document"}
 	}
 	c := converter{file: file, anchors: map[string]*node{}, sizes: map[*node]int{}}
@@ -135,22 +133,9 @@ func parseYAML(file string, data []byte) (*node, *Error) {
 
 // yamlError turns a go-yaml error into a positioned Error.
 func yamlError(file string, err error) *Error {
-	var yerr yaml.Error
-	if errors.As(err, &yerr) {
-		msg := yerr.GetMessage()
-		return &Error{Pos: tokenPos(file, yerr.GetToken()), Msg: "yaml: " + msg, Err: err}
-	}
-	// Errors without a token: keep only the first line (go-yaml may append
-	// a source excerpt).
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return &Error{Pos: Pos{File: file}, Msg: "yaml: " + msg, Err: err}
-}
-
-func tokenPos(file string, tk *token.Token) Pos {
-	if tk == nil || tk.Position == nil {
-		return Pos{File: file}
-	}
-	return Pos{File: file, Line: tk.Position.Line, Col: tk.Position.Column}
+	e := yamlpos.Syntax(file, err)
+	e.Msg = "yaml: " + e.Msg
+	return e
 }
 
 type converter struct {
@@ -164,7 +149,7 @@ type converter struct {
 
 func (c *converter) fail(tk *token.Token, format string, args ...any) {
 	if c.err == nil {
-		c.err = &Error{Pos: tokenPos(c.file, tk), Msg: fmt.Sprintf(format, args...)}
+		c.err = &Error{Pos: yamlpos.TokenPos(c.file, tk), Msg: fmt.Sprintf(format, args...)}
 	}
 }
 
@@ -177,7 +162,7 @@ func addSize(a, b int) int { return min(a+b, maxNodes+1) }
 // convert returns the node for n and its expanded size.
 func (c *converter) convert(n ast.Node) (*node, int) {
 	null := func(tk *token.Token) (*node, int) {
-		return &node{kind: kindNull, tag: tagNull, pos: tokenPos(c.file, tk)}, 1
+		return &node{kind: kindNull, tag: tagNull, pos: yamlpos.TokenPos(c.file, tk)}, 1
 	}
 	if n == nil {
 		return null(nil)
@@ -199,7 +184,7 @@ func (c *converter) convert(n ast.Node) (*node, int) {
 			}
 			c.fail(tk, "value %s holds a %s", yamltext.Short(value), what)
 		}
-		return &node{kind: kindScalar, tag: t, value: value, pos: tokenPos(c.file, tk)}, 1
+		return &node{kind: kindScalar, tag: t, value: value, pos: yamlpos.TokenPos(c.file, tk)}, 1
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
@@ -247,7 +232,7 @@ func (c *converter) convert(n ast.Node) (*node, int) {
 	case *ast.MappingValueNode:
 		return c.mapping(v.GetToken(), []*ast.MappingValueNode{v})
 	case *ast.SequenceNode:
-		out := &node{kind: kindSeq, pos: tokenPos(c.file, v.GetToken())}
+		out := &node{kind: kindSeq, pos: yamlpos.TokenPos(c.file, v.GetToken())}
 		size := 1
 		for _, e := range v.Values {
 			item, s := c.convert(e)
@@ -311,7 +296,7 @@ func (c *converter) tagged(v *ast.TagNode) (*node, int) {
 }
 
 func (c *converter) mapping(tk *token.Token, values []*ast.MappingValueNode) (*node, int) {
-	out := &node{kind: kindMap, pos: tokenPos(c.file, tk)}
+	out := &node{kind: kindMap, pos: yamlpos.TokenPos(c.file, tk)}
 	size := 1
 	var merged []*node // maps from merge keys, applied after explicit keys
 	seen := map[string]bool{}

@@ -145,25 +145,13 @@ func TestMergeAndLookup(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
-	names := []string{"fqdn", "aliases", "mode", "listeners", "tls", "backend", "redirects", "allow", "transparent", "timeouts", "owner", "contacts"}
-	for in, want := range map[string]string{
-		"fdqn": "fqdn", "tsl": "tls", "listener": "listeners", "Backend": "backend", "transparant": "transparent",
-		"timeout": "timeouts", "contact": "contacts", "xyz": "", "backend_group": "", "a": "",
-	} {
-		if got := suggest(in, names); got != want {
-			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestErrorsSortedAndDeduplicated(t *testing.T) {
 	var l errList
-	l.add(Pos{File: "b.yaml", Line: 1, Col: 1}, "x")
-	l.add(Pos{File: "a.yaml", Line: 9, Col: 1}, "y")
-	l.add(Pos{File: "a.yaml", Line: 2, Col: 5}, "z")
-	l.add(Pos{File: "a.yaml", Line: 2, Col: 5}, "z")
-	got := l.err().Error()
+	l.Add(Pos{File: "b.yaml", Line: 1, Col: 1}, "x")
+	l.Add(Pos{File: "a.yaml", Line: 9, Col: 1}, "y")
+	l.Add(Pos{File: "a.yaml", Line: 2, Col: 5}, "z")
+	l.Add(Pos{File: "a.yaml", Line: 2, Col: 5}, "z")
+	got := l.Err().Error()
 	want := "a.yaml:2:5: z\na.yaml:9:1: y\nb.yaml:1:1: x"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -45,14 +45,14 @@ func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error)
 		}()
 	})
 	if t == nil {
-		return nil, errs.err()
+		return nil, errs.Err()
 	}
 	<-sources
 	if err != nil {
 		// Report the source's problems and resolve the rest without
 		// repeating them for every name.
 		for _, line := range strings.Split(err.Error(), "\n") {
-			errs.addErr(textError(line))
+			errs.AddErr(textError(line))
 		}
 		if inv == nil && t.Site.Inventory != "" {
 			inv = brokenSource{}
@@ -66,13 +66,13 @@ func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error)
 		var es Errors
 		if errors.As(err, &es) {
 			for _, e := range es {
-				errs.addErr(e)
+				errs.AddErr(e)
 			}
 		} else {
-			errs.add(Pos{}, "%v", err)
+			errs.Add(Pos{}, "%v", err)
 		}
 	}
-	if err := errs.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	return site, nil

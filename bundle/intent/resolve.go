@@ -50,7 +50,7 @@ const lookupWorkers = 16
 func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*model.Site, error) {
 	rs := &resolver{tree: t, dns: r, inv: inv, errs: &errList{}, groups: map[string]groupResult{}, hosts: map[string]hostResult{}, shared: map[string]*sharedErr{}}
 	site := rs.resolve(ctx)
-	if err := rs.errs.err(); err != nil {
+	if err := rs.errs.Err(); err != nil {
 		return nil, err
 	}
 	// The grammar of the resolved model (what a node checks again when
@@ -58,7 +58,7 @@ func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*mod
 	// refused here, at the service's or node profile's file.
 	if err := site.Validate(); err != nil {
 		rs.grammarErrors(site, err)
-		return nil, rs.errs.err()
+		return nil, rs.errs.Err()
 	}
 	return site, nil
 }
@@ -85,7 +85,7 @@ func (rs *resolver) grammarErrors(site *model.Site, err error) {
 		}
 	}
 	if len(fes) == 0 {
-		rs.errs.add(Pos{File: rs.display(SiteFileName)}, "resolved model: %v", err)
+		rs.errs.Add(Pos{File: rs.display(SiteFileName)}, "resolved model: %v", err)
 		return
 	}
 	for _, fe := range fes {
@@ -107,7 +107,7 @@ func (rs *resolver) grammarErrors(site *model.Site, err error) {
 				}
 			}
 		}
-		rs.errs.list = append(rs.errs.list, &Error{Pos: pos, Msg: fe.Error(), Err: fe})
+		rs.errs.AddErr(&Error{Pos: pos, Msg: fe.Error(), Err: fe})
 	}
 }
 
@@ -183,12 +183,12 @@ type sharedErr struct {
 // another file (a defaults file) name the service; the same error for
 // several services is reported once, naming them all.
 func (rs *resolver) flush(se *serviceErrs) {
-	for _, e := range se.list {
+	for _, e := range se.All() {
 		if errors.Is(e.Err, errSkip) {
 			continue
 		}
 		if e.Pos.File == se.file {
-			rs.errs.addErr(e)
+			rs.errs.AddErr(e)
 			continue
 		}
 		key := e.Pos.String() + "\x00" + e.Msg
@@ -215,7 +215,7 @@ func (rs *resolver) flushShared() {
 		default:
 			e.Msg += fmt.Sprintf(" (services %s and %d more)", strings.Join(sh.names[:2], ", "), n-2)
 		}
-		rs.errs.addErr(&e)
+		rs.errs.AddErr(&e)
 	}
 }
 
@@ -409,7 +409,7 @@ func (rs *resolver) vipAddresses(s *Service, errs *serviceErrs) []netip.Addr {
 	}
 	res := rs.lookups[canonicalName(s.FQDN)]
 	if res.err != nil {
-		errs.wrap(s.at("fqdn"), res.err, "fqdn %s does not resolve", canonicalName(s.FQDN))
+		errs.Wrap(s.at("fqdn"), res.err, "fqdn %s does not resolve", canonicalName(s.FQDN))
 		return nil
 	}
 	return res.addrs
@@ -428,7 +428,7 @@ func (rs *resolver) checkAliases(s *Service, addrs []netip.Addr, errs *serviceEr
 		p := s.at(fmt.Sprintf("aliases.%d", i))
 		res := rs.lookups[name]
 		if res.err != nil {
-			errs.wrap(p, res.err, "alias %s does not resolve", name)
+			errs.Wrap(p, res.err, "alias %s does not resolve", name)
 			continue
 		}
 		if len(addrs) == 0 {
@@ -441,7 +441,7 @@ func (rs *resolver) checkAliases(s *Service, addrs []netip.Addr, errs *serviceEr
 			}
 		}
 		if len(stray) > 0 {
-			errs.add(p, "alias %s resolves to %s, not an address of %s (the VIP): clients using the alias would not reach the load balancer", name, strings.Join(stray, " "), fqdn)
+			errs.Add(p, "alias %s resolves to %s, not an address of %s (the VIP): clients using the alias would not reach the load balancer", name, strings.Join(stray, " "), fqdn)
 		}
 	}
 }
@@ -457,23 +457,23 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 		}
 		res := rs.lookups[canonicalName(host)]
 		if res.err != nil {
-			errs.wrap(p, res.err, "backend server %s%s does not resolve", name, via)
+			errs.Wrap(p, res.err, "backend server %s%s does not resolve", name, via)
 			return
 		}
 		out = append(out, model.Server{Name: name, Address: res.addrs[0].String()})
 	}
 	switch {
 	case b.Group != "" && len(b.Hosts) > 0:
-		errs.add(s.at("backend.hosts"), "backend: set group or hosts, not both (group %s is set at %s)", b.Group, s.at("backend.group"))
+		errs.Add(s.at("backend.hosts"), "backend: set group or hosts, not both (group %s is set at %s)", b.Group, s.at("backend.group"))
 		return nil
 	case b.Group != "":
 		g := rs.group(b.Group)
 		if g.err != nil {
-			errs.wrap(s.at("backend.group"), g.err, "backend.group")
+			errs.Wrap(s.at("backend.group"), g.err, "backend.group")
 			return nil
 		}
 		if len(g.hosts) == 0 {
-			errs.add(s.at("backend.group"), "backend.group %s has no hosts", b.Group)
+			errs.Add(s.at("backend.group"), "backend.group %s has no hosts", b.Group)
 		}
 		for _, h := range g.hosts {
 			host := h.Address
@@ -500,19 +500,19 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 				}
 			}
 			if !validHostname(canonicalName(h)) {
-				errs.add(p, "backend host %s is neither an inventory host, an address nor a DNS name", short(h))
+				errs.Add(p, "backend host %s is neither an inventory host, an address nor a DNS name", short(h))
 				continue
 			}
 			addr(p, canonicalName(h), h, "")
 		}
 	default:
-		errs.add(s.ownAt("backend"), "backend needs a group or hosts")
+		errs.Add(s.ownAt("backend"), "backend needs a group or hosts")
 		return nil
 	}
 	slices.SortFunc(out, func(a, b model.Server) int { return strings.Compare(a.Name, b.Name) })
 	for i := 1; i < len(out); i++ {
 		if out[i].Name == out[i-1].Name {
-			errs.add(s.at("backend"), "backend server %s listed twice", out[i].Name)
+			errs.Add(s.at("backend"), "backend server %s listed twice", out[i].Name)
 		}
 	}
 	return slices.CompactFunc(out, func(a, b model.Server) bool { return a.Name == b.Name })
@@ -525,7 +525,7 @@ func (rs *resolver) checkPolicy(s *Service, addrs []netip.Addr, errs *serviceErr
 		if ps := df.Policy.VIPPrefixes; len(ps) > 0 {
 			for _, a := range addrs {
 				if !slices.ContainsFunc(ps, func(p Prefix) bool { return p.Contains(a) }) {
-					errs.add(s.at("fqdn"), "VIP address %s of %s is outside the prefixes allowed by %s", a, canonicalName(s.FQDN), df.vipPolicyPos)
+					errs.Add(s.at("fqdn"), "VIP address %s of %s is outside the prefixes allowed by %s", a, canonicalName(s.FQDN), df.vipPolicyPos)
 				}
 			}
 		}
@@ -534,10 +534,10 @@ func (rs *resolver) checkPolicy(s *Service, addrs []netip.Addr, errs *serviceErr
 				ok, _ := path.Match(glob, g)
 				return ok
 			}) {
-				errs.add(s.at("backend.group"), "backend group %s is not allowed by the policy in %s (allowed: %s)", g, df.groupPolicyPos, strings.Join(gs, ", "))
+				errs.Add(s.at("backend.group"), "backend group %s is not allowed by the policy in %s (allowed: %s)", g, df.groupPolicyPos, strings.Join(gs, ", "))
 			}
 			if len(s.Backend.Hosts) > 0 {
-				errs.add(s.at("backend.hosts"), "backend.hosts is not allowed by the policy in %s: use a backend group (allowed: %s)", df.groupPolicyPos, strings.Join(gs, ", "))
+				errs.Add(s.at("backend.hosts"), "backend.hosts is not allowed by the policy in %s: use a backend group (allowed: %s)", df.groupPolicyPos, strings.Join(gs, ", "))
 			}
 		}
 	}

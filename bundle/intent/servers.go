@@ -37,7 +37,7 @@ func applyServerSettings(s *Service, mb *model.Backend, settings []ServerSetting
 			for j, srv := range mb.Servers {
 				names[j] = srv.Name
 			}
-			errs.add(at, "backend.servers: no server %q in the backend (servers: %s)", ss.Name, strings.Join(names, " "))
+			errs.Add(at, "backend.servers: no server %q in the backend (servers: %s)", ss.Name, strings.Join(names, " "))
 		}
 	}
 }

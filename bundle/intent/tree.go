@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lbctl/lbctl/bundle/internal/yamlpos"
 	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
@@ -92,7 +93,7 @@ var nameSegment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // are returned at once, as Errors.
 func LoadFS(fsys fs.FS, root string) (*Tree, error) {
 	t, errs := loadPartial(fsys, root, nil)
-	if err := errs.err(); err != nil {
+	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -218,9 +219,9 @@ func (l *loader) load() *Tree {
 	site := l.parseFile(SiteFileName, reflect.TypeFor[SiteFile](), nil)
 	if site.err != nil {
 		if errors.Is(site.err.Err, fs.ErrNotExist) {
-			l.errs.add(Pos{File: l.display(SiteFileName)}, "missing: the root of an intents tree holds %s", SiteFileName)
+			l.errs.Add(Pos{File: l.display(SiteFileName)}, "missing: the root of an intents tree holds %s", SiteFileName)
 		} else {
-			l.errs.addErr(site.err)
+			l.errs.AddErr(site.err)
 		}
 		return nil
 	}
@@ -248,7 +249,7 @@ func (l *loader) load() *Tree {
 	haveNodes := false
 	err := fs.WalkDir(l.fsys, ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
-			l.errs.add(Pos{File: l.display(p)}, "read: %v", errors.Unwrap(err))
+			l.errs.Add(Pos{File: l.display(p)}, "read: %v", errors.Unwrap(err))
 			return nil
 		}
 		name := e.Name()
@@ -287,10 +288,10 @@ func (l *loader) load() *Tree {
 		return nil
 	})
 	if err != nil {
-		l.errs.add(Pos{File: l.display(".")}, "read tree: %v", err)
+		l.errs.Add(Pos{File: l.display(".")}, "read tree: %v", err)
 	}
 	if t.Site.Nodes != "" && !haveNodes {
-		l.errs.add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
+		l.errs.Add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
 	}
 	slices.Sort(defaultsRels)
 	slices.Sort(serviceRels)
@@ -304,10 +305,10 @@ func (l *loader) load() *Tree {
 		df.parent = nearestDefaults(byDir, path.Dir(df.Dir), df.Dir == ".")
 	}
 	for _, df := range t.Defaults {
-		before := len(l.errs.list)
+		before := l.errs.Len()
 		l.checkDefaultsLocks(df)
 		l.checkPolicyNarrows(df)
-		df.broken = df.broken || len(l.errs.list) > before
+		df.broken = df.broken || l.errs.Len() > before
 	}
 
 	// Each service is merged with its defaults and decoded by the worker
@@ -324,13 +325,13 @@ func (l *loader) load() *Tree {
 	t.Services = make([]*Service, 0, len(files))
 	for i, f := range files {
 		if f.err != nil {
-			l.errs.addErr(f.err)
+			l.errs.AddErr(f.err)
 			continue
 		}
 		ld := services[i]
-		l.errs.list = append(l.errs.list, ld.errs.list...)
+		l.errs.Append(&ld.errs)
 		if s := ld.s; s != nil {
-			s.broken = len(ld.errs.list) > 0 || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
+			s.broken = !ld.errs.Empty() || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
 			t.Services = append(t.Services, s)
 		}
 	}
@@ -362,10 +363,10 @@ func (l *loader) checkMonitoring(tree *node, m Monitoring) {
 			min = minMonitoringBits6
 		}
 		if p.Bits() < min {
-			l.errs.add(pos, "monitoring.hosts: %s is too wide: a monitoring prefix is at least /%d (it opens the checked backend ports to everyone in it)", p.Prefix, min)
+			l.errs.Add(pos, "monitoring.hosts: %s is too wide: a monitoring prefix is at least /%d (it opens the checked backend ports to everyone in it)", p.Prefix, min)
 		}
 		if seen[p] {
-			l.errs.add(pos, "monitoring.hosts: %s listed twice", p.Prefix)
+			l.errs.Add(pos, "monitoring.hosts: %s listed twice", p.Prefix)
 		}
 		seen[p] = true
 	}
@@ -393,7 +394,7 @@ func (l *loader) nodeFiles(dir string) []string {
 	var rels []string
 	entries, err := fs.ReadDir(l.fsys, dir)
 	if err != nil {
-		l.errs.add(Pos{File: l.display(dir)}, "read: %v", err)
+		l.errs.Add(Pos{File: l.display(dir)}, "read: %v", err)
 		return nil
 	}
 	for _, e := range entries {
@@ -424,7 +425,7 @@ func (l *loader) refuseExtension(rel string) bool {
 	if !yamlExtension(rel) || ext == ".yaml" {
 		return false
 	}
-	l.errs.add(Pos{File: l.display(rel)}, "intents files end in .yaml, not %s: rename the file", ext)
+	l.errs.Add(Pos{File: l.display(rel)}, "intents files end in .yaml, not %s: rename the file", ext)
 	return true
 }
 
@@ -447,7 +448,7 @@ func (l *loader) refuseSymlink(rel string) bool {
 			msg = "symlink to " + what + " (" + yamltext.Short(target) + "): the intents tree is read without following symlinks; copy or move it into the tree"
 		}
 	}
-	l.errs.add(Pos{File: l.display(rel)}, "%s", msg)
+	l.errs.Add(Pos{File: l.display(rel)}, "%s", msg)
 	return true
 }
 
@@ -458,11 +459,11 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 			// The services below are broken too, but their files are
 			// not to blame: they are not checked against what this
 			// file would have given them.
-			l.errs.addErr(f.err)
+			l.errs.AddErr(f.err)
 			out = append(out, &Defaults{Dir: path.Dir(f.rel), Source: f.rel, broken: true})
 			continue
 		}
-		before := len(l.errs.list)
+		before := l.errs.Len()
 		var df DefaultsFile
 		d := decoder{errs: l.errs}
 		d.decode(f.tree, reflect.ValueOf(&df).Elem(), "", nil)
@@ -477,7 +478,7 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 				if i < len(df.Lock) && df.Lock[i] != "" {
 					def.Lock = append(def.Lock, Lock{Path: df.Lock[i], Pos: it.pos})
 					if err := checkFieldPath(df.Lock[i]); err != "" {
-						l.errs.add(it.pos, "lock: %s", err)
+						l.errs.Add(it.pos, "lock: %s", err)
 					}
 				}
 			}
@@ -494,13 +495,13 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 				for i, it := range g.items {
 					if i < len(df.Policy.BackendGroups) {
 						if _, err := path.Match(df.Policy.BackendGroups[i], ""); err != nil {
-							l.errs.add(it.pos, "policy.backend_groups: bad glob %s", short(df.Policy.BackendGroups[i]))
+							l.errs.Add(it.pos, "policy.backend_groups: bad glob %s", short(df.Policy.BackendGroups[i]))
 						}
 					}
 				}
 			}
 		}
-		def.broken = len(l.errs.list) > before
+		def.broken = l.errs.Len() > before
 		out = append(out, def)
 	}
 	return out
@@ -535,7 +536,7 @@ func checkFieldPath(p string) string {
 		fi, ok := si.byName[seg]
 		if !ok {
 			msg := "unknown field " + p
-			if s := suggest(seg, si.names); s != "" {
+			if s := yamlpos.Suggest(seg, si.names); s != "" {
 				msg += " (did you mean " + strings.Join(append(strings.Split(p, ".")[:i:i], s), ".") + "?)"
 			}
 			return msg
@@ -552,12 +553,12 @@ func (l *loader) service(f parsed, defs *Defaults, errs *errList) *Service {
 	name := strings.TrimSuffix(f.rel, ".yaml")
 	for _, seg := range strings.Split(name, "/") {
 		if !nameSegment.MatchString(seg) {
-			errs.add(Pos{File: display}, "service name %s: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", short(name))
+			errs.Add(Pos{File: display}, "service name %s: each part must start with a letter or digit and hold only letters, digits, '.', '_' and '-'", short(name))
 			return nil
 		}
 	}
 	if f.tree.kind != kindMap && f.tree.kind != kindNull {
-		errs.add(f.tree.pos, "a service file holds a mapping, got %s", f.tree.describe())
+		errs.Add(f.tree.pos, "a service file holds a mapping, got %s", f.tree.describe())
 		return nil
 	}
 	// Validate the file on its own (errors point into it) ...
@@ -600,7 +601,7 @@ func (l *loader) loadNodes(rels []string) []*NodeProfile {
 	seen := map[string]*NodeProfile{}
 	for _, f := range l.parseAll(rels, reflect.TypeFor[NodeProfile](), nil) {
 		if f.err != nil {
-			l.errs.addErr(f.err)
+			l.errs.AddErr(f.err)
 			continue
 		}
 		np := &NodeProfile{Source: f.rel, src: f.tree}
@@ -611,7 +612,7 @@ func (l *loader) loadNodes(rels []string) []*NodeProfile {
 			np.Hostname = strings.TrimSuffix(path.Base(f.rel), ".yaml")
 		}
 		if prev, ok := seen[np.Hostname]; ok {
-			l.errs.add(f.tree.keyPos("hostname", l.display(f.rel)), "node %s is also defined in %s", np.Hostname, l.display(prev.Source))
+			l.errs.Add(f.tree.keyPos("hostname", l.display(f.rel)), "node %s is also defined in %s", np.Hostname, l.display(prev.Source))
 			continue
 		}
 		seen[np.Hostname] = np
