@@ -1,14 +1,14 @@
 package inventory
 
 import (
-	"github.com/lbctl/lbctl/bundle/internal/yamltext"
-
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
-	"strings"
+
+	"github.com/lbctl/lbctl/bundle/internal/yamlpos"
+	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
 // Names of the groups every inventory has.
@@ -52,7 +52,7 @@ type group struct {
 	// hosts listed directly under this group.
 	hosts map[string]bool
 	// children and where each was first named (for cycle errors).
-	children map[string]pos
+	children map[string]yamlpos.Pos
 	parents  map[string]bool
 	// ansibleHost is the group's ansible_host variable, "" when unset.
 	ansibleHost string
@@ -156,7 +156,7 @@ func (inv *Inventory) unknownGroup(name string) error {
 	if inv.path != "" {
 		where = " in " + inv.path
 	}
-	if s := suggest(name, inv.Groups()); s != "" {
+	if s := yamlpos.Suggest(name, inv.Groups()); s != "" {
 		return fmt.Errorf("%w %q%s (did you mean %q?)", ErrUnknownGroup, name, where, s)
 	}
 	if _, ok := inv.hosts[name]; ok {
@@ -177,46 +177,4 @@ func (h *host) ungrouped() bool {
 
 func (h *host) export() Host {
 	return Host{Name: h.name, Address: h.address, Vars: maps.Clone(h.vars), Source: h.source}
-}
-
-// suggest returns the candidate closest to name when it is close enough to
-// be a likely typo, or "".
-func suggest(name string, candidates []string) string {
-	best, bestD := "", -1
-	lname := strings.ToLower(name)
-	for _, c := range candidates {
-		d := levenshtein(lname, strings.ToLower(c))
-		if bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD < 0 {
-		return ""
-	}
-	limit := max(1, min(3, len(name)/3))
-	if bestD > limit {
-		return ""
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

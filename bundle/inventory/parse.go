@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/lbctl/lbctl/bundle/internal/yamlpos"
 	"github.com/lbctl/lbctl/bundle/internal/yamltext"
 )
 
@@ -35,16 +35,13 @@ var Limits = yamltext.Limits{MaxBytes: 16 << 20, MaxAliases: 10_000}
 
 var errTooMany = errors.New("too many errors")
 
-// pos is a 1-based line and column; zero when unknown.
-type pos struct{ line, col int }
-
 // Parse parses an inventory in the YAML format. path is used in error
 // messages and Host.Source only. Errors carry "path:line:col"; independent
 // errors are joined.
 func Parse(path string, data []byte) (*Inventory, error) {
 	data, p := yamltext.Check(data, Limits)
 	if p != nil {
-		return nil, posError(path, pos{p.Line, p.Col}, p.Msg)
+		return nil, &yamlpos.Error{Pos: yamlpos.Pos{File: path, Line: p.Line, Col: p.Col}, Msg: p.Msg}
 	}
 	f, err := parseYAML(data)
 	if err != nil {
@@ -65,14 +62,14 @@ func Parse(path string, data []byte) (*Inventory, error) {
 	d.inv.ensureGroup(GroupAll)
 	d.inv.ensureGroup(GroupUngrouped)
 	d.document(f)
-	if len(d.errs) == 0 {
+	if d.errs.Empty() {
 		d.checkCycles()
 	}
-	if len(d.errs) == 0 {
+	if d.errs.Empty() {
 		d.resolveAddresses()
 	}
-	if len(d.errs) > 0 {
-		return nil, errors.Join(d.errs...)
+	if !d.errs.Empty() {
+		return nil, d.errs.All()
 	}
 	return d.inv, nil
 }
@@ -87,16 +84,8 @@ func parseYAML(data []byte) (f *ast.File, err error) {
 	return parser.ParseBytes(data, 0)
 }
 
-func syntaxError(path string, err error) error {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			return posError(path, pos{tk.Position.Line, tk.Position.Column}, ye.GetMessage())
-		}
-		return fmt.Errorf("%s: %s", path, ye.GetMessage())
-	}
-	return fmt.Errorf("%s: %w", path, err)
-}
+// syntaxError is a YAML syntax error at its position in path.
+func syntaxError(path string, err error) error { return yamlpos.Syntax(path, err) }
 
 // looksLikeINI reports whether the first line that is not blank or a
 // comment is an INI section header such as "[web]".
@@ -111,23 +100,13 @@ func looksLikeINI(data []byte) bool {
 	return false
 }
 
-func posError(path string, p pos, msg string) error {
-	switch {
-	case p.line == 0:
-		return fmt.Errorf("%s: %s", path, msg)
-	case path == "":
-		return fmt.Errorf("%d:%d: %s", p.line, p.col, msg)
-	}
-	return fmt.Errorf("%s:%d:%d: %s", path, p.line, p.col, msg)
-}
-
 func (inv *Inventory) ensureGroup(name string) *group {
 	g, ok := inv.groups[name]
 	if !ok {
 		g = &group{
 			name:     name,
 			hosts:    map[string]bool{},
-			children: map[string]pos{},
+			children: map[string]yamlpos.Pos{},
 			parents:  map[string]bool{},
 		}
 		inv.groups[name] = g
@@ -140,24 +119,27 @@ type decoder struct {
 	inv     *Inventory
 	anchors map[string]ast.Node
 	visited int
-	errs    []error
+	errs    yamlpos.List
 }
 
 func (d *decoder) errorf(n ast.Node, format string, args ...any) {
 	d.errorAt(nodePos(n), format, args...)
 }
 
-func (d *decoder) errorAt(p pos, format string, args ...any) {
+// errorAt adds a problem at a line and column of the file; after
+// maxErrors, one "too many errors" ends the list.
+func (d *decoder) errorAt(p yamlpos.Pos, format string, args ...any) {
+	p.File = d.path
 	switch {
-	case len(d.errs) < maxErrors:
-		d.errs = append(d.errs, posError(d.path, p, fmt.Sprintf(format, args...)))
-	case len(d.errs) == maxErrors:
-		d.errs = append(d.errs, fmt.Errorf("%s: %w", d.path, errTooMany))
+	case d.errs.Len() < maxErrors:
+		d.errs.Add(p, format, args...)
+	case d.errs.Len() == maxErrors:
+		d.errs.AddErr(&yamlpos.Error{Pos: yamlpos.Pos{File: d.path}, Msg: errTooMany.Error(), Err: errTooMany})
 	}
 }
 
 // full reports whether decoding should stop.
-func (d *decoder) full() bool { return len(d.errs) > maxErrors }
+func (d *decoder) full() bool { return d.errs.Len() > maxErrors }
 
 func (d *decoder) document(f *ast.File) {
 	var body ast.Node
@@ -373,7 +355,7 @@ func (d *decoder) hosts(g *group, n ast.Node) {
 				h = &host{
 					name:   name,
 					vars:   map[string]any{},
-					source: strings.TrimPrefix(fmt.Sprintf("%s:%d:%d", d.path, p.line, p.col), ":"),
+					source: strings.TrimPrefix(fmt.Sprintf("%s:%d:%d", d.path, p.Line, p.Col), ":"),
 					groups: map[string]bool{},
 				}
 				d.inv.hosts[name] = h
@@ -581,20 +563,21 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func nodePos(n ast.Node) pos {
+// nodePos is the line and column of a node (a block mapping's: of its first key).
+func nodePos(n ast.Node) yamlpos.Pos {
 	switch x := n.(type) {
 	case nil:
-		return pos{}
+		return yamlpos.Pos{}
 	case *ast.MappingNode:
 		if x == nil {
-			return pos{}
+			return yamlpos.Pos{}
 		}
 		if !x.IsFlowStyle && len(x.Values) > 0 && x.Values[0] != nil {
 			return nodePos(x.Values[0])
 		}
 	case *ast.MappingValueNode:
 		if x == nil {
-			return pos{}
+			return yamlpos.Pos{}
 		}
 		if x.Key != nil {
 			return nodePos(x.Key)
@@ -602,9 +585,9 @@ func nodePos(n ast.Node) pos {
 	}
 	tk := n.GetToken()
 	if tk == nil || tk.Position == nil {
-		return pos{}
+		return yamlpos.Pos{}
 	}
-	return pos{tk.Position.Line, tk.Position.Column}
+	return yamlpos.Pos{Line: tk.Position.Line, Col: tk.Position.Column}
 }
 
 // checkCycles reports every cycle of children, at the entry that closes it.
@@ -648,7 +631,7 @@ func (d *decoder) resolveAddresses() {
 	for name, g := range inv.groups {
 		if name != GroupAll && len(g.parents) == 0 {
 			g.parents[GroupAll] = true
-			inv.groups[GroupAll].children[name] = pos{}
+			inv.groups[GroupAll].children[name] = yamlpos.Pos{}
 		}
 	}
 	depth := map[string]int{GroupAll: 0}
