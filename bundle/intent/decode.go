@@ -192,35 +192,9 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
-		if n.kind != kindSeq {
-			d.fail(n, path, "want a list, got %s", n.describe())
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.items), len(n.items))
-		for i, it := range n.items {
-			d.decode(it, s.Index(i), fmt.Sprintf("%s[%d]", path, i), f)
-		}
-		v.Set(s)
+		d.decodeSlice(n, v, path, f)
 	case reflect.String:
-		if n.kind != kindScalar || n.tag == tagBool {
-			d.fail(n, path, "want a string, got %s", n.describe())
-			return
-		}
-		if n.value == "" {
-			// "" would silently stand for "not set", replacing what a
-			// defaults file gives: null says that on purpose.
-			d.fail(n, path, "empty string: remove the key, or write null to reset an inherited value")
-			return
-		}
-		if f != nil && len(f.enum) > 0 && !slices.Contains(f.enum, n.value) {
-			msg := fmt.Sprintf("%s is not one of %s", yamltext.Short(n.value), strings.Join(f.enum, ", "))
-			if s := yamlpos.Suggest(n.value, f.enum); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			d.fail(n, path, "%s", msg)
-			return
-		}
-		v.SetString(n.value)
+		d.decodeString(n, v, path, f)
 	case reflect.Bool:
 		b, ok := parseBool(n)
 		if !ok {
@@ -229,32 +203,75 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, f *field) {
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64, reflect.Uint32:
-		i, ok := parseInt(n)
-		if !ok {
-			d.fail(n, path, "want an integer, got %s", n.describe())
-			return
-		}
-		lo, hi := int64(-1<<62), int64(1<<62)
-		if v.Kind() == reflect.Uint32 {
-			lo, hi = 0, 1<<32-1
-		}
-		if f != nil && f.min != nil {
-			lo = *f.min
-		}
-		if f != nil && f.max != nil {
-			hi = *f.max
-		}
-		if i < lo || i > hi {
-			d.fail(n, path, "%d out of range %d..%d", i, lo, hi)
-			return
-		}
-		if v.Kind() == reflect.Uint32 {
-			v.SetUint(uint64(i))
-		} else {
-			v.SetInt(i)
-		}
+		d.decodeInt(n, v, path, f)
 	default:
 		panic(fmt.Sprintf("intent: cannot decode into %s", v.Type()))
+	}
+}
+
+// decodeSlice decodes a list; f (the field's limits) applies to each item.
+func (d *decoder) decodeSlice(n *node, v reflect.Value, path string, f *field) {
+	if n.kind != kindSeq {
+		d.fail(n, path, "want a list, got %s", n.describe())
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.items), len(n.items))
+	for i, it := range n.items {
+		d.decode(it, s.Index(i), fmt.Sprintf("%s[%d]", path, i), f)
+	}
+	v.Set(s)
+}
+
+// decodeString decodes a non-empty string, one of the field's enum if it
+// has one.
+func (d *decoder) decodeString(n *node, v reflect.Value, path string, f *field) {
+	if n.kind != kindScalar || n.tag == tagBool {
+		d.fail(n, path, "want a string, got %s", n.describe())
+		return
+	}
+	if n.value == "" {
+		// "" would silently stand for "not set", replacing what a
+		// defaults file gives: null says that on purpose.
+		d.fail(n, path, "empty string: remove the key, or write null to reset an inherited value")
+		return
+	}
+	if f != nil && len(f.enum) > 0 && !slices.Contains(f.enum, n.value) {
+		msg := fmt.Sprintf("%s is not one of %s", yamltext.Short(n.value), strings.Join(f.enum, ", "))
+		if s := yamlpos.Suggest(n.value, f.enum); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		d.fail(n, path, "%s", msg)
+		return
+	}
+	v.SetString(n.value)
+}
+
+// decodeInt decodes an integer within the field's range (a uint32 within
+// its own).
+func (d *decoder) decodeInt(n *node, v reflect.Value, path string, f *field) {
+	i, ok := parseInt(n)
+	if !ok {
+		d.fail(n, path, "want an integer, got %s", n.describe())
+		return
+	}
+	lo, hi := int64(-1<<62), int64(1<<62)
+	if v.Kind() == reflect.Uint32 {
+		lo, hi = 0, 1<<32-1
+	}
+	if f != nil && f.min != nil {
+		lo = *f.min
+	}
+	if f != nil && f.max != nil {
+		hi = *f.max
+	}
+	if i < lo || i > hi {
+		d.fail(n, path, "%d out of range %d..%d", i, lo, hi)
+		return
+	}
+	if v.Kind() == reflect.Uint32 {
+		v.SetUint(uint64(i))
+	} else {
+		v.SetInt(i)
 	}
 }
 

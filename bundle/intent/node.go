@@ -161,93 +161,110 @@ func addSize(a, b int) int { return min(a+b, maxNodes+1) }
 
 // convert returns the node for n and its expanded size.
 func (c *converter) convert(n ast.Node) (*node, int) {
-	null := func(tk *token.Token) (*node, int) {
-		return &node{kind: kindNull, tag: tagNull, pos: yamlpos.TokenPos(c.file, tk)}, 1
-	}
 	if n == nil {
-		return null(nil)
+		return c.null(nil)
 	}
 	if c.err != nil {
-		return null(n.GetToken())
+		return c.null(n.GetToken())
 	}
 	c.depth++
 	defer func() { c.depth-- }()
 	if c.depth > maxDepth {
 		c.fail(n.GetToken(), "nesting deeper than %d levels", maxDepth)
-		return null(n.GetToken())
-	}
-	scalar := func(t tag, tk *token.Token, value string) (*node, int) {
-		if r, bad := yamltext.ControlIn(value); bad {
-			what := "control character " + yamltext.Name(r)
-			if r == '\n' {
-				what = "line break (values are one line)"
-			}
-			c.fail(tk, "value %s holds a %s", yamltext.Short(value), what)
-		}
-		return &node{kind: kindScalar, tag: t, value: value, pos: yamlpos.TokenPos(c.file, tk)}, 1
+		return c.null(n.GetToken())
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
-		return null(v.GetToken())
+		return c.null(v.GetToken())
 	case *ast.StringNode:
-		return scalar(tagStr, v.GetToken(), v.Value)
+		return c.scalar(tagStr, v.GetToken(), v.Value)
 	case *ast.LiteralNode:
 		s := ""
 		if v.Value != nil {
 			s = v.Value.Value
 		}
-		return scalar(tagStr, v.GetToken(), s)
+		return c.scalar(tagStr, v.GetToken(), s)
 	case *ast.IntegerNode:
-		return scalar(tagInt, v.GetToken(), v.GetToken().Value)
+		return c.scalar(tagInt, v.GetToken(), v.GetToken().Value)
 	case *ast.FloatNode:
-		return scalar(tagFloat, v.GetToken(), v.GetToken().Value)
+		return c.scalar(tagFloat, v.GetToken(), v.GetToken().Value)
 	case *ast.InfinityNode, *ast.NanNode:
-		return scalar(tagFloat, v.GetToken(), v.GetToken().Value)
+		return c.scalar(tagFloat, v.GetToken(), v.GetToken().Value)
 	case *ast.BoolNode:
-		return scalar(tagBool, v.GetToken(), v.GetToken().Value)
+		return c.scalar(tagBool, v.GetToken(), v.GetToken().Value)
 	case *ast.TagNode:
 		return c.tagged(v)
 	case *ast.AnchorNode:
-		name := ""
-		if v.Name != nil {
-			name = v.Name.String()
-		}
-		val, size := c.convert(v.Value)
-		c.anchors[name] = val
-		c.sizes[val] = size
-		return val, size
+		return c.anchor(v)
 	case *ast.AliasNode:
-		name := ""
-		if v.Value != nil {
-			name = v.Value.String()
-		}
-		val, ok := c.anchors[name]
-		if !ok {
-			c.fail(v.GetToken(), "unknown alias %q", name)
-			return null(v.GetToken())
-		}
-		return val, c.sizes[val]
+		return c.alias(v)
 	case *ast.MappingNode:
 		return c.mapping(v.GetToken(), v.Values)
 	case *ast.MappingValueNode:
 		return c.mapping(v.GetToken(), []*ast.MappingValueNode{v})
 	case *ast.SequenceNode:
-		out := &node{kind: kindSeq, pos: yamlpos.TokenPos(c.file, v.GetToken())}
-		size := 1
-		for _, e := range v.Values {
-			item, s := c.convert(e)
-			out.items = append(out.items, item)
-			size = addSize(size, s)
-		}
-		return out, size
+		return c.sequence(v)
 	case *ast.DocumentNode:
 		return c.convert(v.Body)
 	case *ast.CommentGroupNode, *ast.CommentNode:
-		return null(v.GetToken())
+		return c.null(v.GetToken())
 	default:
 		c.fail(n.GetToken(), "unsupported YAML construct %s", n.Type())
-		return null(n.GetToken())
+		return c.null(n.GetToken())
 	}
+}
+
+func (c *converter) null(tk *token.Token) (*node, int) {
+	return &node{kind: kindNull, tag: tagNull, pos: yamlpos.TokenPos(c.file, tk)}, 1
+}
+
+// scalar is a one-line value without control characters.
+func (c *converter) scalar(t tag, tk *token.Token, value string) (*node, int) {
+	if r, bad := yamltext.ControlIn(value); bad {
+		what := "control character " + yamltext.Name(r)
+		if r == '\n' {
+			what = "line break (values are one line)"
+		}
+		c.fail(tk, "value %s holds a %s", yamltext.Short(value), what)
+	}
+	return &node{kind: kindScalar, tag: t, value: value, pos: yamlpos.TokenPos(c.file, tk)}, 1
+}
+
+// anchor converts an anchored value and remembers it for its aliases.
+func (c *converter) anchor(v *ast.AnchorNode) (*node, int) {
+	name := ""
+	if v.Name != nil {
+		name = v.Name.String()
+	}
+	val, size := c.convert(v.Value)
+	c.anchors[name] = val
+	c.sizes[val] = size
+	return val, size
+}
+
+// alias is the anchored value it names, shared, with its expanded size.
+func (c *converter) alias(v *ast.AliasNode) (*node, int) {
+	name := ""
+	if v.Value != nil {
+		name = v.Value.String()
+	}
+	val, ok := c.anchors[name]
+	if !ok {
+		c.fail(v.GetToken(), "unknown alias %q", name)
+		return c.null(v.GetToken())
+	}
+	return val, c.sizes[val]
+}
+
+func (c *converter) sequence(v *ast.SequenceNode) (*node, int) {
+	out := &node{kind: kindSeq, pos: yamlpos.TokenPos(c.file, v.GetToken())}
+	size := 1
+	for _, e := range v.Values {
+		item, s := c.convert(e)
+		out.items = append(out.items, item)
+		size = addSize(size, s)
+	}
+	return out, size
 }
 
 // tagged handles explicit tags: the standard scalar tags convert, anything

@@ -216,6 +216,21 @@ func (l *loader) parseAll(rels []string, t reflect.Type, then func(int, parsed))
 
 func (l *loader) load() *Tree {
 	t := &Tree{Root: l.root}
+	site := l.loadSite(t)
+	if site == nil {
+		return nil
+	}
+	files := l.walk(t, site)
+	t.Defaults = l.loadDefaults(files.defaults)
+	byDir := l.linkDefaults(t.Defaults)
+	t.Services = l.loadServices(files.services, byDir)
+	t.Nodes = l.loadNodes(files.nodes)
+	return t
+}
+
+// loadSite decodes the site file into t.Site; nil if it is missing or
+// does not parse.
+func (l *loader) loadSite(t *Tree) *node {
 	site := l.parseFile(SiteFileName, reflect.TypeFor[SiteFile](), nil)
 	if site.err != nil {
 		if errors.Is(site.err.Err, fs.ErrNotExist) {
@@ -232,8 +247,17 @@ func (l *loader) load() *Tree {
 	if l.onSite != nil {
 		l.onSite(t)
 	}
+	return site.tree
+}
 
-	// Files the site file names are not services.
+// treeFiles are the intents files of a tree, by role, sorted.
+type treeFiles struct {
+	defaults, services, nodes []string
+}
+
+// walk finds the defaults, service and node files of the tree; files the
+// site file names (inventory, zone) are none of them.
+func (l *loader) walk(t *Tree, site *node) treeFiles {
 	special := map[string]bool{SiteFileName: true}
 	for _, p := range []string{t.Site.Inventory, t.Site.Zone} {
 		if p != "" {
@@ -245,7 +269,7 @@ func (l *loader) load() *Tree {
 		nodesDir = path.Clean(strings.TrimSuffix(t.Site.Nodes, "/"))
 	}
 
-	var defaultsRels, serviceRels, nodeRels []string
+	var files treeFiles
 	haveNodes := false
 	err := fs.WalkDir(l.fsys, ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -253,37 +277,28 @@ func (l *loader) load() *Tree {
 			return nil
 		}
 		name := e.Name()
-		if p != "." && strings.HasPrefix(name, ".") {
+		switch {
+		case p != "." && strings.HasPrefix(name, "."):
 			if e.IsDir() {
 				return fs.SkipDir
 			}
-			return nil
-		}
-		if special[p] {
-			return nil
-		}
-		if e.Type()&fs.ModeSymlink != 0 {
+		case special[p]:
+		case e.Type()&fs.ModeSymlink != 0:
 			if l.refuseSymlink(p) && p == nodesDir {
 				haveNodes = true
 			}
-			return nil
-		}
-		if e.IsDir() {
-			if p == nodesDir {
-				haveNodes = true
-				nodeRels = l.nodeFiles(p)
-				return fs.SkipDir
-			}
-			return nil
-		}
-		switch {
+		case e.IsDir() && p == nodesDir:
+			haveNodes = true
+			files.nodes = l.nodeFiles(p)
+			return fs.SkipDir
+		case e.IsDir():
 		case l.refuseExtension(p):
 		case !strings.HasSuffix(name, ".yaml"):
 			// Not an intents file (README, zone files, ...).
 		case name == DefaultsFileName:
-			defaultsRels = append(defaultsRels, p)
+			files.defaults = append(files.defaults, p)
 		default:
-			serviceRels = append(serviceRels, p)
+			files.services = append(files.services, p)
 		}
 		return nil
 	})
@@ -291,38 +306,46 @@ func (l *loader) load() *Tree {
 		l.errs.Add(Pos{File: l.display(".")}, "read tree: %v", err)
 	}
 	if t.Site.Nodes != "" && !haveNodes {
-		l.errs.Add(site.tree.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
+		l.errs.Add(site.keyPos("nodes", l.display(SiteFileName)), "nodes directory %s does not exist", short(t.Site.Nodes))
 	}
-	slices.Sort(defaultsRels)
-	slices.Sort(serviceRels)
+	slices.Sort(files.defaults)
+	slices.Sort(files.services)
+	return files
+}
 
-	t.Defaults = l.loadDefaults(defaultsRels)
+// linkDefaults links each defaults file to the one above it and checks
+// that it narrows it (locks, policy); it returns the defaults by
+// directory.
+func (l *loader) linkDefaults(defaults []*Defaults) map[string]*Defaults {
 	byDir := map[string]*Defaults{}
-	for _, df := range t.Defaults {
+	for _, df := range defaults {
 		byDir[df.Dir] = df
 	}
-	for _, df := range t.Defaults {
+	for _, df := range defaults {
 		df.parent = nearestDefaults(byDir, path.Dir(df.Dir), df.Dir == ".")
 	}
-	for _, df := range t.Defaults {
+	for _, df := range defaults {
 		before := l.errs.Len()
 		l.checkDefaultsLocks(df)
 		l.checkPolicyNarrows(df)
 		df.broken = df.broken || l.errs.Len() > before
 	}
+	return byDir
+}
 
-	// Each service is merged with its defaults and decoded by the worker
-	// that parsed it, with errors of its own; they are collected in the
-	// order of the files.
+// loadServices parses the service files. Each service is merged with its
+// defaults and decoded by the worker that parsed it, with errors of its
+// own; they are collected in the order of the files.
+func (l *loader) loadServices(rels []string, byDir map[string]*Defaults) []*Service {
 	type loaded struct {
 		s    *Service
 		errs errList
 	}
-	services := make([]loaded, len(serviceRels))
-	files := l.parseAll(serviceRels, reflect.TypeFor[Service](), func(i int, f parsed) {
+	services := make([]loaded, len(rels))
+	files := l.parseAll(rels, reflect.TypeFor[Service](), func(i int, f parsed) {
 		services[i].s = l.service(f, nearestDefaults(byDir, path.Dir(f.rel), false), &services[i].errs)
 	})
-	t.Services = make([]*Service, 0, len(files))
+	out := make([]*Service, 0, len(files))
 	for i, f := range files {
 		if f.err != nil {
 			l.errs.AddErr(f.err)
@@ -332,11 +355,10 @@ func (l *loader) load() *Tree {
 		l.errs.Append(&ld.errs)
 		if s := ld.s; s != nil {
 			s.broken = !ld.errs.Empty() || slices.ContainsFunc(s.chain, func(d *Defaults) bool { return d.broken })
-			t.Services = append(t.Services, s)
+			out = append(out, s)
 		}
 	}
-	t.Nodes = l.loadNodes(nodeRels)
-	return t
+	return out
 }
 
 // Monitoring prefixes shorter than these would open every checked backend
