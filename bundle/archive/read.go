@@ -319,6 +319,9 @@ func typeName(t byte) string {
 	return fmt.Sprintf("type %q", t)
 }
 
+// read reads a bundle in four steps, each trusting only what the steps
+// before it verified: the signed manifest, the manifest and the headers
+// read so far, the payload in manifest order, and the end of the stream.
 func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, error) {
 	in := &countingReader{r: r}
 	br := bufio.NewReaderSize(in, 32<<10)
@@ -334,6 +337,47 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	mr := &memberReader{tr: tar.NewReader(dec), dec: dec, lim: lim, seen: map[string]bool{}, end: 2 * tarBlock}
 
 	// 1. The manifest and its signature, verified before anything else.
+	sm, err := readSigned(mr, trust)
+	if err != nil {
+		return nil, err
+	}
+	// 2. The manifest: authentic now, so it may be parsed.
+	m, err := sm.check(zr.Header, now, lim)
+	if err != nil {
+		return nil, err
+	}
+	// 3. The payload, member by member in manifest order.
+	b := &Bundle{
+		Manifest:       *m,
+		ManifestBytes:  sm.manifest,
+		Signature:      sm.sigText,
+		Signer:         sm.sig.KeyID,
+		TrustedComment: sm.sig.TrustedComment,
+	}
+	if b.Files, err = readPayload(mr, m); err != nil {
+		return nil, err
+	}
+	// 4. Nothing may follow.
+	if err := checkEnd(dec, br); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// signedManifest are the two leading members, the signature verified:
+// the manifest's bytes and the signature, with the raw tar headers of both
+// (checked once the manifest says what they must be).
+type signedManifest struct {
+	manifestHdr, sigHdr *tar.Header
+	manifestRaw, sigRaw []byte
+	manifest, sigText   []byte
+	sig                 minisign.Signature
+}
+
+// readSigned reads the manifest and its signature, the first two members,
+// and verifies the signature with a trusted key. Nothing is parsed before.
+func readSigned(mr *memberReader, trust *sign.Trust) (*signedManifest, error) {
+	var sm signedManifest
 	hdr, err := mr.next()
 	if err == io.EOF {
 		return nil, fmt.Errorf("empty archive: %w", ErrNoManifest)
@@ -347,9 +391,8 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxManifestSize {
 		return nil, fmt.Errorf("manifest of %d bytes, limit %d: %w", hdr.Size, maxManifestSize, ErrMemberTooLarge)
 	}
-	manifestHdr, manifestRaw := hdr, bytes.Clone(mr.raw)
-	manifest, err := mr.readAll(hdr.Size, false)
-	if err != nil {
+	sm.manifestHdr, sm.manifestRaw = hdr, bytes.Clone(mr.raw)
+	if sm.manifest, err = mr.readAll(hdr.Size, false); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	hdr, err = mr.next()
@@ -365,33 +408,46 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if hdr.Size > maxSignatureSize {
 		return nil, fmt.Errorf("signature of %d bytes, limit %d: %w", hdr.Size, maxSignatureSize, ErrMemberTooLarge)
 	}
-	sigHdr, sigRaw := hdr, bytes.Clone(mr.raw)
-	sigText, err := mr.readAll(hdr.Size, false)
-	if err != nil {
+	sm.sigHdr, sm.sigRaw = hdr, bytes.Clone(mr.raw)
+	if sm.sigText, err = mr.readAll(hdr.Size, false); err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
-	var sig minisign.Signature
-	if err := sig.UnmarshalText(sigText); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedSignature, err)
-	}
-	pub, err := trust.Lookup(sig.KeyID)
-	if err != nil {
+	if err := sm.verify(trust); err != nil {
 		return nil, err
 	}
-	if !minisign.Verify(pub, manifest, sigText) {
-		return nil, fmt.Errorf("manifest signature by key %s: %w", sign.FormatKeyID(sig.KeyID), ErrBadSignature)
-	}
+	return &sm, nil
+}
 
-	// 2. The manifest: authentic now, so it may be parsed.
-	m, err := decodeManifest(manifest)
+// verify checks the signature of the manifest with the trusted key it
+// names.
+func (sm *signedManifest) verify(trust *sign.Trust) error {
+	if err := sm.sig.UnmarshalText(sm.sigText); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedSignature, err)
+	}
+	pub, err := trust.Lookup(sm.sig.KeyID)
+	if err != nil {
+		return err
+	}
+	if !minisign.Verify(pub, sm.manifest, sm.sigText) {
+		return fmt.Errorf("manifest signature by key %s: %w", sign.FormatKeyID(sm.sig.KeyID), ErrBadSignature)
+	}
+	return nil
+}
+
+// check parses the verified manifest and checks it against the signature
+// (trusted comment, key), the time and the limits; then the gzip header
+// and the two tar headers read so far, now that the creation time they
+// must carry is known and signed.
+func (sm *signedManifest) check(gz gzip.Header, now time.Time, lim Limits) (*Manifest, error) {
+	m, err := decodeManifest(sm.manifest)
 	if err != nil {
 		return nil, err
 	}
-	if want := TrustedComment(m.Serial, manifest); sig.TrustedComment != want {
-		return nil, fmt.Errorf("trusted comment %q, want %q: %w", sig.TrustedComment, want, ErrTrustedComment)
+	if want := TrustedComment(m.Serial, sm.manifest); sm.sig.TrustedComment != want {
+		return nil, fmt.Errorf("trusted comment %q, want %q: %w", sm.sig.TrustedComment, want, ErrTrustedComment)
 	}
-	if m.KeyID != sign.FormatKeyID(sig.KeyID) {
-		return nil, fmt.Errorf("manifest key id %s, signed by %s: %w", m.KeyID, sign.FormatKeyID(sig.KeyID), ErrKeyMismatch)
+	if m.KeyID != sign.FormatKeyID(sm.sig.KeyID) {
+		return nil, fmt.Errorf("manifest key id %s, signed by %s: %w", m.KeyID, sign.FormatKeyID(sm.sig.KeyID), ErrKeyMismatch)
 	}
 	if m.Expires != nil && !now.IsZero() && !now.Before(*m.Expires) {
 		return nil, fmt.Errorf("expired at %s: %w", m.Expires.Format(time.RFC3339), ErrExpired)
@@ -399,30 +455,27 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 	if err := m.check(lim); err != nil {
 		return nil, err
 	}
-	// The headers so far, now that the creation time is known and signed.
-	if err := checkGzipHeader(zr.Header, m.Created); err != nil {
+	if err := checkGzipHeader(gz, m.Created); err != nil {
 		return nil, err
 	}
-	if err := checkHeaderBlock(manifestHdr, manifestRaw, m.Created); err != nil {
+	if err := checkHeaderBlock(sm.manifestHdr, sm.manifestRaw, m.Created); err != nil {
 		return nil, err
 	}
-	if err := checkHeaderBlock(sigHdr, sigRaw, m.Created); err != nil {
+	if err := checkHeaderBlock(sm.sigHdr, sm.sigRaw, m.Created); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// readPayload reads the payload members: exactly the manifest's files, in
+// its order, each header what the manifest implies, each of its size and
+// hash.
+func readPayload(mr *memberReader, m *Manifest) ([]File, error) {
 	index := make(map[string]int, len(m.Files))
 	for i, f := range m.Files {
 		index[f.Path] = i
 	}
-
-	// 3. The payload, member by member in manifest order.
-	b := &Bundle{
-		Manifest:       *m,
-		ManifestBytes:  manifest,
-		Signature:      sigText,
-		Signer:         sig.KeyID,
-		TrustedComment: sig.TrustedComment,
-		Files:          make([]File, 0, len(m.Files)),
-	}
+	files := make([]File, 0, len(m.Files))
 	for {
 		hdr, err := mr.next()
 		if err == io.EOF {
@@ -438,8 +491,8 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 		if !ok {
 			return nil, fmt.Errorf("member %q: %w", hdr.Name, ErrUnexpectedMember)
 		}
-		if i != len(b.Files) {
-			return nil, fmt.Errorf("member %q at position %d, manifest position %d: %w", hdr.Name, len(b.Files), i, ErrMemberOrder)
+		if i != len(files) {
+			return nil, fmt.Errorf("member %q at position %d, manifest position %d: %w", hdr.Name, len(files), i, ErrMemberOrder)
 		}
 		want := m.Files[i]
 		if hdr.Size != want.Size {
@@ -453,25 +506,27 @@ func read(r io.Reader, trust *sign.Trust, now time.Time, lim Limits) (*Bundle, e
 		if hex.EncodeToString(sum[:]) != want.SHA256 {
 			return nil, fmt.Errorf("member %q: %w", hdr.Name, ErrHashMismatch)
 		}
-		b.Files = append(b.Files, File{Path: hdr.Name, Data: data})
+		files = append(files, File{Path: hdr.Name, Data: data})
 	}
-	if len(b.Files) != len(m.Files) {
-		return nil, fmt.Errorf("%d files missing, first %q: %w", len(m.Files)-len(b.Files), m.Files[len(b.Files)].Path, ErrMissingMember)
+	if len(files) != len(m.Files) {
+		return nil, fmt.Errorf("%d files missing, first %q: %w", len(m.Files)-len(files), m.Files[len(files)].Path, ErrMissingMember)
 	}
+	return files, nil
+}
 
-	// 4. Nothing may follow: not inside the gzip stream after the tar end,
-	// not after the gzip stream. Reading to the end also checks the gzip
-	// CRC.
+// checkEnd checks that nothing follows the tar end: not inside the gzip
+// stream, not after it. Reading to the end also checks the gzip CRC.
+func checkEnd(dec io.Reader, br *bufio.Reader) error {
 	var one [1]byte
 	n, err := io.ReadFull(dec, one[:])
 	if n > 0 {
-		return nil, fmt.Errorf("after the tar end: %w", ErrTrailingData)
+		return fmt.Errorf("after the tar end: %w", ErrTrailingData)
 	}
 	if err != io.EOF {
-		return nil, streamErr(err)
+		return streamErr(err)
 	}
 	if n, _ := io.ReadFull(br, one[:]); n > 0 {
-		return nil, fmt.Errorf("after the gzip stream: %w", ErrTrailingData)
+		return fmt.Errorf("after the gzip stream: %w", ErrTrailingData)
 	}
-	return b, nil
+	return nil
 }

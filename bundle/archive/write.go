@@ -40,42 +40,15 @@ const gzipLevel = gzip.DefaultCompression
 // far below the limit). The output depends only on the arguments, so equal
 // inputs give equal bytes.
 func Write(w io.Writer, m Manifest, files []File, key minisign.PrivateKey) (*Manifest, error) {
-	if m.Format != 0 || m.KeyID != "" || m.Files != nil {
-		return nil, errors.New("write bundle: Format, KeyID and Files are computed and must be zero")
+	if err := m.prepare(key); err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
 	}
-	if m.Created.IsZero() {
-		return nil, errors.New("write bundle: creation time not set")
-	}
-	m.Format = FormatVersion
-	m.Created = m.Created.UTC().Truncate(time.Second)
-	if m.Expires != nil {
-		e := m.Expires.UTC().Truncate(time.Second)
-		if !e.After(m.Created) {
-			return nil, fmt.Errorf("write bundle: expiry %s not after creation %s", e.Format(time.RFC3339), m.Created.Format(time.RFC3339))
-		}
-		m.Expires = &e
-	}
-	m.KeyID = sign.FormatKeyID(key.ID())
-
 	sorted := make([]File, len(files))
 	copy(sorted, files)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-	m.Files = make([]FileEntry, len(sorted))
-	for i, f := range sorted {
-		if err := CheckPath(f.Path); err != nil {
-			return nil, fmt.Errorf("write bundle: %w", err)
-		}
-		if f.Path == ManifestName || f.Path == SignatureName {
-			return nil, fmt.Errorf("write bundle: %q is a reserved name", f.Path)
-		}
-		if !fitsUSTAR(f.Path) {
-			return nil, fmt.Errorf("write bundle: %q: not an ASCII name that fits a ustar header (100 bytes, or 155+100 split at a slash)", f.Path)
-		}
-		if i > 0 && sorted[i-1].Path == f.Path {
-			return nil, fmt.Errorf("write bundle: %q given twice", f.Path)
-		}
-		sum := sha256.Sum256(f.Data)
-		m.Files[i] = FileEntry{Path: f.Path, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])}
+	var err error
+	if m.Files, err = fileEntries(sorted); err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	// A bundle that readers with default limits would refuse is not
 	// written at all.
@@ -87,43 +60,93 @@ func Write(w io.Writer, m Manifest, files []File, key minisign.PrivateKey) (*Man
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	sig := signManifest(key, m.Serial, manifest)
+	if err := writeMembers(w, m.Created, manifest, sig, sorted); err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
+	}
+	return &m, nil
+}
 
+// prepare checks the fields Write takes from the caller and sets the
+// computed ones but Files.
+func (m *Manifest) prepare(key minisign.PrivateKey) error {
+	if m.Format != 0 || m.KeyID != "" || m.Files != nil {
+		return errors.New("Format, KeyID and Files are computed and must be zero")
+	}
+	if m.Created.IsZero() {
+		return errors.New("creation time not set")
+	}
+	m.Format = FormatVersion
+	m.Created = m.Created.UTC().Truncate(time.Second)
+	if m.Expires != nil {
+		e := m.Expires.UTC().Truncate(time.Second)
+		if !e.After(m.Created) {
+			return fmt.Errorf("expiry %s not after creation %s", e.Format(time.RFC3339), m.Created.Format(time.RFC3339))
+		}
+		m.Expires = &e
+	}
+	m.KeyID = sign.FormatKeyID(key.ID())
+	return nil
+}
+
+// fileEntries are the manifest entries of files sorted by path: each path
+// safe, not reserved, fit for a ustar header and given once.
+func fileEntries(sorted []File) ([]FileEntry, error) {
+	entries := make([]FileEntry, len(sorted))
+	for i, f := range sorted {
+		if err := CheckPath(f.Path); err != nil {
+			return nil, err
+		}
+		if f.Path == ManifestName || f.Path == SignatureName {
+			return nil, fmt.Errorf("%q is a reserved name", f.Path)
+		}
+		if !fitsUSTAR(f.Path) {
+			return nil, fmt.Errorf("%q: not an ASCII name that fits a ustar header (100 bytes, or 155+100 split at a slash)", f.Path)
+		}
+		if i > 0 && sorted[i-1].Path == f.Path {
+			return nil, fmt.Errorf("%q given twice", f.Path)
+		}
+		sum := sha256.Sum256(f.Data)
+		entries[i] = FileEntry{Path: f.Path, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])}
+	}
+	return entries, nil
+}
+
+// writeMembers writes the gzipped tar stream: manifest, signature, then
+// the files, every header and the gzip header dated created.
+func writeMembers(w io.Writer, created time.Time, manifest, sig []byte, sorted []File) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	zw, err := gzip.NewWriterLevel(bw, gzipLevel)
 	if err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
+		return err
 	}
-	zw.ModTime = m.Created
+	zw.ModTime = created
 	zw.OS = gzipOS // unknown: the same bytes on every OS
 	tw := tar.NewWriter(zw)
 	put := func(name string, data []byte) error {
-		if err := tw.WriteHeader(memberHeader(name, int64(len(data)), m.Created)); err != nil {
+		if err := tw.WriteHeader(memberHeader(name, int64(len(data)), created)); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		_, err := tw.Write(data)
 		return err
 	}
 	if err := put(ManifestName, manifest); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
+		return err
 	}
 	if err := put(SignatureName, sig); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
+		return err
 	}
 	for _, f := range sorted {
 		if err := put(f.Path, f.Data); err != nil {
-			return nil, fmt.Errorf("write bundle: %w", err)
+			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
+		return err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
+		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	return &m, nil
+	return bw.Flush()
 }
 
 // signManifest signs manifest bytes with a pre-hashed (BLAKE2b) minisign
