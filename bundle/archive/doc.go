@@ -31,8 +31,8 @@
 // is refused (ErrHeader, ErrNotRegular, ErrTarFormat) with the member and
 // header field named, so whatever reads an accepted bundle, lbctl or
 // tar(1) by hand, gets nothing the signed manifest does not say. Each
-// failure has its own sentinel error for errors.Is. Extract writes a verified
-// bundle's files to a new directory atomically.
+// failure has its own sentinel error for errors.Is. Writing a verified
+// bundle's files to disk is the node's (node/release).
 //
 // The package must not import node-side packages and builds on any OS.
 package archive

@@ -6,8 +6,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,50 +172,5 @@ func TestCheckPath(t *testing.T) {
 		if err := CheckPath(bad); !errors.Is(err, ErrUnsafePath) {
 			t.Errorf("%q: %v, want ErrUnsafePath", bad, err)
 		}
-	}
-}
-
-func TestExtract(t *testing.T) {
-	data, _ := writeBundle(t, Manifest{Serial: 3, Created: testCreated}, testFiles(), keyA)
-	b, err := Read(bytes.NewReader(data), testTrust(), testNow, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "3")
-	if err := Extract(b, dir); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range testFiles() {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		got, err := os.ReadFile(p)
-		if err != nil || !bytes.Equal(got, f.Data) {
-			t.Errorf("%s: %v, content equal %v", f.Path, err, bytes.Equal(got, f.Data))
-		}
-		if st, err := os.Stat(p); err != nil || st.Mode() != 0o644 {
-			t.Errorf("%s: mode %v, %v", f.Path, st.Mode(), err)
-		}
-	}
-	for _, d := range []string{".", "render", "render/lb1", "render/lb1/haproxy", "nodes"} {
-		if st, err := os.Stat(filepath.Join(dir, d)); err != nil || st.Mode() != os.ModeDir|0o755 {
-			t.Errorf("%s: %v %v", d, st.Mode(), err)
-		}
-	}
-	// An existing target is refused and nothing else appears.
-	if err := Extract(b, dir); !errors.Is(err, ErrExists) {
-		t.Errorf("second extract: %v, want ErrExists", err)
-	}
-	// A bundle tampered with after Read is refused before writing.
-	b.Files[0].Data = []byte("tampered")
-	if err := Extract(b, filepath.Join(parent, "4")); !errors.Is(err, ErrHashMismatch) {
-		t.Errorf("tampered: %v, want ErrHashMismatch", err)
-	}
-	b.Files[0].Path = "../escape"
-	if err := Extract(b, filepath.Join(parent, "5")); !errors.Is(err, ErrUnsafePath) {
-		t.Errorf("escape: %v, want ErrUnsafePath", err)
-	}
-	ents, _ := os.ReadDir(parent)
-	if len(ents) != 1 || ents[0].Name() != "3" {
-		t.Errorf("parent holds %v, want only 3", ents)
 	}
 }

@@ -22,38 +22,13 @@ const (
 	udpSize = 1232
 )
 
-// Option configures a client made by NewClient.
-type Option func(*client)
-
-// WithTimeout sets the time allowed for one query attempt.
-func WithTimeout(d time.Duration) Option {
-	return func(c *client) {
-		if d > 0 {
-			c.timeout = d
-		}
-	}
-}
-
-// WithAttempts sets how many times a UDP query is sent before giving up on
-// a server that does not answer.
-func WithAttempts(n int) Option {
-	return func(c *client) {
-		if n > 0 {
-			c.attempts = n
-		}
-	}
-}
-
-// WithTCP makes every query use TCP.
-func WithTCP() Option {
-	return func(c *client) { c.tcpOnly = true }
-}
-
 type client struct {
 	server   string
 	timeout  time.Duration
 	attempts int
-	tcpOnly  bool
+	// tcpOnly sends every query over TCP, as a truncated answer does (the
+	// tests ask the whole zone over TCP this way).
+	tcpOnly bool
 }
 
 // NewClient returns a Resolver that asks the DNS server at server ("host",
@@ -61,12 +36,10 @@ type client struct {
 // resolver. It queries A and AAAA in parallel over UDP with EDNS0, retries
 // over TCP when an answer is truncated, and follows CNAMEs, asking again
 // for a target the server did not resolve itself.
-func NewClient(server string, opts ...Option) Resolver {
-	c := &client{server: serverAddr(server), timeout: DefaultTimeout, attempts: DefaultAttempts}
-	for _, o := range opts {
-		o(c)
-	}
-	return c
+func NewClient(server string) Resolver { return newClient(server) }
+
+func newClient(server string) *client {
+	return &client{server: serverAddr(server), timeout: DefaultTimeout, attempts: DefaultAttempts}
 }
 
 func serverAddr(s string) string {

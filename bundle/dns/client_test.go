@@ -165,8 +165,9 @@ func startTestServer(t *testing.T) *testServer {
 
 func TestClientLookup(t *testing.T) {
 	s := startTestServer(t)
-	for _, opts := range [][]Option{nil, {WithTCP()}} {
-		c := NewClient(s.addr, opts...)
+	for _, tcpOnly := range []bool{false, true} {
+		c := newClient(s.addr)
+		c.tcpOnly = tcpOnly
 		cases := append(slices.Clone(zoneCases),
 			// The server leaves the out-of-zone target to the client.
 			lookupCase{name: "ext.example.org", want: addrs("192.0.2.200", "2001:db8::200")},
@@ -203,7 +204,8 @@ func TestClientTruncationFallsBackToTCP(t *testing.T) {
 
 func TestClientTimeout(t *testing.T) {
 	s := startTestServer(t)
-	c := NewClient(s.addr, WithTimeout(100*time.Millisecond), WithAttempts(3))
+	c := newClient(s.addr)
+	c.timeout, c.attempts = 100*time.Millisecond, 3
 	start := time.Now()
 	_, err := c.Lookup(context.Background(), "slow.example.org")
 	took := time.Since(start)
@@ -234,7 +236,9 @@ func TestClientNoServer(t *testing.T) {
 	}
 	addr := pc.LocalAddr().String()
 	pc.Close()
-	_, err = NewClient(addr, WithTimeout(200*time.Millisecond), WithAttempts(1)).Lookup(context.Background(), "www.example.org")
+	c := newClient(addr)
+	c.timeout, c.attempts = 200*time.Millisecond, 1
+	_, err = c.Lookup(context.Background(), "www.example.org")
 	if err == nil || errors.Is(err, ErrNotFound) {
 		t.Fatalf("no server: %v", err)
 	}
