@@ -267,36 +267,26 @@ func (c *converter) sequence(v *ast.SequenceNode) (*node, int) {
 	return out, size
 }
 
+// scalarTags are the standard scalar tags, short and long, and the tag
+// each gives a scalar.
+var scalarTags = map[string]tag{
+	"!!str": tagStr, "tag:yaml.org,2002:str": tagStr,
+	"!!int": tagInt, "tag:yaml.org,2002:int": tagInt,
+	"!!bool": tagBool, "tag:yaml.org,2002:bool": tagBool,
+	"!!float": tagFloat, "tag:yaml.org,2002:float": tagFloat,
+}
+
 // tagged handles explicit tags: the standard scalar tags convert, anything
 // else is refused.
 func (c *converter) tagged(v *ast.TagNode) (*node, int) {
 	val, size := c.convert(v.Value)
 	t := v.GetToken().Value
+	if st, ok := scalarTags[t]; ok && val.kind == kindScalar {
+		cp := *val
+		cp.tag = st
+		return &cp, size
+	}
 	switch t {
-	case "!!str", "tag:yaml.org,2002:str":
-		if val.kind == kindScalar {
-			cp := *val
-			cp.tag = tagStr
-			return &cp, size
-		}
-	case "!!int", "tag:yaml.org,2002:int":
-		if val.kind == kindScalar {
-			cp := *val
-			cp.tag = tagInt
-			return &cp, size
-		}
-	case "!!bool", "tag:yaml.org,2002:bool":
-		if val.kind == kindScalar {
-			cp := *val
-			cp.tag = tagBool
-			return &cp, size
-		}
-	case "!!float", "tag:yaml.org,2002:float":
-		if val.kind == kindScalar {
-			cp := *val
-			cp.tag = tagFloat
-			return &cp, size
-		}
 	case "!!null", "tag:yaml.org,2002:null":
 		return &node{kind: kindNull, tag: tagNull, pos: val.pos}, size
 	case "!!map", "tag:yaml.org,2002:map":
