@@ -5,7 +5,8 @@
 // or inventory value may hold (control characters, invalid UTF-8).
 //
 // It is shared by the intents loader and the inventory parser; it reads
-// nothing itself.
+// nothing itself. Where a problem is reported (positions, error lists,
+// suggestions) is bundle/internal/yamlpos's.
 package yamltext
 
 import (
