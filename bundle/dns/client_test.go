@@ -215,8 +215,11 @@ func TestClientTimeout(t *testing.T) {
 	if n := s.count("udp", "slow.example.org.", mdns.TypeA); n != 3 {
 		t.Errorf("UDP attempts: %d, want 3", n)
 	}
-	if took < 300*time.Millisecond || took > 3*time.Second {
-		t.Errorf("gave up after %v, want about 3 x 100ms", took)
+	// Each attempt waits out its timeout, so giving up takes at least 3 x 100ms.
+	// No upper bound: the attempt count above says it gave up, and a busy
+	// machine may take any time to schedule it (only the test's timeout bounds it).
+	if took < 300*time.Millisecond {
+		t.Errorf("gave up after %v, want at least 3 x 100ms", took)
 	}
 
 	// A canceled context stops at once.
