@@ -209,8 +209,10 @@ func TestClientContextBreaksConnection(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want deadline exceeded", err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("took %v", d)
+	// The script never answers: only the context ended the call. The bound is
+	// a guard against a hang, not a latency target.
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v after a 50ms deadline", d)
 	}
 	if _, err := c.Routes(context.Background(), "vips4"); !errors.Is(err, ErrBroken) {
 		t.Errorf("after interruption: %v, want ErrBroken", err)
