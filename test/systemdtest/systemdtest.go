@@ -25,8 +25,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lbctl/lbctl/internal/cgroup"
-	"github.com/lbctl/lbctl/internal/nsunits"
+	"github.com/lbctl/lbctl/test/internal/cgroup"
+	"github.com/lbctl/lbctl/test/internal/nsunits"
 )
 
 // Options configure Start.

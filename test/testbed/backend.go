@@ -128,7 +128,7 @@ func ParseBackendArgs(args []string) (BackendConfig, error) {
 	return c, nil
 }
 
-// BackendMain is `lbctl testbed serve-backend ARGS`: it serves until ctx
+// BackendMain is `lbctl-testbed serve-backend ARGS`: it serves until ctx
 // ends.
 func BackendMain(ctx context.Context, args []string) error {
 	cfg, err := ParseBackendArgs(args)

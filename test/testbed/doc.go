@@ -1,5 +1,5 @@
 // Package testbed builds a complete anycast site in network namespaces on one
-// machine, for the demo (`lbctl testbed up|down|status`, scripts/demo.sh) and
+// machine, for the demo (`lbctl-testbed up|down|status`, scripts/demo.sh) and
 // the end-to-end tests: a route reflector and a router running BIRD, two LB
 // nodes, a client behind the router and one namespace per backend address
 // of a resolved model, each running a small HTTP/TCP server that says who it
@@ -53,8 +53,8 @@
 // is not started: the product renders and runs it (StartNodeBird is for tests
 // that need it before then).
 //
-// LB nodes: with Options.LaunchNode = SystemdNodes{}.Launch (what `lbctl
-// testbed up`, the demo and test/e2e use) each LB node is systemd as PID 1
+// LB nodes: with Options.LaunchNode = SystemdNodes{}.Launch (what `lbctl-testbed
+// up`, the demo and test/e2e use) each LB node is systemd as PID 1
 // in its own pid, mount, network, UTS and cgroup namespaces, sharing the
 // host's files through overlays; Provision puts the product on it like the
 // Debian package would (/usr/bin/lbctl, /etc/lbctl/lbctl.yaml, trusted

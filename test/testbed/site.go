@@ -20,7 +20,7 @@ import (
 
 // Errors of Up and Load.
 var (
-	ErrAlreadyUp = errors.New("testbed: already up (run `lbctl testbed down` first)")
+	ErrAlreadyUp = errors.New("testbed: already up (run `lbctl-testbed down` first)")
 	ErrNotUp     = errors.New("testbed: not up (no state file)")
 )
 
@@ -39,8 +39,8 @@ type Options struct {
 	// their own so that they never meet a sandbox someone left up.
 	Prefix string
 	// BackendCommand runs a backend server: the BackendConfig's Args are
-	// appended. Default: this executable with "testbed serve-backend"
-	// (lbctl's hidden subcommand); tests re-execute the test binary.
+	// appended. Default: this executable with "serve-backend"
+	// (lbctl-testbed's hidden subcommand); tests re-execute the test binary.
 	BackendCommand []string
 	// BackendEnv is added to the backend servers' environment.
 	BackendEnv []string
@@ -171,7 +171,7 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testbed: backend command: %w", err)
 		}
-		opts.BackendCommand = []string{exe, "testbed", "serve-backend"}
+		opts.BackendCommand = []string{exe, "serve-backend"}
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {

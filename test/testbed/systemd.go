@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lbctl/lbctl/internal/cgroup"
-	"github.com/lbctl/lbctl/internal/nsunits"
+	"github.com/lbctl/lbctl/test/internal/cgroup"
+	"github.com/lbctl/lbctl/test/internal/nsunits"
 )
 
 // SystemdNodes launches each LB node as systemd running as PID 1 in its own

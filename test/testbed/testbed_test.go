@@ -23,7 +23,7 @@ import (
 	"github.com/lbctl/lbctl/test/testbed"
 )
 
-// backendEnv makes the test binary act as `lbctl testbed serve-backend`.
+// backendEnv makes the test binary act as `lbctl-testbed serve-backend`.
 const backendEnv = "LBTB_TEST_SERVE_BACKEND"
 
 func TestMain(m *testing.M) {
@@ -325,7 +325,7 @@ func TestSite(t *testing.T) {
 	recorded = append(recorded, s.Procs...)
 	recorded = append(recorded, testbed.Proc{Role: "node-lb2", PID: s.Node("lb2").PID, Start: s.Node("lb2").PIDStart})
 	downStart := time.Now()
-	err = loaded.Down(ctx) // from the loaded copy, as `lbctl testbed down` does
+	err = loaded.Down(ctx) // from the loaded copy, as `lbctl-testbed down` does
 	downDone = true
 	if err != nil {
 		t.Fatal(err)
