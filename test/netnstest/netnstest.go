@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/internal/netns"
 )
 
 // NetNSDir is where ip(8) keeps named network namespaces.
@@ -193,33 +195,7 @@ func PIDsIn(inode uint64) []int {
 // setns back. Sockets fn opens belong to the namespace and may be used from
 // any goroutine afterwards; goroutines fn starts do not run in the
 // namespace. fn must not call t.Fatal (it runs on another goroutine).
-func (ns *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread is destroyed when this goroutine ends.
-			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func (ns *NS) Do(fn func() error) error { return netns.DoPath(ns.Path, fn) }
 
 // spawner is one goroutine locked to its OS thread for the life of the test
 // binary; every child is forked from it. Pdeathsig fires when the forking
@@ -243,20 +219,15 @@ func (ns *NS) spawn(cmd *exec.Cmd) error {
 	})
 	errc := make(chan error, 1)
 	spawnReq <- func() {
-		orig, err := os.Open("/proc/thread-self/ns/net")
+		back, err := netns.Switch(ns.Fd())
 		if err != nil {
-			errc <- fmt.Errorf("open own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			errc <- fmt.Errorf("namespace %s: %w", ns.Name, err)
 			return
 		}
 		serr := cmd.Start()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := back(); err != nil {
 			// The spawner is now in the wrong namespace for good: fail loudly.
-			panic(fmt.Sprintf("netnstest: setns back from %s: %v", ns.Name, err))
+			panic(fmt.Sprintf("netnstest: namespace %s: %v", ns.Name, err))
 		}
 		errc <- serr
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/internal/netns"
 )
 
 // Errors of Up and Load.
@@ -232,7 +233,7 @@ func (s *Site) up(ctx context.Context, m *model.Site, l *layout, opts Options) e
 		}
 	}
 	for _, sc := range l.sysctls {
-		err := inNetNS(filepath.Join(NetNSDir, sc.ns), func() error {
+		err := netns.DoPath(filepath.Join(NetNSDir, sc.ns), func() error {
 			return os.WriteFile("/proc/sys/"+sc.key, []byte(sc.value), 0o644)
 		})
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lbctl/lbctl/internal/netns"
 )
 
 // Status is a snapshot of the testbed.
@@ -247,7 +249,7 @@ func parseDst(dst string, v6 bool) (netip.Prefix, error) {
 // ClientDo runs fn on a thread inside the client namespace: sockets it
 // opens are the client's (goroutines it starts are not inside).
 func (s *Site) ClientDo(fn func() error) error {
-	return inNetNS(filepath.Join(NetNSDir, s.Client), fn)
+	return netns.DoPath(filepath.Join(NetNSDir, s.Client), fn)
 }
 
 // NodeDo runs fn on a thread inside an LB node's network namespace.
@@ -256,7 +258,7 @@ func (s *Site) NodeDo(node string, fn func() error) error {
 	if n == nil {
 		return fmt.Errorf("testbed: no node %q", node)
 	}
-	return inNetNS(n.NetNSPath, fn)
+	return netns.DoPath(n.NetNSPath, fn)
 }
 
 // Dial connects from the client namespace. address must hold an IP
