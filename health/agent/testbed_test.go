@@ -27,6 +27,7 @@ import (
 
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/health/bird/birdtest"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
@@ -44,44 +45,6 @@ const (
 	birdBinary    = "/usr/sbin/bird"
 	haproxyBinary = "/usr/sbin/haproxy"
 )
-
-const lbBirdConf = `router id 198.51.100.1;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol static vips4 {
-  ipv4;
-  include "%[2]s/announce4.conf";
-}
-protocol static vips6 {
-  ipv6;
-  include "%[2]s/announce6.conf";
-}
-protocol bgp reflector {
-  local 198.51.100.1 as 65000;
-  neighbor 198.51.100.2 as 65000;
-  direct;
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import none; export where proto = "vips4"; next hop self; };
-  ipv6 { import none; export where proto = "vips6"; next hop self; };
-}
-`
-
-const rrBirdConf = `router id 198.51.100.2;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol direct { ipv4; ipv6; interface "%[2]s"; }
-protocol bgp lb1 {
-  local 198.51.100.2 as 65000;
-  neighbor 198.51.100.1 as 65000;
-  direct;
-  rr client;
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import all; export none; };
-  ipv6 { import all; export none; };
-}
-`
 
 // needTestbed skips unless the testbed can be built.
 func needTestbed(t *testing.T) {
@@ -131,8 +94,12 @@ func newTestbed(t *testing.T, vips []netip.Addr) *testbed {
 	// BIRD refuses to start when an included file is missing.
 	writeFile(t, filepath.Join(tb.includeDir, "announce4.conf"), string(bird.RenderInclude(nil)))
 	writeFile(t, filepath.Join(tb.includeDir, "announce6.conf"), string(bird.RenderInclude(nil)))
-	writeFile(t, filepath.Join(lbDir, "bird.conf"), fmt.Sprintf(lbBirdConf, lbDir, tb.includeDir))
-	writeFile(t, filepath.Join(rrDir, "bird.conf"), fmt.Sprintf(rrBirdConf, rrDir, tb.link.B))
+	lbConf := birdtest.Announcer("198.51.100.1", filepath.Join(lbDir, "bird.log"), "198.51.100.2", 65000,
+		birdtest.Include(filepath.Join(tb.includeDir, "announce4.conf")), birdtest.Include(filepath.Join(tb.includeDir, "announce6.conf")))
+	rrConf := birdtest.Config{RouterID: "198.51.100.2", Log: filepath.Join(rrDir, "bird.log"), Direct: tb.link.B,
+		Sessions: []birdtest.Session{birdtest.ReflectorClient("lb1", "", "198.51.100.2", "198.51.100.1", 65000)}}
+	writeFile(t, filepath.Join(lbDir, "bird.conf"), lbConf.String())
+	writeFile(t, filepath.Join(rrDir, "bird.conf"), rrConf.String())
 	tb.rrSock, tb.rrBird = startBird(t, tb.rr, rrDir)
 	tb.lbSock, tb.lbBird = startBird(t, tb.lb, lbDir)
 	t.Cleanup(func() {
