@@ -21,12 +21,12 @@ import (
 
 // Errors of Up and Load.
 var (
-	ErrAlreadyUp = errors.New("testbed: already up (run `lbctl-testbed down` first)")
+	errAlreadyUp = errors.New("testbed: already up (run `lbctl-testbed down` first)")
 	ErrNotUp     = errors.New("testbed: not up (no state file)")
 )
 
-// StateFile is the name of the state file in the testbed directory.
-const StateFile = "state.json"
+// stateFile is the name of the state file in the testbed directory.
+const stateFile = "state.json"
 
 // stateVersion is the version of the state file's format.
 const stateVersion = 1
@@ -36,7 +36,7 @@ type Options struct {
 	// Dir is the testbed directory (default DefaultDir). Load and Down
 	// find the site through its state file there.
 	Dir string
-	// Prefix starts every namespace name (default DefaultPrefix). Tests use
+	// Prefix starts every namespace name (default defaultPrefix). Tests use
 	// their own so that they never meet a sandbox someone left up.
 	Prefix string
 	// BackendCommand runs a backend server: the BackendConfig's Args are
@@ -97,7 +97,7 @@ type Site struct {
 }
 
 // statePath is the state file of a testbed directory.
-func statePath(dir string) string { return filepath.Join(dir, StateFile) }
+func statePath(dir string) string { return filepath.Join(dir, stateFile) }
 
 // Load reads the site from the state file in dir (DefaultDir if empty).
 func Load(dir string) (*Site, error) {
@@ -162,7 +162,7 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		opts.Dir = DefaultDir
 	}
 	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
+		opts.Prefix = defaultPrefix
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 20 * time.Second
@@ -179,7 +179,7 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	if _, err := os.Stat(statePath(dir)); err == nil {
-		return nil, ErrAlreadyUp
+		return nil, errAlreadyUp
 	}
 	l, err := plan(m, opts.Prefix, dir)
 	if err != nil {
@@ -477,11 +477,11 @@ func protocols(ctx context.Context, sock string) ([]bird.Protocol, error) {
 	return c.Protocols(ctx)
 }
 
-// StartNodeBird runs BIRD with the configuration file conf in the LB node's
+// startNodeBird runs BIRD with the configuration file conf in the LB node's
 // network namespace (control socket <node dir>/bird.ctl, returned) and
 // waits until its control socket answers. Its role is "bird-<node>"; Down
-// stops it, or StopProc earlier.
-func (s *Site) StartNodeBird(ctx context.Context, node, conf string) (string, error) {
+// stops it, or stopProc earlier.
+func (s *Site) startNodeBird(ctx context.Context, node, conf string) (string, error) {
 	n := s.Node(node)
 	if n == nil {
 		return "", fmt.Errorf("testbed: no node %q", node)
@@ -508,9 +508,9 @@ func (s *Site) proc(role string) *Proc {
 	return nil
 }
 
-// StopProc stops the recorded process with the given role (SIGTERM, then
+// stopProc stops the recorded process with the given role (SIGTERM, then
 // SIGKILL after 3 s) and forgets it.
-func (s *Site) StopProc(ctx context.Context, role string) error {
+func (s *Site) stopProc(ctx context.Context, role string) error {
 	p := s.proc(role)
 	if p == nil {
 		return fmt.Errorf("testbed: no process %q", role)
@@ -528,9 +528,9 @@ func (s *Site) StopProc(ctx context.Context, role string) error {
 	return s.save()
 }
 
-// SetBackendGateway points every backend's default route at the node's
+// setBackendGateway points every backend's default route at the node's
 // backend-side address.
-func (s *Site) SetBackendGateway(ctx context.Context, node string) error {
+func (s *Site) setBackendGateway(ctx context.Context, node string) error {
 	n := s.Node(node)
 	if n == nil {
 		return fmt.Errorf("testbed: no node %q", node)

@@ -17,25 +17,25 @@ const (
 	// DefaultDir holds the state file, BIRD configs and sockets, logs and
 	// certificates.
 	DefaultDir = "/run/lbctl-testbed"
-	// DefaultPrefix starts the name of every namespace of the testbed.
-	DefaultPrefix = "lbtb-"
-	// DefaultASN is used when the model has no node profile.
-	DefaultASN = 65000
+	// defaultPrefix starts the name of every namespace of the testbed.
+	defaultPrefix = "lbtb-"
+	// defaultASN is used when the model has no node profile.
+	defaultASN = 65000
 	// NetNSDir is where ip(8) keeps named network namespaces.
 	NetNSDir = "/run/netns"
 )
 
 // Addressing of the testbed (documentation ranges only).
 var (
-	CoreNet4    = netip.MustParsePrefix("198.51.100.0/25")
-	CoreNet6    = netip.MustParsePrefix("2001:db8:100::/64")
-	ClientNet4  = netip.MustParsePrefix("198.51.100.128/25")
-	ClientNet6  = netip.MustParsePrefix("2001:db8:c::/64")
-	BackendNet4 = netip.MustParsePrefix("203.0.113.0/24")
-	BackendNet6 = netip.MustParsePrefix("2001:db8:203::/64")
-	// VIPNet4 and VIPNet6 are where VIP routes are looked for at the router.
-	VIPNet4 = netip.MustParsePrefix("192.0.2.0/24")
-	VIPNet6 = netip.MustParsePrefix("2001:db8::/32")
+	coreNet4    = netip.MustParsePrefix("198.51.100.0/25")
+	coreNet6    = netip.MustParsePrefix("2001:db8:100::/64")
+	clientNet4  = netip.MustParsePrefix("198.51.100.128/25")
+	clientNet6  = netip.MustParsePrefix("2001:db8:c::/64")
+	backendNet4 = netip.MustParsePrefix("203.0.113.0/24")
+	backendNet6 = netip.MustParsePrefix("2001:db8:203::/64")
+	// vipNet4 and vipNet6 are where VIP routes are looked for at the router.
+	vipNet4 = netip.MustParsePrefix("192.0.2.0/24")
+	vipNet6 = netip.MustParsePrefix("2001:db8::/32")
 
 	RouterCore4   = netip.MustParseAddr("198.51.100.1")
 	RouterCore6   = netip.MustParseAddr("2001:db8:100::1")
@@ -57,8 +57,8 @@ const (
 	hostIf        = "eth0"
 )
 
-// MaxNodes is the most LB nodes the testbed runs (lb1 ... lb8).
-const MaxNodes = 8
+// maxNodes is the most LB nodes the testbed runs (lb1 ... lb8).
+const maxNodes = 8
 
 // nodeSlot is the fixed addressing of LB node i (0-based): lbN with
 // 198.51.100.1N and 2001:db8:100::1N on the core, 203.0.113.N and
@@ -183,7 +183,7 @@ func reservedAddrs() map[netip.Addr]string {
 		RouterCore4: "router", RouterCore6: "router", RRCore4: "route reflector", RRCore6: "route reflector",
 		RouterClient4: "router", RouterClient6: "router", Client4: "client", Client6: "client",
 	}
-	for _, s := range nodeSlots(MaxNodes) {
+	for _, s := range nodeSlots(maxNodes) {
 		for _, a := range []netip.Addr{s.core4, s.core6, s.backend4, s.backend6} {
 			r[a] = s.name
 		}
@@ -196,11 +196,11 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 	if m == nil {
 		return nil, fmt.Errorf("testbed: no model")
 	}
-	if len(m.Nodes) > MaxNodes {
-		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed runs at most %d LB nodes", len(m.Nodes), MaxNodes)
+	if len(m.Nodes) > maxNodes {
+		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed runs at most %d LB nodes", len(m.Nodes), maxNodes)
 	}
 	l := &layout{
-		prefix: prefix, dir: dir, asn: DefaultASN,
+		prefix: prefix, dir: dir, asn: defaultASN,
 		router: prefix + "router", rr: prefix + "rr", client: prefix + "client", bk: prefix + "bk",
 	}
 	reserved := reservedAddrs()
@@ -245,7 +245,7 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 					errs = append(errs, fmt.Errorf("node %s: address %s belongs to the testbed's %s", mn.Hostname, a, owner))
 					continue
 				}
-				if p := extraPrefix(a).Masked(); a.Is6() && p != CoreNet6 && (a == nthAddr(p, 1) || a == nthAddr(p, 2)) {
+				if p := extraPrefix(a).Masked(); a.Is6() && p != coreNet6 && (a == nthAddr(p, 1) || a == nthAddr(p, 2)) {
 					errs = append(errs, fmt.Errorf("node %s: address %s: ::1 and ::2 of its /64 are the testbed router's and route reflector's", mn.Hostname, a))
 					continue
 				}
@@ -272,13 +272,13 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 
 func checkNodeExtra(a netip.Addr) error {
 	switch {
-	case VIPNet4.Contains(a):
-		return fmt.Errorf("in %s, kept for VIPs", VIPNet4)
-	case ClientNet4.Contains(a), ClientNet6.Contains(a):
+	case vipNet4.Contains(a):
+		return fmt.Errorf("in %s, kept for VIPs", vipNet4)
+	case clientNet4.Contains(a), clientNet6.Contains(a):
 		return fmt.Errorf("in the client's prefix")
-	case BackendNet4.Contains(a), BackendNet6.Contains(a):
+	case backendNet4.Contains(a), backendNet6.Contains(a):
 		return fmt.Errorf("in the backends' prefix")
-	case CoreNet4.Contains(a), CoreNet6.Contains(a), docRange(a):
+	case coreNet4.Contains(a), coreNet6.Contains(a), docRange(a):
 		return nil
 	}
 	return fmt.Errorf("outside the documentation ranges the testbed may use")
@@ -401,11 +401,11 @@ func backendsOf(m *model.Site, prefix string, reserved map[netip.Addr]string) ([
 
 func checkBackendAddr(a netip.Addr) error {
 	switch {
-	case VIPNet4.Contains(a):
-		return fmt.Errorf("in %s, kept for VIPs", VIPNet4)
-	case CoreNet4.Contains(a), CoreNet6.Contains(a):
+	case vipNet4.Contains(a):
+		return fmt.Errorf("in %s, kept for VIPs", vipNet4)
+	case coreNet4.Contains(a), coreNet6.Contains(a):
 		return fmt.Errorf("in the core segment's prefix")
-	case ClientNet4.Contains(a), ClientNet6.Contains(a):
+	case clientNet4.Contains(a), clientNet6.Contains(a):
 		return fmt.Errorf("in the client's prefix")
 	case docRange(a):
 		return nil
@@ -470,11 +470,11 @@ func (l *layout) buildSteps() {
 
 	// Core segment: a bridge in the router namespace.
 	bridge(l.router, coreBridge)
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, CoreNet4.Bits()))
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, CoreNet6.Bits()))
+	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, coreNet4.Bits()))
+	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, coreNet6.Bits()))
 	veth(l.rr, coreIf, l.router, coreBridge, "p-rr")
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, CoreNet4.Bits()))
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, CoreNet6.Bits()))
+	addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, coreNet4.Bits()))
+	addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, coreNet6.Bits()))
 	up(l.rr, coreIf)
 	defaults(l.rr, RouterCore4, RouterCore6, coreIf, false)
 
@@ -482,16 +482,16 @@ func (l *layout) buildSteps() {
 	bridge(l.bk, backendBridge)
 	for _, n := range l.nodes {
 		veth(n.NetNS, coreIf, l.router, coreBridge, "p-"+n.Name)
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, CoreNet4.Bits()))
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, CoreNet6.Bits()))
+		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, coreNet4.Bits()))
+		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, coreNet6.Bits()))
 		for _, a := range n.Extra {
 			addr(n.NetNS, coreIf, extraPrefix(a))
 		}
 		up(n.NetNS, coreIf)
 		defaults(n.NetNS, RouterCore4, RouterCore6, coreIf, false)
 		veth(n.NetNS, backendIf, l.bk, backendBridge, "p-"+n.Name)
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, BackendNet4.Bits()))
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, BackendNet6.Bits()))
+		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, backendNet4.Bits()))
+		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, backendNet6.Bits()))
 		up(n.NetNS, backendIf)
 	}
 	// Extra IPv6 node addresses outside the core prefix bring their /64
@@ -504,11 +504,11 @@ func (l *layout) buildSteps() {
 
 	// Client behind the router.
 	add(l.client, "link", "add", hostIf, "type", "veth", "peer", "name", clientIf, "netns", l.router)
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, ClientNet4.Bits()))
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, ClientNet6.Bits()))
+	addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, clientNet4.Bits()))
+	addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, clientNet6.Bits()))
 	up(l.router, clientIf)
-	addr(l.client, hostIf, netip.PrefixFrom(Client4, ClientNet4.Bits()))
-	addr(l.client, hostIf, netip.PrefixFrom(Client6, ClientNet6.Bits()))
+	addr(l.client, hostIf, netip.PrefixFrom(Client4, clientNet4.Bits()))
+	addr(l.client, hostIf, netip.PrefixFrom(Client6, clientNet6.Bits()))
 	up(l.client, hostIf)
 	defaults(l.client, RouterClient4, RouterClient6, hostIf, false)
 
@@ -517,7 +517,7 @@ func (l *layout) buildSteps() {
 	for i, b := range l.backends {
 		port := "p-be" + strconv.Itoa(i+1)
 		veth(b.NetNS, hostIf, l.bk, backendBridge, port)
-		p, inside := onNet(b.Address, BackendNet4, BackendNet6)
+		p, inside := onNet(b.Address, backendNet4, backendNet6)
 		addr(b.NetNS, hostIf, p)
 		up(b.NetNS, hostIf)
 		if b.Address.Is4() {
@@ -554,7 +554,7 @@ func (l *layout) buildSteps() {
 func (l *layout) gatewayRoutes(node Node) [][]string {
 	var out [][]string
 	for _, b := range l.backends {
-		_, inside := onNet(b.Address, BackendNet4, BackendNet6)
+		_, inside := onNet(b.Address, backendNet4, backendNet6)
 		gw, fam := node.Backend4, "-4"
 		if b.Address.Is6() {
 			gw, fam = node.Backend6, "-6"
@@ -583,7 +583,7 @@ func (l *layout) describe() string {
 // extraPrefix is the prefix an extra node address is added with.
 func extraPrefix(a netip.Addr) netip.Prefix {
 	if a.Is4() {
-		return netip.PrefixFrom(a, CoreNet4.Bits())
+		return netip.PrefixFrom(a, coreNet4.Bits())
 	}
 	return netip.PrefixFrom(a, 64)
 }
@@ -594,7 +594,7 @@ func extraNets(nodes []Node) []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range nodes {
 		for _, a := range n.Extra {
-			if p := extraPrefix(a).Masked(); a.Is6() && p != CoreNet6 && !slices.Contains(out, p) {
+			if p := extraPrefix(a).Masked(); a.Is6() && p != coreNet6 && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
