@@ -294,69 +294,30 @@ func docRange(a netip.Addr) bool {
 	return false
 }
 
+// backendProto is what a backend port speaks (http, https, tcp, smtp,
+// ldap) and for which service.
+type backendProto struct {
+	kind    string
+	service string
+}
+
+// backendAcc gathers what the model says about one backend address.
+type backendAcc struct {
+	names    []string
+	ports    map[int]backendProto
+	services map[string]bool
+}
+
 // backendsOf gathers every backend address of the model with the ports its
 // services use and the protocol each port speaks.
 func backendsOf(m *model.Site, prefix string, reserved map[netip.Addr]string) ([]Backend, error) {
-	type proto struct {
-		kind    string // http, https, tcp, smtp, ldap
-		service string
-	}
-	type acc struct {
-		names    []string
-		ports    map[int]proto
-		services map[string]bool
-	}
-	by := map[netip.Addr]*acc{}
+	by := map[netip.Addr]*backendAcc{}
 	var errs []error
 	for _, svc := range m.Services {
-		kind := "tcp"
-		switch {
-		case svc.Mode == model.ModeHTTP && svc.Backend.TLS:
-			kind = "https"
-		case svc.Mode == model.ModeHTTP:
-			kind = "http"
-		case svc.Backend.Check.Type == model.CheckSMTP:
-			kind = "smtp"
-		case svc.Backend.Check.Type == model.CheckLDAP:
-			kind = "ldap"
-		}
-		ports := map[int]bool{}
-		if svc.Backend.Port > 0 {
-			ports[svc.Backend.Port] = true
-		}
-		for _, ln := range svc.Listeners {
-			if ln.Action == model.ActionServe && ln.BackendPort > 0 {
-				ports[ln.BackendPort] = true
-			}
-		}
+		kind, ports := serviceKind(svc), servicePorts(svc)
 		for _, srv := range svc.Backend.Servers {
-			a, err := netip.ParseAddr(srv.Address)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %q: %w", svc.Name, srv.Name, srv.Address, err))
-				continue
-			}
-			a = a.Unmap()
-			if owner, ok := reserved[a]; ok {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %s belongs to the testbed's %s", svc.Name, srv.Name, a, owner))
-				continue
-			}
-			if err := checkBackendAddr(a); err != nil {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %s: %w", svc.Name, srv.Name, a, err))
-				continue
-			}
-			b := by[a]
-			if b == nil {
-				b = &acc{ports: map[int]proto{}, services: map[string]bool{}}
-				by[a] = b
-			}
-			b.names = append(b.names, srv.Name)
-			b.services[svc.Name] = true
-			for p := range ports {
-				if have, ok := b.ports[p]; ok && have.kind != kind {
-					errs = append(errs, fmt.Errorf("server %s (%s) port %d: service %s wants %s, service %s wants %s", srv.Name, a, p, have.service, have.kind, svc.Name, kind))
-					continue
-				}
-				b.ports[p] = proto{kind, svc.Name}
+			if err := addServer(by, reserved, svc.Name, srv, kind, ports); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -368,35 +329,99 @@ func backendsOf(m *model.Site, prefix string, reserved map[netip.Addr]string) ([
 		addrs = append(addrs, a)
 	}
 	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-	var out []Backend
+	out := make([]Backend, len(addrs))
 	for i, a := range addrs {
-		acc := by[a]
-		slices.Sort(acc.names)
-		be := Backend{Name: acc.names[0], Address: a, NetNS: prefix + "be" + strconv.Itoa(i+1)}
-		for p, pr := range acc.ports {
-			switch pr.kind {
-			case "http":
-				be.HTTP = append(be.HTTP, p)
-			case "https":
-				be.HTTPS = append(be.HTTPS, p)
-			case "smtp":
-				be.SMTP = append(be.SMTP, p)
-			case "ldap":
-				be.LDAP = append(be.LDAP, p)
-			default:
-				be.TCP = append(be.TCP, p)
-			}
-		}
-		for _, ps := range [][]int{be.HTTP, be.HTTPS, be.TCP, be.SMTP, be.LDAP} {
-			slices.Sort(ps)
-		}
-		for s := range acc.services {
-			be.Services = append(be.Services, s)
-		}
-		slices.Sort(be.Services)
-		out = append(out, be)
+		out[i] = by[a].backend(a, prefix+"be"+strconv.Itoa(i+1))
 	}
 	return out, nil
+}
+
+// serviceKind is what the service's backend ports speak.
+func serviceKind(svc model.Service) string {
+	switch {
+	case svc.Mode == model.ModeHTTP && svc.Backend.TLS:
+		return "https"
+	case svc.Mode == model.ModeHTTP:
+		return "http"
+	case svc.Backend.Check.Type == model.CheckSMTP:
+		return "smtp"
+	case svc.Backend.Check.Type == model.CheckLDAP:
+		return "ldap"
+	}
+	return "tcp"
+}
+
+// servicePorts are the backend ports the service connects to.
+func servicePorts(svc model.Service) map[int]bool {
+	ports := map[int]bool{}
+	if svc.Backend.Port > 0 {
+		ports[svc.Backend.Port] = true
+	}
+	for _, ln := range svc.Listeners {
+		if ln.Action == model.ActionServe && ln.BackendPort > 0 {
+			ports[ln.BackendPort] = true
+		}
+	}
+	return ports
+}
+
+// addServer records server srv of service svc, whose ports speak kind.
+func addServer(by map[netip.Addr]*backendAcc, reserved map[netip.Addr]string, svc string, srv model.Server, kind string, ports map[int]bool) error {
+	a, err := netip.ParseAddr(srv.Address)
+	if err != nil {
+		return fmt.Errorf("service %s: server %s: address %q: %w", svc, srv.Name, srv.Address, err)
+	}
+	a = a.Unmap()
+	if owner, ok := reserved[a]; ok {
+		return fmt.Errorf("service %s: server %s: address %s belongs to the testbed's %s", svc, srv.Name, a, owner)
+	}
+	if err := checkBackendAddr(a); err != nil {
+		return fmt.Errorf("service %s: server %s: address %s: %w", svc, srv.Name, a, err)
+	}
+	b := by[a]
+	if b == nil {
+		b = &backendAcc{ports: map[int]backendProto{}, services: map[string]bool{}}
+		by[a] = b
+	}
+	b.names = append(b.names, srv.Name)
+	b.services[svc] = true
+	var errs []error
+	for p := range ports {
+		if have, ok := b.ports[p]; ok && have.kind != kind {
+			errs = append(errs, fmt.Errorf("server %s (%s) port %d: service %s wants %s, service %s wants %s", srv.Name, a, p, have.service, have.kind, svc, kind))
+			continue
+		}
+		b.ports[p] = backendProto{kind, svc}
+	}
+	return joinErrs(errs)
+}
+
+// backend is the Backend at address a in namespace netns.
+func (acc *backendAcc) backend(a netip.Addr, netns string) Backend {
+	slices.Sort(acc.names)
+	be := Backend{Name: acc.names[0], Address: a, NetNS: netns}
+	for p, pr := range acc.ports {
+		switch pr.kind {
+		case "http":
+			be.HTTP = append(be.HTTP, p)
+		case "https":
+			be.HTTPS = append(be.HTTPS, p)
+		case "smtp":
+			be.SMTP = append(be.SMTP, p)
+		case "ldap":
+			be.LDAP = append(be.LDAP, p)
+		default:
+			be.TCP = append(be.TCP, p)
+		}
+	}
+	for _, ps := range [][]int{be.HTTP, be.HTTPS, be.TCP, be.SMTP, be.LDAP} {
+		slices.Sort(ps)
+	}
+	for s := range acc.services {
+		be.Services = append(be.Services, s)
+	}
+	slices.Sort(be.Services)
+	return be
 }
 
 func checkBackendAddr(a netip.Addr) error {
@@ -427,112 +452,146 @@ func onNet(a netip.Addr, nets ...netip.Prefix) (p netip.Prefix, inside bool) {
 	return hostPrefix(a), false
 }
 
+// ipSteps are ip(8) commands, each "-n NAMESPACE ..." without "ip".
+type ipSteps [][]string
+
+func (s *ipSteps) add(ns string, args ...string) {
+	*s = append(*s, append([]string{"-n", ns}, args...))
+}
+
+// addr adds p on dev (IPv6 without duplicate address detection).
+func (s *ipSteps) addr(ns, dev string, p netip.Prefix) {
+	if p.Addr().Is6() {
+		s.add(ns, "addr", "add", p.String(), "dev", dev, "nodad")
+	} else {
+		s.add(ns, "addr", "add", p.String(), "dev", dev)
+	}
+}
+
+// defaults adds default routes via the valid ones of gw4 and gw6.
+func (s *ipSteps) defaults(ns string, gw4, gw6 netip.Addr, dev string, onlink bool) {
+	for _, gw := range []netip.Addr{gw4, gw6} {
+		if !gw.IsValid() {
+			continue
+		}
+		fam := "-4"
+		if gw.Is6() {
+			fam = "-6"
+		}
+		args := []string{fam, "route", "add", "default", "via", gw.String(), "dev", dev}
+		if onlink {
+			args = append(args, "onlink")
+		}
+		s.add(ns, args...)
+	}
+}
+
+func (s *ipSteps) bridge(ns, name string) {
+	s.add(ns, "link", "add", name, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
+	s.add(ns, "link", "set", name, "up")
+}
+
+// veth creates dev in ns with its peer port in the bridge namespace.
+func (s *ipSteps) veth(ns, dev, bridgeNS, bridgeName, port string) {
+	s.add(ns, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", bridgeNS)
+	s.add(bridgeNS, "link", "set", port, "master", bridgeName)
+	s.add(bridgeNS, "link", "set", port, "up")
+}
+
+func (s *ipSteps) up(ns, dev string) { s.add(ns, "link", "set", dev, "up") }
+
 // buildSteps lays down the ip(8) commands building links, addresses and
-// routes in order. Namespaces already exist when they run.
+// routes in order, and the sysctls. Namespaces already exist when they run.
 func (l *layout) buildSteps() {
-	add := func(ns string, args ...string) {
-		l.steps = append(l.steps, append([]string{"-n", ns}, args...))
-	}
-	addr := func(ns, dev string, p netip.Prefix) {
-		if p.Addr().Is6() {
-			add(ns, "addr", "add", p.String(), "dev", dev, "nodad")
-		} else {
-			add(ns, "addr", "add", p.String(), "dev", dev)
-		}
-	}
-	defaults := func(ns string, gw4, gw6 netip.Addr, dev string, onlink bool) {
-		for _, gw := range []netip.Addr{gw4, gw6} {
-			if !gw.IsValid() {
-				continue
-			}
-			fam := "-4"
-			if gw.Is6() {
-				fam = "-6"
-			}
-			args := []string{fam, "route", "add", "default", "via", gw.String(), "dev", dev}
-			if onlink {
-				args = append(args, "onlink")
-			}
-			add(ns, args...)
-		}
-	}
-	bridge := func(ns, name string) {
-		add(ns, "link", "add", name, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
-		add(ns, "link", "set", name, "up")
-	}
-	// veth creates dev in ns with its peer port in the bridge namespace.
-	veth := func(ns, dev, bridgeNS, bridgeName, port string) {
-		add(ns, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", bridgeNS)
-		add(bridgeNS, "link", "set", port, "master", bridgeName)
-		add(bridgeNS, "link", "set", port, "up")
-	}
-	up := func(ns, dev string) { add(ns, "link", "set", dev, "up") }
+	var s ipSteps
+	l.coreSteps(&s)
+	l.nodeSteps(&s)
+	l.clientSteps(&s)
+	l.backendSteps(&s)
+	l.steps = s
+	l.forwarding()
+}
 
-	// Core segment: a bridge in the router namespace.
-	bridge(l.router, coreBridge)
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, coreNet4.Bits()))
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, coreNet6.Bits()))
-	veth(l.rr, coreIf, l.router, coreBridge, "p-rr")
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, coreNet4.Bits()))
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, coreNet6.Bits()))
-	up(l.rr, coreIf)
-	defaults(l.rr, RouterCore4, RouterCore6, coreIf, false)
+// coreSteps: the core segment, a bridge in the router namespace, with the
+// route reflector on it.
+func (l *layout) coreSteps(s *ipSteps) {
+	s.bridge(l.router, coreBridge)
+	s.addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, coreNet4.Bits()))
+	s.addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, coreNet6.Bits()))
+	s.veth(l.rr, coreIf, l.router, coreBridge, "p-rr")
+	s.addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, coreNet4.Bits()))
+	s.addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, coreNet6.Bits()))
+	s.up(l.rr, coreIf)
+	s.defaults(l.rr, RouterCore4, RouterCore6, coreIf, false)
+}
 
-	// Backend segment: a bridge in its own namespace.
-	bridge(l.bk, backendBridge)
+// nodeSteps: the backend segment (a bridge in its own namespace) and every
+// LB node on both segments.
+func (l *layout) nodeSteps(s *ipSteps) {
+	s.bridge(l.bk, backendBridge)
 	for _, n := range l.nodes {
-		veth(n.NetNS, coreIf, l.router, coreBridge, "p-"+n.Name)
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, coreNet4.Bits()))
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, coreNet6.Bits()))
+		s.veth(n.NetNS, coreIf, l.router, coreBridge, "p-"+n.Name)
+		s.addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, coreNet4.Bits()))
+		s.addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, coreNet6.Bits()))
 		for _, a := range n.Extra {
-			addr(n.NetNS, coreIf, extraPrefix(a))
+			s.addr(n.NetNS, coreIf, extraPrefix(a))
 		}
-		up(n.NetNS, coreIf)
-		defaults(n.NetNS, RouterCore4, RouterCore6, coreIf, false)
-		veth(n.NetNS, backendIf, l.bk, backendBridge, "p-"+n.Name)
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, backendNet4.Bits()))
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, backendNet6.Bits()))
-		up(n.NetNS, backendIf)
+		s.up(n.NetNS, coreIf)
+		s.defaults(n.NetNS, RouterCore4, RouterCore6, coreIf, false)
+		s.veth(n.NetNS, backendIf, l.bk, backendBridge, "p-"+n.Name)
+		s.addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, backendNet4.Bits()))
+		s.addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, backendNet6.Bits()))
+		s.up(n.NetNS, backendIf)
 	}
 	// Extra IPv6 node addresses outside the core prefix bring their /64
 	// onto the core segment: the router and the route reflector take ::1
 	// and ::2 in it, so BGP next hops from those addresses are on-link.
 	for _, p := range extraNets(l.nodes) {
-		addr(l.router, coreBridge, netip.PrefixFrom(nthAddr(p, 1), p.Bits()))
-		addr(l.rr, coreIf, netip.PrefixFrom(nthAddr(p, 2), p.Bits()))
+		s.addr(l.router, coreBridge, netip.PrefixFrom(nthAddr(p, 1), p.Bits()))
+		s.addr(l.rr, coreIf, netip.PrefixFrom(nthAddr(p, 2), p.Bits()))
 	}
+}
 
-	// Client behind the router.
-	add(l.client, "link", "add", hostIf, "type", "veth", "peer", "name", clientIf, "netns", l.router)
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, clientNet4.Bits()))
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, clientNet6.Bits()))
-	up(l.router, clientIf)
-	addr(l.client, hostIf, netip.PrefixFrom(Client4, clientNet4.Bits()))
-	addr(l.client, hostIf, netip.PrefixFrom(Client6, clientNet6.Bits()))
-	up(l.client, hostIf)
-	defaults(l.client, RouterClient4, RouterClient6, hostIf, false)
+// clientSteps: the client behind the router.
+func (l *layout) clientSteps(s *ipSteps) {
+	s.add(l.client, "link", "add", hostIf, "type", "veth", "peer", "name", clientIf, "netns", l.router)
+	s.addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, clientNet4.Bits()))
+	s.addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, clientNet6.Bits()))
+	s.up(l.router, clientIf)
+	s.addr(l.client, hostIf, netip.PrefixFrom(Client4, clientNet4.Bits()))
+	s.addr(l.client, hostIf, netip.PrefixFrom(Client6, clientNet6.Bits()))
+	s.up(l.client, hostIf)
+	s.defaults(l.client, RouterClient4, RouterClient6, hostIf, false)
+}
 
-	// Backends: one namespace per address on the backend bridge.
+// backendSteps: one namespace per backend address on the backend bridge,
+// its default route via the first LB node; addresses outside the backend
+// prefixes get host routes on every LB node.
+func (l *layout) backendSteps(s *ipSteps) {
 	gw := l.nodes[0]
 	for i, b := range l.backends {
 		port := "p-be" + strconv.Itoa(i+1)
-		veth(b.NetNS, hostIf, l.bk, backendBridge, port)
+		s.veth(b.NetNS, hostIf, l.bk, backendBridge, port)
 		p, inside := onNet(b.Address, backendNet4, backendNet6)
-		addr(b.NetNS, hostIf, p)
-		up(b.NetNS, hostIf)
+		s.addr(b.NetNS, hostIf, p)
+		s.up(b.NetNS, hostIf)
 		if b.Address.Is4() {
-			defaults(b.NetNS, gw.Backend4, netip.Addr{}, hostIf, !inside)
+			s.defaults(b.NetNS, gw.Backend4, netip.Addr{}, hostIf, !inside)
 		} else {
-			defaults(b.NetNS, netip.Addr{}, gw.Backend6, hostIf, !inside)
+			s.defaults(b.NetNS, netip.Addr{}, gw.Backend6, hostIf, !inside)
 		}
 		if !inside {
 			for _, n := range l.nodes {
-				add(n.NetNS, "route", "add", p.String(), "dev", backendIf)
+				s.add(n.NetNS, "route", "add", p.String(), "dev", backendIf)
 			}
 		}
 	}
+}
 
-	// The router and the LB nodes forward.
+// forwarding: the router and the LB nodes forward; the router spreads
+// connections, not clients, over the ECMP next hops (hash on ports too), so
+// the one client reaches both LB nodes.
+func (l *layout) forwarding() {
 	fwd := []string{l.router}
 	for _, n := range l.nodes {
 		fwd = append(fwd, n.NetNS)
@@ -542,8 +601,6 @@ func (l *layout) buildSteps() {
 			sysctl{ns, "net/ipv4/ip_forward", "1"},
 			sysctl{ns, "net/ipv6/conf/all/forwarding", "1"})
 	}
-	// The router spreads connections, not clients, over the ECMP next hops
-	// (hash on ports too): the one client reaches both LB nodes.
 	l.sysctls = append(l.sysctls,
 		sysctl{l.router, "net/ipv4/fib_multipath_hash_policy", "1"},
 		sysctl{l.router, "net/ipv6/fib_multipath_hash_policy", "1"})
