@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/internal/netns"
+	"github.com/lbctl/lbctl/test/internal/nsprocs"
 )
 
 // NetNSDir is where ip(8) keeps named network namespaces.
@@ -149,7 +149,7 @@ func (ns *NS) remove() {
 		}
 	}
 	if ns.Inode != 0 {
-		for _, pid := range PIDsIn(ns.Inode) {
+		for _, pid := range nsprocs.PIDsIn(ns.Inode) {
 			t.Errorf("namespace %s: process %d is still inside at cleanup (killed)", ns.Name, pid)
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
@@ -163,31 +163,6 @@ func (ns *NS) remove() {
 	if _, err := os.Stat(ns.Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("namespace file %s still there after cleanup (stat: %v)", ns.Path, err)
 	}
-}
-
-// PIDsIn lists the processes (thread group leaders other than this process)
-// whose network namespace has the given inode.
-func PIDsIn(inode uint64) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue
-		}
-		if st.Ino == inode {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // Do runs fn with the calling goroutine's work moved into the namespace: on

@@ -144,36 +144,3 @@ func ipCmd(ctx context.Context, args ...string) error {
 	}
 	return nil
 }
-
-// netnsInode returns the inode of a namespace file.
-func netnsInode(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
-// pidsInNetNS lists processes (not this one) inside the namespace inode.
-func pidsInNetNS(inode uint64) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil || st.Ino != inode {
-			continue
-		}
-		if _, state, err := procStat(pid); err == nil && state != 'Z' {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}

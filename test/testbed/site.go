@@ -17,6 +17,7 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/internal/netns"
+	"github.com/lbctl/lbctl/test/internal/nsprocs"
 )
 
 // Errors of Up and Load.
@@ -586,8 +587,8 @@ func (s *Site) Down(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ns := range names {
 		path := filepath.Join(NetNSDir, ns)
-		if ino, err := netnsInode(path); err == nil {
-			if pids := pidsInNetNS(ino); len(pids) > 0 {
+		if ino, err := nsprocs.Inode(path); err == nil {
+			if pids := nsprocs.PIDsIn(ino); len(pids) > 0 {
 				errs = append(errs, fmt.Errorf("testbed: namespace %s: processes %v not started by the testbed are still inside (not signalled)", ns, pids))
 			}
 		} else if errors.Is(err, os.ErrNotExist) {
