@@ -3,14 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,6 +21,7 @@ import (
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/health/bird/birdtest"
+	"github.com/lbctl/lbctl/internal/testcert"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
@@ -143,15 +137,8 @@ func birdClient(t *testing.T, sock string) *bird.Client {
 
 func (tb *testbed) waitEstablished(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	for _, c := range []*bird.Client{tb.lbClient, tb.rrClient} {
-		waitUntil(t, timeout, "BGP session established", func() bool {
-			ps, err := c.Protocols(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Proto == "BGP" })
-			return i >= 0 && ps[i].Established()
-		})
+	if err := birdtest.WaitEstablished(context.Background(), timeout, tb.lbClient, tb.rrClient); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -461,30 +448,19 @@ func hostPrefixes(vips ...plan.VIP) []netip.Prefix {
 	return out
 }
 
-// selfSigned writes a PEM file with a self-signed certificate and its key
-// (HAProxy's crt format).
+// selfSigned writes a PEM file with a certificate for the campus names, its
+// (throwaway) CA and its key (HAProxy's crt format).
 func selfSigned(t *testing.T, path string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcert.NewCA("lbctl test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lbctl test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"*.campus.example", "campus.example"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	pem, err := ca.IssueValid("*.campus.example", "campus.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, string(pem))
 }
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, f func() bool) {

@@ -194,22 +194,8 @@ func (n *birdNode) client(t *testing.T) *bird.Client {
 
 func (topo *topology) waitEstablished(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for _, n := range []*birdNode{topo.lb, topo.rr} {
-		c := n.client(t)
-		for {
-			ps, err := c.Protocols(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Proto == "BGP" }); i >= 0 && ps[i].Established() {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("BGP session in %s not established: %+v", n.ns, ps)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := birdtest.WaitEstablished(context.Background(), timeout, topo.lb.client(t), topo.rr.client(t)); err != nil {
+		t.Fatal(err)
 	}
 }
 
