@@ -62,7 +62,11 @@ func siteModel(c *cli.Context) (*model.Site, error) {
 		for _, e := range es {
 			fmt.Fprintln(c.App.ErrWriter, e)
 		}
-		return nil, cli.Exit(fmt.Sprintf("%s: %d problems found", c.Args().First(), len(es)), 1)
+		noun := "problems"
+		if len(es) == 1 {
+			noun = "problem"
+		}
+		return nil, cli.Exit(fmt.Sprintf("%s: %d %s found", c.Args().First(), len(es), noun), 1)
 	}
 	return m, nil
 }
