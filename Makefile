@@ -3,6 +3,10 @@
 
 GO        ?= go
 BIN       := bin/lbctl
+# The sandbox (make demo, the benchmarks, test/e2e): a program of its own, so
+# the lbctl shipped to nodes (and the .deb, which packs $(BIN) only) carries
+# no test harness.
+TESTBED   := bin/lbctl-testbed
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Debian packages the tests and the demo need at run time.
@@ -21,6 +25,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lbctl
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(TESTBED) ./test/cmd/lbctl-testbed
 
 # deps installs missing Debian packages (root only; others are told what is missing).
 deps:

@@ -27,6 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 [ -x bin/lbctl ] || $GO build -trimpath -o bin/lbctl ./cmd/lbctl
+[ -x bin/lbctl-testbed ] || $GO build -trimpath -o bin/lbctl-testbed ./test/cmd/lbctl-testbed
 echo "==> scale benchmark, sizes $SIZES (log: $log)"
 start=$SECONDS
 rc=0

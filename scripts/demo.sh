@@ -7,12 +7,15 @@
 #   make demo            run it (root; about a minute once lbctl is built)
 #   make demo KEEP=1     leave the sandbox up and print how to enter it
 #   LBCTL=path           use this lbctl binary instead of building bin/lbctl
+#   TESTBED=path         use this lbctl-testbed (the sandbox program) instead
+#                        of building bin/lbctl-testbed
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 EXAMPLE=examples/campus
 KEEP=${KEEP:-0}
 LBCTL=${LBCTL:-}
+TESTBED=${TESTBED:-}
 DIR=/run/lbctl-testbed
 START=$(date +%s)
 
@@ -34,16 +37,17 @@ for tool in ip nsenter unshare bird haproxy curl /lib/systemd/systemd; do
   command -v "$tool" >/dev/null || die "$tool is missing: run 'make deps' as root"
 done
 
-if [ -z "$LBCTL" ]; then
-  LBCTL=bin/lbctl
-  say "Building lbctl into $LBCTL"
+if [ -z "$LBCTL" ] || [ -z "$TESTBED" ]; then
+  say "Building lbctl into bin/lbctl (and the sandbox program into bin/lbctl-testbed)"
   make -s build || die "build failed"
 fi
+LBCTL=${LBCTL:-bin/lbctl}
+TESTBED=${TESTBED:-bin/lbctl-testbed}
 info "$($LBCTL --version)"
 
 if [ -e "$DIR/state.json" ]; then
   say "A sandbox from an earlier run is still up: tearing it down first"
-  $LBCTL testbed down
+  $TESTBED down
 fi
 
 WORK=$(mktemp -d /tmp/lbctl-demo.XXXXXX)
@@ -54,7 +58,7 @@ teardown() {
     exit "$rc"
   fi
   say "Tearing the sandbox down"
-  $LBCTL testbed down | indent || true
+  $TESTBED down | indent || true
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -72,7 +76,7 @@ $LBCTL build "$EXAMPLE" --key "$WORK/admin.key" -o "$WORK/campus.bundle" | inden
 
 say "Bringing up the sandbox: router (ECMP), route reflector, LB nodes lb1 and lb2 (systemd as PID 1 each), client, one namespace per backend"
 T0=$(date +%s%N)
-$LBCTL testbed up "$EXAMPLE" > "$WORK/up.txt" || { cat "$WORK/up.txt"; die "sandbox did not come up"; }
+$TESTBED up "$EXAMPLE" > "$WORK/up.txt" || { cat "$WORK/up.txt"; die "sandbox did not come up"; }
 grep -E '^(NAMESPACE|lbtb-(router|rr|lb1|lb2|client)) ' "$WORK/up.txt" | indent
 info "... and $(grep -c '^lbtb-be' "$WORK/up.txt") backend namespaces, each running a small server that says who it is and what it saw"
 info "(up in $(( ($(date +%s%N) - T0) / 1000000 )) ms)"
@@ -81,7 +85,7 @@ say "Installing the bundle on both LB nodes: lbctl install inside each node (ver
 info "first the node's own setup, as the Debian package and an admin would: /usr/bin/lbctl, /etc/lbctl/lbctl.yaml,"
 info "the admins' public key in /etc/lbctl/trusted.d, test certificates in /etc/lbctl/certs, the shipped lbctl-agent.service"
 AGENT_UNIT=packaging/systemd/lbctl-agent.service
-if $LBCTL testbed install --pubkey "$WORK/admin.pub" --agent-unit "$AGENT_UNIT" "$WORK/campus.bundle" > "$WORK/install.txt" 2>&1; then
+if $TESTBED install --lbctl "$LBCTL" --pubkey "$WORK/admin.pub" --agent-unit "$AGENT_UNIT" "$WORK/campus.bundle" > "$WORK/install.txt" 2>&1; then
   grep -E 'installed release|lbctl binary' "$WORK/install.txt" | indent
   result OK "bundle installed: $(awk '/^lb[0-9]+:/{n=substr($1,1,length($1)-1)} /installed release/{match($0,/installed release [0-9]+/); r=substr($0,RSTART+18,RLENGTH-18); match($0,/ in [0-9.]+m?s/); t=substr($0,RSTART+4,RLENGTH-4); printf "%s%s release %s in %s", sep, n, r, t; sep=", "}' "$WORK/install.txt")"
 else
@@ -92,7 +96,7 @@ fi
 
 VIPS="192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.20 192.0.2.21 192.0.2.30 192.0.2.40 192.0.2.50 2001:db8:10::10 2001:db8:10::11 2001:db8:20::20"
 say "Waiting until the router has a route to every VIP through both LB nodes (BGP via the route reflector)"
-if $LBCTL testbed routes --wait 30s $VIPS > /dev/null; then
+if $TESTBED routes --wait 30s $VIPS > /dev/null; then
   result OK "router: ECMP route to all 11 VIP addresses through lb1 and lb2"
 else
   result FAIL "router: ECMP routes to every VIP"
@@ -100,7 +104,7 @@ fi
 
 for n in lb1 lb2; do
   say "lbctl status on $n"
-  $LBCTL testbed exec $n lbctl status | indent
+  $TESTBED exec $n lbctl status | indent
 done
 
 say "The router's kernel routes to the VIPs (installed by BIRD, one next hop per LB node)"
@@ -151,7 +155,7 @@ else
 fi
 
 info "6. 60 new connections to https://www.campus.example/ (VIP 192.0.2.10): spread over both LB nodes and the three typo3 backends"
-$LBCTL testbed load --count 60 --interval 10ms --host www.campus.example=192.0.2.10 https://www.campus.example/ > "$WORK/spread.txt" 2>&1
+$TESTBED load --count 60 --interval 10ms --host www.campus.example=192.0.2.10 https://www.campus.example/ > "$WORK/spread.txt" 2>&1
 grep -E 'requests in|served through|answered by' "$WORK/spread.txt" | sed 's/^/       /'
 if grep -q '60 ok, 0 failed' "$WORK/spread.txt" && grep -q 'lb1 [0-9]' "$WORK/spread.txt" && grep -q 'lb2 [0-9]' "$WORK/spread.txt"; then
   result OK "ECMP: $(grep 'served through' "$WORK/spread.txt" | sed 's/served through: *//'); backends: $(grep 'answered by' "$WORK/spread.txt" | sed 's/answered by: *//; s/\.campus\.example//g')"
@@ -162,10 +166,10 @@ fi
 say "Failover: kill lb1's HAProxy for VIP 192.0.2.11 (SIGKILL to the unit's main PID) while the client keeps requesting"
 info "the client makes a new HTTPS request every 20 ms for 8 s; a request whose connection is refused or reset"
 info "before any answer is retried once 100 ms later (as browsers do); it counts as failed only if that fails too"
-$LBCTL testbed load --duration 8s --interval 20ms --retry-refused --host wiki.campus.example=192.0.2.11 https://wiki.campus.example/ > "$WORK/failover.txt" 2>&1 &
+$TESTBED load --duration 8s --interval 20ms --retry-refused --host wiki.campus.example=192.0.2.11 https://wiki.campus.example/ > "$WORK/failover.txt" 2>&1 &
 LOAD=$!
 sleep 2
-$LBCTL testbed kill-haproxy --wait-back --timeout 20s lb1 192.0.2.11 > "$WORK/kill.txt" 2>&1
+$TESTBED kill-haproxy --wait-back --timeout 20s lb1 192.0.2.11 > "$WORK/kill.txt" 2>&1
 krc=$?
 indent < "$WORK/kill.txt"
 wait $LOAD
@@ -187,16 +191,16 @@ printf '    %s\n' "${RESULTS[@]}"
 if [ "$FAILED" = 0 ]; then
   info "everything shown worked, in ${ELAPSED}s"
 else
-  info "SOMETHING FAILED (see above), after ${ELAPSED}s; logs in $DIR/logs and: $LBCTL testbed exec lb1 journalctl"
+  info "SOMETHING FAILED (see above), after ${ELAPSED}s; logs in $DIR/logs and: $TESTBED exec lb1 journalctl"
 fi
 
 if [ "$KEEP" = 1 ]; then
   say "The sandbox stays up (KEEP=1)"
-  info "enter an LB node (its systemd, journal, lbctl):  $LBCTL testbed exec lb1 bash   (or lb2)"
-  info "   e.g. $LBCTL testbed exec lb1 lbctl status;  $LBCTL testbed exec lb1 journalctl -u lbctl-agent"
+  info "enter an LB node (its systemd, journal, lbctl):  $TESTBED exec lb1 bash   (or lb2)"
+  info "   e.g. $TESTBED exec lb1 lbctl status;  $TESTBED exec lb1 journalctl -u lbctl-agent"
   info "the client, router, route reflector:             ip netns exec lbtb-client bash   (lbtb-router, lbtb-rr)"
   info "a backend:                                       ip netns exec lbtb-be1 bash   (lbtb-be1 ... lbtb-be18)"
-  info "sandbox status, routes:                          $LBCTL testbed status"
+  info "sandbox status, routes:                          $TESTBED status"
   info "key pair and bundle:                             $WORK"
-  info "tear it down:                                    $LBCTL testbed down; rm -rf $WORK"
+  info "tear it down:                                    $TESTBED down; rm -rf $WORK"
 fi

@@ -313,6 +313,27 @@ func grepLines(s string, prefixes ...string) string {
 	return strings.Join(out, "\n")
 }
 
+// insideManager is the D-Bus manager of the namespaced systemd a helper
+// test runs under (skipped outside it), closed in cleanup; with reload it
+// has done a daemon-reload. Failures name the last journalLines lines of the
+// unit's journal.
+func insideManager(t *testing.T, journalLines int, reload bool) (context.Context, *systemd.DBus) {
+	t.Helper()
+	systemdtest.SkipUnlessInside(t)
+	ctx := t.Context()
+	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(journalLines)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if reload {
+		if err := m.DaemonReload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx, m
+}
+
 type startResult struct {
 	States    []systemd.UnitState
 	Latencies []time.Duration
@@ -320,16 +341,7 @@ type startResult struct {
 
 // TestHelperStart runs inside: daemon-reload, start each unit, read states.
 func TestHelperStart(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
-	ctx := t.Context()
-	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.DaemonReload(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, m := insideManager(t, 5, true)
 	var res startResult
 	for _, u := range strings.Split(os.Getenv("LBTEST_UNITS"), ",") {
 		t0 := time.Now()
@@ -363,13 +375,7 @@ type reloadResult struct {
 // LBTEST_SPAN, checking after each reload that its main PID did not change
 // and at the end that the other units kept theirs.
 func TestHelperReloads(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
-	ctx := t.Context()
-	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	ctx, m := insideManager(t, 5, false)
 	unit := os.Getenv("LBTEST_UNIT")
 	others := strings.Split(os.Getenv("LBTEST_OTHERS"), ",")
 	count, _ := strconv.Atoi(os.Getenv("LBTEST_COUNT"))
@@ -419,13 +425,7 @@ type brokenResult struct{ Error string }
 // TestHelperBrokenReload runs inside: the reload must fail as a job error,
 // leaving the unit active with the same main PID.
 func TestHelperBrokenReload(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
-	ctx := t.Context()
-	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(8)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	ctx, m := insideManager(t, 8, false)
 	unit := os.Getenv("LBTEST_UNIT")
 	before, err := m.State(ctx, unit)
 	if err != nil {
@@ -528,16 +528,7 @@ func capEff(t *testing.T, pid uint32) (uint64, string) {
 }
 
 func TestHelperPrivileges(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
-	ctx := t.Context()
-	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.DaemonReload(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, m := insideManager(t, 5, true)
 	const netBind, netAdmin = 1 << 10, 1 << 12
 	for _, tc := range []struct {
 		vip  string
@@ -569,13 +560,7 @@ func TestHelperPrivileges(t *testing.T) {
 }
 
 func TestHelperErrorsAndStop(t *testing.T) {
-	systemdtest.SkipUnlessInside(t)
-	ctx := t.Context()
-	m, err := systemd.NewDBus(ctx, systemd.WithLogHint(systemd.JournalHint(5)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	ctx, m := insideManager(t, 5, false)
 	// The agent's view of unit state: from signals, no call per question.
 	watch, err := m.WatchUnits(ctx, systemd.UnitPattern)
 	if err != nil {

@@ -3,14 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -27,6 +20,8 @@ import (
 
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/health/bird/birdtest"
+	"github.com/lbctl/lbctl/internal/testcert"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
@@ -44,44 +39,6 @@ const (
 	birdBinary    = "/usr/sbin/bird"
 	haproxyBinary = "/usr/sbin/haproxy"
 )
-
-const lbBirdConf = `router id 198.51.100.1;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol static vips4 {
-  ipv4;
-  include "%[2]s/announce4.conf";
-}
-protocol static vips6 {
-  ipv6;
-  include "%[2]s/announce6.conf";
-}
-protocol bgp reflector {
-  local 198.51.100.1 as 65000;
-  neighbor 198.51.100.2 as 65000;
-  direct;
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import none; export where proto = "vips4"; next hop self; };
-  ipv6 { import none; export where proto = "vips6"; next hop self; };
-}
-`
-
-const rrBirdConf = `router id 198.51.100.2;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol direct { ipv4; ipv6; interface "%[2]s"; }
-protocol bgp lb1 {
-  local 198.51.100.2 as 65000;
-  neighbor 198.51.100.1 as 65000;
-  direct;
-  rr client;
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import all; export none; };
-  ipv6 { import all; export none; };
-}
-`
 
 // needTestbed skips unless the testbed can be built.
 func needTestbed(t *testing.T) {
@@ -131,8 +88,12 @@ func newTestbed(t *testing.T, vips []netip.Addr) *testbed {
 	// BIRD refuses to start when an included file is missing.
 	writeFile(t, filepath.Join(tb.includeDir, "announce4.conf"), string(bird.RenderInclude(nil)))
 	writeFile(t, filepath.Join(tb.includeDir, "announce6.conf"), string(bird.RenderInclude(nil)))
-	writeFile(t, filepath.Join(lbDir, "bird.conf"), fmt.Sprintf(lbBirdConf, lbDir, tb.includeDir))
-	writeFile(t, filepath.Join(rrDir, "bird.conf"), fmt.Sprintf(rrBirdConf, rrDir, tb.link.B))
+	lbConf := birdtest.Announcer("198.51.100.1", filepath.Join(lbDir, "bird.log"), "198.51.100.2", 65000,
+		birdtest.Include(filepath.Join(tb.includeDir, "announce4.conf")), birdtest.Include(filepath.Join(tb.includeDir, "announce6.conf")))
+	rrConf := birdtest.Config{RouterID: "198.51.100.2", Log: filepath.Join(rrDir, "bird.log"), Direct: tb.link.B,
+		Sessions: []birdtest.Session{birdtest.ReflectorClient("lb1", "", "198.51.100.2", "198.51.100.1", 65000)}}
+	writeFile(t, filepath.Join(lbDir, "bird.conf"), lbConf.String())
+	writeFile(t, filepath.Join(rrDir, "bird.conf"), rrConf.String())
 	tb.rrSock, tb.rrBird = startBird(t, tb.rr, rrDir)
 	tb.lbSock, tb.lbBird = startBird(t, tb.lb, lbDir)
 	t.Cleanup(func() {
@@ -176,15 +137,8 @@ func birdClient(t *testing.T, sock string) *bird.Client {
 
 func (tb *testbed) waitEstablished(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	for _, c := range []*bird.Client{tb.lbClient, tb.rrClient} {
-		waitUntil(t, timeout, "BGP session established", func() bool {
-			ps, err := c.Protocols(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Proto == "BGP" })
-			return i >= 0 && ps[i].Established()
-		})
+	if err := birdtest.WaitEstablished(context.Background(), timeout, tb.lbClient, tb.rrClient); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -494,30 +448,19 @@ func hostPrefixes(vips ...plan.VIP) []netip.Prefix {
 	return out
 }
 
-// selfSigned writes a PEM file with a self-signed certificate and its key
-// (HAProxy's crt format).
+// selfSigned writes a PEM file with a certificate for the campus names, its
+// (throwaway) CA and its key (HAProxy's crt format).
 func selfSigned(t *testing.T, path string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcert.NewCA("lbctl test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lbctl test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"*.campus.example", "campus.example"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	pem, err := ca.IssueValid("*.campus.example", "campus.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, string(pem))
 }
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, f func() bool) {

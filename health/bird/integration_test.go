@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/health/bird/birdtest"
 )
 
 // The integration tests run two BIRDs in two fresh network namespaces joined
@@ -28,48 +29,6 @@ import (
 // interface's global IPv6 address).
 
 const birdBinary = "/usr/sbin/bird"
-
-const lbConf = `router id 198.51.100.1;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol static vips4 {
-  ipv4;
-  include "%[4]s";
-}
-protocol static vips6 {
-  ipv6;
-  include "%[5]s";
-}
-%[2]s
-protocol bgp reflector {
-  local 198.51.100.1 as 65000;
-  neighbor 198.51.100.2 as 65000;
-  direct;
-  %[3]s
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import none; export where proto = "vips4"; next hop self; };
-  ipv6 { import none; export where proto = "vips6"; next hop self; };
-}
-`
-
-const rrConf = `router id 198.51.100.2;
-log "%[1]s/bird.log" all;
-protocol device { }
-protocol direct { ipv4; ipv6; interface "%[4]s"; }
-%[2]s
-protocol bgp lb1 {
-  local 198.51.100.2 as 65000;
-  neighbor 198.51.100.1 as 65000;
-  direct;
-  rr client;
-  %[3]s
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import all; export none; };
-  ipv6 { import all; export none; };
-}
-`
 
 type birdNode struct {
 	ns, dir, conf, sock string
@@ -132,11 +91,6 @@ func newTopologyIn(t *testing.T, bfd bool, includeDir string) *topology {
 	run(t, "ip", "-n", lbNS, "link", "set", vethLB, "up")
 	run(t, "ip", "-n", rrNS, "link", "set", vethRR, "up")
 
-	bfdProto, bfdOn := "", ""
-	if bfd {
-		bfdProto = `protocol bfd { interface "vb*" { interval 100 ms; multiplier 3; }; }`
-		bfdOn = "bfd on;"
-	}
 	dir := t.TempDir()
 	topo := &topology{
 		lb: &birdNode{ns: lbNS, dir: filepath.Join(dir, "lb")},
@@ -160,8 +114,16 @@ func newTopologyIn(t *testing.T, bfd bool, includeDir string) *topology {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, topo.lb.conf, fmt.Sprintf(lbConf, topo.lb.dir, bfdProto, bfdOn, topo.include4, topo.include6))
-	writeFile(t, topo.rr.conf, fmt.Sprintf(rrConf, topo.rr.dir, bfdProto, bfdOn, vethRR))
+	lb := birdtest.Announcer("198.51.100.1", topo.lb.dir+"/bird.log", "198.51.100.2", 65000,
+		birdtest.Include(topo.include4), birdtest.Include(topo.include6))
+	rr := birdtest.Config{RouterID: "198.51.100.2", Log: topo.rr.dir + "/bird.log", Direct: vethRR,
+		Sessions: []birdtest.Session{birdtest.ReflectorClient("lb1", "", "198.51.100.2", "198.51.100.1", 65000)}}
+	if bfd {
+		lb.BFD, lb.Sessions[0].BFD = "vb*", true
+		rr.BFD, rr.Sessions[0].BFD = "vb*", true
+	}
+	writeFile(t, topo.lb.conf, lb.String())
+	writeFile(t, topo.rr.conf, rr.String())
 	topo.rr.start(t)
 	topo.lb.start(t)
 	t.Cleanup(func() {
@@ -232,22 +194,8 @@ func (n *birdNode) client(t *testing.T) *bird.Client {
 
 func (topo *topology) waitEstablished(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for _, n := range []*birdNode{topo.lb, topo.rr} {
-		c := n.client(t)
-		for {
-			ps, err := c.Protocols(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Proto == "BGP" }); i >= 0 && ps[i].Established() {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("BGP session in %s not established: %+v", n.ns, ps)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := birdtest.WaitEstablished(context.Background(), timeout, topo.lb.client(t), topo.rr.client(t)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package install_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -12,17 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"aead.dev/minisign"
-
 	"github.com/lbctl/lbctl/bundle/archive"
 	"github.com/lbctl/lbctl/bundle/model"
-	"github.com/lbctl/lbctl/bundle/pack"
-	"github.com/lbctl/lbctl/bundle/sign"
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/node/setup"
+	"github.com/lbctl/lbctl/test/nodetest"
 )
 
 // replayNode is a real Installer (the node's own setup.Opener verifying
@@ -31,7 +27,7 @@ import (
 // test moves.
 type replayNode struct {
 	t     *testing.T
-	priv  minisign.PrivateKey
+	key   nodetest.Key
 	state string
 	now   time.Time
 	host  *apply.Fake
@@ -42,19 +38,9 @@ var replayNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 func newReplayNode(t *testing.T, pol install.Replay) *replayNode {
 	t.Helper()
-	pub, priv, err := minisign.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{42}, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	trusted := filepath.Join(dir, "trusted.d")
-	if err := os.Mkdir(trusted, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(trusted, "ops.pub"), sign.MarshalPublicKey(pub), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n := &replayNode{t: t, priv: priv, state: filepath.Join(dir, "state"), now: replayNow, host: apply.NewFake()}
+	key := nodetest.NewKey(t, 42)
+	trusted := key.TrustedDir
+	n := &replayNode{t: t, key: key, state: filepath.Join(t.TempDir(), "state"), now: replayNow, host: apply.NewFake()}
 	store, err := release.Open(n.state)
 	if err != nil {
 		t.Fatal(err)
@@ -95,15 +81,7 @@ func (n *replayNode) bundleAt(serial uint64, name string, created time.Time, exp
 	n.t.Helper()
 	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.11"}},
 		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []string{"192.0.2.10"}}}}
-	files, err := pack.Files(site)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := archive.Write(&buf, archive.Manifest{Serial: serial, Created: created, Expires: expires}, files, n.priv); err != nil {
-		n.t.Fatal(err)
-	}
-	return buf.Bytes()
+	return n.key.Bundle(n.t, site, archive.Manifest{Serial: serial, Created: created, Expires: expires})
 }
 
 func (n *replayNode) install(b []byte, opt install.Options) (*install.Result, error) {
@@ -120,41 +98,11 @@ func (n *replayNode) mustInstall(b []byte, opt install.Options) {
 
 // snapshot is every file under the state directory with its content (and
 // symlink targets), and the host's state.
-func (n *replayNode) snapshot() map[string]string {
+func (n *replayNode) snapshot() nodetest.Tree {
 	n.t.Helper()
-	out := map[string]string{"host": n.host.String()}
-	filepath.Walk(n.state, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(n.state, p)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			l, _ := os.Readlink(p)
-			out[rel] = "-> " + l
-		case fi.Mode().IsRegular():
-			b, _ := os.ReadFile(p)
-			out[rel] = string(b)
-		default:
-			out[rel] = "dir"
-		}
-		return nil
-	})
+	out := nodetest.Snapshot(n.t, n.state)
+	out["host"] = n.host.String()
 	return out
-}
-
-func sameSnapshot(t *testing.T, what string, a, b map[string]string) {
-	t.Helper()
-	for k, v := range a {
-		if b[k] != v {
-			t.Errorf("%s changed %s", what, k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			t.Errorf("%s created %s", what, k)
-		}
-	}
 }
 
 // refuse installs b expecting want, with nothing on disk or host changed.
@@ -168,7 +116,7 @@ func (n *replayNode) refuse(what string, b []byte, opt install.Options, want err
 	if !strings.Contains(err.Error(), mention) {
 		n.t.Errorf("%s: error %q does not mention %q", what, err, mention)
 	}
-	sameSnapshot(n.t, what, before, n.snapshot())
+	nodetest.Same(n.t, what, before, n.snapshot())
 	n.t.Logf("%s: %v", what, err)
 }
 

@@ -1,23 +1,17 @@
 package setup_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"aead.dev/minisign"
-
 	"github.com/lbctl/lbctl/bundle/archive"
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/pack"
-	"github.com/lbctl/lbctl/bundle/sign"
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/install"
@@ -26,6 +20,7 @@ import (
 	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/node/target"
 	"github.com/lbctl/lbctl/node/validate"
+	"github.com/lbctl/lbctl/test/nodetest"
 )
 
 // injection is a change to a valid resolved model that tries to smuggle
@@ -104,54 +99,27 @@ func campus(t *testing.T) []byte {
 	return b
 }
 
-// signBundle writes a bundle of site signed with priv. A site whose node
+// signBundle writes a bundle of site signed with key. A site whose node
 // host names the archive would refuse as paths carries resolved.json only
 // (the node decodes that first).
-func signBundle(t *testing.T, site *model.Site, serial uint64, priv minisign.PrivateKey) []byte {
+func signBundle(t *testing.T, site *model.Site, serial uint64, key nodetest.Key) []byte {
 	t.Helper()
 	files, err := pack.Files(site)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := archive.Manifest{Serial: serial, Created: time.Now().Add(-time.Minute)}
-	var buf bytes.Buffer
-	if _, err := archive.Write(&buf, m, files, priv); err != nil {
+	b, err := key.Sign(m, files)
+	if err != nil {
 		resolved, err := model.Encode(site)
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf.Reset()
-		if _, err := archive.Write(&buf, m, []archive.File{{Path: pack.ResolvedPath, Data: resolved}}, priv); err != nil {
+		if b, err = key.Sign(m, []archive.File{{Path: pack.ResolvedPath, Data: resolved}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return buf.Bytes()
-}
-
-// snapshot lists every file and directory under root with its content.
-func snapshot(t *testing.T, root string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		b.WriteString(rel)
-		if !d.IsDir() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b.WriteString(" " + string(data))
-		}
-		b.WriteByte('\n')
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return b
 }
 
 // TestInjectedBundlesAreRefused: signed bundles whose resolved model or
@@ -162,14 +130,8 @@ func snapshot(t *testing.T, root string) string {
 // directory, the temporary directory the validator's scratch copies go to
 // and the host are unchanged.
 func TestInjectedBundlesAreRefused(t *testing.T) {
-	pub, priv, err := minisign.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trusted := t.TempDir()
-	if err := os.WriteFile(filepath.Join(trusted, "test.pub"), sign.MarshalPublicKey(pub), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	key := nodetest.NewKey(t, 1)
+	trusted := key.TrustedDir
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	state := t.TempDir()
@@ -202,7 +164,7 @@ func TestInjectedBundlesAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := in.Open(signBundle(t, good, 1, priv))
+	ok, err := in.Open(signBundle(t, good, 1, key))
 	if err != nil {
 		t.Fatalf("the valid campus bundle: %v", err)
 	}
@@ -211,7 +173,7 @@ func TestInjectedBundlesAreRefused(t *testing.T) {
 	}
 	rendered = 0
 
-	before, beforeTmp, beforeHost := snapshot(t, state), snapshot(t, tmp), host.String()
+	before, beforeTmp, beforeHost := nodetest.Snapshot(t, state), nodetest.Snapshot(t, tmp), host.String()
 	list := injections()
 	if len(list) < 30 {
 		t.Fatalf("%d injections, want at least 30", len(list))
@@ -223,7 +185,7 @@ func TestInjectedBundlesAreRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			inj.change(site)
-			bundle := signBundle(t, site, uint64(10+i), priv)
+			bundle := signBundle(t, site, uint64(10+i), key)
 			for _, dry := range []bool{true, false} { // lbctl plan, lbctl install
 				_, err := in.Install(context.Background(), bundle, install.Options{Node: "lb1", DryRun: dry})
 				if err == nil {
@@ -242,12 +204,8 @@ func TestInjectedBundlesAreRefused(t *testing.T) {
 	if rendered != 0 || validated != 0 {
 		t.Errorf("rendered %d times, validated %d times: refused too late", rendered, validated)
 	}
-	if after := snapshot(t, state); after != before {
-		t.Errorf("state directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
-	if after := snapshot(t, tmp); after != beforeTmp {
-		t.Errorf("temporary directory changed:\n%s", after)
-	}
+	nodetest.Same(t, "the refused installs", before, nodetest.Snapshot(t, state))
+	nodetest.Same(t, "the refused installs (temporary directory)", beforeTmp, nodetest.Snapshot(t, tmp))
 	if host.String() != beforeHost || host.Calls != 0 {
 		t.Errorf("host changed (%d calls):\n%s", host.Calls, host.String())
 	}

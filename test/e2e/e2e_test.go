@@ -28,12 +28,14 @@ import (
 
 // sandbox is the site every subtest of TestSandbox shares.
 type sandbox struct {
-	s      *testbed.Site
-	m      *model.Site
-	lbctl  string
-	work   string
-	pubkey string
-	key    string
+	s     *testbed.Site
+	m     *model.Site
+	lbctl string
+	// backend runs the sandbox's backend servers (lbctl-testbed serve-backend).
+	backend []string
+	work    string
+	pubkey  string
+	key     string
 	// prefixes are the router routes of every VIP address of the model.
 	prefixes []netip.Prefix
 }
@@ -104,17 +106,11 @@ func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb.lbctl = filepath.Join(sb.work, "lbctl")
-	gobin, err := exec.LookPath("go")
+	bins, err := testbed.BuildBinaries(ctx, root, sb.work)
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatal(err)
 	}
-	build := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-o", sb.lbctl, "./cmd/lbctl")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/lbctl: %v\n%s", err, out)
-	}
+	sb.lbctl, sb.backend = bins.LBCTL, bins.BackendCommand()
 	t.Logf("lbctl built in %v", time.Since(start).Round(time.Millisecond))
 	sb.run(t, "keygen", "--unencrypted", filepath.Join(sb.work, "admin"))
 	sb.key, sb.pubkey = filepath.Join(sb.work, "admin.key"), filepath.Join(sb.work, "admin.pub")
@@ -142,7 +138,7 @@ func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	opts := testbed.Options{
 		Dir:            filepath.Join(sb.work, "sandbox"),
 		Prefix:         fmt.Sprintf("lbe2e%03x-", rand.IntN(1<<12)),
-		BackendCommand: []string{sb.lbctl, "testbed", "serve-backend"},
+		BackendCommand: sb.backend,
 		LaunchNode:     testbed.SystemdNodes{}.Launch,
 		Timeout:        60 * time.Second,
 	}

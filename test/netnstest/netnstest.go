@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +29,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/internal/netns"
+	"github.com/lbctl/lbctl/test/internal/nsprocs"
 )
 
 // NetNSDir is where ip(8) keeps named network namespaces.
@@ -147,7 +149,7 @@ func (ns *NS) remove() {
 		}
 	}
 	if ns.Inode != 0 {
-		for _, pid := range PIDsIn(ns.Inode) {
+		for _, pid := range nsprocs.PIDsIn(ns.Inode) {
 			t.Errorf("namespace %s: process %d is still inside at cleanup (killed)", ns.Name, pid)
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
@@ -163,63 +165,12 @@ func (ns *NS) remove() {
 	}
 }
 
-// PIDsIn lists the processes (thread group leaders other than this process)
-// whose network namespace has the given inode.
-func PIDsIn(inode uint64) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue
-		}
-		if st.Ino == inode {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // Do runs fn with the calling goroutine's work moved into the namespace: on
 // a fresh goroutine locked to its OS thread, setns into the namespace, fn,
 // setns back. Sockets fn opens belong to the namespace and may be used from
 // any goroutine afterwards; goroutines fn starts do not run in the
 // namespace. fn must not call t.Fatal (it runs on another goroutine).
-func (ns *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread is destroyed when this goroutine ends.
-			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func (ns *NS) Do(fn func() error) error { return netns.DoPath(ns.Path, fn) }
 
 // spawner is one goroutine locked to its OS thread for the life of the test
 // binary; every child is forked from it. Pdeathsig fires when the forking
@@ -243,20 +194,15 @@ func (ns *NS) spawn(cmd *exec.Cmd) error {
 	})
 	errc := make(chan error, 1)
 	spawnReq <- func() {
-		orig, err := os.Open("/proc/thread-self/ns/net")
+		back, err := netns.Switch(ns.Fd())
 		if err != nil {
-			errc <- fmt.Errorf("open own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			errc <- fmt.Errorf("namespace %s: %w", ns.Name, err)
 			return
 		}
 		serr := cmd.Start()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := back(); err != nil {
 			// The spawner is now in the wrong namespace for good: fail loudly.
-			panic(fmt.Sprintf("netnstest: setns back from %s: %v", ns.Name, err))
+			panic(fmt.Sprintf("netnstest: namespace %s: %v", ns.Name, err))
 		}
 		errc <- serr
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lbctl/lbctl/test/internal/nsprocs"
 )
 
 // TestHarness builds two namespaces with a veth pair in a subtest, checks
@@ -92,7 +94,7 @@ func TestHarness(t *testing.T) {
 		if st.Ino != a.Inode {
 			t.Fatalf("process %d in namespace %d, want %d", p.PID, st.Ino, a.Inode)
 		}
-		if got := PIDsIn(a.Inode); len(got) != 1 || got[0] != p.PID {
+		if got := nsprocs.PIDsIn(a.Inode); len(got) != 1 || got[0] != p.PID {
 			t.Fatalf("PIDsIn = %v, want [%d]", got, p.PID)
 		}
 		if out := a.Exec(t, "ip", "-o", "addr", "show", "dev", l.A); !strings.Contains(out, "198.51.100.1/24") {
@@ -108,7 +110,7 @@ func TestHarness(t *testing.T) {
 		}
 	}
 	for _, ino := range inodes {
-		if pids := PIDsIn(ino); len(pids) != 0 {
+		if pids := nsprocs.PIDsIn(ino); len(pids) != 0 {
 			t.Errorf("processes %v left in namespace %d", pids, ino)
 		}
 	}

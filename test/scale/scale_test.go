@@ -77,6 +77,8 @@ type bench struct {
 	root, work, lbctl, key, pubkey, agentUnit string
 	trials                                    int
 	idle                                      time.Duration
+	// backend runs the sandbox's backend servers (lbctl-testbed serve-backend).
+	backend []string
 }
 
 func newBench(t *testing.T) *bench {
@@ -97,22 +99,19 @@ func newBench(t *testing.T) *bench {
 		}
 	}
 	// LBCTL_SCALE_LBCTL is a built lbctl (scripts/bench-scale.sh passes
-	// bin/lbctl); without it the test builds one.
-	b.lbctl = os.Getenv("LBCTL_SCALE_LBCTL")
-	if b.lbctl == "" {
-		b.lbctl = filepath.Join(b.work, "lbctl")
-		gobin, err := exec.LookPath("go")
+	// bin/lbctl, with bin/lbctl-testbed beside it); without it the test
+	// builds both.
+	if b.lbctl = os.Getenv("LBCTL_SCALE_LBCTL"); b.lbctl == "" {
+		bins, err := testbed.BuildBinaries(ctx, root, b.work)
 		if err != nil {
-			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			t.Fatal(err)
 		}
-		build := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-o", b.lbctl, "./cmd/lbctl")
-		build.Dir = root
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/lbctl: %v\n%s", err, out)
-		}
+		b.lbctl, b.backend = bins.LBCTL, bins.BackendCommand()
 	} else if b.lbctl, err = filepath.Abs(b.lbctl); err != nil {
 		t.Fatal(err)
+	} else {
+		// bin/lbctl-testbed beside bin/lbctl, as `make build` leaves them.
+		b.backend = testbed.Binaries{Testbed: filepath.Join(filepath.Dir(b.lbctl), "lbctl-testbed")}.BackendCommand()
 	}
 	b.lbctlRun(t, "keygen", "--unencrypted", filepath.Join(b.work, "admin"))
 	b.key, b.pubkey = filepath.Join(b.work, "admin.key"), filepath.Join(b.work, "admin.pub")
@@ -178,7 +177,7 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 	opts := testbed.Options{
 		Dir:            filepath.Join(b.work, fmt.Sprintf("sandbox%d", vips)),
 		Prefix:         fmt.Sprintf("lbsc%03x-", rand.IntN(1<<12)),
-		BackendCommand: []string{b.lbctl, "testbed", "serve-backend"},
+		BackendCommand: b.backend,
 		LaunchNode:     testbed.SystemdNodes{}.Launch,
 		Timeout:        120 * time.Second,
 	}

@@ -25,8 +25,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lbctl/lbctl/internal/cgroup"
-	"github.com/lbctl/lbctl/internal/nsunits"
+	"github.com/lbctl/lbctl/internal/netns"
+	"github.com/lbctl/lbctl/test/internal/cgroup"
+	"github.com/lbctl/lbctl/test/internal/nsunits"
 )
 
 // Options configure Start.
@@ -298,44 +299,9 @@ func (s *Systemd) Run(t testing.TB, args ...string) string {
 // InNetNS runs fn on an OS thread inside systemd's network namespace:
 // sockets fn creates (listeners, connections) live there and keep working
 // from any goroutine afterwards.
-func (s *Systemd) InNetNS(fn func() error) error { return InNetNS(s.NetNSPath(), fn) }
-
-// InNetNS runs fn on an OS thread switched into the network namespace at
-// path, and switches back. If switching back fails the thread is
-// discarded, never reused.
-func InNetNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			runtime.UnlockOSThread()
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it exits with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("setns back: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// (netns.DoPath: if switching back fails the thread is discarded, never
+// reused).
+func (s *Systemd) InNetNS(fn func() error) error { return netns.DoPath(s.NetNSPath(), fn) }
 
 // Console returns what the launcher and systemd printed so far.
 func (s *Systemd) Console() string {

@@ -99,8 +99,8 @@ func (f portsFlag) Set(s string) error {
 	return nil
 }
 
-// ParseBackendArgs parses serve-backend arguments.
-func ParseBackendArgs(args []string) (BackendConfig, error) {
+// parseBackendArgs parses serve-backend arguments.
+func parseBackendArgs(args []string) (BackendConfig, error) {
 	var c BackendConfig
 	fs := flag.NewFlagSet("serve-backend", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -128,10 +128,10 @@ func ParseBackendArgs(args []string) (BackendConfig, error) {
 	return c, nil
 }
 
-// BackendMain is `lbctl testbed serve-backend ARGS`: it serves until ctx
+// BackendMain is `lbctl-testbed serve-backend ARGS`: it serves until ctx
 // ends.
 func BackendMain(ctx context.Context, args []string) error {
-	cfg, err := ParseBackendArgs(args)
+	cfg, err := parseBackendArgs(args)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (s *backendServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	pc := proxyOf(c)
 	port := 0
-	var hdr *ProxyHeader
+	var hdr *proxyHeader
 	if pc != nil {
 		port = localPort(pc)
 		hdr = pc.Header()
@@ -414,7 +414,7 @@ type proxyConn struct {
 	r    *bufio.Reader
 	wait time.Duration // >0: server speaks first, give up on a header after wait
 	once sync.Once
-	hdr  *ProxyHeader
+	hdr  *proxyHeader
 	err  error
 }
 
@@ -427,7 +427,7 @@ func (c *proxyConn) init() {
 		if c.wait > 0 {
 			_ = c.Conn.SetReadDeadline(time.Now().Add(c.wait))
 		}
-		c.hdr, c.err = ReadProxyHeader(c.r)
+		c.hdr, c.err = readProxyHeader(c.r)
 		if c.wait > 0 {
 			var ne net.Error
 			if errors.As(c.err, &ne) && ne.Timeout() && c.r.Buffered() == 0 {
@@ -439,7 +439,7 @@ func (c *proxyConn) init() {
 }
 
 // Header is the connection's PROXY header, nil if none.
-func (c *proxyConn) Header() *ProxyHeader {
+func (c *proxyConn) Header() *proxyHeader {
 	c.init()
 	return c.hdr
 }

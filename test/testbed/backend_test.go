@@ -107,7 +107,7 @@ func TestBackendServers(t *testing.T) {
 		}
 	})
 	t.Run("http after PROXY v1", func(t *testing.T) {
-		req := AppendProxyV1(nil, client, vip)
+		req := appendProxyV1(nil, client, vip)
 		req = append(req, "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"...)
 		out := exchange(t, addrs[kindHTTP], req)
 		if !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.Contains(out, "host=a.example xff=none") ||
@@ -122,7 +122,7 @@ func TestBackendServers(t *testing.T) {
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write(AppendProxyV2(nil, client, vip))
+		c.Write(appendProxyV2(nil, client, vip))
 		tc := tls.Client(c, &tls.Config{RootCAs: ca.Pool(), ServerName: "web1"})
 		io.WriteString(tc, "GET / HTTP/1.1\r\nHost: s.example\r\nConnection: close\r\n\r\n")
 		out, err := io.ReadAll(tc)
@@ -141,13 +141,13 @@ func TestBackendServers(t *testing.T) {
 		}
 	})
 	t.Run("tcp with PROXY v2", func(t *testing.T) {
-		out := exchange(t, addrs[kindTCP], AppendProxyV2(nil, client, vip))
+		out := exchange(t, addrs[kindTCP], appendProxyV2(nil, client, vip))
 		if !strings.Contains(out, " proxy-src=198.51.100.77:4321 src=127.0.0.1:") {
 			t.Errorf("got %q", out)
 		}
 	})
 	t.Run("smtp", func(t *testing.T) {
-		out := exchange(t, addrs[kindSMTP], append(AppendProxyV2(nil, client, vip), "EHLO x\r\nQUIT\r\n"...))
+		out := exchange(t, addrs[kindSMTP], append(appendProxyV2(nil, client, vip), "EHLO x\r\nQUIT\r\n"...))
 		lines := strings.Split(strings.TrimSpace(out), "\r\n")
 		if len(lines) != 3 || !strings.HasPrefix(lines[0], "220 backend=web1 ") ||
 			!strings.Contains(lines[0], "proxy-src=198.51.100.77:4321") || lines[1] != "250 ok" || lines[2] != "221 bye" {
@@ -174,7 +174,7 @@ func TestBackendServers(t *testing.T) {
 func TestBackendArgs(t *testing.T) {
 	cfg := BackendConfig{Name: "mx1", HTTP: []int{80, 8080}, TCP: []int{3200}, SMTP: []int{25, 465}, LDAP: []int{389},
 		HTTPS: []int{8443}, Cert: "/x/mx1.pem", Ready: "/x/ready"}
-	got, err := ParseBackendArgs(cfg.Args())
+	got, err := parseBackendArgs(cfg.Args())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +189,8 @@ func TestBackendArgs(t *testing.T) {
 		{"--name", "a", "extra"},               // stray argument
 		{"--name", "a", "--unknown-flag", "1"}, // unknown flag
 	} {
-		if _, err := ParseBackendArgs(bad); err == nil {
-			t.Errorf("ParseBackendArgs(%q): no error", bad)
+		if _, err := parseBackendArgs(bad); err == nil {
+			t.Errorf("parseBackendArgs(%q): no error", bad)
 		}
 	}
 }

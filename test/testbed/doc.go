@@ -1,5 +1,5 @@
 // Package testbed builds a complete anycast site in network namespaces on one
-// machine, for the demo (`lbctl testbed up|down|status`, scripts/demo.sh) and
+// machine, for the demo (`lbctl-testbed up|down|status`, scripts/demo.sh) and
 // the end-to-end tests: a route reflector and a router running BIRD, two LB
 // nodes, a client behind the router and one namespace per backend address
 // of a resolved model, each running a small HTTP/TCP server that says who it
@@ -28,14 +28,14 @@
 // every BGP session is single-hop and next hops are on-link); 192.0.2.0/24
 // is kept for VIPs, so the client sits on the upper half of 198.51.100.0/24
 // and the core on the lower half. Backends are on one bridge with both LB
-// nodes; their default route points at lb1 (SetBackendGateway moves it), so
+// nodes; their default route points at lb1 (setBackendGateway moves it), so
 // replies of transparent services, whose destination is the client,
 // return through an LB: transparent connections work through the gateway
 // node only. Non-transparent connections come from the node's own bk address
 // and work through both. LB nodes and the router forward packets.
 //
 // Node profiles of the model map to lb1, lb2, ... in host name order (as many
-// LB nodes as profiles, at least two, at most MaxNodes; lbN has 198.51.100.1N,
+// LB nodes as profiles, at least two, at most 8; lbN has 198.51.100.1N,
 // 2001:db8:100::1N, 203.0.113.N and 2001:db8:203::N); their
 // route reflector must be 198.51.100.2 (or 2001:db8:100::2) and their other
 // addresses are added on "core" (IPv6 ones outside 2001:db8:100::/64 with
@@ -50,11 +50,11 @@
 // IPv4 transport carrying both IPv4 and IPv6 routes) and one to the router,
 // which it sends every path (ADD-PATH), so the router's kernel table gets one
 // ECMP route per VIP with a next hop per announcing node. The LB nodes' BIRD
-// is not started: the product renders and runs it (StartNodeBird is for tests
+// is not started: the product renders and runs it (startNodeBird is for tests
 // that need it before then).
 //
-// LB nodes: with Options.LaunchNode = SystemdNodes{}.Launch (what `lbctl
-// testbed up`, the demo and test/e2e use) each LB node is systemd as PID 1
+// LB nodes: with Options.LaunchNode = SystemdNodes{}.Launch (what `lbctl-testbed
+// up`, the demo and test/e2e use) each LB node is systemd as PID 1
 // in its own pid, mount, network, UTS and cgroup namespaces, sharing the
 // host's files through overlays; Provision puts the product on it like the
 // Debian package would (/usr/bin/lbctl, /etc/lbctl/lbctl.yaml, trusted

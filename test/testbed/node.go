@@ -24,18 +24,18 @@ const (
 	NodeLBCTL = "/usr/bin/lbctl"
 	// NodeConfigPath is the node configuration file.
 	NodeConfigPath = "/etc/lbctl/lbctl.yaml"
-	// NodeTrustedDir holds the trusted public keys.
-	NodeTrustedDir = "/etc/lbctl/trusted.d"
+	// nodeTrustedDir holds the trusted public keys.
+	nodeTrustedDir = "/etc/lbctl/trusted.d"
 	// AgentUnitName is the agent's unit.
 	AgentUnitName = "lbctl-agent.service"
 	// NodeBirdSocket is BIRD's control socket on a node (Debian's bird.service).
 	NodeBirdSocket = "/run/bird/bird.ctl"
 )
 
-// AgentUnit runs `lbctl agent` on a testbed node when no other unit is
+// defaultAgentUnit runs `lbctl agent` on a testbed node when no other unit is
 // given (NodeSetup.AgentUnit): a minimal stand-in for the unit the Debian
 // package installs.
-const AgentUnit = `# lbctl-agent.service, written by the lbctl testbed.
+const defaultAgentUnit = `# lbctl-agent.service, written by the lbctl testbed.
 [Unit]
 Description=lbctl health agent: keeps BIRD announcing the healthy VIPs
 After=network-online.target bird.service
@@ -149,9 +149,9 @@ func (s *Site) NodePath(node, path string) (string, error) {
 	return fmt.Sprintf("/proc/%d/root/%s", n.PID, strings.TrimPrefix(path, "/")), nil
 }
 
-// WriteNodeFile writes data to path inside a systemd node, creating
+// writeNodeFile writes data to path inside a systemd node, creating
 // directories.
-func (s *Site) WriteNodeFile(node, path string, data []byte, perm os.FileMode) error {
+func (s *Site) writeNodeFile(node, path string, data []byte, perm os.FileMode) error {
 	p, err := s.NodePath(node, path)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ type NodeSetup struct {
 	TrustedKeys []string
 	// Config is the node's lbctl.yaml; default NodeConfig.
 	Config string
-	// AgentUnit is the text of lbctl-agent.service; default AgentUnit.
+	// AgentUnit is the text of lbctl-agent.service; default defaultAgentUnit.
 	// The demo and the end-to-end tests pass the shipped unit
 	// (packaging/systemd/lbctl-agent.service), hardening included.
 	AgentUnit string
@@ -201,7 +201,7 @@ func (s *Site) Provision(ctx context.Context, node string, o NodeSetup) error {
 	}
 	unit := o.AgentUnit
 	if unit == "" {
-		unit = AgentUnit
+		unit = defaultAgentUnit
 	}
 	files := []struct {
 		path string
@@ -222,10 +222,10 @@ func (s *Site) Provision(ctx context.Context, node string, o NodeSetup) error {
 			path string
 			data []byte
 			perm os.FileMode
-		}{NodeTrustedDir + "/" + filepath.Base(k), b, 0o644})
+		}{nodeTrustedDir + "/" + filepath.Base(k), b, 0o644})
 	}
 	for _, f := range files {
-		if err := s.WriteNodeFile(node, f.path, f.data, f.perm); err != nil {
+		if err := s.writeNodeFile(node, f.path, f.data, f.perm); err != nil {
 			return err
 		}
 	}
@@ -257,45 +257,14 @@ func (s *Site) Lbctl(ctx context.Context, node string, args ...string) ([]byte, 
 	return s.NodeRun(ctx, node, nil, append([]string{NodeLBCTL}, args...)...)
 }
 
-// NodeBirdSocketPath is the host path of a systemd node's BIRD control
+// nodeBirdSocketPath is the host path of a systemd node's BIRD control
 // socket, or "" for a plain node.
-func (s *Site) NodeBirdSocketPath(node string) string {
+func (s *Site) nodeBirdSocketPath(node string) string {
 	p, err := s.NodePath(node, NodeBirdSocket)
 	if err != nil {
 		return ""
 	}
 	return p
-}
-
-// WaitRoutes waits until the router's route to prefix has exactly the
-// next hops want (none: the route is gone) and returns how long it took.
-func (s *Site) WaitRoutes(ctx context.Context, prefix string, want []string, timeout time.Duration) (time.Duration, error) {
-	start := time.Now()
-	var last string
-	for {
-		rs, err := s.Routes(ctx)
-		if err != nil {
-			return 0, err
-		}
-		var got []string
-		for _, r := range rs {
-			if r.Prefix.String() == prefix {
-				for _, h := range r.NextHops {
-					got = append(got, h.Via.String())
-				}
-			}
-		}
-		if strings.Join(got, " ") == strings.Join(want, " ") {
-			return time.Since(start), nil
-		}
-		last = strings.Join(got, " ")
-		if time.Since(start) > timeout {
-			return 0, fmt.Errorf("testbed: route %s at the router: next hops [%s] after %v, want [%s]", prefix, last, timeout, strings.Join(want, " "))
-		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return 0, err
-		}
-	}
 }
 
 // WaitECMP waits until the router's route to every prefix has a next hop

@@ -37,7 +37,7 @@ func TestNodeConfigLoads(t *testing.T) {
 // its own mount namespace (made private first), host-touching units are
 // masked, and BIRD's unit is not, since the installer starts it.
 func TestNodeInitScript(t *testing.T) {
-	s := nodeInitScript("lb1", "lbctl-testbed-lb1", NodeMask)
+	s := nodeInitScript("lb1", "lbctl-testbed-lb1", nodeMask)
 	lines := strings.Split(s, "\n")
 	if lines[1] != "mount --make-rprivate /" {
 		t.Errorf("the first mount must make / private, got %q", lines[1])

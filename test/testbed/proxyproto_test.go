@@ -26,12 +26,12 @@ func TestProxyHeaderRoundTrip(t *testing.T) {
 			src, dst := netip.MustParseAddrPort(c.src), netip.MustParseAddrPort(c.dst)
 			var hdr []byte
 			if c.v1 {
-				hdr = AppendProxyV1(nil, src, dst)
+				hdr = appendProxyV1(nil, src, dst)
 			} else {
-				hdr = AppendProxyV2(nil, src, dst)
+				hdr = appendProxyV2(nil, src, dst)
 			}
 			r := bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("HELLO")))
-			h, err := ReadProxyHeader(r)
+			h, err := readProxyHeader(r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func TestProxyHeaderRoundTrip(t *testing.T) {
 
 func TestProxyHeaderAbsentOrLocal(t *testing.T) {
 	v2local := append([]byte("\r\n\r\n\x00\r\nQUIT\n"), 0x20, 0x00, 0x00, 0x00)
-	v2tlv := AppendProxyV2(nil, netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.2:2"))
+	v2tlv := appendProxyV2(nil, netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.2:2"))
 	v2tlv[15] += 5 // five bytes of TLV after the addresses
 	v2tlv = append(v2tlv, 0x03, 0x00, 0x02, 0xab, 0xcd)
 	cases := []struct {
@@ -71,10 +71,10 @@ func TestProxyHeaderAbsentOrLocal(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := bufio.NewReader(strings.NewReader(c.in))
-			h, err := ReadProxyHeader(r)
+			h, err := readProxyHeader(r)
 			if c.name == "bare crlf" {
-				if !errors.Is(err, ErrProxyHeader) {
-					t.Fatalf("err %v, want ErrProxyHeader", err)
+				if !errors.Is(err, errProxyHeader) {
+					t.Fatalf("err %v, want errProxyHeader", err)
 				}
 				return
 			}
@@ -104,9 +104,9 @@ func TestProxyHeaderMalformed(t *testing.T) {
 		"v2 short ipv4":   "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x04abcd",
 	} {
 		t.Run(name, func(t *testing.T) {
-			h, err := ReadProxyHeader(bufio.NewReader(strings.NewReader(in)))
-			if !errors.Is(err, ErrProxyHeader) {
-				t.Errorf("got %+v, %v; want ErrProxyHeader", h, err)
+			h, err := readProxyHeader(bufio.NewReader(strings.NewReader(in)))
+			if !errors.Is(err, errProxyHeader) {
+				t.Errorf("got %+v, %v; want errProxyHeader", h, err)
 			}
 		})
 	}

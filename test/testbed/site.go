@@ -16,16 +16,18 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health/bird"
+	"github.com/lbctl/lbctl/internal/netns"
+	"github.com/lbctl/lbctl/test/internal/nsprocs"
 )
 
 // Errors of Up and Load.
 var (
-	ErrAlreadyUp = errors.New("testbed: already up (run `lbctl testbed down` first)")
+	errAlreadyUp = errors.New("testbed: already up (run `lbctl-testbed down` first)")
 	ErrNotUp     = errors.New("testbed: not up (no state file)")
 )
 
-// StateFile is the name of the state file in the testbed directory.
-const StateFile = "state.json"
+// stateFile is the name of the state file in the testbed directory.
+const stateFile = "state.json"
 
 // stateVersion is the version of the state file's format.
 const stateVersion = 1
@@ -35,12 +37,12 @@ type Options struct {
 	// Dir is the testbed directory (default DefaultDir). Load and Down
 	// find the site through its state file there.
 	Dir string
-	// Prefix starts every namespace name (default DefaultPrefix). Tests use
+	// Prefix starts every namespace name (default defaultPrefix). Tests use
 	// their own so that they never meet a sandbox someone left up.
 	Prefix string
 	// BackendCommand runs a backend server: the BackendConfig's Args are
-	// appended. Default: this executable with "testbed serve-backend"
-	// (lbctl's hidden subcommand); tests re-execute the test binary.
+	// appended. Default: this executable with "serve-backend"
+	// (lbctl-testbed's hidden subcommand); tests re-execute the test binary.
 	BackendCommand []string
 	// BackendEnv is added to the backend servers' environment.
 	BackendEnv []string
@@ -96,7 +98,7 @@ type Site struct {
 }
 
 // statePath is the state file of a testbed directory.
-func statePath(dir string) string { return filepath.Join(dir, StateFile) }
+func statePath(dir string) string { return filepath.Join(dir, stateFile) }
 
 // Load reads the site from the state file in dir (DefaultDir if empty).
 func Load(dir string) (*Site, error) {
@@ -161,7 +163,7 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		opts.Dir = DefaultDir
 	}
 	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
+		opts.Prefix = defaultPrefix
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 20 * time.Second
@@ -171,14 +173,14 @@ func Up(ctx context.Context, m *model.Site, opts Options) (*Site, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testbed: backend command: %w", err)
 		}
-		opts.BackendCommand = []string{exe, "testbed", "serve-backend"}
+		opts.BackendCommand = []string{exe, "serve-backend"}
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	if _, err := os.Stat(statePath(dir)); err == nil {
-		return nil, ErrAlreadyUp
+		return nil, errAlreadyUp
 	}
 	l, err := plan(m, opts.Prefix, dir)
 	if err != nil {
@@ -232,7 +234,7 @@ func (s *Site) up(ctx context.Context, m *model.Site, l *layout, opts Options) e
 		}
 	}
 	for _, sc := range l.sysctls {
-		err := inNetNS(filepath.Join(NetNSDir, sc.ns), func() error {
+		err := netns.DoPath(filepath.Join(NetNSDir, sc.ns), func() error {
 			return os.WriteFile("/proc/sys/"+sc.key, []byte(sc.value), 0o644)
 		})
 		if err != nil {
@@ -476,11 +478,11 @@ func protocols(ctx context.Context, sock string) ([]bird.Protocol, error) {
 	return c.Protocols(ctx)
 }
 
-// StartNodeBird runs BIRD with the configuration file conf in the LB node's
+// startNodeBird runs BIRD with the configuration file conf in the LB node's
 // network namespace (control socket <node dir>/bird.ctl, returned) and
 // waits until its control socket answers. Its role is "bird-<node>"; Down
-// stops it, or StopProc earlier.
-func (s *Site) StartNodeBird(ctx context.Context, node, conf string) (string, error) {
+// stops it, or stopProc earlier.
+func (s *Site) startNodeBird(ctx context.Context, node, conf string) (string, error) {
 	n := s.Node(node)
 	if n == nil {
 		return "", fmt.Errorf("testbed: no node %q", node)
@@ -507,9 +509,9 @@ func (s *Site) proc(role string) *Proc {
 	return nil
 }
 
-// StopProc stops the recorded process with the given role (SIGTERM, then
+// stopProc stops the recorded process with the given role (SIGTERM, then
 // SIGKILL after 3 s) and forgets it.
-func (s *Site) StopProc(ctx context.Context, role string) error {
+func (s *Site) stopProc(ctx context.Context, role string) error {
 	p := s.proc(role)
 	if p == nil {
 		return fmt.Errorf("testbed: no process %q", role)
@@ -527,9 +529,9 @@ func (s *Site) StopProc(ctx context.Context, role string) error {
 	return s.save()
 }
 
-// SetBackendGateway points every backend's default route at the node's
+// setBackendGateway points every backend's default route at the node's
 // backend-side address.
-func (s *Site) SetBackendGateway(ctx context.Context, node string) error {
+func (s *Site) setBackendGateway(ctx context.Context, node string) error {
 	n := s.Node(node)
 	if n == nil {
 		return fmt.Errorf("testbed: no node %q", node)
@@ -585,8 +587,8 @@ func (s *Site) Down(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ns := range names {
 		path := filepath.Join(NetNSDir, ns)
-		if ino, err := netnsInode(path); err == nil {
-			if pids := pidsInNetNS(ino); len(pids) > 0 {
+		if ino, err := nsprocs.Inode(path); err == nil {
+			if pids := nsprocs.PIDsIn(ino); len(pids) > 0 {
 				errs = append(errs, fmt.Errorf("testbed: namespace %s: processes %v not started by the testbed are still inside (not signalled)", ns, pids))
 			}
 		} else if errors.Is(err, os.ErrNotExist) {

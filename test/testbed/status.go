@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lbctl/lbctl/internal/netns"
 )
 
 // Status is a snapshot of the testbed.
@@ -114,7 +116,7 @@ func (s *Site) Status(ctx context.Context) (*Status, error) {
 	for _, n := range s.Nodes {
 		if p := s.proc("bird-" + n.Name); p != nil && p.Alive() {
 			speakers = append(speakers, struct{ name, sock string }{n.Name, filepath.Join(n.Dir, "bird.ctl")})
-		} else if sock := s.NodeBirdSocketPath(n.Name); sock != "" {
+		} else if sock := s.nodeBirdSocketPath(n.Name); sock != "" {
 			// A systemd node's BIRD runs once lbctl installed a release.
 			if _, err := os.Stat(sock); err == nil {
 				speakers = append(speakers, struct{ name, sock string }{n.Name, sock})
@@ -197,10 +199,10 @@ func (s *Site) Routes(ctx context.Context) ([]Route, error) {
 		}
 		for _, r := range rs {
 			p, err := parseDst(r.Dst, fam == "-6")
-			if err != nil || !(VIPNet4.Contains(p.Addr()) || VIPNet6.Contains(p.Addr())) {
+			if err != nil || !(vipNet4.Contains(p.Addr()) || vipNet6.Contains(p.Addr())) {
 				continue
 			}
-			if CoreNet6.Overlaps(p) || ClientNet6.Overlaps(p) || BackendNet6.Overlaps(p) {
+			if coreNet6.Overlaps(p) || clientNet6.Overlaps(p) || backendNet6.Overlaps(p) {
 				continue
 			}
 			rt := Route{Prefix: p}
@@ -244,26 +246,17 @@ func parseDst(dst string, v6 bool) (netip.Prefix, error) {
 	return hostPrefix(a), nil
 }
 
-// ClientDo runs fn on a thread inside the client namespace: sockets it
+// clientDo runs fn on a thread inside the client namespace: sockets it
 // opens are the client's (goroutines it starts are not inside).
-func (s *Site) ClientDo(fn func() error) error {
-	return inNetNS(filepath.Join(NetNSDir, s.Client), fn)
-}
-
-// NodeDo runs fn on a thread inside an LB node's network namespace.
-func (s *Site) NodeDo(node string, fn func() error) error {
-	n := s.Node(node)
-	if n == nil {
-		return fmt.Errorf("testbed: no node %q", node)
-	}
-	return inNetNS(n.NetNSPath, fn)
+func (s *Site) clientDo(fn func() error) error {
+	return netns.DoPath(filepath.Join(NetNSDir, s.Client), fn)
 }
 
 // Dial connects from the client namespace. address must hold an IP
 // address, not a name.
 func (s *Site) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var c net.Conn
-	err := s.ClientDo(func() error {
+	err := s.clientDo(func() error {
 		var d net.Dialer
 		var err error
 		c, err = d.DialContext(ctx, network, address)
@@ -318,9 +311,9 @@ func (s *Site) CAPool() (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Exec runs argv to completion inside the named network namespace (one of
+// execIn runs argv to completion inside the named network namespace (one of
 // Namespaces) and returns its combined output.
-func (s *Site) Exec(ctx context.Context, netns string, argv ...string) ([]byte, error) {
+func (s *Site) execIn(ctx context.Context, netns string, argv ...string) ([]byte, error) {
 	if !slices.Contains(s.Namespaces, netns) {
 		return nil, fmt.Errorf("testbed: no namespace %q", netns)
 	}
@@ -333,9 +326,4 @@ func (s *Site) Exec(ctx context.Context, netns string, argv ...string) ([]byte, 
 		return out, fmt.Errorf("testbed: %s in %s: %w", strings.Join(argv, " "), netns, err)
 	}
 	return out, nil
-}
-
-// ClientExec runs argv in the client namespace (curl, for one).
-func (s *Site) ClientExec(ctx context.Context, argv ...string) ([]byte, error) {
-	return s.Exec(ctx, s.Client, argv...)
 }

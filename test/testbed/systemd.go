@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lbctl/lbctl/internal/cgroup"
-	"github.com/lbctl/lbctl/internal/nsunits"
+	"github.com/lbctl/lbctl/test/internal/cgroup"
+	"github.com/lbctl/lbctl/test/internal/nsunits"
 )
 
 // SystemdNodes launches each LB node as systemd running as PID 1 in its own
@@ -31,17 +31,17 @@ import (
 // death signal); Down powers it off (SIGRTMIN+4) and removes its cgroup.
 // Use its Launch method as Options.LaunchNode.
 type SystemdNodes struct {
-	// Mask lists units to mask in addition to NodeMask.
+	// Mask lists units to mask in addition to nodeMask.
 	Mask []string
 	// BootTimeout bounds the wait for the node's systemd to report running;
 	// default 30 s.
 	BootTimeout time.Duration
 }
 
-// NodeMask are the units masked on every systemd LB node: those that
+// nodeMask are the units masked on every systemd LB node: those that
 // would touch the host (nsunits.Host), udev, ssh and cron. bird.service is
 // not among them: the node's install starts it.
-var NodeMask = append(slices.Clone(nsunits.Host),
+var nodeMask = append(slices.Clone(nsunits.Host),
 	"systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service", "ssh.service", "cron.service")
 
 // sigPowerOff is SIGRTMIN+4 (glibc's SIGRTMIN is 34): systemd powers off.
@@ -78,7 +78,7 @@ func (o SystemdNodes) Launch(ctx context.Context, n Node) (Launched, error) {
 	}
 	defer console.Close()
 
-	mask := append(slices.Clone(NodeMask), o.Mask...)
+	mask := append(slices.Clone(nodeMask), o.Mask...)
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--mount-proc", "--net", "--uts",
 		"--cgroup", "--kill-child", "--", "/bin/sh", "-c", nodeInitScript(n.Hostname, "lbctl-testbed-"+n.Name, mask), "init", n.CertDir)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

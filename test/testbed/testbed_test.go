@@ -20,10 +20,11 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/health/bird/birdtest"
 	"github.com/lbctl/lbctl/test/testbed"
 )
 
-// backendEnv makes the test binary act as `lbctl testbed serve-backend`.
+// backendEnv makes the test binary act as `lbctl-testbed serve-backend`.
 const backendEnv = "LBTB_TEST_SERVE_BACKEND"
 
 func TestMain(m *testing.M) {
@@ -81,34 +82,11 @@ func testModel() *model.Site {
 // standIn is a BIRD configuration for an LB node announcing prefixes to the
 // route reflector, as the product's rendered one will.
 func standIn(dir string, n *testbed.Node, v4, v6 []string) string {
-	route := func(ps []string) string {
-		var b strings.Builder
-		for _, p := range ps {
-			fmt.Fprintf(&b, "  route %s blackhole;\n", p)
-		}
-		return b.String()
-	}
-	return fmt.Sprintf(`router id %[1]s;
-log "%[2]s/bird.log" all;
-protocol device { }
-protocol bfd { interface "core" { interval 100 ms; multiplier 3; }; }
-protocol static vips4 {
-  ipv4;
-%[3]s}
-protocol static vips6 {
-  ipv6;
-%[4]s}
-protocol bgp reflector {
-  local %[1]s as 65000;
-  neighbor 198.51.100.2 as 65000;
-  direct;
-  bfd on;
-  hold time 3; keepalive time 1;
-  connect delay time 1; connect retry time 2; error wait time 1, 5;
-  ipv4 { import none; export where proto = "vips4"; next hop self; };
-  ipv6 { import none; export where proto = "vips6"; next hop address %[5]s; };
-}
-`, n.Core4, dir, route(v4), route(v6), n.Core6)
+	c := birdtest.Announcer(n.Core4.String(), dir+"/bird.log", testbed.RRCore4.String(), 65000,
+		birdtest.Blackholes(v4), birdtest.Blackholes(v6))
+	c.BFD, c.Sessions[0].BFD = "core", true
+	c.Sessions[0].IPv6 = fmt.Sprintf(`import none; export where proto = "vips6"; next hop address %s;`, n.Core6)
+	return c.String()
 }
 
 func requireRoot(t *testing.T) {
@@ -325,7 +303,7 @@ func TestSite(t *testing.T) {
 	recorded = append(recorded, s.Procs...)
 	recorded = append(recorded, testbed.Proc{Role: "node-lb2", PID: s.Node("lb2").PID, Start: s.Node("lb2").PIDStart})
 	downStart := time.Now()
-	err = loaded.Down(ctx) // from the loaded copy, as `lbctl testbed down` does
+	err = loaded.Down(ctx) // from the loaded copy, as `lbctl-testbed down` does
 	downDone = true
 	if err != nil {
 		t.Fatal(err)

@@ -17,25 +17,25 @@ const (
 	// DefaultDir holds the state file, BIRD configs and sockets, logs and
 	// certificates.
 	DefaultDir = "/run/lbctl-testbed"
-	// DefaultPrefix starts the name of every namespace of the testbed.
-	DefaultPrefix = "lbtb-"
-	// DefaultASN is used when the model has no node profile.
-	DefaultASN = 65000
+	// defaultPrefix starts the name of every namespace of the testbed.
+	defaultPrefix = "lbtb-"
+	// defaultASN is used when the model has no node profile.
+	defaultASN = 65000
 	// NetNSDir is where ip(8) keeps named network namespaces.
 	NetNSDir = "/run/netns"
 )
 
 // Addressing of the testbed (documentation ranges only).
 var (
-	CoreNet4    = netip.MustParsePrefix("198.51.100.0/25")
-	CoreNet6    = netip.MustParsePrefix("2001:db8:100::/64")
-	ClientNet4  = netip.MustParsePrefix("198.51.100.128/25")
-	ClientNet6  = netip.MustParsePrefix("2001:db8:c::/64")
-	BackendNet4 = netip.MustParsePrefix("203.0.113.0/24")
-	BackendNet6 = netip.MustParsePrefix("2001:db8:203::/64")
-	// VIPNet4 and VIPNet6 are where VIP routes are looked for at the router.
-	VIPNet4 = netip.MustParsePrefix("192.0.2.0/24")
-	VIPNet6 = netip.MustParsePrefix("2001:db8::/32")
+	coreNet4    = netip.MustParsePrefix("198.51.100.0/25")
+	coreNet6    = netip.MustParsePrefix("2001:db8:100::/64")
+	clientNet4  = netip.MustParsePrefix("198.51.100.128/25")
+	clientNet6  = netip.MustParsePrefix("2001:db8:c::/64")
+	backendNet4 = netip.MustParsePrefix("203.0.113.0/24")
+	backendNet6 = netip.MustParsePrefix("2001:db8:203::/64")
+	// vipNet4 and vipNet6 are where VIP routes are looked for at the router.
+	vipNet4 = netip.MustParsePrefix("192.0.2.0/24")
+	vipNet6 = netip.MustParsePrefix("2001:db8::/32")
 
 	RouterCore4   = netip.MustParseAddr("198.51.100.1")
 	RouterCore6   = netip.MustParseAddr("2001:db8:100::1")
@@ -57,8 +57,8 @@ const (
 	hostIf        = "eth0"
 )
 
-// MaxNodes is the most LB nodes the testbed runs (lb1 ... lb8).
-const MaxNodes = 8
+// maxNodes is the most LB nodes the testbed runs (lb1 ... lb8).
+const maxNodes = 8
 
 // nodeSlot is the fixed addressing of LB node i (0-based): lbN with
 // 198.51.100.1N and 2001:db8:100::1N on the core, 203.0.113.N and
@@ -183,7 +183,7 @@ func reservedAddrs() map[netip.Addr]string {
 		RouterCore4: "router", RouterCore6: "router", RRCore4: "route reflector", RRCore6: "route reflector",
 		RouterClient4: "router", RouterClient6: "router", Client4: "client", Client6: "client",
 	}
-	for _, s := range nodeSlots(MaxNodes) {
+	for _, s := range nodeSlots(maxNodes) {
 		for _, a := range []netip.Addr{s.core4, s.core6, s.backend4, s.backend6} {
 			r[a] = s.name
 		}
@@ -196,11 +196,11 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 	if m == nil {
 		return nil, fmt.Errorf("testbed: no model")
 	}
-	if len(m.Nodes) > MaxNodes {
-		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed runs at most %d LB nodes", len(m.Nodes), MaxNodes)
+	if len(m.Nodes) > maxNodes {
+		return nil, fmt.Errorf("testbed: the model has %d node profiles, the testbed runs at most %d LB nodes", len(m.Nodes), maxNodes)
 	}
 	l := &layout{
-		prefix: prefix, dir: dir, asn: DefaultASN,
+		prefix: prefix, dir: dir, asn: defaultASN,
 		router: prefix + "router", rr: prefix + "rr", client: prefix + "client", bk: prefix + "bk",
 	}
 	reserved := reservedAddrs()
@@ -245,7 +245,7 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 					errs = append(errs, fmt.Errorf("node %s: address %s belongs to the testbed's %s", mn.Hostname, a, owner))
 					continue
 				}
-				if p := extraPrefix(a).Masked(); a.Is6() && p != CoreNet6 && (a == nthAddr(p, 1) || a == nthAddr(p, 2)) {
+				if p := extraPrefix(a).Masked(); a.Is6() && p != coreNet6 && (a == nthAddr(p, 1) || a == nthAddr(p, 2)) {
 					errs = append(errs, fmt.Errorf("node %s: address %s: ::1 and ::2 of its /64 are the testbed router's and route reflector's", mn.Hostname, a))
 					continue
 				}
@@ -272,13 +272,13 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 
 func checkNodeExtra(a netip.Addr) error {
 	switch {
-	case VIPNet4.Contains(a):
-		return fmt.Errorf("in %s, kept for VIPs", VIPNet4)
-	case ClientNet4.Contains(a), ClientNet6.Contains(a):
+	case vipNet4.Contains(a):
+		return fmt.Errorf("in %s, kept for VIPs", vipNet4)
+	case clientNet4.Contains(a), clientNet6.Contains(a):
 		return fmt.Errorf("in the client's prefix")
-	case BackendNet4.Contains(a), BackendNet6.Contains(a):
+	case backendNet4.Contains(a), backendNet6.Contains(a):
 		return fmt.Errorf("in the backends' prefix")
-	case CoreNet4.Contains(a), CoreNet6.Contains(a), docRange(a):
+	case coreNet4.Contains(a), coreNet6.Contains(a), docRange(a):
 		return nil
 	}
 	return fmt.Errorf("outside the documentation ranges the testbed may use")
@@ -294,69 +294,30 @@ func docRange(a netip.Addr) bool {
 	return false
 }
 
+// backendProto is what a backend port speaks (http, https, tcp, smtp,
+// ldap) and for which service.
+type backendProto struct {
+	kind    string
+	service string
+}
+
+// backendAcc gathers what the model says about one backend address.
+type backendAcc struct {
+	names    []string
+	ports    map[int]backendProto
+	services map[string]bool
+}
+
 // backendsOf gathers every backend address of the model with the ports its
 // services use and the protocol each port speaks.
 func backendsOf(m *model.Site, prefix string, reserved map[netip.Addr]string) ([]Backend, error) {
-	type proto struct {
-		kind    string // http, https, tcp, smtp, ldap
-		service string
-	}
-	type acc struct {
-		names    []string
-		ports    map[int]proto
-		services map[string]bool
-	}
-	by := map[netip.Addr]*acc{}
+	by := map[netip.Addr]*backendAcc{}
 	var errs []error
 	for _, svc := range m.Services {
-		kind := "tcp"
-		switch {
-		case svc.Mode == model.ModeHTTP && svc.Backend.TLS:
-			kind = "https"
-		case svc.Mode == model.ModeHTTP:
-			kind = "http"
-		case svc.Backend.Check.Type == model.CheckSMTP:
-			kind = "smtp"
-		case svc.Backend.Check.Type == model.CheckLDAP:
-			kind = "ldap"
-		}
-		ports := map[int]bool{}
-		if svc.Backend.Port > 0 {
-			ports[svc.Backend.Port] = true
-		}
-		for _, ln := range svc.Listeners {
-			if ln.Action == model.ActionServe && ln.BackendPort > 0 {
-				ports[ln.BackendPort] = true
-			}
-		}
+		kind, ports := serviceKind(svc), servicePorts(svc)
 		for _, srv := range svc.Backend.Servers {
-			a, err := netip.ParseAddr(srv.Address)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %q: %w", svc.Name, srv.Name, srv.Address, err))
-				continue
-			}
-			a = a.Unmap()
-			if owner, ok := reserved[a]; ok {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %s belongs to the testbed's %s", svc.Name, srv.Name, a, owner))
-				continue
-			}
-			if err := checkBackendAddr(a); err != nil {
-				errs = append(errs, fmt.Errorf("service %s: server %s: address %s: %w", svc.Name, srv.Name, a, err))
-				continue
-			}
-			b := by[a]
-			if b == nil {
-				b = &acc{ports: map[int]proto{}, services: map[string]bool{}}
-				by[a] = b
-			}
-			b.names = append(b.names, srv.Name)
-			b.services[svc.Name] = true
-			for p := range ports {
-				if have, ok := b.ports[p]; ok && have.kind != kind {
-					errs = append(errs, fmt.Errorf("server %s (%s) port %d: service %s wants %s, service %s wants %s", srv.Name, a, p, have.service, have.kind, svc.Name, kind))
-					continue
-				}
-				b.ports[p] = proto{kind, svc.Name}
+			if err := addServer(by, reserved, svc.Name, srv, kind, ports); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -368,44 +329,108 @@ func backendsOf(m *model.Site, prefix string, reserved map[netip.Addr]string) ([
 		addrs = append(addrs, a)
 	}
 	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-	var out []Backend
+	out := make([]Backend, len(addrs))
 	for i, a := range addrs {
-		acc := by[a]
-		slices.Sort(acc.names)
-		be := Backend{Name: acc.names[0], Address: a, NetNS: prefix + "be" + strconv.Itoa(i+1)}
-		for p, pr := range acc.ports {
-			switch pr.kind {
-			case "http":
-				be.HTTP = append(be.HTTP, p)
-			case "https":
-				be.HTTPS = append(be.HTTPS, p)
-			case "smtp":
-				be.SMTP = append(be.SMTP, p)
-			case "ldap":
-				be.LDAP = append(be.LDAP, p)
-			default:
-				be.TCP = append(be.TCP, p)
-			}
-		}
-		for _, ps := range [][]int{be.HTTP, be.HTTPS, be.TCP, be.SMTP, be.LDAP} {
-			slices.Sort(ps)
-		}
-		for s := range acc.services {
-			be.Services = append(be.Services, s)
-		}
-		slices.Sort(be.Services)
-		out = append(out, be)
+		out[i] = by[a].backend(a, prefix+"be"+strconv.Itoa(i+1))
 	}
 	return out, nil
 }
 
+// serviceKind is what the service's backend ports speak.
+func serviceKind(svc model.Service) string {
+	switch {
+	case svc.Mode == model.ModeHTTP && svc.Backend.TLS:
+		return "https"
+	case svc.Mode == model.ModeHTTP:
+		return "http"
+	case svc.Backend.Check.Type == model.CheckSMTP:
+		return "smtp"
+	case svc.Backend.Check.Type == model.CheckLDAP:
+		return "ldap"
+	}
+	return "tcp"
+}
+
+// servicePorts are the backend ports the service connects to.
+func servicePorts(svc model.Service) map[int]bool {
+	ports := map[int]bool{}
+	if svc.Backend.Port > 0 {
+		ports[svc.Backend.Port] = true
+	}
+	for _, ln := range svc.Listeners {
+		if ln.Action == model.ActionServe && ln.BackendPort > 0 {
+			ports[ln.BackendPort] = true
+		}
+	}
+	return ports
+}
+
+// addServer records server srv of service svc, whose ports speak kind.
+func addServer(by map[netip.Addr]*backendAcc, reserved map[netip.Addr]string, svc string, srv model.Server, kind string, ports map[int]bool) error {
+	a, err := netip.ParseAddr(srv.Address)
+	if err != nil {
+		return fmt.Errorf("service %s: server %s: address %q: %w", svc, srv.Name, srv.Address, err)
+	}
+	a = a.Unmap()
+	if owner, ok := reserved[a]; ok {
+		return fmt.Errorf("service %s: server %s: address %s belongs to the testbed's %s", svc, srv.Name, a, owner)
+	}
+	if err := checkBackendAddr(a); err != nil {
+		return fmt.Errorf("service %s: server %s: address %s: %w", svc, srv.Name, a, err)
+	}
+	b := by[a]
+	if b == nil {
+		b = &backendAcc{ports: map[int]backendProto{}, services: map[string]bool{}}
+		by[a] = b
+	}
+	b.names = append(b.names, srv.Name)
+	b.services[svc] = true
+	var errs []error
+	for p := range ports {
+		if have, ok := b.ports[p]; ok && have.kind != kind {
+			errs = append(errs, fmt.Errorf("server %s (%s) port %d: service %s wants %s, service %s wants %s", srv.Name, a, p, have.service, have.kind, svc, kind))
+			continue
+		}
+		b.ports[p] = backendProto{kind, svc}
+	}
+	return joinErrs(errs)
+}
+
+// backend is the Backend at address a in namespace netns.
+func (acc *backendAcc) backend(a netip.Addr, netns string) Backend {
+	slices.Sort(acc.names)
+	be := Backend{Name: acc.names[0], Address: a, NetNS: netns}
+	for p, pr := range acc.ports {
+		switch pr.kind {
+		case "http":
+			be.HTTP = append(be.HTTP, p)
+		case "https":
+			be.HTTPS = append(be.HTTPS, p)
+		case "smtp":
+			be.SMTP = append(be.SMTP, p)
+		case "ldap":
+			be.LDAP = append(be.LDAP, p)
+		default:
+			be.TCP = append(be.TCP, p)
+		}
+	}
+	for _, ps := range [][]int{be.HTTP, be.HTTPS, be.TCP, be.SMTP, be.LDAP} {
+		slices.Sort(ps)
+	}
+	for s := range acc.services {
+		be.Services = append(be.Services, s)
+	}
+	slices.Sort(be.Services)
+	return be
+}
+
 func checkBackendAddr(a netip.Addr) error {
 	switch {
-	case VIPNet4.Contains(a):
-		return fmt.Errorf("in %s, kept for VIPs", VIPNet4)
-	case CoreNet4.Contains(a), CoreNet6.Contains(a):
+	case vipNet4.Contains(a):
+		return fmt.Errorf("in %s, kept for VIPs", vipNet4)
+	case coreNet4.Contains(a), coreNet6.Contains(a):
 		return fmt.Errorf("in the core segment's prefix")
-	case ClientNet4.Contains(a), ClientNet6.Contains(a):
+	case clientNet4.Contains(a), clientNet6.Contains(a):
 		return fmt.Errorf("in the client's prefix")
 	case docRange(a):
 		return nil
@@ -427,112 +452,146 @@ func onNet(a netip.Addr, nets ...netip.Prefix) (p netip.Prefix, inside bool) {
 	return hostPrefix(a), false
 }
 
+// ipSteps are ip(8) commands, each "-n NAMESPACE ..." without "ip".
+type ipSteps [][]string
+
+func (s *ipSteps) add(ns string, args ...string) {
+	*s = append(*s, append([]string{"-n", ns}, args...))
+}
+
+// addr adds p on dev (IPv6 without duplicate address detection).
+func (s *ipSteps) addr(ns, dev string, p netip.Prefix) {
+	if p.Addr().Is6() {
+		s.add(ns, "addr", "add", p.String(), "dev", dev, "nodad")
+	} else {
+		s.add(ns, "addr", "add", p.String(), "dev", dev)
+	}
+}
+
+// defaults adds default routes via the valid ones of gw4 and gw6.
+func (s *ipSteps) defaults(ns string, gw4, gw6 netip.Addr, dev string, onlink bool) {
+	for _, gw := range []netip.Addr{gw4, gw6} {
+		if !gw.IsValid() {
+			continue
+		}
+		fam := "-4"
+		if gw.Is6() {
+			fam = "-6"
+		}
+		args := []string{fam, "route", "add", "default", "via", gw.String(), "dev", dev}
+		if onlink {
+			args = append(args, "onlink")
+		}
+		s.add(ns, args...)
+	}
+}
+
+func (s *ipSteps) bridge(ns, name string) {
+	s.add(ns, "link", "add", name, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
+	s.add(ns, "link", "set", name, "up")
+}
+
+// veth creates dev in ns with its peer port in the bridge namespace.
+func (s *ipSteps) veth(ns, dev, bridgeNS, bridgeName, port string) {
+	s.add(ns, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", bridgeNS)
+	s.add(bridgeNS, "link", "set", port, "master", bridgeName)
+	s.add(bridgeNS, "link", "set", port, "up")
+}
+
+func (s *ipSteps) up(ns, dev string) { s.add(ns, "link", "set", dev, "up") }
+
 // buildSteps lays down the ip(8) commands building links, addresses and
-// routes in order. Namespaces already exist when they run.
+// routes in order, and the sysctls. Namespaces already exist when they run.
 func (l *layout) buildSteps() {
-	add := func(ns string, args ...string) {
-		l.steps = append(l.steps, append([]string{"-n", ns}, args...))
-	}
-	addr := func(ns, dev string, p netip.Prefix) {
-		if p.Addr().Is6() {
-			add(ns, "addr", "add", p.String(), "dev", dev, "nodad")
-		} else {
-			add(ns, "addr", "add", p.String(), "dev", dev)
-		}
-	}
-	defaults := func(ns string, gw4, gw6 netip.Addr, dev string, onlink bool) {
-		for _, gw := range []netip.Addr{gw4, gw6} {
-			if !gw.IsValid() {
-				continue
-			}
-			fam := "-4"
-			if gw.Is6() {
-				fam = "-6"
-			}
-			args := []string{fam, "route", "add", "default", "via", gw.String(), "dev", dev}
-			if onlink {
-				args = append(args, "onlink")
-			}
-			add(ns, args...)
-		}
-	}
-	bridge := func(ns, name string) {
-		add(ns, "link", "add", name, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
-		add(ns, "link", "set", name, "up")
-	}
-	// veth creates dev in ns with its peer port in the bridge namespace.
-	veth := func(ns, dev, bridgeNS, bridgeName, port string) {
-		add(ns, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", bridgeNS)
-		add(bridgeNS, "link", "set", port, "master", bridgeName)
-		add(bridgeNS, "link", "set", port, "up")
-	}
-	up := func(ns, dev string) { add(ns, "link", "set", dev, "up") }
+	var s ipSteps
+	l.coreSteps(&s)
+	l.nodeSteps(&s)
+	l.clientSteps(&s)
+	l.backendSteps(&s)
+	l.steps = s
+	l.forwarding()
+}
 
-	// Core segment: a bridge in the router namespace.
-	bridge(l.router, coreBridge)
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, CoreNet4.Bits()))
-	addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, CoreNet6.Bits()))
-	veth(l.rr, coreIf, l.router, coreBridge, "p-rr")
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, CoreNet4.Bits()))
-	addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, CoreNet6.Bits()))
-	up(l.rr, coreIf)
-	defaults(l.rr, RouterCore4, RouterCore6, coreIf, false)
+// coreSteps: the core segment, a bridge in the router namespace, with the
+// route reflector on it.
+func (l *layout) coreSteps(s *ipSteps) {
+	s.bridge(l.router, coreBridge)
+	s.addr(l.router, coreBridge, netip.PrefixFrom(RouterCore4, coreNet4.Bits()))
+	s.addr(l.router, coreBridge, netip.PrefixFrom(RouterCore6, coreNet6.Bits()))
+	s.veth(l.rr, coreIf, l.router, coreBridge, "p-rr")
+	s.addr(l.rr, coreIf, netip.PrefixFrom(RRCore4, coreNet4.Bits()))
+	s.addr(l.rr, coreIf, netip.PrefixFrom(RRCore6, coreNet6.Bits()))
+	s.up(l.rr, coreIf)
+	s.defaults(l.rr, RouterCore4, RouterCore6, coreIf, false)
+}
 
-	// Backend segment: a bridge in its own namespace.
-	bridge(l.bk, backendBridge)
+// nodeSteps: the backend segment (a bridge in its own namespace) and every
+// LB node on both segments.
+func (l *layout) nodeSteps(s *ipSteps) {
+	s.bridge(l.bk, backendBridge)
 	for _, n := range l.nodes {
-		veth(n.NetNS, coreIf, l.router, coreBridge, "p-"+n.Name)
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, CoreNet4.Bits()))
-		addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, CoreNet6.Bits()))
+		s.veth(n.NetNS, coreIf, l.router, coreBridge, "p-"+n.Name)
+		s.addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core4, coreNet4.Bits()))
+		s.addr(n.NetNS, coreIf, netip.PrefixFrom(n.Core6, coreNet6.Bits()))
 		for _, a := range n.Extra {
-			addr(n.NetNS, coreIf, extraPrefix(a))
+			s.addr(n.NetNS, coreIf, extraPrefix(a))
 		}
-		up(n.NetNS, coreIf)
-		defaults(n.NetNS, RouterCore4, RouterCore6, coreIf, false)
-		veth(n.NetNS, backendIf, l.bk, backendBridge, "p-"+n.Name)
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, BackendNet4.Bits()))
-		addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, BackendNet6.Bits()))
-		up(n.NetNS, backendIf)
+		s.up(n.NetNS, coreIf)
+		s.defaults(n.NetNS, RouterCore4, RouterCore6, coreIf, false)
+		s.veth(n.NetNS, backendIf, l.bk, backendBridge, "p-"+n.Name)
+		s.addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend4, backendNet4.Bits()))
+		s.addr(n.NetNS, backendIf, netip.PrefixFrom(n.Backend6, backendNet6.Bits()))
+		s.up(n.NetNS, backendIf)
 	}
 	// Extra IPv6 node addresses outside the core prefix bring their /64
 	// onto the core segment: the router and the route reflector take ::1
 	// and ::2 in it, so BGP next hops from those addresses are on-link.
 	for _, p := range extraNets(l.nodes) {
-		addr(l.router, coreBridge, netip.PrefixFrom(nthAddr(p, 1), p.Bits()))
-		addr(l.rr, coreIf, netip.PrefixFrom(nthAddr(p, 2), p.Bits()))
+		s.addr(l.router, coreBridge, netip.PrefixFrom(nthAddr(p, 1), p.Bits()))
+		s.addr(l.rr, coreIf, netip.PrefixFrom(nthAddr(p, 2), p.Bits()))
 	}
+}
 
-	// Client behind the router.
-	add(l.client, "link", "add", hostIf, "type", "veth", "peer", "name", clientIf, "netns", l.router)
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, ClientNet4.Bits()))
-	addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, ClientNet6.Bits()))
-	up(l.router, clientIf)
-	addr(l.client, hostIf, netip.PrefixFrom(Client4, ClientNet4.Bits()))
-	addr(l.client, hostIf, netip.PrefixFrom(Client6, ClientNet6.Bits()))
-	up(l.client, hostIf)
-	defaults(l.client, RouterClient4, RouterClient6, hostIf, false)
+// clientSteps: the client behind the router.
+func (l *layout) clientSteps(s *ipSteps) {
+	s.add(l.client, "link", "add", hostIf, "type", "veth", "peer", "name", clientIf, "netns", l.router)
+	s.addr(l.router, clientIf, netip.PrefixFrom(RouterClient4, clientNet4.Bits()))
+	s.addr(l.router, clientIf, netip.PrefixFrom(RouterClient6, clientNet6.Bits()))
+	s.up(l.router, clientIf)
+	s.addr(l.client, hostIf, netip.PrefixFrom(Client4, clientNet4.Bits()))
+	s.addr(l.client, hostIf, netip.PrefixFrom(Client6, clientNet6.Bits()))
+	s.up(l.client, hostIf)
+	s.defaults(l.client, RouterClient4, RouterClient6, hostIf, false)
+}
 
-	// Backends: one namespace per address on the backend bridge.
+// backendSteps: one namespace per backend address on the backend bridge,
+// its default route via the first LB node; addresses outside the backend
+// prefixes get host routes on every LB node.
+func (l *layout) backendSteps(s *ipSteps) {
 	gw := l.nodes[0]
 	for i, b := range l.backends {
 		port := "p-be" + strconv.Itoa(i+1)
-		veth(b.NetNS, hostIf, l.bk, backendBridge, port)
-		p, inside := onNet(b.Address, BackendNet4, BackendNet6)
-		addr(b.NetNS, hostIf, p)
-		up(b.NetNS, hostIf)
+		s.veth(b.NetNS, hostIf, l.bk, backendBridge, port)
+		p, inside := onNet(b.Address, backendNet4, backendNet6)
+		s.addr(b.NetNS, hostIf, p)
+		s.up(b.NetNS, hostIf)
 		if b.Address.Is4() {
-			defaults(b.NetNS, gw.Backend4, netip.Addr{}, hostIf, !inside)
+			s.defaults(b.NetNS, gw.Backend4, netip.Addr{}, hostIf, !inside)
 		} else {
-			defaults(b.NetNS, netip.Addr{}, gw.Backend6, hostIf, !inside)
+			s.defaults(b.NetNS, netip.Addr{}, gw.Backend6, hostIf, !inside)
 		}
 		if !inside {
 			for _, n := range l.nodes {
-				add(n.NetNS, "route", "add", p.String(), "dev", backendIf)
+				s.add(n.NetNS, "route", "add", p.String(), "dev", backendIf)
 			}
 		}
 	}
+}
 
-	// The router and the LB nodes forward.
+// forwarding: the router and the LB nodes forward; the router spreads
+// connections, not clients, over the ECMP next hops (hash on ports too), so
+// the one client reaches both LB nodes.
+func (l *layout) forwarding() {
 	fwd := []string{l.router}
 	for _, n := range l.nodes {
 		fwd = append(fwd, n.NetNS)
@@ -542,8 +601,6 @@ func (l *layout) buildSteps() {
 			sysctl{ns, "net/ipv4/ip_forward", "1"},
 			sysctl{ns, "net/ipv6/conf/all/forwarding", "1"})
 	}
-	// The router spreads connections, not clients, over the ECMP next hops
-	// (hash on ports too): the one client reaches both LB nodes.
 	l.sysctls = append(l.sysctls,
 		sysctl{l.router, "net/ipv4/fib_multipath_hash_policy", "1"},
 		sysctl{l.router, "net/ipv6/fib_multipath_hash_policy", "1"})
@@ -554,7 +611,7 @@ func (l *layout) buildSteps() {
 func (l *layout) gatewayRoutes(node Node) [][]string {
 	var out [][]string
 	for _, b := range l.backends {
-		_, inside := onNet(b.Address, BackendNet4, BackendNet6)
+		_, inside := onNet(b.Address, backendNet4, backendNet6)
 		gw, fam := node.Backend4, "-4"
 		if b.Address.Is6() {
 			gw, fam = node.Backend6, "-6"
@@ -583,7 +640,7 @@ func (l *layout) describe() string {
 // extraPrefix is the prefix an extra node address is added with.
 func extraPrefix(a netip.Addr) netip.Prefix {
 	if a.Is4() {
-		return netip.PrefixFrom(a, CoreNet4.Bits())
+		return netip.PrefixFrom(a, coreNet4.Bits())
 	}
 	return netip.PrefixFrom(a, 64)
 }
@@ -594,7 +651,7 @@ func extraNets(nodes []Node) []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range nodes {
 		for _, a := range n.Extra {
-			if p := extraPrefix(a).Masked(); a.Is6() && p != CoreNet6 && !slices.Contains(out, p) {
+			if p := extraPrefix(a).Masked(); a.Is6() && p != coreNet6 && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}

@@ -71,6 +71,46 @@ func (l Traffic) Run(ctx context.Context, s *Site) (*TrafficResult, error) {
 	if l.Count <= 0 && l.Duration <= 0 {
 		return nil, errors.New("testbed: load: set Count or Duration")
 	}
+	l.setDefaults()
+	c, err := s.HTTPClient(l.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	c.Timeout = 5 * time.Second
+	t := &tally{start: time.Now(), nodeOf: s.NodeOf,
+		res: &TrafficResult{ByNode: map[string]int{}, ByBackend: map[string]int{}}}
+	var deadline time.Time
+	if l.Duration > 0 {
+		deadline = t.start.Add(l.Duration)
+	}
+	tick := time.NewTicker(l.Interval)
+	defer tick.Stop()
+	sem := make(chan struct{}, l.Workers)
+	var wg sync.WaitGroup
+	for i := 0; l.Count <= 0 || i < l.Count; i++ {
+		if !l.next(ctx, deadline, sem) {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			at := time.Now()
+			line, retried, err := l.request(ctx, c)
+			t.record(at, line, err, retried)
+		}()
+		select {
+		case <-ctx.Done():
+		case <-l.Stop:
+		case <-tick.C:
+		}
+	}
+	wg.Wait()
+	t.res.Duration = time.Since(t.start)
+	return t.res, nil
+}
+
+func (l *Traffic) setDefaults() {
 	if l.Interval <= 0 {
 		l.Interval = 20 * time.Millisecond
 	}
@@ -80,104 +120,89 @@ func (l Traffic) Run(ctx context.Context, s *Site) (*TrafficResult, error) {
 	if l.RetryDelay <= 0 {
 		l.RetryDelay = 100 * time.Millisecond
 	}
-	c, err := s.HTTPClient(l.Hosts)
+}
+
+// next reports whether another request may start (before the deadline,
+// not stopped, ctx alive) once a worker slot in sem is free; it takes the
+// slot.
+func (l Traffic) next(ctx context.Context, deadline time.Time, sem chan struct{}) bool {
+	if !deadline.IsZero() && time.Now().After(deadline) {
+		return false
+	}
+	select {
+	case <-l.Stop:
+		return false
+	default:
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case sem <- struct{}{}:
+	}
+	if ctx.Err() != nil {
+		<-sem
+		return false
+	}
+	return true
+}
+
+// request makes one request, retried once after RetryDelay when
+// RetryRefused is set and its connection was refused or reset before an
+// answer.
+func (l Traffic) request(ctx context.Context, c *http.Client) (line string, retried bool, err error) {
+	line, answered, err := get(ctx, c, l.URL)
+	if err == nil || answered || !l.RetryRefused || !refusedOrReset(err) {
+		return line, false, err
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(l.RetryDelay):
+	}
+	line, _, err = get(ctx, c, l.URL)
+	return line, true, err
+}
+
+// tally counts the requests of a Traffic loop into res.
+type tally struct {
+	mu     sync.Mutex
+	res    *TrafficResult
+	start  time.Time
+	nodeOf func(netip.Addr) string
+}
+
+// record counts a request started at at: its answer line or its error.
+func (t *tally) record(at time.Time, line string, err error, retried bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := t.res
+	sec := int(at.Sub(t.start) / time.Second)
+	for len(res.Seconds) <= sec {
+		res.Seconds = append(res.Seconds, map[string]int{})
+	}
+	res.Requests++
+	if retried {
+		res.Retried++
+		res.Seconds[sec]["retried"]++
+	}
 	if err != nil {
-		return nil, err
+		res.Failed++
+		res.Seconds[sec]["failed"]++
+		if msg := err.Error(); !slices.Contains(res.Errors, msg) && len(res.Errors) < 10 {
+			res.Errors = append(res.Errors, msg)
+		}
+		return
 	}
-	c.Timeout = 5 * time.Second
-	nodeOf := map[netip.Addr]string{}
-	for _, n := range s.Nodes {
-		nodeOf[n.Backend4], nodeOf[n.Backend6] = n.Name, n.Name
-	}
-	res := &TrafficResult{ByNode: map[string]int{}, ByBackend: map[string]int{}}
-	var mu sync.Mutex
-	start := time.Now()
-	record := func(at time.Time, line string, err error, retried bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		sec := int(at.Sub(start) / time.Second)
-		for len(res.Seconds) <= sec {
-			res.Seconds = append(res.Seconds, map[string]int{})
-		}
-		res.Requests++
-		if retried {
-			res.Retried++
-			res.Seconds[sec]["retried"]++
-		}
-		if err != nil {
-			res.Failed++
-			res.Seconds[sec]["failed"]++
-			if msg := err.Error(); !slices.Contains(res.Errors, msg) && len(res.Errors) < 10 {
-				res.Errors = append(res.Errors, msg)
-			}
-			return
-		}
-		res.OK++
-		f := ParseAnswer(line)
-		node := "?"
-		if src, err := netip.ParseAddrPort(f["src"]); err == nil {
-			if n, ok := nodeOf[src.Addr().Unmap()]; ok {
-				node = n
-			}
-		}
-		res.ByNode[node]++
-		res.ByBackend[f["backend"]]++
-		res.Seconds[sec][node]++
-	}
-	var deadline time.Time
-	if l.Duration > 0 {
-		deadline = start.Add(l.Duration)
-	}
-	tick := time.NewTicker(l.Interval)
-	defer tick.Stop()
-	sem := make(chan struct{}, l.Workers)
-	var wg sync.WaitGroup
-	for i := 0; l.Count <= 0 || i < l.Count; i++ {
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			break
-		}
-		stopped := false
-		select {
-		case <-l.Stop:
-			stopped = true
-		default:
-		}
-		if stopped {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case sem <- struct{}{}:
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			at := time.Now()
-			line, answered, err := get(ctx, c, l.URL)
-			retried := false
-			if err != nil && !answered && l.RetryRefused && refusedOrReset(err) {
-				retried = true
-				select {
-				case <-ctx.Done():
-				case <-time.After(l.RetryDelay):
-				}
-				line, _, err = get(ctx, c, l.URL)
-			}
-			record(at, line, err, retried)
-		}()
-		select {
-		case <-ctx.Done():
-		case <-l.Stop:
-		case <-tick.C:
+	res.OK++
+	f := ParseAnswer(line)
+	node := "?"
+	if src, err := netip.ParseAddrPort(f["src"]); err == nil {
+		if n := t.nodeOf(src.Addr()); n != "" {
+			node = n
 		}
 	}
-	wg.Wait()
-	res.Duration = time.Since(start)
-	return res, nil
+	res.ByNode[node]++
+	res.ByBackend[f["backend"]]++
+	res.Seconds[sec][node]++
 }
 
 // get makes one request and returns the first line of a 2xx answer;

@@ -1,5 +1,7 @@
 // Package birdtest provides an in-memory stand-in for BIRD's control socket,
-// for unit tests of code that drives bird.Announcer or bird.Controller.
+// for unit tests of code that drives bird.Announcer or bird.Controller, and
+// owns the BIRD configurations that tests and the sandbox (test/testbed) run
+// (Config, conf.go).
 //
 // The fake behaves like BIRD where the Announcer can tell: Configure re-reads
 // the include files (and fails with a 8002 reply on a malformed one), routes

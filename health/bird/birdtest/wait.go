@@ -1,0 +1,37 @@
+package birdtest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lbctl/lbctl/health/bird"
+)
+
+// WaitEstablished polls each client's BIRD every 20 ms until its BGP
+// protocol is established, for at most timeout in all; the error shows the
+// protocols last seen.
+func WaitEstablished(ctx context.Context, timeout time.Duration, clients ...*bird.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, c := range clients {
+		for {
+			ps, err := c.Protocols(ctx)
+			if err == nil {
+				if i := slices.IndexFunc(ps, func(p bird.Protocol) bool { return p.Proto == "BGP" }); i >= 0 && ps[i].Established() {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				if err != nil {
+					return fmt.Errorf("BGP session not established: %w", err)
+				}
+				return fmt.Errorf("BGP session not established within %v: %+v", timeout, ps)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
