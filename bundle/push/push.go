@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 // Runner runs lbctl on a node.
@@ -91,16 +93,6 @@ type Result struct {
 // ErrStopped means the rollout stopped before the last node.
 var ErrStopped = errors.New("rollout stopped")
 
-// status is the part of `lbctl status --json` a rollout reads.
-type status struct {
-	Serial uint64 `json:"serial"`
-	VIPs   []struct {
-		Name    string   `json:"name"`
-		Healthy bool     `json:"healthy"`
-		Reasons []string `json:"reasons"`
-	} `json:"vips"`
-}
-
 // Push installs the bundle on hosts in order: the first is the canary.
 func Push(ctx context.Context, bundle []byte, hosts []string, r Runner, opts Options) (*Result, error) {
 	if len(hosts) == 0 {
@@ -145,7 +137,8 @@ func skipRest(res *Result, rest []string, say func(string, ...any)) *Result {
 	return res
 }
 
-// waitHealthy polls the node's status until every VIP is healthy.
+// waitHealthy polls the node's status (nodeapi.Status, the contract of
+// `lbctl status --json`) until every VIP is healthy.
 func waitHealthy(ctx context.Context, host string, r Runner, opts Options) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.HealthTimeout)
 	defer cancel()
@@ -153,15 +146,13 @@ func waitHealthy(ctx context.Context, host string, r Runner, opts Options) error
 	for {
 		out, err := r.Run(ctx, host, append([]string{"status", "--json"}, opts.Args...), nil)
 		if err == nil {
-			var st status
+			var st nodeapi.Status
 			if err := json.Unmarshal(out, &st); err != nil {
 				last = "status: " + err.Error()
 			} else {
 				var bad []string
-				for _, v := range st.VIPs {
-					if !v.Healthy {
-						bad = append(bad, v.Name+" ("+strings.Join(v.Reasons, "; ")+")")
-					}
+				for _, v := range st.Unhealthy() {
+					bad = append(bad, v.Name+" ("+strings.Join(v.Reasons, "; ")+")")
 				}
 				if len(bad) == 0 {
 					return nil

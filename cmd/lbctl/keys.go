@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -303,9 +302,7 @@ func runInspect(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("inspect %s: %v", file, err), 1)
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(in)
+		return writeJSON(c.App.Writer, in)
 	}
 	printInspection(c.App.Writer, file, in)
 	return nil

@@ -3,31 +3,34 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/lbctl/lbctl/bundle/render/haproxy"
+	"github.com/lbctl/lbctl/node/ops"
 	"github.com/lbctl/lbctl/node/servers"
 )
 
 func init() {
-	flags := func(force bool) []cli.Flag {
-		f := []cli.Flag{configFlag, &cli.StringFlag{Name: "vip", Usage: "only in this `VIP` (default: every VIP using the server)"}}
-		if force {
-			f = append(f, &cli.BoolFlag{Name: "force", Usage: "even when a backend would keep fewer servers up than its min_up"})
-		}
-		return f
-	}
-	register(&cli.Command{Name: "server", Category: "node",
+	register(serverCommand())
+}
+
+func serverCommand() *cli.Command {
+	return &cli.Command{Name: "server", Category: "node",
 		Usage: "take a backend server out of service on this node, or back in, in every VIP using it (survives reloads, restarts and installs)",
 		Subcommands: []*cli.Command{
-			{Name: "drain", Usage: "no new sessions to SERVER; existing ones finish", ArgsUsage: "SERVER", Flags: flags(true), Action: runServer(servers.Drain)},
-			{Name: "disable", Usage: "no traffic at all to SERVER (HAProxy maintenance)", ArgsUsage: "SERVER", Flags: flags(true), Action: runServer(servers.Maint)},
-			{Name: "enable", Usage: "SERVER takes traffic again", ArgsUsage: "SERVER", Flags: flags(false), Action: runServer("ready")},
-		}})
+			{Name: "drain", Usage: "no new sessions to SERVER; existing ones finish", ArgsUsage: "SERVER", Flags: serverFlags(true), Action: runServer(servers.Drain)},
+			{Name: "disable", Usage: "no traffic at all to SERVER (HAProxy maintenance)", ArgsUsage: "SERVER", Flags: serverFlags(true), Action: runServer(servers.Maint)},
+			{Name: "enable", Usage: "SERVER takes traffic again", ArgsUsage: "SERVER", Flags: serverFlags(false), Action: runServer("ready")},
+		}}
+}
+
+func serverFlags(force bool) []cli.Flag {
+	f := []cli.Flag{configFlag, &cli.StringFlag{Name: "vip", Usage: "only in this `VIP` (default: every VIP using the server)"}}
+	if force {
+		f = append(f, &cli.BoolFlag{Name: "force", Usage: "even when a backend would keep fewer servers up than its min_up"})
+	}
+	return f
 }
 
 func runServer(state string) cli.ActionFunc {
@@ -39,19 +42,7 @@ func runServer(state string) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		n := servers.Node{Dir: cfg.StateDir, Socket: func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) }}
-		if cur, ok, err := store.Current(); err != nil {
-			return err
-		} else if ok {
-			r, err := store.Load(cur)
-			if err != nil {
-				return err
-			}
-			n.VIPs = r.State.VIPs
-		}
-		ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
-		defer cancel()
-		changes, err := servers.Do(ctx, n, servers.Request{Server: c.Args().First(), VIP: c.String("vip"), State: state, Force: c.Bool("force")})
+		changes, err := ops.SetServer(c.Context, cfg, store, servers.Request{Server: c.Args().First(), VIP: c.String("vip"), State: state, Force: c.Bool("force")})
 		for _, ch := range changes {
 			fmt.Fprintln(c.App.Writer, ch)
 		}

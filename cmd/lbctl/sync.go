@@ -3,25 +3,24 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/lbctl/lbctl/node/install"
-	"github.com/lbctl/lbctl/node/release"
-	"github.com/lbctl/lbctl/node/setup"
+	"github.com/lbctl/lbctl/node/ops"
 	nodesync "github.com/lbctl/lbctl/node/sync"
 )
 
 func init() {
-	register(&cli.Command{
+	register(syncCommand())
+}
+
+func syncCommand() *cli.Command {
+	return &cli.Command{
 		Name:     "sync",
 		Category: "node",
 		Usage:    "install the newest bundle of a directory or URL if it is newer than the current release (run hourly by lbctl-sync.timer)",
@@ -37,7 +36,7 @@ func init() {
 			jsonFlag,
 		},
 		Action: runSync,
-	})
+	}
 }
 
 // syncJSON is `lbctl sync --json`.
@@ -54,14 +53,6 @@ type syncJSON struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func syncSource(s, stateDir string) nodesync.Source {
-	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		return &nodesync.HTTPSource{URL: s, StateFile: filepath.Join(stateDir, "sync-http.json"),
-			UserAgent: "lbctl-sync/" + version}
-	}
-	return nodesync.DirSource{Dir: s}
-}
-
 func runSync(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return cli.Exit("sync: no arguments; the source is --source DIR|URL", 2)
@@ -69,69 +60,27 @@ func runSync(c *cli.Context) error {
 	if c.String("source") == "" {
 		return cli.Exit("sync: --source DIR|URL is required (the packaged service reads LBCTL_SYNC_SOURCE from /etc/default/lbctl-sync)", 2)
 	}
-	cfg, err := setup.LoadConfig(c.String("config"))
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}
-	if c.IsSet("node") {
-		cfg.Node = c.String("node")
+	si := ops.SyncInstall{Log: nodeLogger(), Wait: c.Bool("wait"), Progress: stepPrinter(c), Done: func() { finishProgress(c) }}
+	opt := nodesync.Options{MaxDelay: c.Duration("max-delay"), Attempts: c.Int("attempts")}
+	if !c.Bool("json") {
+		si.Installed = func(res *install.Result) { printResult(c.App.Writer, res) }
+		opt.Progress = func(msg string) { fmt.Fprintln(c.App.ErrWriter, msg) }
 	}
-	store, err := release.Open(cfg.StateDir)
+	inst, err := ops.SyncInstaller(cfg, si)
 	if err != nil {
 		return err
 	}
 	// SIGINT and SIGTERM cancel the sync; an install under way rolls back.
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-
-	open := setup.Opener(cfg.TrustedDir, time.Now)
-	inst := nodesync.Installer{
-		Verify: func(b []byte) (uint64, error) {
-			v, err := open(b)
-			if err != nil {
-				return 0, err
-			}
-			return v.Serial, nil
-		},
-		Current: store.Current,
-		Highest: func() (uint64, bool, error) {
-			h, ok, err := store.ReadHighest()
-			return h.Serial, ok, err
-		},
-		// The node side is opened only when there is something to install.
-		Install: func(ctx context.Context, b []byte) error {
-			n, err := setup.Open(ctx, cfg, nodeLogger())
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			n.Installer.Progress = stepPrinter(c)
-			res, err := n.Installer.Install(ctx, b, install.Options{Node: cfg.Node, Wait: c.Bool("wait"), Op: "sync"})
-			finishProgress(c)
-			if err != nil {
-				return err
-			}
-			if !c.Bool("json") {
-				printResult(c.App.Writer, res)
-			}
-			return nil
-		},
-	}
-	src := syncSource(c.String("source"), cfg.StateDir)
-	opt := nodesync.Options{MaxDelay: c.Duration("max-delay"), Attempts: c.Int("attempts")}
-	if !c.Bool("json") {
-		opt.Progress = func(msg string) { fmt.Fprintln(c.App.ErrWriter, msg) }
-	}
+	src := ops.SyncSource(c.String("source"), cfg.StateDir, "lbctl-sync/"+version)
 	res, err := nodesync.Sync(ctx, src, inst, opt)
 	if c.Bool("json") {
-		out := syncJSON{Action: string(res.Action), Source: src.String(), Origin: res.Origin, Serial: res.Serial,
-			Current: res.Current, HasCurrent: res.HasCurrent, Highest: res.Highest, Attempts: res.Attempts, DelayMS: res.Delay.Milliseconds()}
-		if err != nil {
-			out.Error = err.Error()
-		}
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(out); jerr != nil {
+		if jerr := writeJSON(c.App.Writer, newSyncJSON(src, res, err)); jerr != nil {
 			return jerr
 		}
 	}
@@ -139,18 +88,33 @@ func runSync(c *cli.Context) error {
 		return cli.Exit("sync failed: "+indent(err.Error()), 1)
 	}
 	if !c.Bool("json") {
-		switch res.Action {
-		case nodesync.NotModified:
-			fmt.Fprintf(c.App.Writer, "%s: not modified since the last sync (current release %d)\n", src, res.Current)
-		case nodesync.UpToDate:
-			fmt.Fprintf(c.App.Writer, "release %d from %s is current: nothing to do\n", res.Serial, res.Origin)
-		case nodesync.Older:
-			if res.Highest > 0 {
-				fmt.Fprintf(c.App.Writer, "the newest bundle %s (%d) is older than the highest serial this node installed, %d: nothing to do\n", res.Origin, res.Serial, res.Highest)
-			} else {
-				fmt.Fprintf(c.App.Writer, "the newest bundle %s (%d) is older than the current release %d: nothing to do\n", res.Origin, res.Serial, res.Current)
-			}
-		}
+		printSync(c.App.Writer, src, res)
 	}
 	return nil
+}
+
+func newSyncJSON(src nodesync.Source, res nodesync.Result, err error) syncJSON {
+	out := syncJSON{Action: string(res.Action), Source: src.String(), Origin: res.Origin, Serial: res.Serial,
+		Current: res.Current, HasCurrent: res.HasCurrent, Highest: res.Highest, Attempts: res.Attempts, DelayMS: res.Delay.Milliseconds()}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
+// printSync says why a sync installed nothing (an install says what it did
+// itself).
+func printSync(w io.Writer, src nodesync.Source, res nodesync.Result) {
+	switch res.Action {
+	case nodesync.NotModified:
+		fmt.Fprintf(w, "%s: not modified since the last sync (current release %d)\n", src, res.Current)
+	case nodesync.UpToDate:
+		fmt.Fprintf(w, "release %d from %s is current: nothing to do\n", res.Serial, res.Origin)
+	case nodesync.Older:
+		if res.Highest > 0 {
+			fmt.Fprintf(w, "the newest bundle %s (%d) is older than the highest serial this node installed, %d: nothing to do\n", res.Origin, res.Serial, res.Highest)
+		} else {
+			fmt.Fprintf(w, "the newest bundle %s (%d) is older than the current release %d: nothing to do\n", res.Origin, res.Serial, res.Current)
+		}
+	}
 }

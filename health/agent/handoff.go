@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 // Handoff is the node's flow handoff datapath as the agent drives it
@@ -18,23 +19,9 @@ type Handoff interface {
 	Status() HandoffStatus
 }
 
-// HandoffStatus is the flow handoff part of the agent's status.
-type HandoffStatus struct {
-	// State is "active", "off (...)" or "unavailable (...)" with the reason.
-	State    string   `json:"state"`
-	Attached []string `json:"attached,omitempty"`
-	Peers    []string `json:"peers,omitempty"`
-	// Counters since the agent started; Refused counts encapsulated
-	// packets the packet filter dropped because they did not come from a
-	// peer (since the table was last replaced).
-	Forwarded     uint64 `json:"forwarded"`
-	ForwardErrors uint64 `json:"forward_errors"`
-	NoPeer        uint64 `json:"no_peer"`
-	Delivered     uint64 `json:"delivered"`
-	Dropped       uint64 `json:"dropped"`
-	Refused       uint64 `json:"refused"`
-	FilterRefused uint64 `json:"filter_refused"`
-}
+// HandoffStatus is the flow handoff part of the agent's status (declared
+// in nodeapi: `lbctl status --json` carries it).
+type HandoffStatus = nodeapi.HandoffStatus
 
 // handoffLoop applies the committed release to the datapath once a second
 // when it changed (an install commits after it asks the agent to reload),

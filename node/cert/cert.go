@@ -80,7 +80,7 @@ func Check(data []byte, hosts []string, now time.Time) (*Info, error) {
 		}
 	}
 	if len(certs) == 0 {
-		return nil, errors.New("no certificate in file")
+		return nil, ErrNoCertificate
 	}
 	if key == nil {
 		return nil, errors.New("no private key in file")
@@ -105,6 +105,24 @@ func Check(data []byte, hosts []string, now time.Time) (*Info, error) {
 		return nil, err
 	}
 	return &Info{Subject: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter}, nil
+}
+
+// ErrNoCertificate means a PEM file holds no CERTIFICATE block.
+var ErrNoCertificate = errors.New("no certificate in file")
+
+// Leaf parses the first certificate of a PEM bundle (the leaf, in the form
+// HAProxy loads), without looking at the rest. It is a pure function.
+func Leaf(data []byte) (*x509.Certificate, error) {
+	for rest := data; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			return nil, ErrNoCertificate
+		}
+		if blk.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(blk.Bytes)
+		}
+	}
 }
 
 func parseKey(blk *pem.Block) (crypto.PrivateKey, error) {

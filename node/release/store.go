@@ -38,6 +38,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 // DefaultRoot is where a node keeps its releases.
@@ -242,17 +243,11 @@ func (s *Store) Prune(keep int) error {
 	return errors.Join(errs...)
 }
 
-// Intent is the record written before an install changes anything. While it
+// Intent is the record written before an install changes anything (its JSON
+// is part of `lbctl status --json`, hence declared in nodeapi). While it
 // exists, the node may hold a mix of releases From and To; recovery restores
 // From.
-type Intent struct {
-	Op      string    `json:"op"` // install, rollback
-	From    uint64    `json:"from"`
-	HasFrom bool      `json:"has_from"`
-	To      uint64    `json:"to"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
-}
+type Intent = nodeapi.Intent
 
 // WriteIntent records that an install is about to change the node.
 func (s *Store) WriteIntent(in Intent) error {
@@ -292,19 +287,9 @@ func (s *Store) ClearIntent() error {
 	return syncDir(s.Root)
 }
 
-// LogEntry is one line of the install log.
-type LogEntry struct {
-	Time   time.Time `json:"time"`
-	Op     string    `json:"op"` // install, rollback, recover, repair
-	From   uint64    `json:"from,omitempty"`
-	To     uint64    `json:"to"`
-	Result string    `json:"result"` // committed, rolled-back, no-op, failed; repair: repaired, incomplete
-	Error  string    `json:"error,omitempty"`
-	Millis int64     `json:"ms"`
-	// Overrides lists the anti-replay checks the operator overrode
-	// (--allow-downgrade, --allow-serial-jump) and why they applied.
-	Overrides []string `json:"overrides,omitempty"`
-}
+// LogEntry is one line of the install log (declared in nodeapi: `lbctl
+// status --json` carries the last one).
+type LogEntry = nodeapi.LogEntry
 
 // Log appends an entry to the install log and syncs it.
 func (s *Store) Log(e LogEntry) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/lbctl/lbctl/health/haproxy"
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 // FileName is the state file in the node's state directory.
@@ -38,15 +39,9 @@ const (
 	Maint = "maint"
 )
 
-// Entry is one server an operator took out.
-type Entry struct {
-	Server string `json:"server"`
-	// VIP limits the entry to one VIP; empty means every VIP using the
-	// server.
-	VIP   string    `json:"vip,omitempty"`
-	State string    `json:"state"`
-	Since time.Time `json:"since"`
-}
+// Entry is one server an operator took out (declared in nodeapi: `lbctl
+// status --json` lists them).
+type Entry = nodeapi.ServerEntry
 
 // File is the state file's content.
 type File struct {

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lbctl/lbctl/bpf"
-	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
@@ -32,34 +31,12 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	if err != nil {
 		return err
 	}
-	acfg := agent.Config{Store: store, Deps: HealthDeps(cfg, units), Log: log, Probe: "ebpf",
-		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
-		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
-	if rt, ok := acfg.Deps.Backends.(agent.Runtime); ok {
-		acfg.Runtime = rt
+	acfg := agentConfig(ctx, cfg, store, units, log)
+	closeProbes, err := attachProbes(ctx, &acfg, log)
+	if err != nil {
+		return err
 	}
-	// Unit state from systemd's signals rather than two D-Bus calls per
-	// VIP and evaluation.
-	if w, ok := units.(interface {
-		WatchUnits(context.Context, string) (*systemd.UnitWatch, error)
-	}); ok {
-		if uw, err := w.WatchUnits(ctx, systemd.UnitPattern); err != nil {
-			log.Warn("watching unit state failed, asking systemd per VIP", "err", err)
-		} else {
-			acfg.Deps.Units = agent.UnitWatch{Watch: uw}
-		}
-	}
-	if p, err := bpf.Load(); err != nil {
-		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
-		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)
-	} else {
-		defer p.Close()
-		netns, err := bpf.NetNSInode(-1)
-		if err != nil {
-			return err
-		}
-		acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
-	}
+	defer closeProbes()
 	ho := newHandoff(time.Duration(cfg.DrainTime) + 10*time.Second)
 	defer ho.Close()
 	acfg.Handoff = ho
@@ -72,23 +49,9 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	}
 	defer ann.Close()
 	acfg.Announcer = ann
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	acfg.Metrics = agent.NewMetrics(reg)
-	if acfg.Probe == "ebpf" {
-		acfg.Metrics.EBPF.Set(1)
-	}
-	if h, err := store.History(); err == nil && len(h) > 0 {
-		last := h[len(h)-1]
-		acfg.Metrics.LastInstall.Set(map[bool]float64{true: 1, false: 0}[last.Result == "committed" || last.Result == "no-op"])
-	}
+	reg := agentMetrics(&acfg, store)
 	a := agent.New(acfg)
-
-	annCtx, annCancel := context.WithCancel(context.Background())
-	annDone := make(chan struct{})
-	go func() { ann.Run(annCtx); close(annDone) }()
-	defer func() { annCancel(); <-annDone }()
-
+	defer background(ann.Run)()
 	ln, err := agent.Listen(cfg.Agent.Socket)
 	if err != nil {
 		return err
@@ -99,23 +62,10 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	// Server maintenance (lbctl server drain|disable) is re-applied after
 	// every reload, restart and install.
 	maint := &servers.Reconciler{Dir: cfg.StateDir, Log: log.With("component", "servers"),
-		Socket: func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) },
-		VIPs:   func() []string { return vipNames(a) }}
+		Socket: AdminSocket(cfg), VIPs: func() []string { return vipNames(a) }}
 	go maint.Run(ctx)
 	if cfg.Agent.Metrics != "" {
-		mux := http.NewServeMux()
-		tr := trafficReader(cfg, a)
-		mux.Handle("/metrics", traffic.Handler(reg, tr, 0))
-		page := statusPage(cfg, store, a, tr)
-		mux.Handle("GET /{$}", page)
-		mux.Handle("GET /status", page)
-		ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics listener", "addr", cfg.Agent.Metrics, "err", err)
-			}
-		}()
-		defer ms.Close()
+		defer serveMetrics(cfg, store, a, reg, log).Close()
 	}
 	if wd, err := daemon.SdWatchdogEnabled(false); err == nil && wd > 0 {
 		go watchdog(ctx, a, wd)
@@ -124,6 +74,92 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 		log.Info("agent ready", "probe", acfg.Probe)
 	})
+}
+
+// agentConfig is the agent's configuration from the node's, with unit
+// state from systemd's signals (rather than two D-Bus calls per VIP and
+// evaluation) when units can watch them.
+func agentConfig(ctx context.Context, cfg *config.Config, store *release.Store, units systemd.Manager, log *slog.Logger) agent.Config {
+	acfg := agent.Config{Store: store, Deps: HealthDeps(cfg, units), Log: log, Probe: "ebpf",
+		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
+		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
+	if rt, ok := acfg.Deps.Backends.(agent.Runtime); ok {
+		acfg.Runtime = rt
+	}
+	if w, ok := units.(interface {
+		WatchUnits(context.Context, string) (*systemd.UnitWatch, error)
+	}); ok {
+		if uw, err := w.WatchUnits(ctx, systemd.UnitPattern); err != nil {
+			log.Warn("watching unit state failed, asking systemd per VIP", "err", err)
+		} else {
+			acfg.Deps.Units = agent.UnitWatch{Watch: uw}
+		}
+	}
+	return acfg
+}
+
+// attachProbes loads the eBPF socket probes into acfg, or notes in
+// acfg.Probe why the agent falls back to sock_diag polling. The returned
+// function unloads them.
+func attachProbes(ctx context.Context, acfg *agent.Config, log *slog.Logger) (func(), error) {
+	p, err := bpf.Load()
+	if err != nil {
+		acfg.Probe = fmt.Sprintf("sock_diag polling (eBPF unavailable: %v)", err)
+		log.Warn("eBPF socket probes unavailable, falling back to sock_diag polling", "err", err)
+		return func() {}, nil
+	}
+	netns, err := bpf.NetNSInode(-1)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	acfg.Events, acfg.Watcher, acfg.WatchNetNS = agent.WatchEvents(ctx, p, netns), p, netns
+	return func() { p.Close() }, nil
+}
+
+// agentMetrics registers the agent's metrics and the Go and process
+// collectors, with what is known before the first evaluation.
+func agentMetrics(acfg *agent.Config, store *release.Store) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	acfg.Metrics = agent.NewMetrics(reg)
+	if acfg.Probe == "ebpf" {
+		acfg.Metrics.EBPF.Set(1)
+	}
+	if h, err := store.History(); err == nil && len(h) > 0 {
+		last := h[len(h)-1]
+		acfg.Metrics.LastInstall.Set(map[bool]float64{true: 1, false: 0}[last.Result == "committed" || last.Result == "no-op"])
+	}
+	return reg
+}
+
+// background runs fn until the returned function is called, which waits
+// for fn to return. fn does not see the agent's context: it keeps running
+// until the agent loop has returned (the loop's shutdown still announces
+// through it).
+func background(fn func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = fn(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// serveMetrics serves /metrics (the agent's and every VIP's traffic) and
+// the status page on agent.metrics.
+func serveMetrics(cfg *config.Config, store *release.Store, a *agent.Agent, reg *prometheus.Registry, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	tr := trafficReader(cfg, a)
+	mux.Handle("/metrics", traffic.Handler(reg, tr, 0))
+	page := statusPage(cfg, store, a, tr)
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /status", page)
+	ms := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener", "addr", cfg.Agent.Metrics, "err", err)
+		}
+	}()
+	return ms
 }
 
 // watchdog pings systemd while the loop keeps evaluating.

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
@@ -25,10 +24,11 @@ func vipNames(a *agent.Agent) []string {
 // trafficReader reads the HAProxy of every VIP the agent watches, with
 // the service of each backend from the announceable set.
 func trafficReader(cfg *config.Config, a *agent.Agent) *traffic.Reader {
+	socket := AdminSocket(cfg)
 	return &traffic.Reader{Targets: func() []traffic.Target {
 		var ts []traffic.Target
 		for _, v := range a.VIPs() {
-			t := traffic.Target{VIP: v.Name, Socket: haproxy.AdminSocket(cfg.RuntimeDir, v.Name), Services: map[string]string{}}
+			t := traffic.Target{VIP: v.Name, Socket: socket(v.Name), Services: map[string]string{}}
 			for _, b := range v.Backends {
 				t.Services[b.Name] = b.Service
 			}
@@ -60,11 +60,7 @@ func statusPage(cfg *config.Config, store *release.Store, a *agent.Agent, tr *tr
 			}
 			var out []string
 			for _, e := range f.Entries {
-				where := "every VIP"
-				if e.VIP != "" {
-					where = "VIP " + e.VIP
-				}
-				out = append(out, fmt.Sprintf("%s: %s in %s since %s", e.Server, e.State, where, e.Since.Format(time.RFC3339)))
+				out = append(out, fmt.Sprintf("%s: %s in %s since %s", e.Server, e.State, e.Where(), e.Since.Format(time.RFC3339)))
 			}
 			return out
 		}}

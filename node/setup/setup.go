@@ -260,12 +260,18 @@ func NewAnnouncer(cfg *config.Config) (*bird.Announcer, error) {
 func HealthDeps(cfg *config.Config, units systemd.Manager) health.Deps {
 	d := health.Deps{
 		Sockets:  agent.Sockets{Lister: bpf.SockDiag{}, NetNSFD: -1},
-		Backends: agent.Stats{Socket: func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) }},
+		Backends: agent.Stats{Socket: AdminSocket(cfg)},
 	}
 	if units != nil {
 		d.Units = agent.Units{Manager: units}
 	}
 	return d
+}
+
+// AdminSocket gives the HAProxy admin socket of a VIP in the node's
+// runtime directory.
+func AdminSocket(cfg *config.Config) func(vip string) string {
+	return func(vip string) string { return haproxy.AdminSocket(cfg.RuntimeDir, vip) }
 }
 
 // BirdControl reconfigures BIRD, starting its unit first when BIRD does not

@@ -1,0 +1,93 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lbctl/lbctl/node/config"
+	"github.com/lbctl/lbctl/node/ops"
+	"github.com/lbctl/lbctl/node/release"
+)
+
+func init() {
+	register(drainCommand(), undrainCommand())
+}
+
+func drainCommand() *cli.Command {
+	return &cli.Command{Name: "drain", Category: "node", Usage: "withdraw a VIP's route (or all) while HAProxy keeps serving existing connections (through the peers' flow handoff), then wait up to drain_time for them to close",
+		ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"},
+			&cli.DurationFlag{Name: "wait", Value: -1, Usage: "how long to wait for open connections to close and report them (default: drain_time from lbctl.yaml; 0: do not wait)"}},
+		Action: runDrain(true)}
+}
+
+func undrainCommand() *cli.Command {
+	return &cli.Command{Name: "undrain", Category: "node", Usage: "announce drained VIPs again (when healthy)",
+		ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"}}, Action: runDrain(false)}
+}
+
+// runDrain returns the action of drain (on) or undrain.
+func runDrain(on bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cfg, store, err := nodeStore(c)
+		if err != nil {
+			return err
+		}
+		req := ops.DrainRequest{On: on, All: c.Bool("all"), Names: c.Args().Slice()}
+		if req.All == (len(req.Names) > 0) {
+			return cli.Exit(c.Command.Name+": name VIPs or give --all", 2)
+		}
+		var unknown *ops.UnknownVIPError
+		if err := ops.SetDrains(store, req); errors.As(err, &unknown) {
+			return cli.Exit(c.Command.Name+": "+err.Error(), 1)
+		} else if err != nil {
+			return err
+		}
+		if err := announce(c, cfg, store); err != nil || !on {
+			return err
+		}
+		wait := c.Duration("wait")
+		if wait < 0 {
+			wait = time.Duration(cfg.DrainTime)
+		}
+		start := time.Now()
+		left, waited, err := ops.WaitDrained(c.Context, store, req.Names, wait)
+		if err != nil || !waited {
+			return err
+		}
+		printDrained(c, left, wait, time.Since(start))
+		return nil
+	}
+}
+
+// announce makes the drain state take effect (ops.Announce) and says how.
+func announce(c *cli.Context, cfg *config.Config, store *release.Store) error {
+	ann, err := ops.Announce(c.Context, cfg, store)
+	switch {
+	case err != nil:
+		return err
+	case ann.ViaAgent:
+		fmt.Fprintf(c.App.Writer, "announced now: %s\n", strings.Join(ann.VIPs, " "))
+	default:
+		fmt.Fprintln(c.App.Writer, "agent not running: BIRD told directly")
+	}
+	return nil
+}
+
+// printDrained says how many connections each drained VIP still has.
+func printDrained(c *cli.Context, left map[string]int, wait, took time.Duration) {
+	if len(left) == 0 {
+		fmt.Fprintf(c.App.Writer, "no open connection after %s\n", took.Round(time.Millisecond))
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(left)) {
+		fmt.Fprintf(c.App.Writer, "%s: %d connections still open after %s; HAProxy keeps serving them (through the peers' flow handoff when the router sends them elsewhere)\n", name, left[name], wait)
+	}
+}
