@@ -121,70 +121,108 @@ func runBuild(c *cli.Context) error {
 	if c.String("output") == "" || c.String("key") == "" {
 		return cli.Exit("build: --output FILE and --key NAME.key are required", 2)
 	}
-	created, err := buildTime(c)
+	m, err := buildManifest(c)
 	if err != nil {
 		return err
 	}
-	expiry, expires, err := parseExpiry(c.String("expires"))
-	if err != nil {
-		return cli.Exit("build: "+err.Error(), 2)
-	}
-	if expires && !created.Add(expiry).After(time.Now()) {
-		return cli.Exit(fmt.Sprintf("build: the bundle would be expired already: created %s, expires %s (--expires %s); give a later --time, a longer --expires, or --expires never",
-			created.Format(time.RFC3339), created.Add(expiry).Format(time.RFC3339), c.String("expires")), 1)
-	}
-	serial := c.Uint64("serial")
-	if serial == 0 {
-		serial = uint64(created.Unix())
-	}
-	var prev *archive.Bundle
-	if p := c.String("against"); p != "" {
-		if prev, err = openBundle(c, p); err != nil {
-			return err
-		}
-		if serial <= prev.Manifest.Serial {
-			return cli.Exit(fmt.Sprintf("build: serial %d is not newer than %s's %d: nodes would refuse it", serial, p, prev.Manifest.Serial), 1)
-		}
-	}
-	key, err := sign.LoadPrivateKey(c.String("key"), passphrase)
-	if err != nil {
-		return cli.Exit("build: "+err.Error(), 1)
-	}
-	files, err := pack.Files(site)
+	m.Revision = gitRevision(dir)
+	prev, err := againstBundle(c, m.Serial)
 	if err != nil {
 		return err
 	}
-	m := archive.Manifest{Serial: serial, Created: created, Revision: gitRevision(dir)}
-	if expires {
-		e := created.Add(expiry)
-		m.Expires = &e
-	}
-	var buf bytes.Buffer
-	if _, err := archive.Write(&buf, m, files, key); err != nil {
-		return cli.Exit("build: "+err.Error(), 1)
-	}
-	out := c.String("output")
-	if err := renameio.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return cli.Exit("build: "+err.Error(), 1)
+	size, err := writeBundle(c, site, m)
+	if err != nil {
+		return err
 	}
 	expiresText := "never"
 	if m.Expires != nil {
 		expiresText = m.Expires.Format(time.RFC3339)
 	}
-	fmt.Fprintf(c.App.Writer, "%s: serial %d, expires %s, %d services, %d VIPs, %d nodes, %d bytes\n", out, serial, expiresText, len(site.Services), len(site.VIPs), len(site.Nodes), buf.Len())
-	if prev != nil {
-		old, err := pack.Site(prev)
-		if err != nil {
-			return err
-		}
-		d, err := bundlediff.Compute(old, site)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.App.Writer, "against serial %d:\n", prev.Manifest.Serial)
-		d.WriteSummary(c.App.Writer)
+	fmt.Fprintf(c.App.Writer, "%s: serial %d, expires %s, %d services, %d VIPs, %d nodes, %d bytes\n", c.String("output"), m.Serial, expiresText, len(site.Services), len(site.VIPs), len(site.Nodes), size)
+	if prev == nil {
+		return nil
 	}
+	return printAgainst(c.App.Writer, prev, site)
+}
+
+// printAgainst summarises what changed since the --against bundle.
+func printAgainst(w io.Writer, prev *archive.Bundle, site *model.Site) error {
+	old, err := pack.Site(prev)
+	if err != nil {
+		return err
+	}
+	d, err := bundlediff.Compute(old, site)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "against serial %d:\n", prev.Manifest.Serial)
+	d.WriteSummary(w)
 	return nil
+}
+
+// buildManifest is the manifest --time, --expires and --serial ask for
+// (the serial defaults to the creation time); a bundle that would be
+// expired already is refused.
+func buildManifest(c *cli.Context) (archive.Manifest, error) {
+	created, err := buildTime(c)
+	if err != nil {
+		return archive.Manifest{}, err
+	}
+	expiry, expires, err := parseExpiry(c.String("expires"))
+	if err != nil {
+		return archive.Manifest{}, cli.Exit("build: "+err.Error(), 2)
+	}
+	if expires && !created.Add(expiry).After(time.Now()) {
+		return archive.Manifest{}, cli.Exit(fmt.Sprintf("build: the bundle would be expired already: created %s, expires %s (--expires %s); give a later --time, a longer --expires, or --expires never",
+			created.Format(time.RFC3339), created.Add(expiry).Format(time.RFC3339), c.String("expires")), 1)
+	}
+	m := archive.Manifest{Serial: c.Uint64("serial"), Created: created}
+	if m.Serial == 0 {
+		m.Serial = uint64(created.Unix())
+	}
+	if expires {
+		e := created.Add(expiry)
+		m.Expires = &e
+	}
+	return m, nil
+}
+
+// againstBundle opens the --against bundle (nil without the flag), whose
+// serial must be older than serial.
+func againstBundle(c *cli.Context, serial uint64) (*archive.Bundle, error) {
+	p := c.String("against")
+	if p == "" {
+		return nil, nil
+	}
+	prev, err := openBundle(c, p)
+	if err != nil {
+		return nil, err
+	}
+	if serial <= prev.Manifest.Serial {
+		return nil, cli.Exit(fmt.Sprintf("build: serial %d is not newer than %s's %d: nodes would refuse it", serial, p, prev.Manifest.Serial), 1)
+	}
+	return prev, nil
+}
+
+// writeBundle signs the site's bundle with --key and writes it to
+// --output atomically; it returns its size.
+func writeBundle(c *cli.Context, site *model.Site, m archive.Manifest) (int, error) {
+	key, err := sign.LoadPrivateKey(c.String("key"), passphrase)
+	if err != nil {
+		return 0, cli.Exit("build: "+err.Error(), 1)
+	}
+	files, err := pack.Files(site)
+	if err != nil {
+		return 0, err
+	}
+	var buf bytes.Buffer
+	if _, err := archive.Write(&buf, m, files, key); err != nil {
+		return 0, cli.Exit("build: "+err.Error(), 1)
+	}
+	if err := renameio.WriteFile(c.String("output"), buf.Bytes(), 0o644); err != nil {
+		return 0, cli.Exit("build: "+err.Error(), 1)
+	}
+	return buf.Len(), nil
 }
 
 // openBundle reads and verifies a bundle with the --pubkey/--trusted flags.

@@ -64,34 +64,38 @@ func positional(c *cli.Context) ([]string, error) {
 			rest = rest[1:]
 			continue
 		}
-		fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		for _, f := range c.Command.Flags {
-			if err := f.Apply(fs); err != nil {
-				return nil, err
-			}
-		}
-		if err := fs.Parse(rest); err != nil {
-			return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 2)
-		}
-		canonical := map[string]string{}
-		for _, f := range c.Command.Flags {
-			for _, n := range f.Names() {
-				canonical[n] = f.Names()[0]
-			}
-		}
 		var err error
-		fs.Visit(func(f *flag.Flag) {
-			if err == nil {
-				err = c.Set(canonical[f.Name], f.Value.String())
-			}
-		})
-		if err != nil {
+		if rest, err = applyFlags(c, rest); err != nil {
 			return nil, err
 		}
-		rest = fs.Args()
 	}
 	return args, nil
+}
+
+// applyFlags parses the flags at the start of rest into the command's
+// context and returns what follows them.
+func applyFlags(c *cli.Context, rest []string) ([]string, error) {
+	fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	canonical := map[string]string{}
+	for _, f := range c.Command.Flags {
+		if err := f.Apply(fs); err != nil {
+			return nil, err
+		}
+		for _, n := range f.Names() {
+			canonical[n] = f.Names()[0]
+		}
+	}
+	if err := fs.Parse(rest); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 2)
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil {
+			err = c.Set(canonical[f.Name], f.Value.String())
+		}
+	})
+	return fs.Args(), err
 }
 
 // resolveTree loads and resolves the tree named by the command's argument.
@@ -179,11 +183,7 @@ func printSite(w io.Writer, site *model.Site) {
 	for _, v := range site.VIPs {
 		var ports []string
 		for _, p := range v.Ports {
-			s := fmt.Sprintf("%d/%s", p.Port, p.Mode)
-			if p.TLS {
-				s += "+tls"
-			}
-			ports = append(ports, s)
+			ports = append(ports, portText(p))
 		}
 		name := v.Name
 		if v.Transparent {
@@ -196,16 +196,7 @@ func printSite(w io.Writer, site *model.Site) {
 	for _, s := range site.Services {
 		var ls []string
 		for _, l := range s.Listeners {
-			x := fmt.Sprint(l.Port)
-			switch {
-			case l.Action == model.ActionRedirectHTTPS:
-				x += "->https"
-			case l.TLS:
-				x += "(tls)->" + fmt.Sprint(l.BackendPort)
-			case l.BackendPort != l.Port:
-				x += "->" + fmt.Sprint(l.BackendPort)
-			}
-			ls = append(ls, x)
+			ls = append(ls, listenerText(l))
 		}
 		b := s.Backend.Group
 		if b == "" {
@@ -215,6 +206,29 @@ func printSite(w io.Writer, site *model.Site) {
 	}
 	fmt.Fprintf(tw, "\n%d services, %d VIPs, %d nodes\n", len(site.Services), len(site.VIPs), len(site.Nodes))
 	tw.Flush()
+}
+
+// portText is a VIP port as printSite shows it: 443/http+tls.
+func portText(p model.Port) string {
+	s := fmt.Sprintf("%d/%s", p.Port, p.Mode)
+	if p.TLS {
+		s += "+tls"
+	}
+	return s
+}
+
+// listenerText is a listener as printSite shows it: 80->https, 443(tls)->8080.
+func listenerText(l model.Listener) string {
+	x := fmt.Sprint(l.Port)
+	switch {
+	case l.Action == model.ActionRedirectHTTPS:
+		x += "->https"
+	case l.TLS:
+		x += "(tls)->" + fmt.Sprint(l.BackendPort)
+	case l.BackendPort != l.Port:
+		x += "->" + fmt.Sprint(l.BackendPort)
+	}
+	return x
 }
 
 func runSchema(c *cli.Context) error {

@@ -310,6 +310,27 @@ func runInspect(c *cli.Context) error {
 
 func printInspection(w io.Writer, file string, in *inspection) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	printManifest(tw, file, in)
+	tw.Flush()
+	if len(in.Refused) > 0 {
+		fmt.Fprintln(w, "\nrefused by nodes")
+		for _, r := range in.Refused {
+			fmt.Fprintf(w, "  %s\n", safe(r))
+		}
+	}
+	if in.Site != nil {
+		printInspectedSite(w, tw, in.Site)
+	}
+	fmt.Fprintln(w, "\nfiles")
+	for _, f := range in.Files {
+		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, safe(f.Path))
+	}
+	tw.Flush()
+}
+
+// printManifest prints the inspected bundle's manifest and whether nodes
+// would install it, as a two-column table.
+func printManifest(tw io.Writer, file string, in *inspection) {
 	var total int64
 	for _, f := range in.Files {
 		total += f.Size
@@ -337,37 +358,28 @@ func printInspection(w io.Writer, file string, in *inspection) {
 			fmt.Fprintf(tw, "nodes\tWOULD REFUSE IT: %d fields break the grammar of the resolved model\n", len(in.Refused))
 		}
 	}
+}
+
+// printInspectedSite prints the services, VIPs and nodes of an inspected
+// bundle: headings on w, rows through tw.
+func printInspectedSite(w io.Writer, tw *tabwriter.Writer, s *siteSummary) {
+	fmt.Fprintln(w, "\nservices")
+	for _, l := range s.Services {
+		fmt.Fprintf(tw, "  %s\t%s\tvip %s\tports %s\n", safe(l.Name), safe(l.FQDN), safe(l.VIP), joinPorts(l.Ports))
+	}
 	tw.Flush()
-	if len(in.Refused) > 0 {
-		fmt.Fprintln(w, "\nrefused by nodes")
-		for _, r := range in.Refused {
-			fmt.Fprintf(w, "  %s\n", safe(r))
+	fmt.Fprintln(w, "\nvips")
+	for _, l := range s.VIPs {
+		addrs := make([]string, len(l.Addresses))
+		for i, a := range l.Addresses {
+			addrs[i] = safe(a)
 		}
+		fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", safe(l.Name), strings.Join(addrs, " "), joinPorts(l.Ports), l.Services)
 	}
-	if s := in.Site; s != nil {
-		fmt.Fprintln(w, "\nservices")
-		for _, l := range s.Services {
-			fmt.Fprintf(tw, "  %s\t%s\tvip %s\tports %s\n", safe(l.Name), safe(l.FQDN), safe(l.VIP), joinPorts(l.Ports))
-		}
-		tw.Flush()
-		fmt.Fprintln(w, "\nvips")
-		for _, l := range s.VIPs {
-			addrs := make([]string, len(l.Addresses))
-			for i, a := range l.Addresses {
-				addrs[i] = safe(a)
-			}
-			fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", safe(l.Name), strings.Join(addrs, " "), joinPorts(l.Ports), l.Services)
-		}
-		tw.Flush()
-		fmt.Fprintln(w, "\nnodes")
-		for _, l := range s.Nodes {
-			fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(l.RouterID), l.ASN)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintln(w, "\nfiles")
-	for _, f := range in.Files {
-		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, safe(f.Path))
+	tw.Flush()
+	fmt.Fprintln(w, "\nnodes")
+	for _, l := range s.Nodes {
+		fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(l.RouterID), l.ASN)
 	}
 	tw.Flush()
 }

@@ -19,46 +19,54 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:  "render",
-		Usage: "render files for machines around the LB nodes (or a node's own files, for review)",
-		Subcommands: []*cli.Command{
-			{
-				Name:      "backend-firewall",
-				Usage:     "nftables snippets for the backend hosts and BIRD stanzas for the route reflectors",
-				ArgsUsage: "DIR OUT",
-				Flags:     resolveFlags(),
-				Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
-					return backendfw.Render(site)
-				}),
-			},
-			{
-				Name:      "icinga2",
-				Usage:     "Icinga 2 hosts, services, users and notification rules for every VIP and backend",
-				ArgsUsage: "DIR OUT",
-				Flags:     resolveFlags(),
-				Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
-					return icinga2.Render(site, icinga2.Options{})
-				}),
-			},
-			{
-				Name:      "node",
-				Usage:     "a node's HAProxy, BIRD and nftables files with the default node paths, for review",
-				ArgsUsage: "DIR HOSTNAME OUT",
-				Flags:     resolveFlags(),
-				Action: renderAction(3, func(site *model.Site, args []string) ([]render.File, error) {
-					n := site.Node(args[1])
-					if n == nil {
-						var names []string
-						for _, x := range site.Nodes {
-							names = append(names, x.Hostname)
-						}
-						return nil, cli.Exit(fmt.Sprintf("render node: no node profile %q (have %v)", args[1], names), 2)
-					}
-					return render.Node(site, n, render.Options{})
-				}),
-			},
-		},
+		Name:        "render",
+		Usage:       "render files for machines around the LB nodes (or a node's own files, for review)",
+		Subcommands: []*cli.Command{renderBackendFirewallCommand(), renderIcinga2Command(), renderNodeCommand()},
 	})
+}
+
+func renderBackendFirewallCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "backend-firewall",
+		Usage:     "nftables snippets for the backend hosts and BIRD stanzas for the route reflectors",
+		ArgsUsage: "DIR OUT",
+		Flags:     resolveFlags(),
+		Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
+			return backendfw.Render(site)
+		}),
+	}
+}
+
+func renderIcinga2Command() *cli.Command {
+	return &cli.Command{
+		Name:      "icinga2",
+		Usage:     "Icinga 2 hosts, services, users and notification rules for every VIP and backend",
+		ArgsUsage: "DIR OUT",
+		Flags:     resolveFlags(),
+		Action: renderAction(2, func(site *model.Site, _ []string) ([]render.File, error) {
+			return icinga2.Render(site, icinga2.Options{})
+		}),
+	}
+}
+
+func renderNodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "node",
+		Usage:     "a node's HAProxy, BIRD and nftables files with the default node paths, for review",
+		ArgsUsage: "DIR HOSTNAME OUT",
+		Flags:     resolveFlags(),
+		Action: renderAction(3, func(site *model.Site, args []string) ([]render.File, error) {
+			n := site.Node(args[1])
+			if n == nil {
+				var names []string
+				for _, x := range site.Nodes {
+					names = append(names, x.Hostname)
+				}
+				return nil, cli.Exit(fmt.Sprintf("render node: no node profile %q (have %v)", args[1], names), 2)
+			}
+			return render.Node(site, n, render.Options{})
+		}),
+	}
 }
 
 // renderAction resolves DIR (the first of nargs arguments; the last is OUT),
@@ -86,29 +94,34 @@ func renderAction(nargs int, fn func(*model.Site, []string) ([]render.File, erro
 			}
 			return cli.Exit(err.Error(), 1)
 		}
-		out := args[len(args)-1]
-		var written []string
-		for _, f := range files {
-			p := filepath.Join(out, filepath.FromSlash(f.Path))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-				return err
-			}
-			written = append(written, p)
-			fmt.Fprintln(c.App.Writer, p)
+		return writeRendered(c, args[len(args)-1], files)
+	}
+}
+
+// writeRendered writes files below out, one line per file on stdout, and
+// reports (does not delete) the files under out that it did not write.
+func writeRendered(c *cli.Context, out string, files []render.File) error {
+	var written []string
+	for _, f := range files {
+		p := filepath.Join(out, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
 		}
-		var stale []string
-		filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() && !slices.Contains(written, p) {
-				stale = append(stale, p)
-			}
-			return nil
-		})
-		for _, p := range stale {
-			fmt.Fprintf(c.App.ErrWriter, "not rendered any more (left in place): %s\n", p)
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			return err
+		}
+		written = append(written, p)
+		fmt.Fprintln(c.App.Writer, p)
+	}
+	var stale []string
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !slices.Contains(written, p) {
+			stale = append(stale, p)
 		}
 		return nil
+	})
+	for _, p := range stale {
+		fmt.Fprintf(c.App.ErrWriter, "not rendered any more (left in place): %s\n", p)
 	}
+	return nil
 }

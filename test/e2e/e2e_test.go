@@ -23,6 +23,7 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/push"
+	"github.com/lbctl/lbctl/nodeapi"
 	"github.com/lbctl/lbctl/test/testbed"
 )
 
@@ -252,29 +253,8 @@ func (sb *sandbox) installAll(t *testing.T, bundle []byte) map[string]installRes
 	return res
 }
 
-// nodeStatus is the part of `lbctl status --json` the tests read.
-type nodeStatus struct {
-	Node   string `json:"node"`
-	Serial uint64 `json:"serial"`
-	Agent  string `json:"agent"`
-	Probe  string `json:"probe"`
-	VIPs   []struct {
-		Name      string   `json:"name"`
-		Addresses []string `json:"addresses"`
-		Unit      string   `json:"unit"`
-		MainPID   uint32   `json:"main_pid"`
-		Healthy   bool     `json:"healthy"`
-		Announced bool     `json:"announced"`
-		Reasons   []string `json:"reasons"`
-	} `json:"vips"`
-	Last *struct {
-		Op     string `json:"op"`
-		From   uint64 `json:"from"`
-		To     uint64 `json:"to"`
-		Result string `json:"result"`
-		Error  string `json:"error"`
-	} `json:"last_install"`
-}
+// nodeStatus is what `lbctl status --json` prints.
+type nodeStatus = nodeapi.Status
 
 func (sb *sandbox) status(t *testing.T, node string) *nodeStatus {
 	t.Helper()
