@@ -2,8 +2,10 @@ package cert
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +70,26 @@ func TestCheckFile(t *testing.T) {
 	}
 	if _, err := CheckFile(dir, "missing", nil, time.Now()); err == nil || !strings.Contains(err.Error(), "certificate missing") {
 		t.Fatalf("missing: %v", err)
+	}
+}
+
+// TestLeaf: the first certificate of a PEM file, whatever comes before it;
+// none is ErrNoCertificate.
+func TestLeaf(t *testing.T) {
+	ca, err := testcert.NewCA("leaf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile, err := ca.IssueValid("www.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
+	leaf, err := Leaf(append(append([]byte{}, key...), pemFile...))
+	if err != nil || !slices.Contains(leaf.DNSNames, "www.example.org") {
+		t.Fatalf("Leaf: %v, %v", leaf, err)
+	}
+	if _, err := Leaf(key); !errors.Is(err, ErrNoCertificate) {
+		t.Fatalf("a key only: %v", err)
 	}
 }
