@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ func syntheticSite(n int) *model.Site {
 	vips := n / 50
 	for v := 0; v < vips; v++ {
 		a4 := fmt.Sprintf("198.51.%d.%d", 100+v/250, 1+v%250)
-		s.VIPs = append(s.VIPs, model.VIP{Name: a4, Addresses: []string{a4, fmt.Sprintf("2001:db8:%x::%x", v/250, 1+v%250)},
+		s.VIPs = append(s.VIPs, model.VIP{Name: a4, Addresses: []netip.Addr{netip.MustParseAddr(a4), netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::%x", v/250, 1+v%250))},
 			Ports: []model.Port{{Port: 80, Mode: "http"}, {Port: 443, Mode: "http", TLS: true}}})
 	}
 	for i := 0; i < n; i++ {

@@ -23,7 +23,7 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 		key   string
 		first *model.Service
 	}
-	owner := map[string]set{} // address -> its set
+	owner := map[netip.Addr]set{} // address -> its set
 	vips := map[string]*model.VIP{}
 	reported := map[[2]string]bool{}
 	for i := range services {
@@ -31,7 +31,7 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 		if len(ms.Addresses) == 0 {
 			continue
 		}
-		key := strings.Join(ms.Addresses, ",")
+		key := joinAddrs(ms.Addresses, ",")
 		ok := true
 		for _, a := range ms.Addresses {
 			o, seen := owner[a]
@@ -45,7 +45,7 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 					reported[pair] = true
 					s := byName[ms.Name]
 					rs.errs.Add(s.at("fqdn"), "addresses of %s (%s) overlap those of service %s (%s, %s): services sharing an address must share the whole address set",
-						ms.FQDN, strings.Join(ms.Addresses, " "), o.first.Name, strings.Join(o.first.Addresses, " "), byName[o.first.Name].at("fqdn"))
+						ms.FQDN, joinAddrs(ms.Addresses, " "), o.first.Name, joinAddrs(o.first.Addresses, " "), byName[o.first.Name].at("fqdn"))
 				}
 			}
 		}
@@ -79,9 +79,21 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 
 // vipName derives a VIP's name from its key address: the first IPv4
 // address, else the first IPv6 address, with ':' replaced by '-'.
-func vipName(addrs []string) string {
-	key := addrs[0] // sorted IPv4 first
+func vipName(addrs []netip.Addr) string {
+	key := addrs[0].String() // sorted IPv4 first
 	return strings.ReplaceAll(key, ":", "-")
+}
+
+// joinAddrs is the text of addrs joined by sep.
+func joinAddrs(addrs []netip.Addr, sep string) string {
+	var b strings.Builder
+	for i, a := range addrs {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
 }
 
 // checkNames reports host names (FQDNs and aliases) used by two services.

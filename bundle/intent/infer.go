@@ -230,7 +230,7 @@ func inferI14Mode(x *inference) {
 // inferI19Addresses: the VIP's addresses are the FQDN's A and AAAA records.
 func inferI19Addresses(x *inference) {
 	for _, a := range x.addrs {
-		x.out.Addresses = append(x.out.Addresses, a.String())
+		x.out.Addresses = append(x.out.Addresses, a)
 		x.has4 = x.has4 || a.Is4()
 		x.has6 = x.has6 || a.Is6()
 	}

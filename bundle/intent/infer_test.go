@@ -200,7 +200,7 @@ func TestInference(t *testing.T) {
 			}},
 		{"I19 VIP addresses are the fqdn's A/AAAA; listeners follow them", "fqdn: dual.example.org\nbackend: web\n",
 			func(t *testing.T, s *model.Service, site *model.Site) {
-				want(t, "addresses", s.Addresses, []string{"192.0.2.20", "2001:db8::20"})
+				want(t, "addresses", s.Addresses, []netip.Addr{netip.MustParseAddr("192.0.2.20"), netip.MustParseAddr("2001:db8::20")})
 				want(t, "ipv4+ipv6", s.Listeners[0].IPv4 && s.Listeners[0].IPv6, true)
 				want(t, "vip", site.VIPs[0].Addresses, s.Addresses)
 			}},
@@ -266,7 +266,7 @@ func TestAddingAAAAMakesDualStack(t *testing.T) {
 	}
 	// Undo exactly the expected differences; the rest must be equal.
 	s := ds.Services[0]
-	want(t, "addresses", s.Addresses, []string{"192.0.2.10", "2001:db8::10"})
+	want(t, "addresses", s.Addresses, []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")})
 	for i := range s.Listeners {
 		if !s.Listeners[i].IPv6 {
 			t.Errorf("listener %d not on IPv6", s.Listeners[i].Port)

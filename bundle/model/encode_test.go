@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"testing"
 )
 
@@ -28,7 +29,7 @@ func testService(i int) Service {
 		FQDN:      fmt.Sprintf("s%d.example", i),
 		Mode:      ModeHTTP,
 		VIP:       "192.0.2.1",
-		Addresses: []string{"192.0.2.1", "2001:db8::1"},
+		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")},
 		Listeners: []Listener{{Port: 80, IPv4: true, IPv6: true, Action: ActionRedirectHTTPS}, {Port: 443, IPv4: true, TLS: true, Action: ActionServe, BackendPort: 80}},
 		Backend:   Backend{Servers: []Server{{Name: "web1", Address: "203.0.113.1"}}, Port: 80, Software: "apache2", Check: Check{Type: CheckHTTP, Path: "/health?a=1&b=<2>"}, MinUp: 1},
 		Timeouts:  Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000},
@@ -63,7 +64,7 @@ func TestEncodeMatchesOneEncoder(t *testing.T) {
 				case "empty":
 					s.Services, s.VIPs, s.Nodes = []Service{}, []VIP{}, []Node{}
 				case "full":
-					s.VIPs = []VIP{{Name: "192.0.2.1", Addresses: []string{"192.0.2.1"}, Services: []string{"a", "b"}, Ports: []Port{{Port: 80, Mode: ModeHTTP, Services: []string{"a"}}}}, {Name: "e", Ports: []Port{}}}
+					s.VIPs = []VIP{{Name: "192.0.2.1", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Services: []string{"a", "b"}, Ports: []Port{{Port: 80, Mode: ModeHTTP, Services: []string{"a"}}}}, {Name: "e", Ports: []Port{}}}
 					s.Nodes = []Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65000, RouteReflectors: []Peer{{Name: "rr", Address: "198.51.100.2", ASN: 65000}}, Addresses: []string{}}}
 				}
 				for i := range n {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 )
 
 // FormatVersion is the version of the resolved model encoding. A node refuses
@@ -64,7 +65,7 @@ type Service struct {
 	VIP string `json:"vip"`
 	// Addresses are the VIP addresses (from the FQDN's A/AAAA records), sorted
 	// IPv4 first.
-	Addresses []string `json:"addresses"`
+	Addresses []netip.Addr `json:"addresses"`
 	// Listeners sorted by Port.
 	Listeners []Listener `json:"listeners"`
 	// TLS termination on the LB; nil when the LB does not terminate TLS.
@@ -215,7 +216,7 @@ type VIP struct {
 	// its first IPv6 address) with ':' replaced by '-'.
 	Name string `json:"name"`
 	// Addresses sorted IPv4 first, then by value.
-	Addresses []string `json:"addresses"`
+	Addresses []netip.Addr `json:"addresses"`
 	// Services bound to this VIP, sorted names.
 	Services []string `json:"services"`
 	// Ports is the union of the services' listener ports (sorted).

@@ -271,6 +271,20 @@ func checkAddr(s string) error {
 	return nil
 }
 
+// checkIP: a typed IP address is set and has no zone (netip.Addr decodes
+// a zone as any text after '%').
+func checkIP(a netip.Addr) error {
+	if !a.IsValid() || a.Zone() != "" {
+		return grammarErr("%q: not an IP address", a.String())
+	}
+	return nil
+}
+
+// PlainAddr reports whether a is an address a VIP can have: set, no zone,
+// and IPv4 or IPv6 but not an IPv4-mapped IPv6 address. Renderers check
+// it on models Validate has not seen.
+func PlainAddr(a netip.Addr) bool { return a.IsValid() && a.Zone() == "" && !a.Is4In6() }
+
 // checkPrefix: an IP prefix.
 func checkPrefix(s string) error {
 	if err := checkChars(s, 64); err != nil {
@@ -426,7 +440,7 @@ func (v *validator) service(p string, s *Service) {
 	v.check(checkEnum(s.Mode, false, ModeHTTP, ModeTCP), p, ".mode")
 	v.check(checkName(s.VIP), p, ".vip")
 	for i, a := range s.Addresses {
-		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
+		v.check(checkIP(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	for i, l := range s.Listeners {
 		v.check(checkPort(l.Port, false), p, ".listeners[", strconv.Itoa(i), "].port")
@@ -503,7 +517,7 @@ func (v *validator) backend(p string, b *Backend) {
 func (v *validator) vip(p string, x *VIP) {
 	v.check(checkName(x.Name), p, ".name")
 	for i, a := range x.Addresses {
-		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
+		v.check(checkIP(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	for i, s := range x.Services {
 		v.check(checkTreePath(s), p, ".services", "[", strconv.Itoa(i), "]")

@@ -1,8 +1,10 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -17,7 +19,7 @@ func validSite(n int) *Site {
 		s.Services = append(s.Services, Service{
 			Name: fmt.Sprintf("team%03d/s%05d", i/100, i), Source: fmt.Sprintf("team%03d/s%05d.yaml", i/100, i),
 			FQDN: fmt.Sprintf("s%d.example.org", i), Aliases: []string{fmt.Sprintf("www.s%d.example.org", i)},
-			Mode: ModeHTTP, VIP: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"},
+			Mode: ModeHTTP, VIP: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")},
 			Listeners: []Listener{{Port: 80, IPv4: true, Action: ActionRedirectHTTPS}, {Port: 443, IPv4: true, TLS: true, Action: ActionServe}},
 			TLS:       &TLS{Certificate: fmt.Sprintf("s%d.example.org", i), MinVersion: "1.2", CipherProfile: "intermediate"},
 			Backend: Backend{Group: "web", Servers: []Server{{Name: "web1", Address: "203.0.113.1"}, {Name: "web2", Address: "203.0.113.2"}},
@@ -150,5 +152,30 @@ func TestValidateMonitoring(t *testing.T) {
 	s.Monitoring = []string{"198.51.100.7/32", "2001:db8::/64"}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTypedAddresses: a VIP address is typed, so a string that is no
+// address is refused when the model is decoded, and the only text a
+// netip.Addr carries, its zone, is refused by Validate.
+func TestTypedAddresses(t *testing.T) {
+	b, err := Encode(validSite(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := bytes.Replace(b, []byte(`"2001:db8::10"`), []byte(`"2001:db8::10 transparent"`), 1)
+	if _, err := Decode(hostile); err == nil || !strings.Contains(err.Error(), "2001:db8::10 transparent") {
+		t.Errorf("decoding an address with a keyword: %v", err)
+	}
+	empty := bytes.Replace(b, []byte(`"2001:db8::10"`), []byte(`""`), 1)
+	if _, err := Decode(empty); err == nil || !strings.Contains(err.Error(), `services[0].addresses[1]: "invalid IP": not an IP address`) {
+		t.Errorf("decoding an empty address: %v", err)
+	}
+	for _, a := range []netip.Addr{{}, netip.MustParseAddr("2001:db8::10%lo transparent")} {
+		s := validSite(1)
+		s.VIPs = []VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{a}, Services: []string{s.Services[0].Name}}}
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "vips[0].addresses[0]") {
+			t.Errorf("address %q: %v", a, err)
+		}
 	}
 }

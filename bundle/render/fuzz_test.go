@@ -282,7 +282,7 @@ func checkHAProxy(t *testing.T, site *model.Site, v *model.VIP, files []haproxy.
 		}
 		var wantBinds, gotBinds []string
 		for _, a := range v.Addresses {
-			ip := netip.MustParseAddr(a)
+			ip := a
 			if ip.Is4() && v4 || ip.Is6() && v6 {
 				wantBinds = append(wantBinds, netip.AddrPortFrom(ip, uint16(p.Port)).String())
 			}

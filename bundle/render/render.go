@@ -5,21 +5,19 @@
 // subpackages render/backendfw and render/icinga2 produce files for other
 // machines (backend hosts, route reflectors, monitoring).
 //
-// Renderers are pure functions of a model.Site and a model.Node: no file
-// system, clock, network or exec. Paths on the node come from Options.
+// NodeState is the one computation of what a node runs (state.go): Node
+// lists its files, and the node side (node/target) installs it and checks
+// drift against it. Renderers are pure functions of a model.Site and a
+// model.Node: no file system, clock, network or exec. Paths on the node
+// come from Options.
 package render
 
 import (
-	"errors"
-	"fmt"
 	"path"
-	"slices"
-	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/render/bird"
 	"github.com/lbctl/lbctl/bundle/render/haproxy"
-	"github.com/lbctl/lbctl/bundle/render/nft"
 )
 
 // Relative paths of a node's rendered files.
@@ -44,46 +42,18 @@ type File struct {
 // Options of the renderers; zero values mean the node defaults.
 type Options struct {
 	HAProxy haproxy.Options
-	BIRD    bird.Options
+	Bird    bird.Options
 }
 
 // VIPPath is the relative path of a file of a VIP.
 func VIPPath(vip, name string) string { return path.Join(VIPDir, vip, name) }
 
-// Node renders every file node needs, sorted by Path. All problems are
-// returned together.
+// Node renders every file node needs, sorted by Path: the files of
+// NodeState. All problems are returned together.
 func Node(site *model.Site, node *model.Node, opts Options) ([]File, error) {
-	var files []File
-	var errs []error
-	if opts.HAProxy.SharedChecks == nil {
-		opts.HAProxy.SharedChecks = haproxy.SharedChecks(site)
-	}
-	for i := range site.VIPs {
-		v := &site.VIPs[i]
-		fs, err := haproxy.Render(site, v, opts.HAProxy)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, f := range fs {
-			files = append(files, File{Path: VIPPath(v.Name, f.Name), Data: f.Data})
-		}
-	}
-	conf, err := bird.Config(site, node, opts.BIRD)
+	st, err := NodeState(site, node, opts)
 	if err != nil {
-		errs = append(errs, err)
-	} else {
-		files = append(files, File{Path: BirdConf, Data: conf})
+		return nil, err
 	}
-	fw, err := nft.Firewall(site, node)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		files = append(files, File{Path: NFTText, Data: []byte(nft.NFTText(fw))})
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("render node %s: %w", node.Hostname, errors.Join(errs...))
-	}
-	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	return files, nil
+	return st.Files(), nil
 }

@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,7 +47,7 @@ func TestNodeLayout(t *testing.T) {
 // TestNodeErrors: problems of several renderers come back together.
 func TestNodeErrors(t *testing.T) {
 	site := rendertest.Site()
-	site.VIPs[0].Addresses = append(site.VIPs[0].Addresses, "not-an-ip")
+	site.VIPs[0].Addresses = append(site.VIPs[0].Addresses, netip.Addr{})
 	n := *site.Node("lb1")
 	n.RouterID = ""
 	_, err := render.Node(site, &n, render.Options{})
@@ -105,7 +106,7 @@ func TestCampusNodeAccepted(t *testing.T) {
 			VIPDir:     filepath.Join(dir, "vips"),
 			RuntimeDir: filepath.Join(dir, "run"),
 		},
-		BIRD: bird.Options{IncludeDir: filepath.Join(dir, "bird")},
+		Bird: bird.Options{IncludeDir: filepath.Join(dir, "bird")},
 	}
 	for _, c := range rendertest.Certificates(site) {
 		rendertest.WriteCert(t, opts.HAProxy.CertDir, c)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 
@@ -189,7 +190,7 @@ func printSite(w io.Writer, site *model.Site) {
 		if v.Transparent {
 			name += " (transparent)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", name, strings.Join(v.Addresses, " "), strings.Join(ports, " "), len(v.Services))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", name, strings.Join(addrTexts(v.Addresses), " "), strings.Join(ports, " "), len(v.Services))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "SERVICE\tFQDN\tVIP\tLISTENERS\tBACKEND\n")
@@ -242,4 +243,13 @@ func runSchema(c *cli.Context) error {
 	}
 	_, err = c.App.Writer.Write(b)
 	return err
+}
+
+// addrTexts is the text of each address.
+func addrTexts(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -242,10 +243,10 @@ type serviceLine struct {
 }
 
 type vipLine struct {
-	Name      string   `json:"name"`
-	Addresses []string `json:"addresses"`
-	Ports     []int    `json:"ports"`
-	Services  int      `json:"services"`
+	Name      string       `json:"name"`
+	Addresses []netip.Addr `json:"addresses"`
+	Ports     []int        `json:"ports"`
+	Services  int          `json:"services"`
 }
 
 type nodeLine struct {
@@ -372,7 +373,7 @@ func printInspectedSite(w io.Writer, tw *tabwriter.Writer, s *siteSummary) {
 	for _, l := range s.VIPs {
 		addrs := make([]string, len(l.Addresses))
 		for i, a := range l.Addresses {
-			addrs[i] = safe(a)
+			addrs[i] = safe(a.String())
 		}
 		fmt.Fprintf(tw, "  %s\t%s\tports %s\t%d services\n", safe(l.Name), strings.Join(addrs, " "), joinPorts(l.Ports), l.Services)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,8 @@ func testSite() *model.Site {
 				Listeners: []model.Listener{{Port: 80, Action: model.ActionServe}, {Port: 443, Action: model.ActionServe}}},
 		},
 		VIPs: []model.VIP{
-			{Name: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8::10"}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP}, {Port: 443, Mode: model.ModeHTTP}}},
-			{Name: "192.0.2.25", Addresses: []string{"192.0.2.25"}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25, Mode: model.ModeTCP}, {Port: 587, Mode: model.ModeTCP}}},
+			{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP}, {Port: 443, Mode: model.ModeHTTP}}},
+			{Name: "192.0.2.25", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.25")}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25, Mode: model.ModeTCP}, {Port: 587, Mode: model.ModeTCP}}},
 		},
 		Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65001}, {Hostname: "lb2", RouterID: "198.51.100.2", ASN: 65001}},
 	}

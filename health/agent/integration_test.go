@@ -353,7 +353,7 @@ func TestIntegrationFootprint(t *testing.T) {
 		mv := &site.VIPs[i]
 		v := plan.VIP{Name: mv.Name, Probes: target.Probes(site, mv)}
 		for _, s := range mv.Addresses {
-			v.Addresses = append(v.Addresses, netip.MustParseAddr(s))
+			v.Addresses = append(v.Addresses, s)
 		}
 		addrs = append(addrs, v.Addresses...)
 		probes += len(v.Probes)

@@ -25,7 +25,7 @@ type testBundle struct {
 func mkBundle(serial uint64, vips map[string]string) []byte {
 	s := model.Site{FormatVersion: model.FormatVersion, Nodes: []model.Node{{Hostname: "lb1"}}}
 	for name, cfg := range vips {
-		s.VIPs = append(s.VIPs, model.VIP{Name: name, Addresses: []string{name}, Services: []string{cfg}})
+		s.VIPs = append(s.VIPs, model.VIP{Name: name, Addresses: []netip.Addr{netip.MustParseAddr(name)}, Services: []string{cfg}})
 	}
 	b, _ := json.Marshal(testBundle{Serial: serial, Site: s})
 	return b
@@ -42,7 +42,7 @@ func testOpen(b []byte) (*Verified, error) {
 func testRender(site *model.Site, _ *model.Node, serial uint64) (*plan.State, error) {
 	st := &plan.State{Serial: serial, BirdConf: []byte("bird")}
 	for _, v := range site.VIPs {
-		a := netip.MustParseAddr(v.Addresses[0])
+		a := v.Addresses[0]
 		st.VIPs = append(st.VIPs, plan.VIP{Name: v.Name, Addresses: []netip.Addr{a},
 			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(v.Services[0])}}})
 		st.Firewall.VIPs4 = append(st.Firewall.VIPs4, a.String())

@@ -62,7 +62,7 @@ func newReplayNode(t *testing.T, pol install.Replay) *replayNode {
 func replayRender(site *model.Site, _ *model.Node, serial uint64) (*plan.State, error) {
 	st := &plan.State{Serial: serial, BirdConf: []byte("bird " + site.Name)}
 	for _, v := range site.VIPs {
-		a := netip.MustParseAddr(v.Addresses[0])
+		a := v.Addresses[0]
 		st.VIPs = append(st.VIPs, plan.VIP{Name: v.Name, Addresses: []netip.Addr{a},
 			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(site.Name)}}})
 	}
@@ -80,7 +80,7 @@ func (n *replayNode) bundle(serial uint64, name string) []byte {
 func (n *replayNode) bundleAt(serial uint64, name string, created time.Time, expires *time.Time) []byte {
 	n.t.Helper()
 	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.11"}},
-		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []string{"192.0.2.10"}}}}
+		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}}}
 	return n.key.Bundle(n.t, site, archive.Manifest{Serial: serial, Created: created, Expires: expires})
 }
 

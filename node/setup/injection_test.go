@@ -3,6 +3,7 @@ package setup_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,8 @@ func injections() []injection {
 		{"alias brace", func(s *model.Site) { s.Services[0].Aliases = []string{"x.example }"} }, `services[0].aliases[0]: character ' '`},
 		{"mode newline", func(s *model.Site) { s.Services[0].Mode = "http\nglobal" }, "services[0].mode: control character U+000A"},
 		{"service vip path", func(s *model.Site) { s.Services[0].VIP = "../../x" }, `services[0].vip: character '/'`},
-		{"service address", func(s *model.Site) { s.Services[0].Addresses[0] = "192.0.2.10 transparent" }, `services[0].addresses[0]: "192.0.2.10 transparent": not an IP address`},
+		// A typed address carries text only in its zone.
+		{"service address zone", func(s *model.Site) { s.Services[0].Addresses[0] = netip.MustParseAddr("2001:db8::10%lo transparent") }, `services[0].addresses[0]: "2001:db8::10%lo transparent": not an IP address`},
 		{"listener action", func(s *model.Site) { s.Services[0].Listeners[0].Action = "serve\n" }, "services[0].listeners[0].action: control character U+000A"},
 		{"certificate path", func(s *model.Site) { s.Services[0].TLS.Certificate = "../../etc/shadow" }, `services[0].tls.certificate: character '/'`},
 		{"certificate newline", func(s *model.Site) { s.Services[0].TLS.Certificate = "lms\nglobal" }, "services[0].tls.certificate: control character U+000A"},

@@ -37,9 +37,8 @@ func Probes(site *model.Site, v *model.VIP) []plan.Probe {
 		if svc == nil {
 			continue
 		}
-		for _, as := range v.Addresses {
-			a, err := netip.ParseAddr(as)
-			if err != nil || (a.Is4() && !l.IPv4) || (a.Is6() && !l.IPv6) {
+		for _, a := range v.Addresses {
+			if !a.IsValid() || (a.Is4() && !l.IPv4) || (a.Is6() && !l.IPv6) {
 				continue
 			}
 			pr := plan.Probe{Addr: netip.AddrPortFrom(a, uint16(p.Port)), Host: svc.FQDN}

@@ -129,7 +129,7 @@ func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	}
 	for _, v := range sb.m.VIPs {
 		for _, a := range v.Addresses {
-			addr := netip.MustParseAddr(a)
+			addr := a
 			sb.prefixes = append(sb.prefixes, netip.PrefixFrom(addr, addr.BitLen()))
 		}
 	}

@@ -162,7 +162,7 @@ func (sb *sandbox) testVIPRestart(t *testing.T) {
 	for _, v := range sb.m.VIPs {
 		if v.Name == vip {
 			for _, a := range v.Addresses {
-				addr := netip.MustParseAddr(a)
+				addr := a
 				routes = append(routes, netip.PrefixFrom(addr, addr.BitLen()))
 			}
 		}

@@ -167,7 +167,7 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 	var prefixes []netip.Prefix
 	for _, v := range m.VIPs {
 		for _, a := range v.Addresses {
-			addr := netip.MustParseAddr(a)
+			addr := a
 			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
 		}
 	}

@@ -55,7 +55,7 @@ func testModel() *model.Site {
 		Services: []model.Service{
 			{
 				Name: "apps/erp", FQDN: "erp.tb.example", Mode: model.ModeTCP, VIP: "192.0.2.20",
-				Addresses: []string{"192.0.2.20"},
+				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.20")},
 				Listeners: []model.Listener{{Port: 3200, IPv4: true, Action: model.ActionServe, BackendPort: 3200}},
 				Backend: model.Backend{Servers: []model.Server{{Name: "erp1", Address: "203.0.113.41"}},
 					Port: 3200, Software: "generic", Balance: "leastconn", Proxy: model.ProxyV2, MinUp: 1,
@@ -63,7 +63,7 @@ func testModel() *model.Site {
 			},
 			{
 				Name: "web/site", FQDN: "site.tb.example", Aliases: []string{"www.tb.example"}, Mode: model.ModeHTTP,
-				VIP: "192.0.2.10", Addresses: []string{"192.0.2.10", "2001:db8:10::10"},
+				VIP: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8:10::10")},
 				Listeners: []model.Listener{
 					{Port: 80, IPv4: true, IPv6: true, Action: model.ActionServe, BackendPort: 80},
 					{Port: 443, IPv4: true, IPv6: true, TLS: true, Action: model.ActionServe, BackendPort: 80},

@@ -128,8 +128,8 @@ func Prefixes(site *model.Site) []netip.Prefix {
 	var out []netip.Prefix
 	for _, v := range site.VIPs {
 		for _, a := range v.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil {
-				out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+			if a.IsValid() {
+				out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 			}
 		}
 	}

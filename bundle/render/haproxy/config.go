@@ -110,20 +110,27 @@ type Backend struct {
 // Render returns the files of one VIP: haproxy.cfg first, then the crt-lists
 // it refers to, sorted by name. All problems found are returned, joined.
 func Render(site *model.Site, vip *model.VIP, opts Options) ([]File, error) {
+	files, _, err := RenderVIP(site, vip, opts)
+	return files, err
+}
+
+// RenderVIP is Render and Backends in one pass: the files of one VIP and
+// the backends they name.
+func RenderVIP(site *model.Site, vip *model.VIP, opts Options) ([]File, []Backend, error) {
 	r, err := newVIPRender(site, vip, opts.withDefaults())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.render()
 	if err := r.w.Err(); err != nil {
 		r.errs = append(r.errs, err)
 	}
 	if err := r.err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files := []File{{Name: ConfigName, Data: r.w.Bytes()}}
 	slices.SortFunc(r.extra, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
-	return append(files, r.extra...), nil
+	return append(files, r.extra...), r.backendList(), nil
 }
 
 // Backends lists the backends Render names for vip, sorted by name.
@@ -132,12 +139,17 @@ func Backends(site *model.Site, vip *model.VIP) ([]Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.backendList(), nil
+}
+
+// backendList is the backends of r, sorted by name.
+func (r *vipRender) backendList() []Backend {
 	var out []Backend
 	for _, b := range r.backends {
 		out = append(out, Backend{Name: b.name, Service: b.svc.Name, Port: b.port, MinUp: b.svc.Backend.MinUp})
 	}
 	slices.SortFunc(out, func(a, b Backend) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return out
 }
 
 // service is a service of the VIP with its names in the configuration.
@@ -177,12 +189,11 @@ type vipRender struct {
 func newVIPRender(site *model.Site, vip *model.VIP, opts Options) (*vipRender, error) {
 	r := &vipRender{site: site, vip: vip, opts: opts, byName: map[string]*service{}, w: text.NewWriter("    ")}
 	for _, a := range vip.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err != nil || ip.Zone() != "" || ip.Is4In6() {
+		if !model.PlainAddr(a) {
 			r.fail("address %q: not a plain IPv4 or IPv6 address", a)
 			continue
 		}
-		r.addrs = append(r.addrs, ip)
+		r.addrs = append(r.addrs, a)
 	}
 	if len(vip.Addresses) == 0 {
 		r.fail("no addresses")

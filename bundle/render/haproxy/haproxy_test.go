@@ -232,7 +232,7 @@ func TestErrors(t *testing.T) {
 		change func(*model.Site)
 		want   []string
 	}{
-		{"bad address", func(s *model.Site) { s.VIPs[0].Addresses[0] = "192.0.2.300" }, []string{`address "192.0.2.300"`}},
+		{"bad address", func(s *model.Site) { s.VIPs[0].Addresses[0] = netip.MustParseAddr("::ffff:192.0.2.30") }, []string{`address "::ffff:192.0.2.30"`}},
 		{"unknown service", func(s *model.Site) { s.VIPs[0].Services = append(s.VIPs[0].Services, "nope") }, []string{"service nope: not in the site"}},
 		{"tls without policy", func(s *model.Site) { s.Service("web/a").TLS = nil }, []string{"terminates TLS but the service has no TLS policy"}},
 		{"bad profile and version", func(s *model.Site) {

@@ -75,7 +75,11 @@ func liveSiteVIP(t *testing.T, site *model.Site, vip string, extraAddrs ...strin
 	}
 
 	ns = netnstest.New(t, "rhap")
-	for _, a := range append(append([]string{allowedClient, deniedClient}, v.Addresses...), extraAddrs...) {
+	local := []string{allowedClient, deniedClient}
+	for _, a := range v.Addresses {
+		local = append(local, a.String())
+	}
+	for _, a := range append(local, extraAddrs...) {
 		ip := netip.MustParseAddr(a)
 		if ip.Is4() {
 			ns.AddAddr(t, "lo", a+"/32")

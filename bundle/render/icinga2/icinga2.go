@@ -235,6 +235,11 @@ func (r *renderer) hostAddress(w *text.Writer, addr string) {
 		r.fail("address %q: %v", addr, err)
 		return
 	}
+	r.hostIP(w, ip)
+}
+
+// hostIP writes address or address6 of ip.
+func (r *renderer) hostIP(w *text.Writer, ip netip.Addr) {
 	if ip.Unmap().Is4() {
 		w.Line("check_command = \"hostalive4\"")
 		w.Line("address = %s", r.quote(ip.Unmap().String()))
@@ -260,10 +265,9 @@ func (r *renderer) vip(v *model.VIP) []byte {
 	contacts = slices.Compact(contacts)
 	slices.Sort(owners)
 	owners = slices.Compact(owners)
-	for i, a := range v.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			r.fail("vip %s: address %q: %v", v.Name, a, err)
+	for i, ip := range v.Addresses {
+		if !ip.IsValid() {
+			r.fail("vip %s: address %q: not an IP address", v.Name, ip)
 			continue
 		}
 		host := VIPHostPrefix + ip.String()
@@ -274,7 +278,7 @@ func (r *renderer) vip(v *model.VIP) []byte {
 		w.In()
 		w.Line("import \"lbctl-host\"")
 		w.Line("display_name = %s", r.quote(fmt.Sprintf("VIP %s (%s)", ip, strings.Join(v.Services, ", "))))
-		r.hostAddress(w, a)
+		r.hostIP(w, ip)
 		w.Line("vars.lbctl_site = %s", r.quote(r.site.Name))
 		w.Line("vars.lbctl_vip = %s", r.quote(v.Name))
 		w.Line("vars.lbctl_services = %s", r.list(v.Services))

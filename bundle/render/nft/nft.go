@@ -34,10 +34,9 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	for _, v := range site.VIPs {
 		var v4, v6 []netip.Addr
-		for _, a := range v.Addresses {
-			ip, err := netip.ParseAddr(a)
-			if err != nil || ip.Zone() != "" || ip.Is4In6() {
-				fail("vip %s: address %q: not a plain IPv4 or IPv6 address", v.Name, a)
+		for _, ip := range v.Addresses {
+			if !model.PlainAddr(ip) {
+				fail("vip %s: address %q: not a plain IPv4 or IPv6 address", v.Name, ip)
 				continue
 			}
 			if ip.Is4() {

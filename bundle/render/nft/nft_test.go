@@ -1,6 +1,7 @@
 package nft_test
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,7 +76,7 @@ func TestRuleCountIndependentOfVIPs(t *testing.T) {
 		name := "svc" + itoa(i)
 		big.Services = append(big.Services, model.Service{Name: name, VIP: addr, Mode: model.ModeTCP,
 			Listeners: []model.Listener{{Port: 443, IPv4: true, Action: model.ActionServe}}})
-		big.VIPs = append(big.VIPs, model.VIP{Name: addr, Addresses: []string{addr}, Services: []string{name},
+		big.VIPs = append(big.VIPs, model.VIP{Name: addr, Addresses: []netip.Addr{netip.MustParseAddr(addr)}, Services: []string{name},
 			Ports: []model.Port{{Port: 443, Mode: model.ModeTCP, Services: []string{name}}}})
 	}
 	fwBig, err := nft.Firewall(&big, site.Node("lb1"))

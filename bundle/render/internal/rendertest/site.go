@@ -1,6 +1,19 @@
 package rendertest
 
-import "github.com/lbctl/lbctl/bundle/model"
+import (
+	"net/netip"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// Addrs parses literal addresses.
+func Addrs(as ...string) []netip.Addr {
+	out := make([]netip.Addr, len(as))
+	for i, a := range as {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
 
 // Site returns a resolved model that exercises every renderer feature:
 //
@@ -29,8 +42,8 @@ func Site() *model.Site {
 	}
 	web := model.Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000}
 	long := model.Timeouts{ConnectMS: 5000, ClientMS: 3600000, ServerMS: 3600000}
-	webAddrs := []string{"192.0.2.10", "2001:db8::10"}
-	mailAddrs := []string{"192.0.2.20", "2001:db8::20"}
+	webAddrs := Addrs("192.0.2.10", "2001:db8::10")
+	mailAddrs := Addrs("192.0.2.20", "2001:db8::20")
 	dual := func(port, backend int, tls bool) model.Listener {
 		return model.Listener{Port: port, IPv4: true, IPv6: true, TLS: tls, Action: model.ActionServe, BackendPort: backend}
 	}
@@ -44,7 +57,7 @@ func Site() *model.Site {
 		Services: []model.Service{
 			{
 				Name: "erp/app", Source: "erp/app.yaml", FQDN: "erp.example.org", Mode: model.ModeTCP,
-				VIP: "192.0.2.40", Addresses: []string{"192.0.2.40"},
+				VIP: "192.0.2.40", Addresses: Addrs("192.0.2.40"),
 				Listeners: []model.Listener{v4(3200, 3200, false), v4(3300, 3300, false)},
 				Backend: model.Backend{
 					Group:   "erp",
@@ -61,7 +74,7 @@ func Site() *model.Site {
 			},
 			{
 				Name: "ldap/directory", Source: "ldap/directory.yaml", FQDN: "ldap.example.org", Mode: model.ModeTCP,
-				VIP: "192.0.2.30", Addresses: []string{"192.0.2.30"},
+				VIP: "192.0.2.30", Addresses: Addrs("192.0.2.30"),
 				Listeners: []model.Listener{v4(389, 389, false), v4(636, 389, true)},
 				TLS:       &model.TLS{Certificate: "ldap.example.org", MinVersion: "1.2", CipherProfile: "intermediate"},
 				Backend: model.Backend{
@@ -160,7 +173,7 @@ func Site() *model.Site {
 			},
 			{
 				Name: "web/v6only", Source: "web/v6only.yaml", FQDN: "v6.example.org",
-				Mode: model.ModeHTTP, VIP: "2001-db8--60", Addresses: []string{"2001:db8::60"},
+				Mode: model.ModeHTTP, VIP: "2001-db8--60", Addresses: Addrs("2001:db8::60"),
 				Listeners: []model.Listener{{Port: 80, IPv6: true, Action: model.ActionServe, BackendPort: 80}},
 				Backend: model.Backend{
 					Servers: []model.Server{{Name: "2001:db8:1::61", Address: "2001:db8:1::61"}},
@@ -190,21 +203,21 @@ func Site() *model.Site {
 				},
 			},
 			{
-				Name: "192.0.2.30", Addresses: []string{"192.0.2.30"}, Services: []string{"ldap/directory"},
+				Name: "192.0.2.30", Addresses: Addrs("192.0.2.30"), Services: []string{"ldap/directory"},
 				Ports: []model.Port{
 					{Port: 389, Mode: model.ModeTCP, Services: []string{"ldap/directory"}},
 					{Port: 636, Mode: model.ModeTCP, TLS: true, Services: []string{"ldap/directory"}},
 				},
 			},
 			{
-				Name: "192.0.2.40", Addresses: []string{"192.0.2.40"}, Services: []string{"erp/app"}, Transparent: true,
+				Name: "192.0.2.40", Addresses: Addrs("192.0.2.40"), Services: []string{"erp/app"}, Transparent: true,
 				Ports: []model.Port{
 					{Port: 3200, Mode: model.ModeTCP, Services: []string{"erp/app"}},
 					{Port: 3300, Mode: model.ModeTCP, Services: []string{"erp/app"}},
 				},
 			},
 			{
-				Name: "2001-db8--60", Addresses: []string{"2001:db8::60"}, Services: []string{"web/v6only"},
+				Name: "2001-db8--60", Addresses: Addrs("2001:db8::60"), Services: []string{"web/v6only"},
 				Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP, Services: []string{"web/v6only"}}},
 			},
 		},
