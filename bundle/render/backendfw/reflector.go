@@ -77,16 +77,7 @@ func RouteReflectors(site *model.Site) ([]File, error) {
 // ReflectorProtocol is the name of the BGP protocol of an LB node in a
 // route reflector's configuration.
 func ReflectorProtocol(hostname string) string {
-	var b strings.Builder
-	b.WriteString("lbctl_")
-	for _, r := range hostname {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
+	return "lbctl_" + text.BirdSymbolPart(hostname)
 }
 
 func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, error) {

@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -141,35 +140,59 @@ func Prefixes(site *model.Site) []netip.Prefix {
 // "bgp_" and the peer's name with characters BIRD does not accept in
 // symbols replaced by '_'.
 func ProtocolName(peer string) string {
-	return "bgp_" + symbol(peer)
+	return "bgp_" + text.BirdSymbolPart(peer)
 }
 
-func symbol(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
-// Config renders the node's bird.conf.
+// Config renders the node's bird.conf: the header and the static
+// protocols the agent's includes fill, BFD, and one BGP session per route
+// reflector.
 func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 	opts = opts.withDefaults()
+	c, err := newConf(node, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, err)
+	}
+	c.header(site)
+	c.bfd()
+	for i, rr := range node.RouteReflectors {
+		c.session(rr, c.peers[i])
+	}
+	c.errs = append(c.errs, c.w.Err())
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, err)
+	}
+	return c.w.Bytes(), nil
+}
+
+// conf is one bird.conf being written: the node's checked addresses and
+// the writer.
+type conf struct {
+	node       *model.Node
+	opts       Options
+	rid        netip.Addr
+	own4, own6 netip.Addr
+	// peers are the route reflectors' addresses, protos their protocol
+	// names by reflector name.
+	peers  []netip.Addr
+	protos map[string]string
+	w      *text.Writer
+	errs   []error
+}
+
+// newConf checks the node profile's router id, ASN, addresses and route
+// reflectors; all problems are returned together.
+func newConf(node *model.Node, opts Options) (*conf, error) {
+	c := &conf{node: node, opts: opts, w: text.NewWriter("\t")}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
 	rid, err := netip.ParseAddr(node.RouterID)
 	if err != nil || !rid.Is4() {
 		fail("router id %q: want an IPv4 address", node.RouterID)
 	}
+	c.rid = rid
 	if node.ASN == 0 {
 		fail("asn: missing")
 	}
-	var own4, own6 netip.Addr
 	for _, a := range node.Addresses {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {
@@ -177,17 +200,17 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 			continue
 		}
 		ip = ip.Unmap()
-		if ip.Is4() && !own4.IsValid() {
-			own4 = ip
+		if ip.Is4() && !c.own4.IsValid() {
+			c.own4 = ip
 		}
-		if ip.Is6() && !own6.IsValid() {
-			own6 = ip
+		if ip.Is6() && !c.own6.IsValid() {
+			c.own6 = ip
 		}
 	}
 	if len(node.RouteReflectors) == 0 {
 		fail("no route reflectors")
 	}
-	peers := make([]netip.Addr, len(node.RouteReflectors))
+	c.peers = make([]netip.Addr, len(node.RouteReflectors))
 	names := make([]string, len(node.RouteReflectors))
 	for i, rr := range node.RouteReflectors {
 		names[i] = rr.Name
@@ -196,30 +219,34 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 			fail("route reflector %s: address %q: %v", rr.Name, rr.Address, err)
 			continue
 		}
-		peers[i] = ip.Unmap()
+		c.peers[i] = ip.Unmap()
 		if rr.ASN == 0 {
 			fail("route reflector %s: asn missing", rr.Name)
 		}
 	}
-	protos := text.UniqueSep(names, ProtocolName, "_")
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, errors.Join(errs...))
-	}
+	c.protos = text.UniqueSep(names, ProtocolName, "_")
+	return c, errors.Join(errs...)
+}
 
-	birdString := func(v string) string {
-		q, err := text.BirdString(v)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return q
+// quote is v as a BIRD string; a value that cannot be one is an error.
+func (c *conf) quote(v string) string {
+	q, err := text.BirdString(v)
+	if err != nil {
+		c.errs = append(c.errs, err)
 	}
-	w := text.NewWriter("\t")
-	w.Line("# BIRD 2 configuration of LB node %s (site %s), rendered by lbctl. Do not edit.", node.Hostname, site.Name)
+	return q
+}
+
+// header writes the comment, the router id, the device protocol and the
+// static protocols whose routes the agent's includes hold.
+func (c *conf) header(site *model.Site) {
+	w := c.w
+	w.Line("# BIRD 2 configuration of LB node %s (site %s), rendered by lbctl. Do not edit.", c.node.Hostname, site.Name)
 	w.Line("# The agent announces healthy VIPs by rewriting %s and %s", Include4Name, Include6Name)
-	w.Line("# in %s and reconfiguring BIRD.", opts.IncludeDir)
+	w.Line("# in %s and reconfiguring BIRD.", c.opts.IncludeDir)
 	w.Line("")
 	w.Line("log syslog all;")
-	w.Line("router id %s;", rid)
+	w.Line("router id %s;", c.rid)
 	w.Line("")
 	w.Line("protocol device {")
 	w.Line("}")
@@ -232,87 +259,92 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 		w.In()
 		w.Line("%s;", st.family)
 		// BIRD only recognises include on a line of its own.
-		w.Line("include %s;", birdString(path.Join(opts.IncludeDir, st.file)))
+		w.Line("include %s;", c.quote(path.Join(c.opts.IncludeDir, st.file)))
 		w.Out()
 		w.Line("}")
 	}
+}
+
+// bfd writes the BFD protocol when the node profile asks for it.
+func (c *conf) bfd() {
+	if !c.node.BFD {
+		return
+	}
+	w := c.w
+	interval := fmt.Sprintf("%d ms", c.opts.BFDInterval.Milliseconds())
+	w.Line("")
+	w.Line("protocol bfd {")
+	w.In()
+	for _, block := range []string{`interface "*"`, "multihop"} {
+		w.Line("%s {", block)
+		w.In()
+		w.Line("interval %s;", interval)
+		w.Line("multiplier %d;", c.opts.BFDMultiplier)
+		w.Out()
+		w.Line("};")
+	}
+	w.Out()
+	w.Line("}")
+}
+
+// session writes the BGP protocol of route reflector rr at peer.
+func (c *conf) session(rr model.Peer, peer netip.Addr) {
+	w, node := c.w, c.node
+	w.Line("")
+	w.Line("protocol bgp %s {", c.protos[rr.Name])
+	w.In()
+	kind := "iBGP"
+	if rr.ASN != node.ASN {
+		kind = "eBGP"
+	}
+	w.Line("description %s;", c.quote(fmt.Sprintf("route reflector %s (%s)", rr.Name, kind)))
+	local := c.own4
+	if peer.Is6() {
+		local = c.own6
+	}
+	if local.IsValid() {
+		w.Line("local %s as %d;", local, node.ASN)
+	} else {
+		w.Line("local as %d;", node.ASN)
+	}
+	w.Line("neighbor %s as %d;", peer, rr.ASN)
 	if node.BFD {
-		interval := fmt.Sprintf("%d ms", opts.BFDInterval.Milliseconds())
-		w.Line("")
-		w.Line("protocol bfd {")
-		w.In()
-		for _, block := range []string{`interface "*"`, "multihop"} {
-			w.Line("%s {", block)
-			w.In()
-			w.Line("interval %s;", interval)
-			w.Line("multiplier %d;", opts.BFDMultiplier)
-			w.Out()
-			w.Line("};")
-		}
-		w.Out()
-		w.Line("}")
+		w.Line("bfd on;")
 	}
-	for i, rr := range node.RouteReflectors {
-		peer := peers[i]
-		w.Line("")
-		w.Line("protocol bgp %s {", protos[rr.Name])
-		w.In()
-		kind := "iBGP"
-		if rr.ASN != node.ASN {
-			kind = "eBGP"
+	timers(w, c.opts)
+	c.channel("ipv4", Protocol4, false, peer)
+	c.channel("ipv6", Protocol6, true, peer)
+	w.Out()
+	w.Line("}")
+}
+
+// channel writes the session's channel of family (is6: IPv6), exporting
+// the static protocol proto. A channel of the other family than the
+// session needs an explicit next hop of its family; without one the node
+// cannot announce that family over this session.
+func (c *conf) channel(family, proto string, is6 bool, peer netip.Addr) {
+	w := c.w
+	var nh netip.Addr
+	if is6 != peer.Is6() {
+		nh = c.own4
+		if is6 {
+			nh = c.own6
 		}
-		w.Line("description %s;", birdString(fmt.Sprintf("route reflector %s (%s)", rr.Name, kind)))
-		local := own4
-		if peer.Is6() {
-			local = own6
+		if !nh.IsValid() {
+			w.Line("# no %s channel: the node has no %s address for the next hop", family, family)
+			return
 		}
-		if local.IsValid() {
-			w.Line("local %s as %d;", local, node.ASN)
-		} else {
-			w.Line("local as %d;", node.ASN)
-		}
-		w.Line("neighbor %s as %d;", peer, rr.ASN)
-		if node.BFD {
-			w.Line("bfd on;")
-		}
-		timers(w, opts)
-		for _, ch := range []struct {
-			family, proto string
-			is6           bool
-		}{{"ipv4", Protocol4, false}, {"ipv6", Protocol6, true}} {
-			// A channel of the other family than the session needs an
-			// explicit next hop of its family; without one the node
-			// cannot announce that family over this session.
-			var nh netip.Addr
-			if ch.is6 != peer.Is6() {
-				nh = own4
-				if ch.is6 {
-					nh = own6
-				}
-				if !nh.IsValid() {
-					w.Line("# no %s channel: the node has no %s address for the next hop", ch.family, ch.family)
-					continue
-				}
-			}
-			w.Line("%s {", ch.family)
-			w.In()
-			w.Line("import none;")
-			w.Line("export where proto = %s;", birdString(ch.proto))
-			w.Line("next hop self;")
-			if nh.IsValid() {
-				w.Line("next hop address %s;", nh)
-			}
-			w.Out()
-			w.Line("};")
-		}
-		w.Out()
-		w.Line("}")
 	}
-	errs = append(errs, w.Err())
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("bird: node %s: %w", node.Hostname, err)
+	w.Line("%s {", family)
+	w.In()
+	w.Line("import none;")
+	w.Line("export where proto = %s;", c.quote(proto))
+	w.Line("next hop self;")
+	if nh.IsValid() {
+		w.Line("next hop address %s;", nh)
 	}
-	return w.Bytes(), nil
+	w.Out()
+	w.Line("};")
 }
 
 func timers(w *text.Writer, o Options) {

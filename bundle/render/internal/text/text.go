@@ -129,6 +129,21 @@ func BirdSymbol(s string) bool {
 	return true
 }
 
+// BirdSymbolPart is s with every character BIRD does not accept in a symbol
+// replaced by '_': the part of a protocol name that comes from a host or
+// peer name (the caller adds a prefix that starts the symbol).
+func BirdSymbolPart(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
 // In increases the depth; Out decreases it.
 func (w *Writer) In()  { w.depth++ }
 func (w *Writer) Out() { w.depth-- }
