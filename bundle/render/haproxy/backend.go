@@ -10,14 +10,25 @@ import (
 	"github.com/lbctl/lbctl/bundle/render/internal/text"
 )
 
+// backend writes one backend section: its settings, the health check,
+// the default-server line and the servers.
 func (r *vipRender) backend(b *backend) {
-	s := b.svc
+	r.w.Line("backend %s", b.name)
+	r.w.In()
+	defer r.w.Out()
+	r.backendSettings(b.svc.Service)
+	r.healthCheck(b.svc.Service)
+	if def := r.defaultServer(b); len(def) > 0 {
+		r.w.Line("default-server %s", strings.Join(def, " "))
+	}
+	r.servers(b)
+}
+
+// backendSettings writes the mode, balance, timeouts and the HTTP
+// headers and redirects the backend adds.
+func (r *vipRender) backendSettings(s *model.Service) {
 	be := s.Backend
 	w := r.w
-	w.Line("backend %s", b.name)
-	w.In()
-	defer w.Out()
-	http := s.Mode == model.ModeHTTP
 	w.Line("mode %s", s.Mode)
 	balance := be.Balance
 	if balance == "" {
@@ -33,21 +44,26 @@ func (r *vipRender) backend(b *backend) {
 	if t := s.Timeouts.TunnelMS; t > 0 {
 		w.Line("timeout tunnel %s", text.Duration(t))
 	}
-	if http {
-		if be.ForwardFor {
-			w.Line("option forwardfor")
-			w.Line("http-request set-header X-Forwarded-Proto https if { ssl_fc }")
-			w.Line("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
-		}
-		for _, rd := range s.Redirects {
-			w.Line("http-request redirect location %s code %d if %s", r.word(rd.To, true), rd.Code, pathPrefixCond(r.word(rd.From, false)))
-		}
-		if s.TLS != nil && s.TLS.HSTSMaxAge > 0 {
-			w.Line(`http-response set-header Strict-Transport-Security "max-age=%d" if { ssl_fc }`, s.TLS.HSTSMaxAge)
-		}
+	if s.Mode != model.ModeHTTP {
+		return
 	}
+	if be.ForwardFor {
+		w.Line("option forwardfor")
+		w.Line("http-request set-header X-Forwarded-Proto https if { ssl_fc }")
+		w.Line("http-request set-header X-Forwarded-Proto http if !{ ssl_fc }")
+	}
+	for _, rd := range s.Redirects {
+		w.Line("http-request redirect location %s code %d if %s", r.word(rd.To, true), rd.Code, pathPrefixCond(r.word(rd.From, false)))
+	}
+	if s.TLS != nil && s.TLS.HSTSMaxAge > 0 {
+		w.Line(`http-response set-header Strict-Transport-Security "max-age=%d" if { ssl_fc }`, s.TLS.HSTSMaxAge)
+	}
+}
 
-	check := be.Check
+// healthCheck writes the options of the backend's protocol check.
+func (r *vipRender) healthCheck(s *model.Service) {
+	check := s.Backend.Check
+	w := r.w
 	switch check.Type {
 	case model.CheckHTTP:
 		w.Line("option httpchk")
@@ -76,9 +92,17 @@ func (r *vipRender) backend(b *backend) {
 	case model.CheckLDAP:
 		w.Line("option ldap-check")
 	}
+}
 
+// defaultServer is the words of the backend's default-server line: check
+// timing, PROXY protocol and TLS towards the servers.
+func (r *vipRender) defaultServer(b *backend) []string {
+	s := b.svc
+	be := s.Backend
+	check := be.Check
+	checked := check.Type != model.CheckNone && check.Type != ""
 	var def []string
-	if check.Type != model.CheckNone && check.Type != "" {
+	if checked {
 		def = append(def, "check")
 		if check.IntervalMS > 0 {
 			def = append(def, "inter "+text.Duration(check.IntervalMS))
@@ -102,7 +126,7 @@ func (r *vipRender) backend(b *backend) {
 	case model.ProxyV2:
 		def = append(def, "send-proxy-v2")
 	}
-	if (be.Proxy == model.ProxyV1 || be.Proxy == model.ProxyV2) && len(def) > 0 && def[0] == "check" {
+	if (be.Proxy == model.ProxyV1 || be.Proxy == model.ProxyV2) && checked {
 		// Servers that expect PROXY refuse checks without it.
 		def = append(def, "check-send-proxy")
 	}
@@ -112,15 +136,19 @@ func (r *vipRender) backend(b *backend) {
 		def = append(def, "ssl verify none")
 		if s.FQDN != "" {
 			def = append(def, "sni "+r.word("str("+s.FQDN+")", false))
-			if check.Type != model.CheckNone && check.Type != "" {
+			if checked {
 				def = append(def, "check-sni "+r.word(s.FQDN, false))
 			}
 		}
 	}
-	if len(def) > 0 {
-		w.Line("default-server %s", strings.Join(def, " "))
-	}
+	return def
+}
 
+// servers writes the source line of a transparent backend and one server
+// line per server.
+func (r *vipRender) servers(b *backend) {
+	be := b.svc.Backend
+	w := r.w
 	// Transparent services connect to the servers from the client's
 	// address; the source family must match each server's.
 	var v4, v6 bool
@@ -130,8 +158,9 @@ func (r *vipRender) backend(b *backend) {
 			v6 = v6 || !a.Is4()
 		}
 	}
-	perServerSource := s.Transparent && v4 && v6
-	if s.Transparent && !perServerSource {
+	transparent := b.svc.Transparent
+	perServerSource := transparent && v4 && v6
+	if transparent && !perServerSource {
 		if v6 {
 			w.Line("source :: usesrc clientip")
 		} else {
