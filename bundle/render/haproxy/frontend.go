@@ -33,7 +33,50 @@ type certGroup struct {
 // frontendName names the frontend of a port.
 func frontendName(port int) string { return fmt.Sprintf("fe-%d", port) }
 
+// frontend writes the frontend of one port: mode and binds, source ACLs,
+// and the routing of each connection or request to its service.
 func (r *vipRender) frontend(p model.Port) {
+	bs := r.bindings(p)
+	if len(bs) == 0 {
+		r.fail("port %d: no services", p.Port)
+		return
+	}
+	w := r.w
+	w.Line("frontend %s", frontendName(p.Port))
+	w.In()
+	defer w.Out()
+	if p.Mode == model.ModeHTTP {
+		w.Line("mode http")
+		w.Line("option httplog")
+	} else {
+		w.Line("mode tcp")
+		w.Line("option tcplog")
+	}
+	for _, b := range r.binds(p, bs) {
+		w.Line("%s", b)
+	}
+	client := 0
+	for _, b := range bs {
+		client = max(client, b.svc.Timeouts.ClientMS)
+	}
+	if client > 0 {
+		w.Line("timeout client %s", text.Duration(client))
+	}
+	sameSources := r.connectionSources(bs)
+	if len(bs) == 1 {
+		b := bs[0]
+		if b.l.Action == model.ActionRedirectHTTPS {
+			w.Line("http-request redirect scheme https code 301")
+			return
+		}
+		w.Line("default_backend %s", r.backendFor(b.svc, backendPort(b.svc, b.l)))
+		return
+	}
+	r.route(p, bs, sameSources)
+}
+
+// bindings are the services listening on port p with their listeners.
+func (r *vipRender) bindings(p model.Port) []binding {
 	var bs []binding
 	for _, name := range p.Services {
 		s := r.byName[name]
@@ -51,45 +94,13 @@ func (r *vipRender) frontend(p model.Port) {
 		}
 		bs = append(bs, binding{s, l})
 	}
-	if len(bs) == 0 {
-		r.fail("port %d: no services", p.Port)
-		return
-	}
-	w := r.w
-	w.Line("frontend %s", frontendName(p.Port))
-	w.In()
-	defer w.Out()
-	http := p.Mode == model.ModeHTTP
-	if http {
-		w.Line("mode http")
-		w.Line("option httplog")
-	} else {
-		w.Line("mode tcp")
-		w.Line("option tcplog")
-	}
-	for _, b := range r.binds(p, bs) {
-		w.Line("%s", b)
-	}
-	client := 0
-	for _, b := range bs {
-		client = max(client, b.svc.Timeouts.ClientMS)
-	}
-	if client > 0 {
-		w.Line("timeout client %s", text.Duration(client))
-	}
+	return bs
+}
 
-	// The default service gets what no host name (SNI) claims: the first
-	// service that serves, else the first one.
-	def := bs[0]
-	for _, b := range bs {
-		if b.l.Action == model.ActionServe {
-			def = b
-			break
-		}
-	}
-
-	// Source ACLs: one connection-level rule when every service of the
-	// port admits the same clients, else a rule per service after routing.
+// connectionSources writes the source ACLs: one connection-level rule
+// when every service of the port admits the same clients (then it
+// returns true), else route writes a rule per service after routing.
+func (r *vipRender) connectionSources(bs []binding) bool {
 	sameSources := true
 	for _, b := range bs {
 		if !slices.Equal(b.svc.AllowedSources, bs[0].svc.AllowedSources) {
@@ -103,25 +114,30 @@ func (r *vipRender) frontend(p model.Port) {
 	if limited {
 		// The node's own health probes connect to the VIP from the VIP
 		// address: admit them whatever the clients allowed.
-		r.aclLines(w, "node_probe", "src", addrStrings(r.addrs))
+		r.aclLines(r.w, "node_probe", "src", addrStrings(r.addrs))
 	}
 	if sameSources && len(bs[0].svc.AllowedSources) > 0 {
-		r.aclLines(w, "allowed_sources", "src", bs[0].svc.AllowedSources)
-		w.Line("tcp-request connection reject unless allowed_sources || node_probe")
+		r.aclLines(r.w, "allowed_sources", "src", bs[0].svc.AllowedSources)
+		r.w.Line("tcp-request connection reject unless allowed_sources || node_probe")
 	}
+	return sameSources
+}
 
-	if len(bs) == 1 {
-		b := bs[0]
-		if b.l.Action == model.ActionRedirectHTTPS {
-			w.Line("http-request redirect scheme https code 301")
-			return
+// route names the service of each connection (request) of a port several
+// services share in txn.service, by Host header in http mode, by SNI in
+// tcp mode, and sends it to that service's backend or redirect.
+func (r *vipRender) route(p model.Port, bs []binding, sameSources bool) {
+	w := r.w
+	http := p.Mode == model.ModeHTTP
+	// The default service gets what no host name (SNI) claims: the first
+	// service that serves, else the first one.
+	def := bs[0]
+	for _, b := range bs {
+		if b.l.Action == model.ActionServe {
+			def = b
+			break
 		}
-		w.Line("default_backend %s", r.backendFor(b.svc, backendPort(b.svc, b.l)))
-		return
 	}
-
-	// Several services: name the service of each connection (request) in
-	// txn.service, by Host header in http mode, by SNI in tcp mode.
 	rule := "http-request"
 	switch {
 	case http:
@@ -146,17 +162,7 @@ func (r *vipRender) frontend(p model.Port) {
 		w.Line("acl service.%s var(txn.service) -m str %s", b.svc.id, b.svc.id)
 	}
 	if !sameSources {
-		for _, b := range bs {
-			if len(b.svc.AllowedSources) == 0 {
-				continue
-			}
-			r.aclLines(w, "src."+b.svc.id, "src", b.svc.AllowedSources)
-			if http {
-				w.Line("http-request deny deny_status 403 if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
-			} else {
-				w.Line("tcp-request content reject if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
-			}
-		}
+		r.serviceSources(bs, http)
 	}
 	for _, b := range bs {
 		if b.l.Action == model.ActionRedirectHTTPS {
@@ -172,6 +178,22 @@ func (r *vipRender) frontend(p model.Port) {
 		w.Line("default_backend %s", r.backendFor(def.svc, backendPort(def.svc, def.l)))
 	} else {
 		w.Line("http-request redirect scheme https code 301")
+	}
+}
+
+// serviceSources writes a source ACL and rule per service that limits its
+// clients, once the service of the connection is known.
+func (r *vipRender) serviceSources(bs []binding, http bool) {
+	for _, b := range bs {
+		if len(b.svc.AllowedSources) == 0 {
+			continue
+		}
+		r.aclLines(r.w, "src."+b.svc.id, "src", b.svc.AllowedSources)
+		if http {
+			r.w.Line("http-request deny deny_status 403 if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
+		} else {
+			r.w.Line("tcp-request content reject if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
+		}
 	}
 }
 
