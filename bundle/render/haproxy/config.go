@@ -302,6 +302,12 @@ func (r *vipRender) checkService(s *service) {
 			r.fail("service %s: certificate name %q: want a file name without '/' or blanks", s.Name, s.TLS.Certificate)
 		}
 	}
+	r.checkBackend(s)
+	r.checkTexts(s)
+}
+
+// checkBackend checks the enums and addresses of s's backend.
+func (r *vipRender) checkBackend(s *service) {
 	switch s.Backend.Check.Type {
 	case model.CheckHTTP, model.CheckTCP, model.CheckSMTP, model.CheckLDAP, model.CheckNone, "":
 	default:
@@ -332,6 +338,11 @@ func (r *vipRender) checkService(s *service) {
 			r.fail("service %s: server %s: address %q: %v", s.Name, srv.Name, srv.Address, err)
 		}
 	}
+}
+
+// checkTexts checks the redirects, host names and check path of s: none
+// may hold blanks or quotes that would end a word in haproxy.cfg.
+func (r *vipRender) checkTexts(s *service) {
 	for _, rd := range s.Redirects {
 		if !strings.HasPrefix(rd.From, "/") || strings.ContainsAny(rd.From, " \t\n\"'\\{}#") {
 			r.fail("service %s: redirect from %q: want a path without blanks or quotes", s.Name, rd.From)
