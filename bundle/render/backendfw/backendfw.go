@@ -229,8 +229,39 @@ func Render(site *model.Site) ([]File, error) {
 // lb4/lb6 (the LB nodes' addresses) to h.Ports. Loading it with "nft -f"
 // replaces the table if it exists.
 func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
+	mon4, mon6, err := checkHost(site, h)
+	if err != nil {
+		return nil, err
+	}
+	w := text.NewWriter("\t")
+	snippetHeader(w, site, h, len(mon4)+len(mon6) > 0)
+	w.Line("table inet %s", Table)
+	w.Line("delete table inet %s", Table)
+	w.Line("")
+	w.Line("table inet %s {", Table)
+	w.In()
+	snippetSet(w, "lb4", "ipv4_addr", lb4)
+	snippetSet(w, "lb6", "ipv6_addr", lb6)
+	snippetSet(w, "ports", "inet_service", ints(h.Ports))
+	if len(mon4)+len(mon6) > 0 {
+		snippetSet(w, "mon4", "ipv4_addr", mon4)
+		snippetSet(w, "mon6", "ipv6_addr", mon6)
+		snippetSet(w, "monports", "inet_service", ints(h.Monitored))
+	}
+	snippetInput(w, h, len(mon4) > 0, len(mon6) > 0)
+	w.Out()
+	w.Line("}")
+	if err := w.Err(); err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	return w.Bytes(), nil
+}
+
+// checkHost checks h's client prefixes and ports and returns the
+// monitoring prefixes admitted to it (none when nothing is monitored).
+func checkHost(site *model.Site, h Host) (mon4, mon6 []string, err error) {
 	var errs []error
-	mon4, mon6, err := monitoringPrefixes(site)
+	mon4, mon6, err = monitoringPrefixes(site)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("host %s: %w", h.Name, err))
 	}
@@ -250,56 +281,55 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	w := text.NewWriter("\t")
+	return mon4, mon6, nil
+}
+
+// snippetHeader writes the comment that says what the snippet admits.
+func snippetHeader(w *text.Writer, site *model.Site, h Host, monitored bool) {
 	w.Line("# Backend firewall of %s (%s), site %s, rendered by lbctl.", h.Name, strings.Join(h.Addresses, ", "), site.Name)
 	w.Line("# Services: %s", strings.Join(h.Services, " "))
 	w.Line("# Admits the LB nodes to the ports below and drops anybody else there;")
 	w.Line("# other ports are left alone. Load with nft -f (replaces the table).")
-	if len(mon4)+len(mon6) > 0 {
+	if monitored {
 		w.Line("# The monitoring hosts are admitted to the ports Icinga 2 checks here.")
 	}
 	if len(h.Transparent) > 0 {
 		w.Line("# Transparent services: the LB connects from the client's address, so")
 		w.Line("# their ports admit the clients too, and replies must route via the LB.")
 	}
-	w.Line("table inet %s", Table)
-	w.Line("delete table inet %s", Table)
-	w.Line("")
-	w.Line("table inet %s {", Table)
+}
+
+// snippetSet writes one named set of the snippet's table.
+func snippetSet(w *text.Writer, name, typ string, elems []string) {
+	w.Line("set %s {", name)
 	w.In()
-	set := func(name, typ string, elems []string) {
-		w.Line("set %s {", name)
-		w.In()
-		w.Line("type %s", typ)
-		if name == "mon4" || name == "mon6" {
-			w.Line("flags interval")
-		}
-		if len(elems) > 0 {
-			w.Line("elements = { %s }", strings.Join(elems, ", "))
-		}
-		w.Out()
-		w.Line("}")
-		w.Line("")
+	w.Line("type %s", typ)
+	if name == "mon4" || name == "mon6" {
+		w.Line("flags interval")
 	}
-	set("lb4", "ipv4_addr", lb4)
-	set("lb6", "ipv6_addr", lb6)
-	set("ports", "inet_service", ints(h.Ports))
-	if len(mon4)+len(mon6) > 0 {
-		set("mon4", "ipv4_addr", mon4)
-		set("mon6", "ipv6_addr", mon6)
-		set("monports", "inet_service", ints(h.Monitored))
+	if len(elems) > 0 {
+		w.Line("elements = { %s }", strings.Join(elems, ", "))
 	}
+	w.Out()
+	w.Line("}")
+	w.Line("")
+}
+
+// snippetInput writes the input chain: the LB nodes, the monitoring
+// hosts and the clients of transparent services are admitted to their
+// ports, anybody else is dropped there.
+func snippetInput(w *text.Writer, h Host, mon4, mon6 bool) {
 	w.Line("chain input {")
 	w.In()
 	w.Line("type filter hook input priority filter; policy accept;")
 	w.Line("tcp dport @ports ip saddr @lb4 accept")
 	w.Line("tcp dport @ports ip6 saddr @lb6 accept")
-	if len(mon4) > 0 {
+	if mon4 {
 		w.Line("tcp dport @monports ip saddr @mon4 accept comment \"monitoring\"")
 	}
-	if len(mon6) > 0 {
+	if mon6 {
 		w.Line("tcp dport @monports ip6 saddr @mon6 accept comment \"monitoring\"")
 	}
 	for _, c := range h.Transparent {
@@ -326,12 +356,6 @@ func HostSnippet(site *model.Site, h Host, lb4, lb6 []string) ([]byte, error) {
 	w.Line("tcp dport @ports drop")
 	w.Out()
 	w.Line("}")
-	w.Out()
-	w.Line("}")
-	if err := w.Err(); err != nil {
-		return nil, fmt.Errorf("host %s: %w", h.Name, err)
-	}
-	return w.Bytes(), nil
 }
 
 func ints(ps []int) []string {

@@ -102,54 +102,11 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 		w.Line("define %s = [ %s ];", set6, strings.Join(v6, ", "))
 	}
 	for _, n := range r.nodes {
-		var nodeAddr netip.Addr
-		for _, a := range n.Addresses {
-			ip, err := netip.ParseAddr(a)
-			if err == nil && ip.Unmap().Is4() == r.addr.Is4() {
-				nodeAddr = ip.Unmap()
-				break
-			}
-		}
-		if !nodeAddr.IsValid() {
-			errs = append(errs, fmt.Errorf("route reflector %s: node %s has no %s address to peer with", r.peer.Name, n.Hostname, family(r.addr)))
-			continue
-		}
-		ibgp := n.ASN == r.peer.ASN
-		kind := "eBGP"
-		if ibgp {
-			kind = "iBGP"
-		}
-		w.Line("")
-		w.Line("protocol bgp %s {", protos[n.Hostname])
-		w.In()
-		desc, err := text.BirdString(fmt.Sprintf("LB node %s (%s)", n.Hostname, kind))
+		on, err := reflectorSession(w, r, n, protos[n.Hostname], [2]string{set4, set6}, [2]bool{len(v4) > 0, len(v6) > 0})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("route reflector %s: %w", r.peer.Name, err))
+			errs = append(errs, err)
 		}
-		w.Line("description %s;", desc)
-		w.Line("local %s as %d;", r.addr, r.peer.ASN)
-		w.Line("neighbor %s as %d;", nodeAddr, n.ASN)
-		if ibgp {
-			w.Line("rr client;")
-		}
-		if n.BFD {
-			w.Line("bfd on;")
-			bfd = true
-		}
-		for _, ch := range []struct{ family, set string }{{"ipv4", set4}, {"ipv6", set6}} {
-			w.Line("%s {", ch.family)
-			w.In()
-			if (ch.family == "ipv4" && len(v4) == 0) || (ch.family == "ipv6" && len(v6) == 0) {
-				w.Line("import none;")
-			} else {
-				w.Line("import where net ~ %s;", ch.set)
-			}
-			w.Line("export none;")
-			w.Out()
-			w.Line("};")
-		}
-		w.Out()
-		w.Line("}")
+		bfd = bfd || on
 	}
 	if bfd {
 		w.Line("")
@@ -162,6 +119,59 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 		return nil, errors.Join(errs...)
 	}
 	return w.Bytes(), nil
+}
+
+// reflectorSession writes the route reflector's BGP session with node n
+// named proto, importing the VIP prefixes of sets (IPv4, IPv6) where has
+// says the site has any. It reports whether the session uses BFD.
+func reflectorSession(w *text.Writer, r *reflector, n *model.Node, proto string, sets [2]string, has [2]bool) (bool, error) {
+	var nodeAddr netip.Addr
+	for _, a := range n.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err == nil && ip.Unmap().Is4() == r.addr.Is4() {
+			nodeAddr = ip.Unmap()
+			break
+		}
+	}
+	if !nodeAddr.IsValid() {
+		return false, fmt.Errorf("route reflector %s: node %s has no %s address to peer with", r.peer.Name, n.Hostname, family(r.addr))
+	}
+	ibgp := n.ASN == r.peer.ASN
+	kind := "eBGP"
+	if ibgp {
+		kind = "iBGP"
+	}
+	w.Line("")
+	w.Line("protocol bgp %s {", proto)
+	w.In()
+	desc, err := text.BirdString(fmt.Sprintf("LB node %s (%s)", n.Hostname, kind))
+	if err != nil {
+		err = fmt.Errorf("route reflector %s: %w", r.peer.Name, err)
+	}
+	w.Line("description %s;", desc)
+	w.Line("local %s as %d;", r.addr, r.peer.ASN)
+	w.Line("neighbor %s as %d;", nodeAddr, n.ASN)
+	if ibgp {
+		w.Line("rr client;")
+	}
+	if n.BFD {
+		w.Line("bfd on;")
+	}
+	for i, fam := range []string{"ipv4", "ipv6"} {
+		w.Line("%s {", fam)
+		w.In()
+		if has[i] {
+			w.Line("import where net ~ %s;", sets[i])
+		} else {
+			w.Line("import none;")
+		}
+		w.Line("export none;")
+		w.Out()
+		w.Line("};")
+	}
+	w.Out()
+	w.Line("}")
+	return n.BFD, err
 }
 
 func family(a netip.Addr) string {
