@@ -1,5 +1,11 @@
 package model
 
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
 // Firewall is the desired nftables ruleset of an LB node as data: the
 // renderer computes it from the VIPs, node/nft programs it into the kernel
 // as the table "inet lbctl". The number of rules does not depend on the
@@ -76,3 +82,37 @@ const (
 	// NFTTable is the only nftables table lbctl owns (family inet).
 	NFTTable = "lbctl"
 )
+
+// Sort puts every list of fw in the model's order (addresses by text,
+// pairs by address text then port, intercepts by prefix text then port)
+// without duplicates; empty lists become nil. The lists are copied: fw
+// shares none with the firewall it was copied from.
+func (fw *Firewall) Sort() {
+	byText := strings.Compare
+	fw.VIPs4 = sortCompact(fw.VIPs4, byText)
+	fw.VIPs6 = sortCompact(fw.VIPs6, byText)
+	byPair := func(a, b AddrPort) int {
+		return cmp.Or(strings.Compare(a.Addr, b.Addr), cmp.Compare(a.Port, b.Port))
+	}
+	fw.Accept4 = sortCompact(fw.Accept4, byPair)
+	fw.Accept6 = sortCompact(fw.Accept6, byPair)
+	fw.Intercepts = sortCompact(fw.Intercepts, func(a, b Intercept) int {
+		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Port, b.Port),
+			strings.Compare(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
+	})
+	if fw.Handoff != nil {
+		h := *fw.Handoff
+		h.Peers4 = sortCompact(h.Peers4, byText)
+		h.Backends4 = sortCompact(h.Backends4, byPair)
+		fw.Handoff = &h
+	}
+}
+
+func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	s = slices.Clone(s)
+	slices.SortFunc(s, f)
+	return slices.Compact(s)
+}

@@ -386,15 +386,17 @@ func httpExpect(e string) string {
 	return strings.Join(out, ",")
 }
 
+// backendPort is one port of a service a backend server serves.
+type backendPort struct {
+	svc  *model.Service
+	port int
+}
+
 // backends writes a Host per backend server and a Service per service port
 // it serves.
 func (r *renderer) backends() []byte {
-	type port struct {
-		svc  *model.Service
-		port int
-	}
 	addr := map[string]string{}
-	ports := map[string][]port{}
+	ports := map[string][]backendPort{}
 	for i := range r.site.Services {
 		s := &r.site.Services[i]
 		ps := render.BackendPorts(s)
@@ -404,7 +406,7 @@ func (r *renderer) backends() []byte {
 			}
 			addr[srv.Name] = srv.Address
 			for _, p := range ps {
-				ports[srv.Name] = append(ports[srv.Name], port{s, p})
+				ports[srv.Name] = append(ports[srv.Name], backendPort{s, p})
 			}
 		}
 	}
@@ -415,78 +417,94 @@ func (r *renderer) backends() []byte {
 			w.Line("")
 		}
 		host := BackendHostPrefix + name
-		var contacts, services []string
+		r.backendHost(w, host, name, addr[name], ports[name])
 		for _, p := range ports[name] {
-			contacts = append(contacts, p.svc.Contacts...)
-			services = append(services, p.svc.Name)
-		}
-		slices.Sort(contacts)
-		contacts = slices.Compact(contacts)
-		slices.Sort(services)
-		services = slices.Compact(services)
-		w.Line("object Host %s {", r.name(host))
-		w.In()
-		w.Line("import \"lbctl-host\"")
-		w.Line("display_name = %s", r.quote("Backend "+name))
-		r.hostAddress(w, addr[name])
-		w.Line("vars.lbctl_site = %s", r.quote(r.site.Name))
-		w.Line("vars.lbctl_services = %s", r.list(services))
-		if len(contacts) > 0 {
-			w.Line("vars.lbctl_contacts = %s", r.list(contacts))
-		}
-		w.Out()
-		w.Line("}")
-		for _, p := range ports[name] {
-			s, be := p.svc, p.svc.Backend
-			w.Line("")
-			w.Line("object Service %s {", r.name(fmt.Sprintf("%s:%d", s.Name, p.port)))
-			w.In()
-			w.Line("import \"lbctl-service\"")
-			w.Line("host_name = %s", r.quote(host))
-			w.Line("display_name = %s", r.quote(fmt.Sprintf("%s backend port %d", s.Name, p.port)))
-			switch {
-			case be.Proxy == model.ProxyV1 || be.Proxy == model.ProxyV2:
-				// The server expects a PROXY header: a protocol check
-				// would be refused, a connect check is what works.
-				w.Line("check_command = \"tcp\"")
-				w.Line("vars.tcp_port = %d", p.port)
-			case be.Check.Type == model.CheckHTTP:
-				w.Line("check_command = \"http\"")
-				vhost := be.Check.Host
-				if vhost == "" {
-					vhost = s.FQDN
-				}
-				w.Line("vars.http_vhost = %s", r.quote(vhost))
-				w.Line("vars.http_port = %d", p.port)
-				uri := be.Check.Path
-				if uri == "" {
-					uri = "/"
-				}
-				w.Line("vars.http_uri = %s", r.quote(uri))
-				if be.Check.Method != "" && be.Check.Method != "GET" {
-					w.Line("vars.http_method = %s", r.quote(be.Check.Method))
-				}
-				if e := httpExpect(be.Check.ExpectStatus); e != "" {
-					w.Line("vars.http_expect = %s", r.quote(e))
-				}
-				if be.TLS {
-					w.Line("vars.http_ssl = true")
-					w.Line("vars.http_sni = true")
-				}
-			case be.Check.Type == model.CheckSMTP && p.port == be.Port:
-				w.Line("check_command = \"smtp\"")
-				w.Line("vars.smtp_port = %d", p.port)
-			default:
-				w.Line("check_command = \"tcp\"")
-				w.Line("vars.tcp_port = %d", p.port)
-			}
-			w.Line("vars.lbctl_service = %s", r.quote(s.Name))
-			if len(s.Contacts) > 0 {
-				w.Line("vars.lbctl_contacts = %s", r.list(s.Contacts))
-			}
-			w.Out()
-			w.Line("}")
+			r.backendService(w, host, p)
 		}
 	}
 	return r.bytes(w)
+}
+
+// backendHost writes the Host object of backend server name at addr.
+func (r *renderer) backendHost(w *text.Writer, host, name, addr string, ports []backendPort) {
+	var contacts, services []string
+	for _, p := range ports {
+		contacts = append(contacts, p.svc.Contacts...)
+		services = append(services, p.svc.Name)
+	}
+	slices.Sort(contacts)
+	contacts = slices.Compact(contacts)
+	slices.Sort(services)
+	services = slices.Compact(services)
+	w.Line("object Host %s {", r.name(host))
+	w.In()
+	w.Line("import \"lbctl-host\"")
+	w.Line("display_name = %s", r.quote("Backend "+name))
+	r.hostAddress(w, addr)
+	w.Line("vars.lbctl_site = %s", r.quote(r.site.Name))
+	w.Line("vars.lbctl_services = %s", r.list(services))
+	if len(contacts) > 0 {
+		w.Line("vars.lbctl_contacts = %s", r.list(contacts))
+	}
+	w.Out()
+	w.Line("}")
+}
+
+// backendService writes the Service object checking port p of host.
+func (r *renderer) backendService(w *text.Writer, host string, p backendPort) {
+	s, be := p.svc, p.svc.Backend
+	w.Line("")
+	w.Line("object Service %s {", r.name(fmt.Sprintf("%s:%d", s.Name, p.port)))
+	w.In()
+	w.Line("import \"lbctl-service\"")
+	w.Line("host_name = %s", r.quote(host))
+	w.Line("display_name = %s", r.quote(fmt.Sprintf("%s backend port %d", s.Name, p.port)))
+	switch {
+	case be.Proxy == model.ProxyV1 || be.Proxy == model.ProxyV2:
+		// The server expects a PROXY header: a protocol check
+		// would be refused, a connect check is what works.
+		w.Line("check_command = \"tcp\"")
+		w.Line("vars.tcp_port = %d", p.port)
+	case be.Check.Type == model.CheckHTTP:
+		r.httpCheck(w, s, p.port)
+	case be.Check.Type == model.CheckSMTP && p.port == be.Port:
+		w.Line("check_command = \"smtp\"")
+		w.Line("vars.smtp_port = %d", p.port)
+	default:
+		w.Line("check_command = \"tcp\"")
+		w.Line("vars.tcp_port = %d", p.port)
+	}
+	w.Line("vars.lbctl_service = %s", r.quote(s.Name))
+	if len(s.Contacts) > 0 {
+		w.Line("vars.lbctl_contacts = %s", r.list(s.Contacts))
+	}
+	w.Out()
+	w.Line("}")
+}
+
+// httpCheck writes the http check of service s's backend on port.
+func (r *renderer) httpCheck(w *text.Writer, s *model.Service, port int) {
+	be := s.Backend
+	w.Line("check_command = \"http\"")
+	vhost := be.Check.Host
+	if vhost == "" {
+		vhost = s.FQDN
+	}
+	w.Line("vars.http_vhost = %s", r.quote(vhost))
+	w.Line("vars.http_port = %d", port)
+	uri := be.Check.Path
+	if uri == "" {
+		uri = "/"
+	}
+	w.Line("vars.http_uri = %s", r.quote(uri))
+	if be.Check.Method != "" && be.Check.Method != "GET" {
+		w.Line("vars.http_method = %s", r.quote(be.Check.Method))
+	}
+	if e := httpExpect(be.Check.ExpectStatus); e != "" {
+		w.Line("vars.http_expect = %s", r.quote(e))
+	}
+	if be.TLS {
+		w.Line("vars.http_ssl = true")
+		w.Line("vars.http_sni = true")
+	}
 }

@@ -13,11 +13,9 @@
 package nft
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -105,7 +103,7 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 	if len(errs) > 0 {
 		return model.Firewall{}, fmt.Errorf("nft: node %s: %w", node.Hostname, errors.Join(errs...))
 	}
-	sortFirewall(&fw)
+	fw.Sort()
 	return fw, nil
 }
 
@@ -164,42 +162,32 @@ func families(site *model.Site, vip string, p model.Port) (v4, v6 bool) {
 	return v4, v6
 }
 
-// sortFirewall puts every list in the model's order, without duplicates.
-func sortFirewall(fw *model.Firewall) {
-	byText := strings.Compare
-	fw.VIPs4 = compact(fw.VIPs4, byText)
-	fw.VIPs6 = compact(fw.VIPs6, byText)
-	byPair := func(a, b model.AddrPort) int {
-		return cmp.Or(strings.Compare(a.Addr, b.Addr), cmp.Compare(a.Port, b.Port))
+// interceptRule is the prerouting rule of ic without its verdict: match
+// the prefix and port, divert with tproxy to the local listener.
+func interceptRule(ic model.Intercept) string {
+	fam, nfproto := "ip", "ipv4"
+	if strings.Contains(ic.Prefix, ":") {
+		fam, nfproto = "ip6", "ipv6"
 	}
-	fw.Accept4 = compact(fw.Accept4, byPair)
-	fw.Accept6 = compact(fw.Accept6, byPair)
-	fw.Intercepts = compact(fw.Intercepts, func(a, b model.Intercept) int {
-		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Port, b.Port),
-			strings.Compare(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
-	})
-	if fw.Handoff != nil {
-		h := *fw.Handoff
-		h.Peers4 = compact(h.Peers4, byText)
-		h.Backends4 = compact(h.Backends4, byPair)
-		fw.Handoff = &h
+	match := fmt.Sprintf("%s daddr %s ", fam, ic.Prefix)
+	if strings.HasSuffix(ic.Prefix, "/0") {
+		match = "meta nfproto " + nfproto + " "
 	}
-}
-
-func compact[T comparable](s []T, f func(a, b T) int) []T {
-	if len(s) == 0 {
-		return nil
+	to := ":" + strconv.Itoa(ic.ToPort)
+	switch {
+	case ic.ToAddr != "" && fam == "ip6":
+		to = "[" + ic.ToAddr + "]" + to
+	case ic.ToAddr != "":
+		to = ic.ToAddr + to
 	}
-	s = slices.Clone(s)
-	slices.SortFunc(s, f)
-	return slices.Compact(s)
+	return fmt.Sprintf("%stcp dport %d tproxy %s to %s", match, ic.Port, fam, to)
 }
 
 // NFTText returns fw as nft text: "nft -f" loads it as the table inet lbctl,
 // the same table node/nft programs over netlink (and lists back in this
 // form). Lists are sorted first, so equal firewalls give equal text.
 func NFTText(fw model.Firewall) string {
-	sortFirewall(&fw)
+	fw.Sort()
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", model.NFTTable)
 	set := func(name, typ string, elems []string) {
@@ -251,22 +239,7 @@ func NFTText(fw model.Firewall) string {
 		fmt.Fprintf(&b, "\t\tmeta l4proto tcp socket transparent 1 %s\n", mark)
 	}
 	for _, ic := range fw.Intercepts {
-		fam, nfproto := "ip", "ipv4"
-		if strings.Contains(ic.Prefix, ":") {
-			fam, nfproto = "ip6", "ipv6"
-		}
-		match := fmt.Sprintf("%s daddr %s ", fam, ic.Prefix)
-		if strings.HasSuffix(ic.Prefix, "/0") {
-			match = "meta nfproto " + nfproto + " "
-		}
-		to := ":" + strconv.Itoa(ic.ToPort)
-		switch {
-		case ic.ToAddr != "" && fam == "ip6":
-			to = "[" + ic.ToAddr + "]" + to
-		case ic.ToAddr != "":
-			to = ic.ToAddr + to
-		}
-		fmt.Fprintf(&b, "\t\t%stcp dport %d tproxy %s to %s %s\n", match, ic.Port, fam, to, mark)
+		fmt.Fprintf(&b, "\t\t%s %s\n", interceptRule(ic), mark)
 	}
 	b.WriteString("\t}\n")
 	if h != nil {
