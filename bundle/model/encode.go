@@ -75,41 +75,7 @@ func spliceList[T any](b []byte, name string, xs []T) ([]byte, error) {
 	errs := make([]error, n)
 	var next atomic.Int64
 	for range workers {
-		go func() {
-			var compact bytes.Buffer
-			enc := json.NewEncoder(&compact)
-			enc.SetEscapeHTML(false)
-			size := 0 // of the worker's last part, to size a new buffer
-			for {
-				b := <-free
-				p := int(next.Add(1) - 1)
-				if p >= n {
-					return
-				}
-				if b == nil {
-					b = make([]byte, 0, size+size/8)
-				}
-				lo, hi := p*chunk, min((p+1)*chunk, len(xs))
-				for i := lo; i < hi; i++ {
-					if i == 0 {
-						b = append(b, "[\n"+listPrefix...)
-					} else {
-						b = append(b, ",\n"+listPrefix...)
-					}
-					compact.Reset()
-					if err := enc.Encode(&xs[i]); err != nil {
-						errs[p] = err
-						break
-					}
-					b = appendIndent(b, bytes.TrimSuffix(compact.Bytes(), []byte("\n")), listPrefix)
-				}
-				if hi == len(xs) {
-					b = append(b, "\n  ]"...)
-				}
-				size = len(b)
-				done[p] <- b
-			}
-		}()
+		go encodeParts(xs, n, &next, free, done, errs)
 	}
 	var out []byte
 	for p := range n {
@@ -125,6 +91,46 @@ func spliceList[T any](b []byte, name string, xs []T) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, tail...), nil
+}
+
+// encodeParts is one worker of spliceList: it takes the next of the n
+// parts of xs and a buffer from free, appends the part's elements to the
+// buffer, compact then indented, and sends it on done[part], until no part
+// is left. An error of a part goes to errs[part].
+func encodeParts[T any](xs []T, n int, next *atomic.Int64, free chan []byte, done []chan []byte, errs []error) {
+	var compact bytes.Buffer
+	enc := json.NewEncoder(&compact)
+	enc.SetEscapeHTML(false)
+	size := 0 // of the worker's last part, to size a new buffer
+	for {
+		b := <-free
+		p := int(next.Add(1) - 1)
+		if p >= n {
+			return
+		}
+		if b == nil {
+			b = make([]byte, 0, size+size/8)
+		}
+		lo, hi := p*chunk, min((p+1)*chunk, len(xs))
+		for i := lo; i < hi; i++ {
+			if i == 0 {
+				b = append(b, "[\n"+listPrefix...)
+			} else {
+				b = append(b, ",\n"+listPrefix...)
+			}
+			compact.Reset()
+			if err := enc.Encode(&xs[i]); err != nil {
+				errs[p] = err
+				break
+			}
+			b = appendIndent(b, bytes.TrimSuffix(compact.Bytes(), []byte("\n")), listPrefix)
+		}
+		if hi == len(xs) {
+			b = append(b, "\n  ]"...)
+		}
+		size = len(b)
+		done[p] <- b
+	}
 }
 
 // appendIndent appends src, compact JSON as encoding/json writes it (no
