@@ -34,7 +34,7 @@ func syntheticSite(n int) *model.Site {
 			Name: name, Source: name + ".yaml", FQDN: fmt.Sprintf("site%05d.dept%03d.example.org", i, i%173), Mode: "http",
 			VIP: v.Name, Addresses: v.Addresses,
 			Listeners: []model.Listener{{Port: 80, IPv4: true, IPv6: true, Action: "redirect-https"}, {Port: 443, IPv4: true, IPv6: true, TLS: true, Action: "serve", BackendPort: 8080}},
-			TLS:       &model.TLS{Certificate: fmt.Sprintf("site%05d", i), MinVersion: "1.2", CipherProfile: "intermediate", RedirectHTTP: true, HSTSMaxAge: 31536000},
+			TLS:       &model.TLS{Certificate: fmt.Sprintf("site%05d", i), MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 31536000},
 			Backend: model.Backend{Servers: servers, Port: 8080, Software: "apache2", Balance: "roundrobin", Proxy: "none", ForwardFor: true, MinUp: 1,
 				Check: model.Check{Type: "http", Method: "GET", Path: "/healthz", Host: fmt.Sprintf("site%05d.example.org", i), IntervalMS: 2000, Rise: 2, Fall: 3}},
 			AllowedSources: []string{fmt.Sprintf("192.0.2.%d/32", i%256)},

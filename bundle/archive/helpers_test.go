@@ -44,7 +44,7 @@ var (
 
 func testFiles() []File {
 	return []File{
-		{Path: "resolved.json", Data: []byte(`{"format_version":1,"name":"campus"}` + "\n")},
+		{Path: "resolved.json", Data: []byte(`{"format_version":2,"name":"campus"}` + "\n")},
 		{Path: "nodes/lb1.json", Data: []byte(`{"hostname":"lb1"}` + "\n")},
 		{Path: "render/lb1/haproxy/192.0.2.10.cfg", Data: bytes.Repeat([]byte("frontend x\n  bind 192.0.2.10:80\n"), 40)},
 	}

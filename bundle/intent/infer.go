@@ -429,7 +429,6 @@ func inferI1I2Redirect(x *inference) {
 		return
 	}
 	redirect := s.TLS.Redirect == nil || *s.TLS.Redirect
-	x.out.TLS.RedirectHTTP = redirect
 	if !redirect {
 		return
 	}

@@ -109,12 +109,10 @@ func TestInference(t *testing.T) {
 		{"I1 tls on, redirect off: 80 passes to the backend, 443 terminates", "fqdn: web.example.org\ntls: {enabled: true, redirect: false}\nbackend: {group: web, software: apache2}\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
 				want(t, "listeners", listeners(s), "80:serve->80 443:serve+tls->80")
-				want(t, "redirect_http", s.TLS.RedirectHTTP, false)
 			}},
 		{"I2 tls on, redirect on (default): 80 redirects on the LB", "fqdn: web.example.org\ntls: on\nbackend: web\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
 				want(t, "listeners", listeners(s), "80:redirect-https 443:serve+tls->80")
-				want(t, "redirect_http", s.TLS.RedirectHTTP, true)
 			}},
 		{"I3 tls off, mode http: port 80 only", "fqdn: web.example.org\nbackend: web\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
@@ -123,7 +121,7 @@ func TestInference(t *testing.T) {
 			}},
 		{"I4 tls defaults: certificate is the fqdn, TLS 1.2, intermediate", "fqdn: Web.Example.org.\ntls: yes\nbackend: web\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
-				want(t, "tls", *s.TLS, model.TLS{Certificate: "web.example.org", MinVersion: "1.2", CipherProfile: "intermediate", RedirectHTTP: true})
+				want(t, "tls", *s.TLS, model.TLS{Certificate: "web.example.org", MinVersion: "1.2", CipherProfile: "intermediate"})
 			}},
 		{"I5 apache2/nginx/iis: port 80, http check GET / with Host fqdn", "fqdn: web.example.org\nbackend: {group: web, software: nginx}\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
@@ -173,7 +171,6 @@ func TestInference(t *testing.T) {
 		{"I13 with tls on, a listener on an implicit-TLS port terminates TLS and goes to the backend port", "fqdn: web.example.org\ntls: on\nbackend: {group: web, software: slapd}\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
 				want(t, "listeners", listeners(s), "389:serve->389 636:serve+tls->389")
-				want(t, "redirect", s.TLS.RedirectHTTP, false)
 			}},
 		{"I14 mode follows software unless set", "fqdn: web.example.org\nbackend: {group: web, software: iis}\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {

@@ -3,8 +3,10 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -90,5 +92,33 @@ func TestEncodeMatchesOneEncoder(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestOldFormatRefused: a version 1 resolved model (with tls.redirect_http)
+// is refused for its version, not for the field it has.
+func TestOldFormatRefused(t *testing.T) {
+	v1 := []byte(`{
+  "format_version": 1,
+  "name": "campus",
+  "services": [
+    {"name": "web/a", "tls": {"certificate": "a", "min_version": "1.2", "cipher_profile": "intermediate", "redirect_http": true}}
+  ],
+  "vips": [],
+  "nodes": []
+}
+`)
+	for _, decode := range []func([]byte) (*Site, error){Decode, DecodeUnchecked} {
+		_, err := decode(v1)
+		if !errors.Is(err, ErrFormatVersion) || !strings.Contains(err.Error(), "format version 1, want 2") {
+			t.Errorf("version 1 model: %v", err)
+		}
+	}
+	b, err := Encode(&Site{FormatVersion: FormatVersion, Name: "campus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeUnchecked(b); err != nil {
+		t.Errorf("current version: %v", err)
 	}
 }

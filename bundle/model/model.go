@@ -11,13 +11,21 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 )
 
 // FormatVersion is the version of the resolved model encoding. A node refuses
-// a bundle whose resolved model has a different major format.
-const FormatVersion = 1
+// a bundle whose resolved model has a different format (ErrFormatVersion).
+//
+// Version 2 dropped tls.redirect_http (a listener's action says whether
+// port 80 redirects); version 1 bundles are refused.
+const FormatVersion = 2
+
+// ErrFormatVersion: the resolved model has another format version than
+// this lbctl reads.
+var ErrFormatVersion = errors.New("unsupported resolved model format version")
 
 // Site is the whole resolved site.
 type Site struct {
@@ -113,9 +121,6 @@ type TLS struct {
 	MinVersion string `json:"min_version"`
 	// CipherProfile is "modern", "intermediate" or "old" (Mozilla's profiles).
 	CipherProfile string `json:"cipher_profile"`
-	// RedirectHTTP means port 80 redirects to https on the LB; otherwise
-	// port 80, if listened on, is passed to the backend.
-	RedirectHTTP bool `json:"redirect_http"`
 	// HSTS max-age in seconds; zero means no header.
 	HSTSMaxAge int `json:"hsts_max_age,omitempty"`
 }
@@ -314,12 +319,25 @@ func DecodeUnchecked(b []byte) (*Site, error) {
 	dec.DisallowUnknownFields()
 	var s Site
 	if err := dec.Decode(&s); err != nil {
+		// Another format fails on its fields: say why it does.
+		var v struct {
+			FormatVersion int `json:"format_version"`
+		}
+		if json.Unmarshal(b, &v) == nil && v.FormatVersion != FormatVersion {
+			return nil, formatError(v.FormatVersion)
+		}
 		return nil, fmt.Errorf("decode resolved model: %w", err)
 	}
 	if s.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("decode resolved model: format version %d, want %d", s.FormatVersion, FormatVersion)
+		return nil, formatError(s.FormatVersion)
 	}
 	return &s, nil
+}
+
+// formatError is the error of a resolved model of format version v.
+func formatError(v int) error {
+	return fmt.Errorf("decode resolved model: format version %d, want %d (build the bundle with an lbctl of the nodes' version): %w",
+		v, FormatVersion, ErrFormatVersion)
 }
 
 // Service returns the service with the given name, or nil.

@@ -33,7 +33,7 @@ func TestRealBundles(t *testing.T) {
 	build := func(serial uint64, key minisign.PrivateKey) []byte {
 		t.Helper()
 		var buf bytes.Buffer
-		files := []archive.File{{Path: "resolved.json", Data: []byte(`{"format_version":1,"name":"campus","serial":` + strconv.FormatUint(serial, 10) + "}\n")}}
+		files := []archive.File{{Path: "resolved.json", Data: []byte(`{"format_version":2,"name":"campus","serial":` + strconv.FormatUint(serial, 10) + "}\n")}}
 		if _, err := archive.Write(&buf, archive.Manifest{Serial: serial, Created: created}, files, key); err != nil {
 			t.Fatal(err)
 		}

@@ -142,7 +142,7 @@ func Site() *model.Site {
 					{Port: 80, IPv4: true, IPv6: true, Action: model.ActionRedirectHTTPS},
 					dual(443, 80, true),
 				},
-				TLS: &model.TLS{Certificate: "wildcard.example.org", MinVersion: "1.3", CipherProfile: "modern", RedirectHTTP: true},
+				TLS: &model.TLS{Certificate: "wildcard.example.org", MinVersion: "1.3", CipherProfile: "modern"},
 				Backend: model.Backend{
 					Group:   "web_b",
 					Servers: []model.Server{{Name: "b1", Address: "203.0.113.13"}},
