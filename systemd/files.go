@@ -110,16 +110,47 @@ func (w UnitWriter) Sync(files []File) (changed bool, err error) {
 		if want[name] {
 			continue
 		}
-		p := filepath.Join(w.Dir, filepath.FromSlash(name))
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
+		if _, err := w.remove(name); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		changed = true
-		// Leave the directory if someone else put a drop-in there.
-		_ = os.Remove(filepath.Dir(p))
 	}
 	return changed, errors.Join(errs...)
+}
+
+// WriteTemplate writes the lb-haproxy@ template unit if its bytes differ.
+func (w UnitWriter) WriteTemplate() (changed bool, err error) {
+	return w.write(File{Name: TemplateName, Data: []byte(Template())})
+}
+
+// SyncDropIn makes the transparent drop-in of instance vip present or
+// absent: one instance's part of Sync, for an install that updates VIPs
+// one by one.
+func (w UnitWriter) SyncDropIn(vip string, transparent bool) (changed bool, err error) {
+	if err := ValidateInstance(vip); err != nil {
+		return false, err
+	}
+	name := path.Join(DropInDir(vip), TransparentDropInName)
+	if transparent {
+		return w.write(File{Name: name, Data: []byte(TransparentDropIn())})
+	}
+	return w.remove(name)
+}
+
+// remove removes the drop-in name, and its directory once empty (it is
+// left if someone else put a drop-in there).
+func (w UnitWriter) remove(name string) (bool, error) {
+	p := filepath.Join(w.Dir, filepath.FromSlash(name))
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			_ = os.Remove(filepath.Dir(p))
+			return false, nil
+		}
+		return false, fmt.Errorf("remove %s: %w", p, err)
+	}
+	_ = os.Remove(filepath.Dir(p))
+	return true, nil
 }
 
 func (w UnitWriter) write(f File) (bool, error) {

@@ -151,3 +151,39 @@ lb-haproxy@b.service.d/override.conf # foreign`
 		t.Error("foreign unit overwritten")
 	}
 }
+
+// TestUnitWriterSyncDropIn: one instance's drop-in, as an install writes
+// it VIP by VIP, and the template: the same files Sync writes.
+func TestUnitWriterSyncDropIn(t *testing.T) {
+	dir, ref := t.TempDir(), t.TempDir()
+	w := UnitWriter{Dir: dir}
+	step := func(name string, do func() (bool, error), want bool) {
+		t.Helper()
+		changed, err := do()
+		if err != nil || changed != want {
+			t.Errorf("%s: changed %v, err %v; want changed %v", name, changed, err, want)
+		}
+	}
+	step("template", w.WriteTemplate, true)
+	step("template again", w.WriteTemplate, false)
+	step("a transparent", func() (bool, error) { return w.SyncDropIn("a", true) }, true)
+	step("a again", func() (bool, error) { return w.SyncDropIn("a", true) }, false)
+	step("b not transparent", func() (bool, error) { return w.SyncDropIn("b", false) }, false)
+	files, err := Files([]Instance{{Name: "a", Transparent: true}, {Name: "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (UnitWriter{Dir: ref}).Sync(files); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readTree(t, dir), readTree(t, ref); got != want {
+		t.Errorf("drop-in by drop-in:\n%s\nSync:\n%s", got, want)
+	}
+	step("a no longer transparent", func() (bool, error) { return w.SyncDropIn("a", false) }, true)
+	if _, err := os.Stat(filepath.Join(dir, DropInDir("a"))); !os.IsNotExist(err) {
+		t.Errorf("drop-in directory of a left: %v", err)
+	}
+	if _, err := w.SyncDropIn("../x", true); err == nil {
+		t.Error("instance ../x accepted")
+	}
+}

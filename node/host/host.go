@@ -167,25 +167,13 @@ func removeOthers(dir string, keep map[string]bool) error {
 	})
 }
 
-// syncDropIn makes the VIP's transparent drop-in present or absent.
+// syncDropIn makes the VIP's transparent drop-in present or absent
+// (systemd.UnitWriter writes every unit file lbctl owns).
 func (h *Host) syncDropIn(vip string, transparent bool) error {
-	p := filepath.Join(h.paths().UnitDir, systemd.DropInDir(vip), systemd.TransparentDropInName)
-	if !transparent {
-		err := os.Remove(p)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("vip %s: %w", vip, err)
-		}
-		_ = os.Remove(filepath.Dir(p))
-		return nil
-	}
-	want := []byte(systemd.TransparentDropIn())
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, want) {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if _, err := (systemd.UnitWriter{Dir: h.paths().UnitDir}).SyncDropIn(vip, transparent); err != nil {
 		return fmt.Errorf("vip %s: %w", vip, err)
 	}
-	return renameio.WriteFile(p, want, 0o644)
+	return nil
 }
 
 // RemoveVIP removes the VIP's directory and drop-in.
@@ -201,15 +189,7 @@ func (h *Host) RemoveVIP(_ context.Context, name string) error {
 
 // EnsureTemplate writes the lb-haproxy@ template unit if it differs.
 func (h *Host) EnsureTemplate() (changed bool, err error) {
-	p := filepath.Join(h.paths().UnitDir, systemd.TemplateName)
-	want := []byte(systemd.Template())
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, want) {
-		return false, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return false, err
-	}
-	return true, renameio.WriteFile(p, want, 0o644)
+	return systemd.UnitWriter{Dir: h.paths().UnitDir}.WriteTemplate()
 }
 
 func (h *Host) DaemonReload(ctx context.Context) error { return h.Units.DaemonReload(ctx) }
