@@ -28,7 +28,7 @@ func syntheticSite(n int) *model.Site {
 		name := fmt.Sprintf("web/dept%03d/site%05d", i%173, i)
 		var servers []model.Server
 		for k := 0; k < 3; k++ {
-			servers = append(servers, model.Server{Name: fmt.Sprintf("web%05d-%d.backend.example.org", i, k), Address: fmt.Sprintf("203.0.%d.%d", (i*3+k)/250%256, 1+(i*3+k)%250)})
+			servers = append(servers, model.Server{Name: fmt.Sprintf("web%05d-%d.backend.example.org", i, k), Address: netip.MustParseAddr(fmt.Sprintf("203.0.%d.%d", (i*3+k)/250%256, 1+(i*3+k)%250))})
 		}
 		s.Services = append(s.Services, model.Service{
 			Name: name, Source: name + ".yaml", FQDN: fmt.Sprintf("site%05d.dept%03d.example.org", i, i%173), Mode: "http",

@@ -226,7 +226,7 @@ func TestInference(t *testing.T) {
 			}},
 		{"I25 hosts without ansible_host are resolved by name; literal addresses are used as is", "fqdn: web.example.org\nbackend: {hosts: [app1.example.org, 203.0.113.99, web1]}\n",
 			func(t *testing.T, s *model.Service, _ *model.Site) {
-				want(t, "servers", s.Backend.Servers, []model.Server{{Name: "203.0.113.99", Address: "203.0.113.99"}, {Name: "app1.example.org", Address: "203.0.113.31"}, {Name: "web1", Address: "203.0.113.1"}})
+				want(t, "servers", s.Backend.Servers, []model.Server{{Name: "203.0.113.99", Address: netip.MustParseAddr("203.0.113.99")}, {Name: "app1.example.org", Address: netip.MustParseAddr("203.0.113.31")}, {Name: "web1", Address: netip.MustParseAddr("203.0.113.1")}})
 			}},
 	}
 	for _, c := range cases {

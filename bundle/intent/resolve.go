@@ -452,7 +452,7 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 	var out []model.Server
 	addr := func(p Pos, name, host, via string) {
 		if a, err := netip.ParseAddr(host); err == nil {
-			out = append(out, model.Server{Name: name, Address: a.Unmap().String()})
+			out = append(out, model.Server{Name: name, Address: a.Unmap()})
 			return
 		}
 		res := rs.lookups[canonicalName(host)]
@@ -460,7 +460,7 @@ func (rs *resolver) servers(s *Service, errs *serviceErrs) []model.Server {
 			errs.Wrap(p, res.err, "backend server %s%s does not resolve", name, via)
 			return
 		}
-		out = append(out, model.Server{Name: name, Address: res.addrs[0].String()})
+		out = append(out, model.Server{Name: name, Address: res.addrs[0]})
 	}
 	switch {
 	case b.Group != "" && len(b.Hosts) > 0:

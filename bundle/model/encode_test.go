@@ -33,7 +33,7 @@ func testService(i int) Service {
 		VIP:       "192.0.2.1",
 		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")},
 		Listeners: []Listener{{Port: 80, IPv4: true, IPv6: true, Action: ActionRedirectHTTPS}, {Port: 443, IPv4: true, TLS: true, Action: ActionServe, BackendPort: 80}},
-		Backend:   Backend{Servers: []Server{{Name: "web1", Address: "203.0.113.1"}}, Port: 80, Software: "apache2", Check: Check{Type: CheckHTTP, Path: "/health?a=1&b=<2>"}, MinUp: 1},
+		Backend:   Backend{Servers: []Server{{Name: "web1", Address: netip.MustParseAddr("203.0.113.1")}}, Port: 80, Software: "apache2", Check: Check{Type: CheckHTTP, Path: "/health?a=1&b=<2>"}, MinUp: 1},
 		Timeouts:  Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000},
 	}
 	switch i % 4 {

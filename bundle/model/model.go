@@ -162,7 +162,7 @@ type Server struct {
 	// Name is the inventory host name (or the address for literal hosts).
 	Name string `json:"name"`
 	// Address is the resolved address.
-	Address string `json:"address"`
+	Address netip.Addr `json:"address"`
 	// Weight is HAProxy's weight; nil means HAProxy's default (1).
 	Weight *int `json:"weight,omitempty"`
 	// Disabled keeps the server out of service (planned maintenance).

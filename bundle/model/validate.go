@@ -488,7 +488,7 @@ func (v *validator) backend(p string, b *Backend) {
 	}
 	for i, srv := range b.Servers {
 		v.check(checkServerName(srv.Name), p, ".servers[", strconv.Itoa(i), "].name")
-		v.check(checkAddr(srv.Address), p, ".servers[", strconv.Itoa(i), "].address")
+		v.check(checkIP(srv.Address), p, ".servers[", strconv.Itoa(i), "].address")
 	}
 	v.check(checkPort(b.Port, true), p, ".port")
 	if b.Software != "" {

@@ -22,7 +22,7 @@ func validSite(n int) *Site {
 			Mode: ModeHTTP, VIP: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")},
 			Listeners: []Listener{{Port: 80, IPv4: true, Action: ActionRedirectHTTPS}, {Port: 443, IPv4: true, TLS: true, Action: ActionServe}},
 			TLS:       &TLS{Certificate: fmt.Sprintf("s%d.example.org", i), MinVersion: "1.2", CipherProfile: "intermediate"},
-			Backend: Backend{Group: "web", Servers: []Server{{Name: "web1", Address: "203.0.113.1"}, {Name: "web2", Address: "203.0.113.2"}},
+			Backend: Backend{Group: "web", Servers: []Server{{Name: "web1", Address: netip.MustParseAddr("203.0.113.1")}, {Name: "web2", Address: netip.MustParseAddr("203.0.113.2")}},
 				Port: 8080, Software: "apache2", Balance: "roundrobin", Proxy: ProxyNone,
 				Check: Check{Type: CheckHTTP, Method: "GET", Path: "/health?x=1", Host: fmt.Sprintf("s%d.example.org", i), ExpectStatus: "2xx", IntervalMS: 2000, Rise: 2, Fall: 3}},
 			Redirects:      []Redirect{{From: "/old", To: "https://www.example.org/new?a=1#x", Code: 301}},

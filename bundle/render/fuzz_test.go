@@ -304,7 +304,7 @@ func checkHAProxy(t *testing.T, site *model.Site, v *model.VIP, files []haproxy.
 		svc := site.Service(b.Service)
 		var gotServers, wantServers []string
 		for _, srv := range svc.Backend.Servers {
-			wantServers = append(wantServers, netip.AddrPortFrom(netip.MustParseAddr(srv.Address), uint16(b.Port)).String())
+			wantServers = append(wantServers, netip.AddrPortFrom(srv.Address, uint16(b.Port)).String())
 		}
 		var sends, redirects []haproxyLine
 		for _, l := range be.lines {

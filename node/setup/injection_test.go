@@ -58,7 +58,9 @@ func injections() []injection {
 		{"server name newline", func(s *model.Site) {
 			s.Services[0].Backend.Servers[0].Name = "s1\n    server evil 198.51.100.66:80"
 		}, "services[0].backend.servers[0].name: control character U+000A"},
-		{"server address keyword", func(s *model.Site) { s.Services[0].Backend.Servers[0].Address = "203.0.113.1 backup" }, `services[0].backend.servers[0].address: "203.0.113.1 backup": not an IP address`},
+		{"server address zone", func(s *model.Site) {
+			s.Services[0].Backend.Servers[0].Address = netip.MustParseAddr("2001:db8::1%eth0 backup")
+		}, `services[0].backend.servers[0].address: "2001:db8::1%eth0 backup": not an IP address`},
 		{"software brace", func(s *model.Site) { s.Services[0].Backend.Software = "apache2}" }, `services[0].backend.software: character '}'`},
 		{"balance newline", func(s *model.Site) { s.Services[0].Backend.Balance = "roundrobin\nglobal" }, "services[0].backend.balance: control character U+000A"},
 		{"check method admin socket", func(s *model.Site) { s.Services[0].Backend.Check.Method = admin }, "services[0].backend.check.method: control character U+000A"},

@@ -305,7 +305,7 @@ func (n *node) serveBackends(sites []*model.Site) {
 				}
 			}
 			for _, srv := range svc.Backend.Servers {
-				a := netip.MustParseAddr(srv.Address)
+				a := srv.Address
 				p := by[a]
 				if p == nil {
 					p = &ports{}

@@ -57,7 +57,7 @@ func testModel() *model.Site {
 				Name: "apps/erp", FQDN: "erp.tb.example", Mode: model.ModeTCP, VIP: "192.0.2.20",
 				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.20")},
 				Listeners: []model.Listener{{Port: 3200, IPv4: true, Action: model.ActionServe, BackendPort: 3200}},
-				Backend: model.Backend{Servers: []model.Server{{Name: "erp1", Address: "203.0.113.41"}},
+				Backend: model.Backend{Servers: []model.Server{{Name: "erp1", Address: netip.MustParseAddr("203.0.113.41")}},
 					Port: 3200, Software: "generic", Balance: "leastconn", Proxy: model.ProxyV2, MinUp: 1,
 					Check: model.Check{Type: model.CheckTCP, IntervalMS: 1000, Rise: 2, Fall: 2}},
 			},
@@ -70,7 +70,7 @@ func testModel() *model.Site {
 				},
 				TLS: &model.TLS{Certificate: "site", MinVersion: "1.2", CipherProfile: "intermediate"},
 				Backend: model.Backend{Servers: []model.Server{
-					{Name: "web1", Address: "203.0.113.21"}, {Name: "web2", Address: "2001:db8:203::22"}},
+					{Name: "web1", Address: netip.MustParseAddr("203.0.113.21")}, {Name: "web2", Address: netip.MustParseAddr("2001:db8:203::22")}},
 					Port: 80, Software: "nginx", Balance: "roundrobin", Proxy: model.ProxyNone, ForwardFor: true,
 					MinUp: 1, Check: check},
 			},

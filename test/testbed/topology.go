@@ -367,11 +367,7 @@ func servicePorts(svc model.Service) map[int]bool {
 
 // addServer records server srv of service svc, whose ports speak kind.
 func addServer(by map[netip.Addr]*backendAcc, reserved map[netip.Addr]string, svc string, srv model.Server, kind string, ports map[int]bool) error {
-	a, err := netip.ParseAddr(srv.Address)
-	if err != nil {
-		return fmt.Errorf("service %s: server %s: address %q: %w", svc, srv.Name, srv.Address, err)
-	}
-	a = a.Unmap()
+	a := srv.Address.Unmap()
 	if owner, ok := reserved[a]; ok {
 		return fmt.Errorf("service %s: server %s: address %s belongs to the testbed's %s", svc, srv.Name, a, owner)
 	}

@@ -89,7 +89,7 @@ func Hosts(site *model.Site) []Host {
 					clients: map[string]map[int]bool{}, sources: map[string][]string{}}
 				hosts[srv.Name] = h
 			}
-			h.addrs[srv.Address] = true
+			h.addrs[srv.Address.String()] = true
 			h.services[s.Name] = true
 			for _, p := range served {
 				h.monitored[p] = true

@@ -153,7 +153,7 @@ func (r *vipRender) servers(b *backend) {
 	// address; the source family must match each server's.
 	var v4, v6 bool
 	for _, srv := range be.Servers {
-		if a, err := netip.ParseAddr(srv.Address); err == nil {
+		if a := srv.Address; a.IsValid() {
 			v4 = v4 || a.Is4()
 			v6 = v6 || !a.Is4()
 		}
@@ -169,12 +169,12 @@ func (r *vipRender) servers(b *backend) {
 	}
 	names := make([]string, len(be.Servers))
 	for i, srv := range be.Servers {
-		names[i] = srv.Name + "\x00" + srv.Address
+		names[i] = srv.Name + "\x00" + srv.Address.String()
 	}
 	ids := text.Unique(names, func(k string) string { return text.Identifier(k[:strings.IndexByte(k, 0)], "") })
 	for i, srv := range be.Servers {
-		a, err := netip.ParseAddr(srv.Address)
-		if err != nil {
+		a := srv.Address
+		if !a.IsValid() {
 			continue // reported by checkService
 		}
 		line := fmt.Sprintf("server %s %s", ids[names[i]], netip.AddrPortFrom(a, uint16(b.port)))

@@ -58,8 +58,8 @@ func checkedServers(ms *model.Service) map[netip.AddrPort]bool {
 			continue
 		}
 		for _, srv := range be.Servers {
-			a, err := netip.ParseAddr(srv.Address)
-			if err != nil {
+			a := srv.Address
+			if !a.IsValid() {
 				continue
 			}
 			out[netip.AddrPortFrom(a, uint16(checkPort(be, backendPort(s, l))))] = true
@@ -94,7 +94,7 @@ func (r *vipRender) sharedCheck(be model.Backend, port int, a netip.Addr) string
 func (r *vipRender) sharesChecks() bool {
 	for _, b := range r.backends {
 		for _, srv := range b.svc.Backend.Servers {
-			if a, err := netip.ParseAddr(srv.Address); err == nil && r.sharedCheck(b.svc.Backend, b.port, a) != "" {
+			if a := srv.Address; a.IsValid() && r.sharedCheck(b.svc.Backend, b.port, a) != "" {
 				return true
 			}
 		}

@@ -334,8 +334,8 @@ func (r *vipRender) checkBackend(s *service) {
 		}
 	}
 	for _, srv := range s.Backend.Servers {
-		if _, err := netip.ParseAddr(srv.Address); err != nil {
-			r.fail("service %s: server %s: address %q: %v", s.Name, srv.Name, srv.Address, err)
+		if a := srv.Address; !a.IsValid() || a.Zone() != "" {
+			r.fail("service %s: server %s: address %q: not an IP address", s.Name, srv.Name, a)
 		}
 	}
 }

@@ -357,7 +357,7 @@ func TestSharedChecks(t *testing.T) {
 		t.Fatalf("want 3 checked services on distinct VIPs, have %d", len(shared))
 	}
 	shared = shared[:3]
-	srv := model.Server{Name: "shared1", Address: "203.0.113.200"}
+	srv := model.Server{Name: "shared1", Address: netip.MustParseAddr("203.0.113.200")}
 	for _, s := range shared {
 		s.Backend.Servers = []model.Server{srv}
 		s.Backend.Port = 8080

@@ -228,16 +228,6 @@ func (r *renderer) users() []byte {
 	return r.bytes(w)
 }
 
-// hostAddress writes address or address6 and returns the host check.
-func (r *renderer) hostAddress(w *text.Writer, addr string) {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		r.fail("address %q: %v", addr, err)
-		return
-	}
-	r.hostIP(w, ip)
-}
-
 // hostIP writes address or address6 of ip.
 func (r *renderer) hostIP(w *text.Writer, ip netip.Addr) {
 	if ip.Unmap().Is4() {
@@ -395,7 +385,7 @@ type backendPort struct {
 // backends writes a Host per backend server and a Service per service port
 // it serves.
 func (r *renderer) backends() []byte {
-	addr := map[string]string{}
+	addr := map[string]netip.Addr{}
 	ports := map[string][]backendPort{}
 	for i := range r.site.Services {
 		s := &r.site.Services[i]
@@ -426,7 +416,7 @@ func (r *renderer) backends() []byte {
 }
 
 // backendHost writes the Host object of backend server name at addr.
-func (r *renderer) backendHost(w *text.Writer, host, name, addr string, ports []backendPort) {
+func (r *renderer) backendHost(w *text.Writer, host, name string, addr netip.Addr, ports []backendPort) {
 	var contacts, services []string
 	for _, p := range ports {
 		contacts = append(contacts, p.svc.Contacts...)
@@ -440,7 +430,11 @@ func (r *renderer) backendHost(w *text.Writer, host, name, addr string, ports []
 	w.In()
 	w.Line("import \"lbctl-host\"")
 	w.Line("display_name = %s", r.quote("Backend "+name))
-	r.hostAddress(w, addr)
+	if addr.IsValid() {
+		r.hostIP(w, addr)
+	} else {
+		r.fail("backend server %s: no address", name)
+	}
 	w.Line("vars.lbctl_site = %s", r.quote(r.site.Name))
 	w.Line("vars.lbctl_services = %s", r.list(services))
 	if len(contacts) > 0 {

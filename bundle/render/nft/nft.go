@@ -130,8 +130,8 @@ func handoff(site *model.Site, node *model.Node) *model.Handoff {
 			continue
 		}
 		for _, srv := range s.Backend.Servers {
-			ip, err := netip.ParseAddr(srv.Address)
-			if err != nil || !ip.Is4() {
+			ip := srv.Address
+			if !ip.Is4() {
 				continue
 			}
 			for _, l := range s.Listeners {

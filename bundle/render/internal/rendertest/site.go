@@ -61,7 +61,7 @@ func Site() *model.Site {
 				Listeners: []model.Listener{v4(3200, 3200, false), v4(3300, 3300, false)},
 				Backend: model.Backend{
 					Group:   "erp",
-					Servers: []model.Server{{Name: "erp1", Address: "203.0.113.61"}, {Name: "erp2", Address: "203.0.113.62"}},
+					Servers: []model.Server{{Name: "erp1", Address: netip.MustParseAddr("203.0.113.61")}, {Name: "erp2", Address: netip.MustParseAddr("203.0.113.62")}},
 					Port:    3200, Software: "generic", Balance: "leastconn", Check: check(model.CheckTCP),
 					Proxy: model.ProxyNone, MinUp: 1,
 				},
@@ -79,7 +79,7 @@ func Site() *model.Site {
 				TLS:       &model.TLS{Certificate: "ldap.example.org", MinVersion: "1.2", CipherProfile: "intermediate"},
 				Backend: model.Backend{
 					Group:   "ldap",
-					Servers: []model.Server{{Name: "ldap1", Address: "203.0.113.51"}, {Name: "ldap2", Address: "2001:db8:1::52"}},
+					Servers: []model.Server{{Name: "ldap1", Address: netip.MustParseAddr("203.0.113.51")}, {Name: "ldap2", Address: netip.MustParseAddr("2001:db8:1::52")}},
 					Port:    389, Software: "slapd", Balance: "leastconn", Check: check(model.CheckLDAP),
 					Proxy: model.ProxyNone, MinUp: 1,
 				},
@@ -93,7 +93,7 @@ func Site() *model.Site {
 				Listeners: []model.Listener{dual(993, 993, false)},
 				Backend: model.Backend{
 					Group:   "mail_imap",
-					Servers: []model.Server{{Name: "imap1", Address: "203.0.113.31"}},
+					Servers: []model.Server{{Name: "imap1", Address: netip.MustParseAddr("203.0.113.31")}},
 					Port:    993, Software: "dovecot", Balance: "leastconn", Check: check(model.CheckTCP),
 					Proxy: model.ProxyV1, MinUp: 1,
 				},
@@ -107,7 +107,7 @@ func Site() *model.Site {
 				Listeners: []model.Listener{dual(25, 25, false), dual(465, 465, false), dual(587, 587, false)},
 				Backend: model.Backend{
 					Group:   "mail_mx",
-					Servers: []model.Server{{Name: "mx1", Address: "203.0.113.21"}, {Name: "mx2", Address: "203.0.113.22"}},
+					Servers: []model.Server{{Name: "mx1", Address: netip.MustParseAddr("203.0.113.21")}, {Name: "mx2", Address: netip.MustParseAddr("203.0.113.22")}},
 					Port:    25, Software: "postfix", Balance: "roundrobin", Check: check(model.CheckSMTP),
 					Proxy: model.ProxyV2, MinUp: 1,
 				},
@@ -122,7 +122,7 @@ func Site() *model.Site {
 				TLS:       &model.TLS{Certificate: "a.example.org", MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 31536000},
 				Backend: model.Backend{
 					Group:   "web_a",
-					Servers: []model.Server{{Name: "web1", Address: "203.0.113.11"}, {Name: "web2", Address: "203.0.113.12", Weight: weight(50)}},
+					Servers: []model.Server{{Name: "web1", Address: netip.MustParseAddr("203.0.113.11")}, {Name: "web2", Address: netip.MustParseAddr("203.0.113.12"), Weight: weight(50)}},
 					Port:    8080, Software: "tomcat", Balance: "roundrobin",
 					Check: httpCheck("/health", "a.example.org", "200"),
 					Proxy: model.ProxyNone, ForwardFor: true, MinUp: 1,
@@ -145,7 +145,7 @@ func Site() *model.Site {
 				TLS: &model.TLS{Certificate: "wildcard.example.org", MinVersion: "1.3", CipherProfile: "modern"},
 				Backend: model.Backend{
 					Group:   "web_b",
-					Servers: []model.Server{{Name: "b1", Address: "203.0.113.13"}},
+					Servers: []model.Server{{Name: "b1", Address: netip.MustParseAddr("203.0.113.13")}},
 					Port:    80, Software: "nginx", Balance: "source",
 					Check: httpCheck("/", "b.example.org", "2xx"),
 					Proxy: model.ProxyNone, ForwardFor: true, MinUp: 1,
@@ -162,7 +162,7 @@ func Site() *model.Site {
 				TLS:       &model.TLS{Certificate: "wildcard.example.org", MinVersion: "1.2", CipherProfile: "intermediate"},
 				Backend: model.Backend{
 					Group:   "web_c",
-					Servers: []model.Server{{Name: "c1", Address: "203.0.113.14"}, {Name: "c2", Address: "203.0.113.15", Disabled: true}},
+					Servers: []model.Server{{Name: "c1", Address: netip.MustParseAddr("203.0.113.14")}, {Name: "c2", Address: netip.MustParseAddr("203.0.113.15"), Disabled: true}},
 					Port:    443, Software: "apache2", Balance: "roundrobin",
 					Check: httpCheck("/", "c.example.org", ""),
 					Proxy: model.ProxyNone, ForwardFor: true, TLS: true, MinUp: 2,
@@ -176,7 +176,7 @@ func Site() *model.Site {
 				Mode: model.ModeHTTP, VIP: "2001-db8--60", Addresses: Addrs("2001:db8::60"),
 				Listeners: []model.Listener{{Port: 80, IPv6: true, Action: model.ActionServe, BackendPort: 80}},
 				Backend: model.Backend{
-					Servers: []model.Server{{Name: "2001:db8:1::61", Address: "2001:db8:1::61"}},
+					Servers: []model.Server{{Name: "2001:db8:1::61", Address: netip.MustParseAddr("2001:db8:1::61")}},
 					Port:    80, Software: "generic", Balance: "roundrobin",
 					Check: model.Check{Type: model.CheckNone},
 					Proxy: model.ProxyNone, MinUp: 1,
