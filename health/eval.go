@@ -35,6 +35,14 @@ type Backends interface {
 	UpCount(ctx context.Context, vip string) (map[string]int, error)
 }
 
+// StartingBackends is optionally implemented by Backends: besides the
+// servers up it counts, per backend, the servers whose first check has not
+// completed yet (HAProxy shows them UP with check_status INI right after a
+// start or a reload). Those are neither up nor down.
+type StartingBackends interface {
+	UpAndStarting(ctx context.Context, vip string) (up, starting map[string]int, err error)
+}
+
 // Deps are what an evaluation reads. Any may be nil, which skips that part
 // (and says so in the result).
 type Deps struct {
@@ -53,6 +61,11 @@ type Result struct {
 	Reasons []string
 	// ProbeLatency is the slowest probe's duration.
 	ProbeLatency time.Duration
+	// Unknown is set when every check passed except a backend that has
+	// too few servers up only because some still wait for their first
+	// check (StartingBackends): the evaluation cannot tell, and the agent
+	// keeps its previous decision. OK is false then.
+	Unknown bool
 }
 
 // Err returns the reasons as an error, or nil when healthy.
@@ -97,18 +110,31 @@ func Evaluate(ctx context.Context, v *plan.VIP, d Deps, listeners []Listener) Re
 		}
 	}
 	r.ProbeLatency = runProbes(ctx, v.Probes, d.ProbeTimeout, fail)
+	unknown := 0
 	if d.Backends != nil && len(v.Backends) > 0 {
-		up, err := d.Backends.UpCount(ctx, v.Name)
+		var up, starting map[string]int
+		var err error
+		if sb, ok := d.Backends.(StartingBackends); ok {
+			up, starting, err = sb.UpAndStarting(ctx, v.Name)
+		} else {
+			up, err = d.Backends.UpCount(ctx, v.Name)
+		}
 		if err != nil {
 			fail("backends: %v", err)
 		}
 		for _, b := range v.Backends {
-			if err == nil && up[b.Name] < b.MinUp {
+			switch {
+			case err != nil || up[b.Name] >= b.MinUp:
+			case up[b.Name]+starting[b.Name] >= b.MinUp:
+				unknown++
+				fail("backend %s: %d of at least %d servers up, %d waiting for their first check", b.Name, up[b.Name], b.MinUp, starting[b.Name])
+			default:
 				fail("backend %s: %d of at least %d servers up", b.Name, up[b.Name], b.MinUp)
 			}
 		}
 	}
 	r.OK = len(r.Reasons) == 0
+	r.Unknown = unknown > 0 && unknown == len(r.Reasons)
 	return r
 }
 

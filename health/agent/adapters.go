@@ -73,6 +73,16 @@ func (s Stats) UpCount(ctx context.Context, vip string) (map[string]int, error) 
 	return haproxy.UpCount(servers), nil
 }
 
+// UpAndStarting implements health.StartingBackends: a server waiting for
+// its first check (INI, right after a reload) is neither up nor down.
+func (s Stats) UpAndStarting(ctx context.Context, vip string) (up, starting map[string]int, err error) {
+	servers, err := haproxy.Stats(ctx, s.Socket(vip))
+	if err != nil {
+		return nil, nil, err
+	}
+	return haproxy.UpCount(servers), haproxy.StartingCount(servers), nil
+}
+
 // Responds implements Runtime: HAProxy answers "show info" on the VIP's
 // admin socket before ctx ends.
 func (s Stats) Responds(ctx context.Context, vip string) error {

@@ -454,6 +454,14 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 		a.mu.Unlock()
 		return changing
 	}
+	if r.Unknown {
+		// Only servers waiting for their first check (HAProxy's INI
+		// right after a reload) kept it from passing: keep the previous
+		// decision instead of counting a failure.
+		changing = s.tracker.Changing()
+		a.mu.Unlock()
+		return changing
+	}
 	s.last = r
 	changed := s.tracker.Observe(r.OK)
 	if changed {

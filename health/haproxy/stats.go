@@ -35,6 +35,14 @@ func (s Server) Up() bool {
 	return strings.HasPrefix(s.Status, "UP") || s.Status == "no check" || strings.HasPrefix(s.Status, "NOLB")
 }
 
+// Starting reports whether the server waits for its first check: HAProxy
+// shows it UP with check_status INI right after a start or a reload. It is
+// neither up (Up) nor known to be down.
+func (s Server) Starting() bool {
+	return strings.TrimSpace(strings.TrimPrefix(s.CheckStatus, "*")) == "INI" &&
+		(strings.HasPrefix(s.Status, "UP") || strings.HasPrefix(s.Status, "NOLB"))
+}
+
 // Stats runs "show stat" on the socket and returns the servers of every
 // backend (the FRONTEND and BACKEND summary rows are left out). It asks for
 // server rows only ("-1 4 -1": every proxy, type server, every server id).
@@ -54,6 +62,18 @@ func UpCount(servers []Server) map[string]int {
 			m[s.Backend] = 0
 		}
 		if s.Up() {
+			m[s.Backend]++
+		}
+	}
+	return m
+}
+
+// StartingCount returns the number of servers per backend that wait for
+// their first check (Starting).
+func StartingCount(servers []Server) map[string]int {
+	m := map[string]int{}
+	for _, s := range servers {
+		if s.Starting() {
 			m[s.Backend]++
 		}
 	}
