@@ -14,8 +14,11 @@ import (
 
 // vipNames lists the VIPs the agent watches.
 func vipNames(a *agent.Agent) []string {
+	// VIPs, not Status: the reconciler asks four times a second, and
+	// Status builds every VIP's status and reads the flow handoff counters
+	// (eBPF maps and an nftables query).
 	var out []string
-	for _, v := range a.Status().VIPs {
+	for _, v := range a.VIPs() {
 		out = append(out, v.Name)
 	}
 	return out
