@@ -203,6 +203,7 @@ func TestIntegrationScale(t *testing.T) {
 		return n
 	}
 	e0 := evals()
+	sw0 := ctxSwitches(t, a.proc.PID)
 	cpu0, rss0 := procUsage(t, a.proc.PID)
 	t0 := time.Now()
 	maxRSS := rss0
@@ -212,11 +213,15 @@ func TestIntegrationScale(t *testing.T) {
 		maxRSS = max(maxRSS, rss)
 	}
 	cpu1, _ := procUsage(t, a.proc.PID)
-	share := float64(cpu1-cpu0) / float64(time.Since(t0))
-	rate := float64(evals()-e0) / time.Since(t0).Seconds()
-	t.Logf("scale %d VIPs: agent idle over %v: CPU %.2f%% of a core, RSS max %.1f MB, %.0f evaluations/s; %d busy-queue checks so far", n, idle, 100*share, mb(maxRSS), rate,
-		strings.Count(a.proc.Output(), "HAProxy answers: busy"))
+	sw1 := ctxSwitches(t, a.proc.PID)
+	el := time.Since(t0)
+	share := float64(cpu1-cpu0) / float64(el)
+	rate := float64(evals()-e0) / el.Seconds()
+	t.Logf("scale %d VIPs: agent idle over %v: CPU %.2f%% of a core, RSS max %.1f MB, %.0f evaluations/s, %.0f context switches/s, %d threads; %d busy-queue checks so far; load %s",
+		n, idle, 100*share, mb(maxRSS), rate, float64(sw1-sw0)/el.Seconds(), threads(t, a.proc.PID),
+		strings.Count(a.proc.Output(), "HAProxy answers: busy"), loadAvg())
 	if os.Getenv("LBCTL_AGENT_SCALE_IDLE_ONLY") != "" {
+		stopAgent(t, a)
 		return
 	}
 
@@ -272,13 +277,66 @@ func TestIntegrationScale(t *testing.T) {
 	frozen.h.proc.Signal(syscall.SIGCONT)
 	tb.waitRR(t, []netip.Prefix{fp}, []netip.Prefix{fp}, 20*time.Second)
 
-	// Stop the agent cleanly, so that a CPU profile is written.
+	stopAgent(t, a)
+}
+
+// stopAgent stops the agent cleanly (SIGTERM), so that a CPU profile is
+// written.
+func stopAgent(t *testing.T, a *agentProc) {
+	t.Helper()
 	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.proc.Wait(20 * time.Second); err != nil {
 		t.Errorf("agent after SIGTERM: %v", err)
 	}
+}
+
+// ctxSwitches sums the voluntary and involuntary context switches of every
+// thread of a process: how often it was woken or preempted.
+func ctxSwitches(t *testing.T, pid int) uint64 {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, f := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+				if rest, ok := strings.CutPrefix(l, f); ok {
+					v, _ := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+					n += v
+				}
+			}
+		}
+	}
+	return n
+}
+
+// threads returns a process's thread count.
+func threads(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(tasks)
+}
+
+// loadAvg is the machine's load average (the figures are taken on a shared
+// machine).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // connectLoop connects to addr from inside the LB namespace every period
