@@ -164,9 +164,7 @@ func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, 
 			fail("%v", err)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		check := func() {
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			start := time.Now()
@@ -178,7 +176,16 @@ func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, 
 			if err != nil {
 				fail("probe %v", err)
 			}
-		}()
+		}
+		if len(probes) == 1 {
+			// Most VIPs have one probe: run it on the caller's
+			// goroutine, whose stack has already grown, rather than a
+			// new one whose stack grows on every dial (5.6 % of the
+			// idle agent's CPU at 150 VIPs).
+			check()
+			break
+		}
+		wg.Go(check)
 	}
 	wg.Wait()
 	return slowest

@@ -3,12 +3,14 @@ package probe
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbctl/lbctl/internal/testcert"
 	"github.com/lbctl/lbctl/node/plan"
@@ -102,5 +104,50 @@ func TestFor(t *testing.T) {
 	}
 	if _, err := For(plan.Probe{Kind: "icmp"}); err == nil {
 		t.Fatal("unknown kind accepted")
+	}
+}
+
+// rawServer answers every connection with answer and keeps it open until
+// the client closes it.
+func rawServer(t *testing.T, answer string) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Write([]byte(answer))
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestHTTPReadsStatusOnly: the probe reads the status line, skips the
+// header, reads the body up to Content-Length without waiting for the
+// server to close, and rejects an answer that is not HTTP.
+func TestHTTPReadsStatusOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // against hangs only
+	defer cancel()
+	a := rawServer(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 2\r\n\r\nok")
+	if err := (&HTTP{Addr: a, Host: "x"}).Check(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("keep-alive answer with Content-Length: %v (ctx %v)", err, ctx.Err())
+	}
+	a = rawServer(t, "HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+	if err := (&HTTP{Addr: a, Host: "x"}).Check(ctx); err == nil || !strings.Contains(err.Error(), "status 502") {
+		t.Fatalf("502: %v", err)
+	}
+	a = rawServer(t, "SSH-2.0-OpenSSH_9.2\r\n")
+	if err := (&HTTP{Addr: a, Host: "x"}).Check(ctx); err == nil || !strings.Contains(err.Error(), "malformed HTTP status line") {
+		t.Fatalf("not HTTP: %v", err)
 	}
 }
