@@ -103,8 +103,68 @@ func Command(ctx context.Context, socket, cmd string) (string, error) {
 	return string(b), nil
 }
 
+// parseStat reads "show stat" CSV. HAProxy quotes a field only when it
+// holds a comma, a quote or a line break (free text such as last_chk);
+// without a quote in the answer every line splits on commas, which costs
+// no per-field string as encoding/csv does (this runs once per VIP and
+// evaluation).
 func parseStat(out string) ([]Server, error) {
 	out = strings.TrimPrefix(out, "# ")
+	if strings.IndexByte(out, '"') >= 0 {
+		return parseStatCSV(out)
+	}
+	header, rows, _ := strings.Cut(out, "\n")
+	px, sv, st, ck := -1, -1, -1, -1
+	for i, h := range strings.Split(header, ",") {
+		switch h {
+		case "pxname":
+			px = i
+		case "svname":
+			sv = i
+		case "status":
+			st = i
+		case "check_status":
+			ck = i
+		}
+	}
+	if strings.TrimSpace(header) == "" {
+		return nil, fmt.Errorf("parse show stat: empty answer")
+	}
+	if st < 0 || px < 0 || sv < 0 {
+		return nil, fmt.Errorf("parse show stat: no status column in %q", header)
+	}
+	need := max(px, sv, st, ck) + 1
+	var servers []Server
+	var f []string
+	for line := range strings.Lines(rows) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		f = f[:0]
+		for i, rest := 0, line; i < need; i++ {
+			field, more, ok := strings.Cut(rest, ",")
+			f = append(f, field)
+			if !ok {
+				break
+			}
+			rest = more
+		}
+		if len(f) <= st || len(f) <= px || len(f) <= sv || f[sv] == "FRONTEND" || f[sv] == "BACKEND" {
+			continue
+		}
+		srv := Server{Backend: f[px], Name: f[sv], Status: f[st]}
+		if ck >= 0 && ck < len(f) {
+			srv.CheckStatus = f[ck]
+		}
+		servers = append(servers, srv)
+	}
+	return servers, nil
+}
+
+// parseStatCSV is parseStat through encoding/csv, for answers with quoted
+// fields.
+func parseStatCSV(out string) ([]Server, error) {
 	r := csv.NewReader(strings.NewReader(out))
 	r.FieldsPerRecord = -1
 	recs, err := r.ReadAll()

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,6 +35,27 @@ func TestParseStatInitialCheck(t *testing.T) {
 	}
 	if got := UpCount(s)["be"]; got != 3 {
 		t.Fatalf("servers %+v: %d up, want 3 (all but ghost1)", s, got)
+	}
+}
+
+// TestParseStatQuoted: a quoted free-text field (last_chk with a comma)
+// before or after the columns read gives the same servers as encoding/csv.
+func TestParseStatQuoted(t *testing.T) {
+	plain := "# pxname,svname,status,check_status,last_chk\nbe,web1,UP,L7OK,ok\nbe,web2,DOWN,L4CON,refused\n"
+	quoted := "# pxname,svname,status,check_status,last_chk\nbe,web1,UP,L7OK,ok\nbe,web2,DOWN,L4CON,\"Layer4 connection problem, info: refused\"\n"
+	a, err1 := parseStat(plain)
+	b, err2 := parseStat(quoted)
+	c, err3 := parseStatCSV(strings.TrimPrefix(plain, "# "))
+	if err1 != nil || err2 != nil || err3 != nil {
+		t.Fatal(err1, err2, err3)
+	}
+	if !slices.Equal(a, b) || !slices.Equal(a, c) || len(a) != 2 || a[1].CheckStatus != "L4CON" {
+		t.Fatalf("split %+v, quoted %+v, csv %+v", a, b, c)
+	}
+	for _, bad := range []string{"", "\n", "# pxname,svname\nbe,web1\n"} {
+		if _, err := parseStat(bad); err == nil {
+			t.Errorf("parseStat(%q): no error", bad)
+		}
 	}
 }
 
