@@ -4,8 +4,9 @@
 // announcing exactly the VIPs that are healthy and not drained. It serves
 // its status on a root-only unix socket and Prometheus metrics.
 //
-// Every VIP is evaluated by its own goroutine on its own jittered timer,
-// under its own deadline, so a VIP whose HAProxy hangs never delays another
+// Every VIP is evaluated by its own goroutine on its own jittered timer
+// (rounded to a shared slot grid, so that timers due together wake the
+// process once), under its own deadline, so a VIP whose HAProxy hangs never delays another
 // VIP's evaluation or a listener event. One listener dump, refreshed by the
 // socket watcher every StallInterval, serves every VIP's evaluation; the
 // same watcher notices an accept queue that stops draining (a hung HAProxy)
@@ -377,6 +378,28 @@ func (a *Agent) loadAndWatch() ([]*vipState, error) {
 	return started, nil
 }
 
+// slot is the grid every VIP's timer and the socket watcher's ticks are
+// rounded up to (FastInterval/8 between 1 and 25 ms; 25 ms by default): a
+// VIP's evaluation comes at most one slot late. Timers due within one
+// slot fire together, so the process wakes at most 1/slot times a second
+// however many VIPs it watches. Each wake-up costs the Go runtime 15-20
+// context switches (sysmon, idle Ps woken to look for work) whatever it
+// runs, which dominated the idle agent's CPU with one timer per VIP.
+func (a *Agent) slot() time.Duration {
+	return min(max(a.cfg.FastInterval/8, time.Millisecond), 25*time.Millisecond)
+}
+
+// untilSlot returns the wait from now until the first slot boundary at or
+// after now+d.
+func (a *Agent) untilSlot(now time.Time, d time.Duration) time.Duration {
+	due := now.Add(d)
+	at := due.Truncate(a.slot())
+	if at.Before(due) {
+		at = at.Add(a.slot())
+	}
+	return max(at.Sub(now), 0)
+}
+
 // jitter returns d plus or minus up to a tenth of it.
 func jitter(d time.Duration) time.Duration {
 	if d < 10 {
@@ -404,7 +427,7 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 			kicked = time.Now()
 			if soon := last.Add(a.cfg.FastInterval); soon.Before(due) {
 				due = soon
-				timer.Reset(max(time.Until(due), 0))
+				timer.Reset(a.untilSlot(time.Now(), time.Until(due)))
 			}
 			continue
 		case <-timer.C:
@@ -422,7 +445,7 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 			next = a.cfg.FastInterval
 		}
 		due = last.Add(next)
-		timer.Reset(next)
+		timer.Reset(a.untilSlot(last, next))
 	}
 }
 

@@ -36,6 +36,14 @@ import (
 // withdraws VIPs whose HAProxy stopped accepting. Without Sockets it only
 // keeps LastEvaluation fresh for the watchdog.
 func (a *Agent) watchSockets(ctx context.Context) {
+	// Tick half a slot off the grid the VIPs' timers use: a listing at
+	// the very moment probes connect would see the agent's own probe
+	// connections waiting in accept queues and ask HAProxy for nothing.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(a.untilSlot(time.Now(), 0) + a.slot()/2):
+	}
 	t := time.NewTicker(a.cfg.StallInterval)
 	defer t.Stop()
 	var prev map[netip.AddrPort]health.Listener
