@@ -140,8 +140,10 @@ func TestIntegrationAgent(t *testing.T) {
 	h.kill(t)
 	d := tb.waitRR(t, all, nil, 5*time.Second)
 	t.Logf("HAProxy killed: both routes gone at the route reflector after %v", time.Since(start).Round(time.Microsecond))
-	if withEBPF && d > time.Second {
-		t.Errorf("withdrawn %v after the kill; with listener events it should take milliseconds", d)
+	// With eBPF the listener-close event withdraws it, not a failing probe
+	// (how fast is a benchmark figure, never a pass/fail target here).
+	if withEBPF && !strings.Contains(a.proc.Output(), "listener closed, withdrawing") {
+		t.Errorf("withdrawn %v after the kill, but not by a listener-close event (agent log: %s)", d, lastLines(a.proc.Output(), 20))
 	}
 	if vs := vipStatus(t, a.status(t), "web"); vs.Healthy || vs.Announced || len(vs.Reasons) == 0 {
 		t.Errorf("web after kill: %+v, want unhealthy with a reason", vs)
@@ -193,11 +195,11 @@ func TestIntegrationAgent(t *testing.T) {
 	t.Logf("failover with listener events, SIGKILL -> gone at RR: %s", fmtLatencies(lat))
 	t.Logf("  per trial: %v", lat)
 	// The target (p95 under 20 ms) is a benchmark figure on a quiet
-	// machine; what must hold even on a busy one is that the withdrawal
-	// comes from the listener event: polling needs Fall failed evaluations
-	// FastInterval apart, so it can never reach a median under that.
-	if p50, _, _ := latencies(lat); withEBPF && p50 >= time.Duration(agentFall-1)*agentFastInterval/2 {
-		t.Errorf("failover p50 %v: not event-driven (polling needs >= %v)", p50, time.Duration(agentFall-1)*agentFastInterval)
+	// machine; what must hold even on a busy one is that every withdrawal
+	// comes from a listener event (the first kill above and each trial),
+	// not from failing probes.
+	if n := strings.Count(a.proc.Output(), "listener closed, withdrawing"); withEBPF && n < 1+len(lat) {
+		t.Errorf("%d withdrawals by a listener-close event for %d kills: the others were not event-driven", n, 1+len(lat))
 	}
 
 	// Clean shutdown withdraws every route.
