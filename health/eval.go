@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/health/probe"
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 // Listener is a listening socket seen in the LB's network namespace.
@@ -82,7 +81,7 @@ func (r Result) Err() error {
 
 // Evaluate checks one VIP once. Listeners may be passed in when the caller
 // listed them for all VIPs at once; nil lists them through d.Sockets.
-func Evaluate(ctx context.Context, v *plan.VIP, d Deps, listeners []Listener) Result {
+func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result {
 	r := Result{VIP: v.Name}
 	fail := func(format string, args ...any) { r.Reasons = append(r.Reasons, fmt.Sprintf(format, args...)) }
 	if d.Units != nil {
@@ -139,7 +138,7 @@ func Evaluate(ctx context.Context, v *plan.VIP, d Deps, listeners []Listener) Re
 }
 
 // Expected returns the listeners a VIP must have: one per probed address.
-func Expected(v *plan.VIP) []netip.AddrPort {
+func Expected(v *VIP) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, p := range v.Probes {
 		if !slices.Contains(out, p.Addr) {
@@ -149,7 +148,7 @@ func Expected(v *plan.VIP) []netip.AddrPort {
 	return out
 }
 
-func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, fail func(string, ...any)) time.Duration {
+func runProbes(ctx context.Context, probes []Probe, timeout time.Duration, fail func(string, ...any)) time.Duration {
 	if timeout == 0 {
 		timeout = probe.DefaultTimeout
 	}
@@ -159,7 +158,7 @@ func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, 
 		slowest time.Duration
 	)
 	for _, p := range probes {
-		c, err := probe.For(p)
+		c, err := p.Checker()
 		if err != nil {
 			fail("%v", err)
 			continue
@@ -195,7 +194,7 @@ func runProbes(ctx context.Context, probes []plan.Probe, timeout time.Duration, 
 // polling every interval, or until ctx ends; the error then lists the last
 // reasons of every VIP that is not healthy, from the last evaluation that ran
 // to completion (one cut short by the deadline only says that it timed out).
-func Gate(ctx context.Context, vips []*plan.VIP, d Deps, rise int, interval time.Duration) error {
+func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Duration) error {
 	trackers := map[string]*Tracker{}
 	last := map[string]Result{}
 	for _, v := range vips {

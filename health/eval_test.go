@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 type fakeUnits map[string]bool
@@ -39,8 +37,8 @@ func TestEvaluate(t *testing.T) {
 		}
 	}()
 	a := netip.MustParseAddrPort(ln.Addr().String())
-	v := &plan.VIP{Name: "v1", Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: a}},
-		Backends: []plan.Backend{{Name: "be_web", MinUp: 2}}}
+	v := &VIP{Name: "v1", Probes: []Probe{{Kind: ProbeTCP, Addr: a}},
+		Backends: []Backend{{Name: "be_web", MinUp: 2}}}
 	good := Deps{Units: fakeUnits{"v1": true}, Sockets: fakeSockets{{Addr: a, Backlog: 0, MaxBacklog: 128}},
 		Backends: fakeBackends{"be_web": 2}}
 	if r := Evaluate(context.Background(), v, good, nil); !r.OK {
@@ -71,17 +69,17 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestGate(t *testing.T) {
-	v := &plan.VIP{Name: "v1"}
+	v := &VIP{Name: "v1"}
 	units := fakeUnits{"v1": false}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err := Gate(ctx, []*plan.VIP{v}, Deps{Units: units}, 2, 10*time.Millisecond)
+	err := Gate(ctx, []*VIP{v}, Deps{Units: units}, 2, 10*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "vip v1: not healthy: unit not active") {
 		t.Fatalf("gate of a dead VIP: %v", err)
 	}
 	units["v1"] = true
 	start := time.Now()
-	if err := Gate(context.Background(), []*plan.VIP{v}, Deps{Units: units}, 3, 10*time.Millisecond); err != nil {
+	if err := Gate(context.Background(), []*VIP{v}, Deps{Units: units}, 3, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 20*time.Millisecond {
@@ -103,13 +101,26 @@ func (s *slowBackends) UpCount(ctx context.Context, _ string) (map[string]int, e
 }
 
 func TestGateReportsLastCompleteEvaluation(t *testing.T) {
-	v := &plan.VIP{Name: "v1", Backends: []plan.Backend{{Name: "be_ghost", MinUp: 1}}}
+	v := &VIP{Name: "v1", Backends: []Backend{{Name: "be_ghost", MinUp: 1}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	b := &slowBackends{}
-	err := Gate(ctx, []*plan.VIP{v}, Deps{Backends: b}, 2, 10*time.Millisecond)
+	err := Gate(ctx, []*VIP{v}, Deps{Backends: b}, 2, 10*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "backend be_ghost: 0 of at least 1 servers up") ||
 		strings.Contains(err.Error(), "backends: context deadline exceeded") {
 		t.Fatalf("gate cut short by its deadline: %v (after %d evaluations), want the last complete reason", err, b.calls)
+	}
+}
+
+func TestProbeChecker(t *testing.T) {
+	a := netip.MustParseAddrPort("192.0.2.10:443")
+	for _, p := range []Probe{{Kind: ProbeTCP, Addr: a}, {Kind: ProbeTLS, Addr: a, Host: "h"}, {Kind: ProbeHTTP, Addr: a, Host: "h", TLS: true}} {
+		c, err := p.Checker()
+		if err != nil || !strings.Contains(c.String(), "192.0.2.10:443") {
+			t.Fatalf("%+v: %v %v", p, c, err)
+		}
+	}
+	if _, err := (Probe{Kind: "icmp"}).Checker(); err == nil {
+		t.Fatal("unknown kind accepted")
 	}
 }

@@ -24,9 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/node/release"
 )
 
 // Announcer is the part of health/bird's Announcer the agent uses.
@@ -51,9 +50,19 @@ type ListenerEvent struct {
 	At   time.Time
 }
 
+// Store is what the agent reads of the node's release store
+// (node/release.Store): the committed serial, the announceable set, the
+// operator's drain state and a release's firewall.
+type Store interface {
+	Current() (serial uint64, ok bool, err error)
+	ReadAnnounceable() (health.Announceable, error)
+	ReadDrains() (health.Drains, error)
+	Firewall(serial uint64) (model.Firewall, error)
+}
+
 // Config of an agent.
 type Config struct {
-	Store     *release.Store
+	Store     Store
 	Deps      health.Deps
 	Announcer Announcer
 	// Events of listeners opening and closing (nil without eBPF), and the
@@ -126,7 +135,7 @@ type vipState struct {
 	// evaluated is closed after the first evaluation.
 	evaluated chan struct{}
 
-	vip      plan.VIP
+	vip      health.VIP
 	expected []netip.AddrPort
 	tracker  *health.Tracker
 	last     health.Result
@@ -165,7 +174,7 @@ type Agent struct {
 	// prefixes are every VIP's host routes sorted by address, so that
 	// publishing filters them without sorting.
 	prefixes  []vipPrefix
-	drains    release.Drains
+	drains    health.Drains
 	announced []netip.Prefix
 	published bool
 	lastEval  time.Time

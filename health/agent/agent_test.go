@@ -87,11 +87,11 @@ func TestAgent(t *testing.T) {
 	defer lnA.Close()
 	lnB, addrB := serve(t)
 	defer lnB.Close()
-	vipA := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrA}}}
-	vipB := plan.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("2001:db8::11")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrB}}}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vipA, vipB}})
+	vipA := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addrA}}}
+	vipB := health.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("2001:db8::11")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addrB}}}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vipA, vipB}})
 	store.Stage(&release.Release{Serial: 7, State: &plan.State{}})
 	store.Commit(7)
 
@@ -125,7 +125,7 @@ func TestAgent(t *testing.T) {
 	}
 
 	// Drain b: withdrawn while its listener stays; undrain: back.
-	store.WriteDrains(release.Drains{VIPs: []string{"b"}})
+	store.WriteDrains(health.Drains{VIPs: []string{"b"}})
 	if err := a.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestAgent(t *testing.T) {
 	if st := a.Status(); !st.VIPs[1].Drained || !st.VIPs[1].Healthy || st.VIPs[1].Announced {
 		t.Fatalf("drained status %+v", st.VIPs[1])
 	}
-	store.WriteDrains(release.Drains{})
+	store.WriteDrains(health.Drains{})
 	a.Reload(ctx)
 	waitFor(t, "b announced after undrain", func() bool { return slices.Equal(ann.last(), all[1:]) })
 
@@ -168,9 +168,9 @@ func startOneVIP(t *testing.T, cfg Config) *oneVIP {
 		want: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}}
 	o.ln, o.addr = serve(t)
 	t.Cleanup(func() { o.ln.Close() })
-	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: o.addr}}}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
+	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: o.addr}}}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
 	cfg.Store, cfg.Announcer, cfg.Events = store, o.ann, o.events
 	o.a = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,8 +204,8 @@ func TestControlSocket(t *testing.T) {
 	_, addr := serve(t)
 	store.Stage(&release.Release{Serial: 3, State: &plan.State{}})
 	store.Commit(3)
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{{Name: "a",
-		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}}})
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{{Name: "a",
+		Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addr}}}}})
 	a := New(Config{Store: store, Announcer: &fakeAnnouncer{ch: make(chan []netip.Prefix, 10)}, Rise: 1, Interval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -275,12 +275,12 @@ func TestFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 	defer lnA.Close()
 	lnB, addrB := serve(t)
 	defer lnB.Close()
-	be := []plan.Backend{{Name: "be", MinUp: 1}}
-	vipA := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrA}}, Backends: be}
-	vipB := plan.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11")},
-		Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addrB}}, Backends: be}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vipA, vipB}})
+	be := []health.Backend{{Name: "be", MinUp: 1}}
+	vipA := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addrA}}, Backends: be}
+	vipB := health.VIP{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addrB}}, Backends: be}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vipA, vipB}})
 	backends := &blockingBackends{entered: make(chan struct{}, 1)}
 	ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
 	events := make(chan ListenerEvent, 1)
@@ -383,8 +383,8 @@ func TestStall(t *testing.T) {
 			ln, addr := serve(t)
 			defer ln.Close()
 			store, _ := release.Open(t.TempDir())
-			store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{{Name: "a",
-				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}}}})
+			store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{{Name: "a",
+				Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addr}}}}})
 			sockets := &queueSockets{backlog: map[netip.AddrPort]uint32{addr: 0}}
 			rt := &fakeRuntime{hung: hung}
 			ann := &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}
@@ -434,12 +434,12 @@ func TestOneListingServesEveryVIP(t *testing.T) {
 	ln, addr := serve(t)
 	defer ln.Close()
 	store, _ := release.Open(t.TempDir())
-	var vips []plan.VIP
+	var vips []health.VIP
 	for i := range 100 {
-		vips = append(vips, plan.VIP{Name: fmt.Sprintf("v%d", i), Addresses: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})},
-			Probes: []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}}})
+		vips = append(vips, health.VIP{Name: fmt.Sprintf("v%d", i), Addresses: []netip.Addr{netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})},
+			Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addr}}})
 	}
-	store.WriteAnnounceable(release.Announceable{VIPs: vips})
+	store.WriteAnnounceable(health.Announceable{VIPs: vips})
 	sockets := &queueSockets{backlog: map[netip.AddrPort]uint32{addr: 0}}
 	a := New(Config{Store: store, Announcer: &fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}, Deps: health.Deps{Sockets: sockets},
 		Interval: 50 * time.Millisecond, FastInterval: 10 * time.Millisecond, Rise: 1, StallInterval: 25 * time.Millisecond})

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 type nopAnnouncer struct{}
@@ -30,8 +29,8 @@ func BenchmarkListenerClose(b *testing.B) {
 			var target *vipState
 			for i := range n {
 				addr := netip.AddrFrom4([4]byte{192, 0, byte(2 + i/250), byte(1 + i%250)})
-				v := plan.VIP{Name: fmt.Sprintf("v%03d", i), Addresses: []netip.Addr{addr},
-					Probes: []plan.Probe{{Kind: plan.ProbeHTTP, Addr: netip.AddrPortFrom(addr, 80)}}}
+				v := health.VIP{Name: fmt.Sprintf("v%03d", i), Addresses: []netip.Addr{addr},
+					Probes: []health.Probe{{Kind: health.ProbeHTTP, Addr: netip.AddrPortFrom(addr, 80)}}}
 				s := &vipState{vip: v, expected: health.Expected(&v), tracker: health.NewTracker(1, 1)}
 				s.tracker.Observe(true)
 				a.vips[v.Name], a.order = s, append(a.order, s)

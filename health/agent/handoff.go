@@ -62,12 +62,12 @@ func (a *Agent) applyHandoff(force bool) {
 		return
 	}
 	a.handoffSerial, a.handoffAt = serial, time.Now()
-	r, err := a.cfg.Store.Load(serial)
+	fw, err := a.cfg.Store.Firewall(serial)
 	if err != nil {
 		a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)
 		return
 	}
-	if err := a.cfg.Handoff.Apply(r.State.Firewall); err != nil {
+	if err := a.cfg.Handoff.Apply(fw); err != nil {
 		a.log.Error("flow handoff", "err", err)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/lbctl/lbctl/bundle/intent"
 	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/node/config"
-	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/node/target"
@@ -54,12 +53,12 @@ func runAgentLikeLbctl(path string) error {
 }
 
 // The VIP of the integration tests: one HAProxy frontend on both addresses.
-var webVIP = plan.VIP{
+var webVIP = health.VIP{
 	Name:      "web",
 	Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")},
-	Probes: []plan.Probe{
-		{Kind: plan.ProbeHTTP, Addr: netip.MustParseAddrPort("192.0.2.10:80"), Host: "www.example.org", Path: "/"},
-		{Kind: plan.ProbeHTTP, Addr: netip.MustParseAddrPort("[2001:db8::10]:80"), Host: "www.example.org", Path: "/"},
+	Probes: []health.Probe{
+		{Kind: health.ProbeHTTP, Addr: netip.MustParseAddrPort("192.0.2.10:80"), Host: "www.example.org", Path: "/"},
+		{Kind: health.ProbeHTTP, Addr: netip.MustParseAddrPort("[2001:db8::10]:80"), Host: "www.example.org", Path: "/"},
 	},
 }
 
@@ -86,7 +85,7 @@ func webTestbed(t *testing.T, o agentOptions) (*testbed, *haproxy, *agentProc, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{webVIP}}); err != nil {
+	if err := store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{webVIP}}); err != nil {
 		t.Fatal(err)
 	}
 	h := newHAProxy(t, tb, webHAProxy)
@@ -161,7 +160,7 @@ func TestIntegrationAgent(t *testing.T) {
 	}
 
 	// Drain: withdrawn, while HAProxy keeps serving.
-	if err := store.WriteDrains(release.Drains{VIPs: []string{"web"}}); err != nil {
+	if err := store.WriteDrains(health.Drains{VIPs: []string{"web"}}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := a.client.Reload(ctx)
@@ -179,7 +178,7 @@ func TestIntegrationAgent(t *testing.T) {
 		}
 	}
 	// Undrain: back at once (the VIP stayed healthy).
-	if err := store.WriteDrains(release.Drains{}); err != nil {
+	if err := store.WriteDrains(health.Drains{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.client.Reload(ctx); err != nil {
@@ -348,12 +347,12 @@ func TestIntegrationFootprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vips []plan.VIP
+	var vips []health.VIP
 	var addrs []netip.Addr
 	probes := 0
 	for i := range site.VIPs {
 		mv := &site.VIPs[i]
-		v := plan.VIP{Name: mv.Name, Probes: target.Probes(site, mv)}
+		v := health.VIP{Name: mv.Name, Probes: target.Probes(site, mv)}
 		for _, s := range mv.Addresses {
 			v.Addresses = append(v.Addresses, s)
 		}
@@ -374,7 +373,7 @@ func TestIntegrationFootprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteAnnounceable(release.Announceable{VIPs: vips}); err != nil {
+	if err := store.WriteAnnounceable(health.Announceable{VIPs: vips}); err != nil {
 		t.Fatal(err)
 	}
 	a := startAgent(t, tb, store.Root, agentOptions{metrics: "127.0.0.1:9842"})
@@ -460,21 +459,21 @@ func procStatusKB(t *testing.T, pid int, field string) uint64 {
 // VIPs: a frontend per probed listener, answering 200 (or a redirect where
 // the probe expects one), terminating TLS with cert where the probe speaks
 // TLS, and accepting plain TCP connections.
-func campusHAProxy(vips []plan.VIP, cert string) string {
+func campusHAProxy(vips []health.VIP, cert string) string {
 	var b strings.Builder
 	b.WriteString("global\n  nbthread 1\ndefaults\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
 	for _, v := range vips {
 		for i, p := range v.Probes {
 			fmt.Fprintf(&b, "frontend %s-%d\n", v.Name, i)
 			ssl := ""
-			if p.TLS || p.Kind == plan.ProbeTLS {
+			if p.TLS || p.Kind == health.ProbeTLS {
 				ssl = " ssl crt " + cert
 			}
 			fmt.Fprintf(&b, "  bind %s%s\n", p.Addr, ssl)
 			switch {
-			case p.Kind == plan.ProbeHTTP && p.RedirectOnly:
+			case p.Kind == health.ProbeHTTP && p.RedirectOnly:
 				b.WriteString("  mode http\n  http-request redirect scheme https\n")
-			case p.Kind == plan.ProbeHTTP:
+			case p.Kind == health.ProbeHTTP:
 				b.WriteString("  mode http\n  http-request return status 200\n")
 			default:
 				b.WriteString("  mode tcp\n  tcp-request content reject\n")

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 // The transitions metric is a counter that follows the trackers' counts
@@ -16,7 +15,7 @@ func TestTransitionsCounter(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	a := New(Config{Metrics: NewMetrics(reg)})
 	ta, tb := health.NewTracker(1, 1), health.NewTracker(1, 1)
-	setVIPs(a, []plan.VIP{{Name: "a"}, {Name: "b"}}, ta, tb)
+	setVIPs(a, []health.VIP{{Name: "a"}, {Name: "b"}}, ta, tb)
 	a.updateMetrics()
 	ta.Transitions = 3
 	a.updateMetrics()
@@ -30,7 +29,7 @@ func TestTransitionsCounter(t *testing.T) {
 	if v := testutil.ToFloat64(m.WithLabelValues("b")); v != 1 {
 		t.Errorf("b: %v, want 1", v)
 	}
-	setVIPs(a, []plan.VIP{{Name: "a"}}, ta)
+	setVIPs(a, []health.VIP{{Name: "a"}}, ta)
 	a.updateMetrics()
 	if n := testutil.CollectAndCount(m, "lbctl_vip_health_transitions_total"); n != 1 {
 		t.Errorf("%d series after b left, want 1", n)
@@ -45,7 +44,7 @@ func TestTransitionsCounter(t *testing.T) {
 }
 
 // setVIPs gives the agent VIPs with the trackers, as a reload would.
-func setVIPs(a *Agent, vips []plan.VIP, trackers ...*health.Tracker) {
+func setVIPs(a *Agent, vips []health.VIP, trackers ...*health.Tracker) {
 	a.vips, a.order = map[string]*vipState{}, nil
 	for i, v := range vips {
 		s := &vipState{vip: v, tracker: trackers[i]}

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/traffic"
-	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/node/release"
 )
 
 // Page is the node's read-only status page, served next to /metrics: every
@@ -25,13 +24,23 @@ type Page struct {
 	Node    string
 	Traffic *traffic.Reader
 	// LastInstall returns the last entry of the install log (nil if none).
-	LastInstall func() *release.LogEntry
+	LastInstall func() *PageInstall
 	// Serial returns the committed release (default: the agent's).
 	Serial func() uint64
 	// ServersOut returns one line per server an operator took out.
 	ServersOut func() []string
 	// Refresh is the page's reload interval. Default 5s.
 	Refresh time.Duration
+}
+
+// PageInstall is the last install on the page (an entry of
+// node/release's install log).
+type PageInstall struct {
+	Time     time.Time
+	Op       string
+	From, To uint64
+	Result   string
+	Error    string
 }
 
 // PageServer is one backend server on the page.
@@ -67,17 +76,17 @@ type PageData struct {
 	Serial      uint64
 	Now         time.Time
 	Refresh     int
-	Last        *release.LogEntry
+	Last        *PageInstall
 	VIPs        []PageVIP
 	ServersOut  []string
 	Announced   []string
 }
 
 // VIPs returns the VIPs the agent watches (the announceable set).
-func (a *Agent) VIPs() []plan.VIP {
+func (a *Agent) VIPs() []health.VIP {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]plan.VIP, 0, len(a.order))
+	out := make([]health.VIP, 0, len(a.order))
 	for _, s := range a.order {
 		out = append(out, s.vip)
 	}

@@ -10,19 +10,17 @@ import (
 
 	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/traffic"
-	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/node/release"
 )
 
 func TestPage(t *testing.T) {
 	a := New(Config{})
-	setVIPs(a, []plan.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}, {Name: "192.0.2.<b>"}},
+	setVIPs(a, []health.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}, {Name: "192.0.2.<b>"}},
 		health.NewTracker(1, 1), health.NewTracker(1, 1))
 	missing := filepath.Join(t.TempDir(), "missing.sock")
 	p := &Page{Agent: a, Node: "lb1", Serial: func() uint64 { return 42 },
 		Traffic: &traffic.Reader{Targets: func() []traffic.Target { return []traffic.Target{{VIP: "192.0.2.10", Socket: missing}} }},
-		LastInstall: func() *release.LogEntry {
-			return &release.LogEntry{Op: "install", From: 41, To: 42, Result: "committed"}
+		LastInstall: func() *PageInstall {
+			return &PageInstall{Op: "install", From: 41, To: 42, Result: "committed"}
 		},
 		ServersOut: func() []string { return []string{"typo3-web2: drain in every VIP"} }}
 	h := AllowFrom([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, p)

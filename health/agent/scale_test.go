@@ -15,7 +15,6 @@ import (
 
 	renderhaproxy "github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 )
 
@@ -26,7 +25,7 @@ import (
 
 // siteVIP is one VIP of the site and its HAProxy.
 type siteVIP struct {
-	vip plan.VIP
+	vip health.VIP
 	h   *haproxy
 }
 
@@ -48,7 +47,7 @@ type siteOptions struct {
 }
 
 // siteHAProxy is the configuration of one VIP's HAProxy.
-func siteHAProxy(v plan.VIP, runDir string, o siteOptions) string {
+func siteHAProxy(v health.VIP, runDir string, o siteOptions) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n  nbthread 1\n  stats socket %s mode 600 level admin\n", renderhaproxy.AdminSocket(runDir, v.Name))
 	b.WriteString("defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
@@ -82,11 +81,11 @@ func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *re
 	for i := range n {
 		a := vipAddr(i)
 		addrs[i] = a
-		vips[i] = &siteVIP{vip: plan.VIP{
+		vips[i] = &siteVIP{vip: health.VIP{
 			Name:      fmt.Sprintf("v%03d", i),
 			Addresses: []netip.Addr{a},
-			Probes:    []plan.Probe{{Kind: plan.ProbeHTTP, Addr: netip.AddrPortFrom(a, 80), Host: "www.example.org", Path: "/"}},
-			Backends:  []plan.Backend{{Name: "be", MinUp: 1}},
+			Probes:    []health.Probe{{Kind: health.ProbeHTTP, Addr: netip.AddrPortFrom(a, 80), Host: "www.example.org", Path: "/"}},
+			Backends:  []health.Backend{{Name: "be", MinUp: 1}},
 		}}
 	}
 	// One ip -batch for every address: n execs of ip take seconds.
@@ -116,7 +115,7 @@ func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	ann := release.Announceable{}
+	ann := health.Announceable{}
 	for _, sv := range vips {
 		ann.VIPs = append(ann.VIPs, sv.vip)
 	}
@@ -177,7 +176,7 @@ func TestIntegrationScale(t *testing.T) {
 	lbctlBinary(t) // built before the clock starts
 	start := time.Now()
 	a := startAgent(t, tb, store.Root, agentOptions{cpuprofile: os.Getenv("LBCTL_AGENT_CPUPROFILE")})
-	var all []plan.VIP
+	var all []health.VIP
 	for _, sv := range vips {
 		all = append(all, sv.vip)
 	}

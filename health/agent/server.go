@@ -116,3 +116,14 @@ func (c Client) Reload(ctx context.Context) (Status, error) {
 	var s Status
 	return s, c.do(ctx, http.MethodPost, "/reload", &s)
 }
+
+// ReloadIfRunning is Reload for a caller that falls back to something else
+// when no agent runs (node/host announces through BIRD then): running is
+// false, and err nil, when no agent answers on the socket.
+func (c Client) ReloadIfRunning(ctx context.Context) (running bool, err error) {
+	_, err = c.Reload(ctx)
+	if errors.Is(err, ErrNotRunning) {
+		return false, nil
+	}
+	return true, err
+}

@@ -18,11 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/health/bird/birdtest"
 	"github.com/lbctl/lbctl/internal/testcert"
-	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
 
@@ -437,7 +437,7 @@ func vipStatus(t *testing.T, st agent.Status, name string) agent.VIPStatus {
 }
 
 // hostPrefixes returns the host routes of a VIP's addresses, IPv4 first.
-func hostPrefixes(vips ...plan.VIP) []netip.Prefix {
+func hostPrefixes(vips ...health.VIP) []netip.Prefix {
 	var out []netip.Prefix
 	for _, v := range vips {
 		for _, a := range v.Addresses {

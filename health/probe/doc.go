@@ -7,10 +7,7 @@ package probe
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 // Checker is one probe.
@@ -23,19 +20,6 @@ type Checker interface {
 
 // DefaultTimeout bounds one probe when the context has no deadline.
 const DefaultTimeout = 2 * time.Second
-
-// For returns the checker for a probe of a release.
-func For(p plan.Probe) (Checker, error) {
-	switch p.Kind {
-	case plan.ProbeTCP:
-		return &TCP{Addr: p.Addr}, nil
-	case plan.ProbeTLS:
-		return &TLS{Addr: p.Addr, ServerName: p.Host}, nil
-	case plan.ProbeHTTP:
-		return &HTTP{Addr: p.Addr, Host: p.Host, Path: p.Path, TLS: p.TLS, RedirectOnly: p.RedirectOnly}, nil
-	}
-	return nil, fmt.Errorf("unknown probe kind %q", p.Kind)
-}
 
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

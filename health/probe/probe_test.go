@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/internal/testcert"
-	"github.com/lbctl/lbctl/node/plan"
 )
 
 func addrOf(t *testing.T, u string) netip.AddrPort {
@@ -91,19 +90,6 @@ func TestTCP(t *testing.T) {
 	ln.Close()
 	if err := (&TCP{Addr: a}).Check(context.Background()); err == nil {
 		t.Fatal("closed listener passed")
-	}
-}
-
-func TestFor(t *testing.T) {
-	a := netip.MustParseAddrPort("192.0.2.10:443")
-	for _, p := range []plan.Probe{{Kind: plan.ProbeTCP, Addr: a}, {Kind: plan.ProbeTLS, Addr: a, Host: "h"}, {Kind: plan.ProbeHTTP, Addr: a, Host: "h", TLS: true}} {
-		c, err := For(p)
-		if err != nil || !strings.Contains(c.String(), "192.0.2.10:443") {
-			t.Fatalf("%+v: %v %v", p, c, err)
-		}
-	}
-	if _, err := For(plan.Probe{Kind: "icmp"}); err == nil {
-		t.Fatal("unknown kind accepted")
 	}
 }
 

@@ -25,7 +25,6 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
@@ -86,6 +85,13 @@ func (p Paths) withDefaults() Paths {
 	return p
 }
 
+// Agent is the health agent as the host sees it (health/agent.Client):
+// ReloadIfRunning has a running agent re-read the announceable set and
+// returns once BIRD shows the result; running is false when no agent runs.
+type Agent interface {
+	ReloadIfRunning(ctx context.Context) (running bool, err error)
+}
+
 // Host implements apply.Host.
 type Host struct {
 	Paths     Paths
@@ -94,10 +100,10 @@ type Host struct {
 	Addresses Addresses
 	// BirdCtl may be nil when BIRD is not running (nothing to reconfigure).
 	BirdCtl Bird
-	// Announcer is used when no agent answers on AgentSocket.
-	Announcer   Announcer
-	Store       *release.Store
-	AgentSocket string
+	// Announcer is used when Agent is nil or no agent runs.
+	Announcer Announcer
+	Store     *release.Store
+	Agent     Agent
 	// Health is what the health gate evaluates.
 	Health health.Deps
 	// Rise is how many passing evaluations in a row the gate needs, every
@@ -274,21 +280,31 @@ var AnnounceTimeout = 2 * time.Minute
 // agent, which holds back unhealthy and drained VIPs, or, when no agent
 // runs, directly through BIRD, holding back drained VIPs.
 func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
-	if err := h.Store.WriteAnnounceable(release.Announceable{VIPs: vips}); err != nil {
+	hv := make([]health.VIP, len(vips))
+	for i := range vips {
+		hv[i] = vips[i].Health()
+	}
+	return h.AnnounceVIPs(ctx, hv)
+}
+
+// AnnounceVIPs is Announce of VIPs' health specifications (the announceable
+// set as recorded).
+func (h *Host) AnnounceVIPs(ctx context.Context, vips []health.VIP) error {
+	if err := h.Store.WriteAnnounceable(health.Announceable{VIPs: vips}); err != nil {
 		return err
 	}
-	if h.AgentSocket != "" {
+	if h.Agent != nil {
 		// The agent answers once BIRD shows the new set, which takes
 		// longer than the client's default 10 s with hundreds of VIPs on
 		// a busy node (seen at 150 VIPs, load average 50-100).
 		actx, cancel := context.WithTimeout(ctx, AnnounceTimeout)
 		defer cancel()
-		_, err := agent.Client{Socket: h.AgentSocket}.Reload(actx)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, agent.ErrNotRunning) {
+		running, err := h.Agent.ReloadIfRunning(actx)
+		if err != nil {
 			return fmt.Errorf("announce through the agent: %w", err)
+		}
+		if running {
+			return nil
 		}
 	}
 	if h.Announcer == nil {
@@ -313,7 +329,7 @@ func (h *Host) Announce(ctx context.Context, vips []plan.VIP) error {
 
 // HealthGate waits until every named VIP is healthy.
 func (h *Host) HealthGate(ctx context.Context, names []string) error {
-	var vips []*plan.VIP
+	var vips []*health.VIP
 	h.mu.Lock()
 	for _, n := range names {
 		v, ok := h.gate[n]
@@ -321,7 +337,8 @@ func (h *Host) HealthGate(ctx context.Context, names []string) error {
 			h.mu.Unlock()
 			return fmt.Errorf("health gate: vip %s was not written by this install", n)
 		}
-		vips = append(vips, &v)
+		hv := v.Health()
+		vips = append(vips, &hv)
 	}
 	h.mu.Unlock()
 	timeout := h.GateTimeout

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 )
@@ -57,8 +59,8 @@ func TestWriteRemoveVIP(t *testing.T) {
 func TestAnnounceWithoutAgentHoldsBackDrained(t *testing.T) {
 	store, _ := release.Open(t.TempDir())
 	ann := &recAnnouncer{}
-	h := &Host{Store: store, Announcer: ann, AgentSocket: filepath.Join(t.TempDir(), "none.sock")}
-	store.WriteDrains(release.Drains{VIPs: []string{"b"}})
+	h := &Host{Store: store, Announcer: ann, Agent: agent.Client{Socket: filepath.Join(t.TempDir(), "none.sock")}}
+	store.WriteDrains(health.Drains{VIPs: []string{"b"}})
 	vips := []plan.VIP{
 		{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}},
 		{Name: "b", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.11")}},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/host"
@@ -44,7 +45,7 @@ func SetDrains(store *release.Store, req DrainRequest) error {
 	case req.On:
 		d.VIPs = append(d.VIPs, req.Names...)
 	case req.All:
-		d = release.Drains{}
+		d = health.Drains{}
 	default:
 		d.VIPs = slices.DeleteFunc(d.VIPs, func(v string) bool { return slices.Contains(req.Names, v) })
 	}
@@ -81,7 +82,7 @@ func Announce(ctx context.Context, cfg *config.Config, store *release.Store) (*A
 		return nil, err
 	}
 	h := &host.Host{Store: store, Announcer: ann}
-	if err := h.Announce(ctx, a.VIPs); err != nil {
+	if err := h.AnnounceVIPs(ctx, a.VIPs); err != nil {
 		return nil, fmt.Errorf("agent not running; announcing through BIRD: %w", err)
 	}
 	return &Announced{}, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/internal/testcert"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
@@ -79,7 +80,7 @@ func TestSetDrains(t *testing.T) {
 	if err := store.Commit(7); err != nil {
 		t.Fatal(err)
 	}
-	drains := func() release.Drains {
+	drains := func() health.Drains {
 		t.Helper()
 		d, err := store.ReadDrains()
 		if err != nil {

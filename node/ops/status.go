@@ -86,7 +86,7 @@ func askAgent(ctx context.Context, cfg *config.Config, st *nodeapi.Status) map[s
 type vipViewer struct {
 	deps   health.Deps
 	units  systemd.Manager
-	drains release.Drains
+	drains health.Drains
 	agent  map[string]agent.VIPStatus
 }
 
@@ -103,7 +103,8 @@ func (w vipViewer) status(ctx context.Context, v *plan.VIP) nodeapi.VIPStatus {
 	if av, ok := w.agent[v.Name]; ok {
 		vs.Healthy, vs.Announced, vs.Reasons = av.Healthy, av.Announced, av.Reasons
 	} else {
-		r := health.Evaluate(ctx, v, w.deps, nil)
+		hv := v.Health()
+		r := health.Evaluate(ctx, &hv, w.deps, nil)
 		vs.Healthy, vs.Reasons = r.OK, r.Reasons
 	}
 	return vs

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/health"
 )
 
 // File is one rendered file of a VIP, relative to the VIP's config directory.
@@ -44,41 +45,16 @@ type VIP struct {
 	Transparent bool `json:"transparent"`
 	// Probes are the active probes that must pass for the VIP to be
 	// healthy, sorted by address.
-	Probes []Probe `json:"probes,omitempty"`
+	Probes []health.Probe `json:"probes,omitempty"`
 	// Backends are the HAProxy backends of the VIP with the number of
 	// servers that must be up.
-	Backends []Backend `json:"backends,omitempty"`
+	Backends []health.Backend `json:"backends,omitempty"`
 }
 
-// Probe kinds.
-const (
-	ProbeTCP  = "tcp"
-	ProbeHTTP = "http"
-	ProbeTLS  = "tls"
-)
-
-// Probe is one active probe of a VIP listener.
-type Probe struct {
-	Kind string         `json:"kind"`
-	Addr netip.AddrPort `json:"addr"`
-	// TLS means the probe speaks TLS (https or a TLS handshake) with SNI
-	// Host.
-	TLS bool `json:"tls,omitempty"`
-	// Host is the Host header and SNI name.
-	Host string `json:"host,omitempty"`
-	Path string `json:"path,omitempty"`
-	// RedirectOnly means the listener answers with a redirect itself.
-	RedirectOnly bool `json:"redirect_only,omitempty"`
-}
-
-// Backend is an HAProxy backend of a VIP and how many of its servers must
-// be up.
-type Backend struct {
-	Name  string `json:"name"`
-	MinUp int    `json:"min_up"`
-	// Service is the model's name of the service the backend serves (the
-	// traffic metrics' service label).
-	Service string `json:"service,omitempty"`
+// Health returns the VIP's health specification: what the agent and the
+// install's health gate evaluate.
+func (v *VIP) Health() health.VIP {
+	return health.VIP{Name: v.Name, Addresses: v.Addresses, Probes: v.Probes, Backends: v.Backends}
 }
 
 // State is the node state a release asks for.

@@ -37,6 +37,8 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/nodeapi"
 )
@@ -162,6 +164,16 @@ func (s *Store) Load(serial uint64) (*Release, error) {
 		return nil, fmt.Errorf("release %d: state.json: %w", serial, err)
 	}
 	return &Release{Serial: serial, Bundle: b, State: &st}, nil
+}
+
+// Firewall returns the firewall of a staged release (what the agent hands
+// to the flow handoff datapath).
+func (s *Store) Firewall(serial uint64) (model.Firewall, error) {
+	r, err := s.Load(serial)
+	if err != nil {
+		return model.Firewall{}, err
+	}
+	return r.State.Firewall, nil
 }
 
 func (s *Store) currentTarget() string {
@@ -393,15 +405,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Announceable is the set of VIPs this node may announce, written by the
-// install's announce steps and read by the agent, which announces those of
-// them that are healthy and not drained. The VIPs carry no files.
-type Announceable struct {
-	VIPs []plan.VIP `json:"vips"`
-}
-
-// WriteAnnounceable replaces the announceable set atomically.
-func (s *Store) WriteAnnounceable(a Announceable) error {
+// WriteAnnounceable replaces the announceable set (announce.json, the VIPs
+// this node may announce, read by the agent) atomically.
+func (s *Store) WriteAnnounceable(a health.Announceable) error {
 	b, err := json.MarshalIndent(a, "", "  ")
 	if err != nil {
 		return err
@@ -414,8 +420,8 @@ func (s *Store) WriteAnnounceable(a Announceable) error {
 
 // ReadAnnounceable returns the announceable set (empty when none was
 // written).
-func (s *Store) ReadAnnounceable() (Announceable, error) {
-	var a Announceable
+func (s *Store) ReadAnnounceable() (health.Announceable, error) {
+	var a health.Announceable
 	b, err := os.ReadFile(filepath.Join(s.Root, "announce.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return a, nil
@@ -429,19 +435,9 @@ func (s *Store) ReadAnnounceable() (Announceable, error) {
 	return a, nil
 }
 
-// Drains is the operator's drain state; it survives agent restarts and
-// reinstalls.
-type Drains struct {
-	All  bool     `json:"all"`
-	VIPs []string `json:"vips"`
-}
-
-// Drained reports whether the VIP is drained.
-func (d Drains) Drained(vip string) bool { return d.All || slices.Contains(d.VIPs, vip) }
-
 // ReadDrains returns the drain state.
-func (s *Store) ReadDrains() (Drains, error) {
-	var d Drains
+func (s *Store) ReadDrains() (health.Drains, error) {
+	var d health.Drains
 	b, err := os.ReadFile(filepath.Join(s.Root, "drain.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil
@@ -456,7 +452,7 @@ func (s *Store) ReadDrains() (Drains, error) {
 }
 
 // WriteDrains replaces the drain state atomically.
-func (s *Store) WriteDrains(d Drains) error {
+func (s *Store) WriteDrains(d health.Drains) error {
 	slices.Sort(d.VIPs)
 	d.VIPs = slices.Compact(d.VIPs)
 	b, err := json.Marshal(d)

@@ -49,12 +49,13 @@ func statusPage(cfg *config.Config, store *release.Store, a *agent.Agent, tr *tr
 			s, _, _ := store.Current()
 			return s
 		},
-		LastInstall: func() *release.LogEntry {
+		LastInstall: func() *agent.PageInstall {
 			h, err := store.History()
 			if err != nil || len(h) == 0 {
 				return nil
 			}
-			return &h[len(h)-1]
+			e := h[len(h)-1]
+			return &agent.PageInstall{Time: e.Time, Op: e.Op, From: e.From, To: e.To, Result: e.Result, Error: e.Error}
 		},
 		ServersOut: func() []string {
 			f, err := servers.Read(cfg.StateDir)

@@ -138,7 +138,7 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *rele
 		BirdCtl:     &BirdControl{Socket: cfg.Bird.Socket, Units: units, Unit: cfg.Bird.Unit},
 		Announcer:   ann,
 		Store:       store,
-		AgentSocket: cfg.Agent.Socket,
+		Agent:       agent.Client{Socket: cfg.Agent.Socket},
 		Health:      HealthDeps(cfg, units),
 		Rise:        2,
 		GateTimeout: time.Duration(cfg.GateTimeout),

@@ -5,14 +5,14 @@ import (
 	"slices"
 
 	"github.com/lbctl/lbctl/bundle/model"
-	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/health"
 )
 
 // Probes derives the active probes of a VIP from its services: one per VIP
 // address and port. On a port that several http services share, the first
 // service by name that serves on it names the Host header and SNI.
-func Probes(site *model.Site, v *model.VIP) []plan.Probe {
-	var out []plan.Probe
+func Probes(site *model.Site, v *model.VIP) []health.Probe {
+	var out []health.Probe
 	for _, p := range v.Ports {
 		var svc *model.Service
 		var l *model.Listener
@@ -41,19 +41,19 @@ func Probes(site *model.Site, v *model.VIP) []plan.Probe {
 			if !a.IsValid() || (a.Is4() && !l.IPv4) || (a.Is6() && !l.IPv6) {
 				continue
 			}
-			pr := plan.Probe{Addr: netip.AddrPortFrom(a, uint16(p.Port)), Host: svc.FQDN}
+			pr := health.Probe{Addr: netip.AddrPortFrom(a, uint16(p.Port)), Host: svc.FQDN}
 			switch {
 			case p.Mode == model.ModeHTTP:
-				pr.Kind, pr.TLS, pr.RedirectOnly = plan.ProbeHTTP, p.TLS, redirectOnly && !p.TLS
+				pr.Kind, pr.TLS, pr.RedirectOnly = health.ProbeHTTP, p.TLS, redirectOnly && !p.TLS
 				pr.Path = "/"
 			case p.TLS:
-				pr.Kind = plan.ProbeTLS
+				pr.Kind = health.ProbeTLS
 			default:
-				pr.Kind, pr.Host = plan.ProbeTCP, ""
+				pr.Kind, pr.Host = health.ProbeTCP, ""
 			}
 			out = append(out, pr)
 		}
 	}
-	slices.SortFunc(out, func(x, y plan.Probe) int { return x.Addr.Compare(y.Addr) })
+	slices.SortFunc(out, func(x, y health.Probe) int { return x.Addr.Compare(y.Addr) })
 	return out
 }

@@ -7,6 +7,7 @@ package target
 import (
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/render"
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/node/plan"
 )
 
@@ -26,7 +27,7 @@ func State(site *model.Site, node *model.Node, serial uint64, opts Options) (*pl
 			pv.Files = append(pv.Files, plan.File{Path: f.Name, Data: f.Data})
 		}
 		for _, b := range v.Backends {
-			pv.Backends = append(pv.Backends, plan.Backend{Name: b.Name, MinUp: b.MinUp, Service: b.Service})
+			pv.Backends = append(pv.Backends, health.Backend{Name: b.Name, MinUp: b.MinUp, Service: b.Service})
 		}
 		st.VIPs = append(st.VIPs, pv)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/intent"
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/node/plan"
 )
 
@@ -28,7 +29,7 @@ func TestStateOfCampus(t *testing.T) {
 	if len(st.VIPs) != len(site.VIPs) || st.Serial != 9 || len(st.BirdConf) == 0 || len(st.Firewall.Accept4) == 0 {
 		t.Fatalf("state: %d VIPs, bird %d bytes, %d v4 listeners", len(st.VIPs), len(st.BirdConf), len(st.Firewall.Accept4))
 	}
-	find := func(vip string, port uint16, a string) *plan.Probe {
+	find := func(vip string, port uint16, a string) *health.Probe {
 		v := st.VIP(vip)
 		for i := range v.Probes {
 			if v.Probes[i].Addr == netip.AddrPortFrom(netip.MustParseAddr(a), port) {
@@ -40,15 +41,15 @@ func TestStateOfCampus(t *testing.T) {
 	for _, c := range []struct {
 		vip, addr string
 		port      uint16
-		want      plan.Probe
+		want      health.Probe
 	}{
 		// TYPO3 sites pass port 80 to Apache: a plain HTTP probe.
-		{"192.0.2.10", "192.0.2.10", 80, plan.Probe{Kind: plan.ProbeHTTP, Path: "/"}},
-		{"192.0.2.10", "2001:db8:10::10", 443, plan.Probe{Kind: plan.ProbeHTTP, TLS: true, Path: "/"}},
+		{"192.0.2.10", "192.0.2.10", 80, health.Probe{Kind: health.ProbeHTTP, Path: "/"}},
+		{"192.0.2.10", "2001:db8:10::10", 443, health.Probe{Kind: health.ProbeHTTP, TLS: true, Path: "/"}},
 		// The wiki redirects port 80 on the LB.
-		{"192.0.2.11", "192.0.2.11", 80, plan.Probe{Kind: plan.ProbeHTTP, Path: "/", RedirectOnly: true}},
-		{"192.0.2.20", "2001:db8:20::20", 25, plan.Probe{Kind: plan.ProbeTCP}},
-		{"192.0.2.30", "192.0.2.30", 636, plan.Probe{Kind: plan.ProbeTLS}},
+		{"192.0.2.11", "192.0.2.11", 80, health.Probe{Kind: health.ProbeHTTP, Path: "/", RedirectOnly: true}},
+		{"192.0.2.20", "2001:db8:20::20", 25, health.Probe{Kind: health.ProbeTCP}},
+		{"192.0.2.30", "192.0.2.30", 636, health.Probe{Kind: health.ProbeTLS}},
 	} {
 		p := find(c.vip, c.port, c.addr)
 		if p == nil {
@@ -58,7 +59,7 @@ func TestStateOfCampus(t *testing.T) {
 		if p.Kind != c.want.Kind || p.TLS != c.want.TLS || p.RedirectOnly != c.want.RedirectOnly || p.Path != c.want.Path {
 			t.Errorf("%s %s:%d: probe %+v, want %+v", c.vip, c.addr, c.port, *p, c.want)
 		}
-		if p.Kind != plan.ProbeTCP && p.Host == "" {
+		if p.Kind != health.ProbeTCP && p.Host == "" {
 			t.Errorf("%s: probe without Host/SNI", c.vip)
 		}
 	}
