@@ -22,6 +22,7 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/netlink"
 	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/systemd"
 )
@@ -68,7 +69,7 @@ func Compare(want *plan.State, got *Observed) []string {
 	case !got.FirewallExists:
 		add("nftables: table inet %s missing", model.NFTTable)
 	default:
-		for _, d := range nft.Diff(want.Firewall, got.Firewall) {
+		for _, d := range nftspec.Diff(want.Firewall, got.Firewall) {
 			add("nftables: %s", d)
 		}
 	}

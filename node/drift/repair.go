@@ -9,6 +9,7 @@ import (
 
 	"github.com/lbctl/lbctl/node/netlink"
 	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 )
 
@@ -147,7 +148,7 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 
 // firewallDrifted is Compare's nftables check.
 func firewallDrifted(want *plan.State, got *Observed) bool {
-	return got.FirewallErr != nil || !got.FirewallExists || len(nft.Diff(want.Firewall, got.Firewall)) > 0
+	return got.FirewallErr != nil || !got.FirewallExists || len(nftspec.Diff(want.Firewall, got.Firewall)) > 0
 }
 
 // desiredAddresses is the address state the release asks for.

@@ -44,7 +44,11 @@
 // packets see the old table or the new one, never a mix. Read lists the
 // table back into a model.Firewall and checks that its chains and rules are
 // exactly what Apply would have programmed (ErrDrift otherwise), so
-// Diff(want, read) is empty exactly when the kernel enforces want.
+// nftspec.Diff(want, read) is empty exactly when the kernel enforces want.
+//
+// The pure side (validating and parsing a model.Firewall into an
+// nftspec.Spec, its canonical form, Diff) lives in node/nft/nftspec, which
+// links no netlink library; this package is the kernel client.
 //
 // Build and the rule builders (InputRules, TransparentRule, InterceptRule)
 // are pure functions returning nftables objects; Render prints the same

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 )
 
 // Fake is an in-memory Conn: it validates like Kernel.Apply, keeps the
@@ -29,7 +30,7 @@ func (f *Fake) Apply(fw model.Firewall) error {
 		f.FailApply = nil
 		return err
 	}
-	c, err := Canonical(fw)
+	c, err := nftspec.Canonical(fw)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
 
@@ -106,7 +107,7 @@ func TestKernelApplyReadIdempotent(t *testing.T) {
 		t.Fatalf("apply committed %d batches, want 1", g-g0)
 	}
 	got := mustRead(t, k)
-	if d := Diff(want, got); len(d) > 0 {
+	if d := nftspec.Diff(want, got); len(d) > 0 {
 		t.Fatalf("diff after apply:\n%s\n%s", strings.Join(d, "\n"), listTable(t, ns))
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -122,7 +123,7 @@ func TestKernelApplyReadIdempotent(t *testing.T) {
 	if g := mustGen(t, k); g != g0+2 {
 		t.Fatalf("second apply: generation %d, want %d", g, g0+2)
 	}
-	if d := Diff(want, mustRead(t, k)); len(d) > 0 {
+	if d := nftspec.Diff(want, mustRead(t, k)); len(d) > 0 {
 		t.Fatalf("diff after second apply: %v", d)
 	}
 	if second := listTable(t, ns); second != first {
@@ -134,7 +135,7 @@ func TestKernelApplyReadIdempotent(t *testing.T) {
 	if err := k.Apply(small); err != nil {
 		t.Fatal(err)
 	}
-	if d := Diff(small, mustRead(t, k)); len(d) > 0 {
+	if d := nftspec.Diff(small, mustRead(t, k)); len(d) > 0 {
 		t.Fatalf("diff after replacing: %v\n%s", d, listTable(t, ns))
 	}
 	if n := kernelRules(t, ns); n != 7 {
@@ -178,7 +179,7 @@ func TestKernelMatchesNft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := Diff(fixture(), mustRead(t, kn)); len(d) > 0 {
+	if d := nftspec.Diff(fixture(), mustRead(t, kn)); len(d) > 0 {
 		t.Fatalf("Read of the nft-made table: %v", d)
 	}
 }
@@ -244,7 +245,7 @@ func TestKernelScale(t *testing.T) {
 		start = time.Now()
 		got := mustRead(t, k)
 		readTook := time.Since(start)
-		if d := Diff(fw, got); len(d) > 0 {
+		if d := nftspec.Diff(fw, got); len(d) > 0 {
 			t.Fatalf("%d pairs: %d differences, first %v", n, len(d), d[:min(5, len(d))])
 		}
 		if len(got.Accept4)+len(got.Accept6) != n {
@@ -320,7 +321,7 @@ func TestKernelAtomic(t *testing.T) {
 				t.Fatalf("table changed (handles included) by a failed apply")
 			}
 			got := mustRead(t, k)
-			if d := Diff(good, got); len(d) > 0 {
+			if d := nftspec.Diff(good, got); len(d) > 0 {
 				t.Fatalf("old table not intact: %v", d)
 			}
 		})
@@ -380,7 +381,7 @@ func TestKernelDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Exec(t, "nft", "delete", "element", "inet", "lbctl", "vip4", "{ 192.0.2.11 }")
-	if d := Diff(want, mustRead(t, k)); !reflect.DeepEqual(d, []string{"vip4: missing 192.0.2.11"}) {
+	if d := nftspec.Diff(want, mustRead(t, k)); !reflect.DeepEqual(d, []string{"vip4: missing 192.0.2.11"}) {
 		t.Fatalf("after deleting an element: %v", d)
 	}
 	ns.Exec(t, "nft", "add", "rule", "inet", "lbctl", "input", "tcp", "dport", "22", "accept")
@@ -396,7 +397,7 @@ func TestKernelDrift(t *testing.T) {
 	if err := k.Apply(want); err != nil {
 		t.Fatal(err)
 	}
-	if d := Diff(want, mustRead(t, k)); len(d) > 0 {
+	if d := nftspec.Diff(want, mustRead(t, k)); len(d) > 0 {
 		t.Fatalf("apply did not repair: %v", d)
 	}
 }

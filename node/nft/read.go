@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 )
 
 // Read lists the table back from the kernel: the set elements, whether the
@@ -48,7 +49,7 @@ func (k *Kernel) Read() (model.Firewall, bool, error) {
 }
 
 func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []string, error) {
-	var s spec
+	var s nftspec.Spec
 	var drift []string
 	want := NewSets(t)
 	sets, err := c.GetSets(t)
@@ -96,18 +97,18 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 				var a netip.Addr
 				if a, ok = netip.AddrFromSlice(e.Key); ok {
 					if set.Name == SetVIP4 {
-						s.vip4 = append(s.vip4, a)
+						s.VIP4 = append(s.VIP4, a)
 					} else {
-						s.vip6 = append(s.vip6, a)
+						s.VIP6 = append(s.VIP6, a)
 					}
 				}
 			case SetSvc4, SetSvc6:
 				var p netip.AddrPort
 				if p, ok = pairFromKey(e.Key); ok {
 					if set.Name == SetSvc4 {
-						s.svc4 = append(s.svc4, p)
+						s.Svc4 = append(s.Svc4, p)
 					} else {
-						s.svc6 = append(s.svc6, p)
+						s.Svc6 = append(s.Svc6, p)
 					}
 				}
 			case SetHPeer4:
@@ -145,7 +146,7 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 				drift = append(drift, "missing set "+name)
 			}
 		}
-		s.handoff = &handoff{peers4: hpeer4, back4: hback4}
+		s.Handoff = &nftspec.Handoff{Peers4: hpeer4, Back4: hback4}
 	}
 	wantChains := map[string]*nftables.Chain{ChainInput: InputChain(t), ChainPrerouting: PreroutingChain(t)}
 	if handoffOn {
@@ -175,20 +176,20 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 			}
 		}
 		if handoffOn {
-			readHandoff(s.handoff, ch.Name, rules)
+			readHandoff(s.Handoff, ch.Name, rules)
 		}
 		if ch.Name == ChainPrerouting {
 			for _, r := range rules {
 				switch {
 				case hasExpr[*expr.Socket](r):
-					s.transparent = true
+					s.Transparent = true
 				case hasExpr[*expr.TProxy](r):
 					ic, err := parseIntercept(r)
 					if err != nil {
 						drift = append(drift, fmt.Sprintf("chain %s: %v", ch.Name, err))
 						continue
 					}
-					s.intercepts = append(s.intercepts, ic)
+					s.Intercepts = append(s.Intercepts, ic)
 				}
 			}
 		}
@@ -197,30 +198,30 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 	for name := range wantChains {
 		drift = append(drift, "missing chain "+name)
 	}
-	s.sort()
+	s.Sort()
 	// The rules must be exactly those Apply programs for what was read.
 	exp := build(s)
 	drift = append(drift, rulesDiff(exp.Rules, got)...)
-	return s.firewall(), drift, nil
+	return s.Firewall(), drift, nil
 }
 
 // readHandoff recovers the handoff port (from the admission rule of the
 // input chain) and the MSS (from the clamp rules of the output chain); the
 // caller then compares the whole rules with what Apply programs.
-func readHandoff(h *handoff, chain string, rules []dumpedRule) {
+func readHandoff(h *nftspec.Handoff, chain string, rules []dumpedRule) {
 	for _, r := range rules {
 		switch {
 		case chain == ChainInput && hasExpr[*expr.Objref](r):
 			for _, e := range r.exprs {
 				if c, ok := e.(*expr.Cmp); ok && len(c.Data) == 2 {
-					h.port = uint16(c.Data[0])<<8 | uint16(c.Data[1])
+					h.Port = uint16(c.Data[0])<<8 | uint16(c.Data[1])
 					break
 				}
 			}
 		case chain == ChainOutput:
 			for _, e := range r.exprs {
 				if c, ok := e.(*expr.Cmp); ok && c.Op == expr.CmpOpGt && len(c.Data) == 2 {
-					h.mss = uint16(c.Data[0])<<8 | uint16(c.Data[1])
+					h.MSS = uint16(c.Data[0])<<8 | uint16(c.Data[1])
 				}
 			}
 		}
@@ -263,9 +264,9 @@ func chainDiff(want, got *nftables.Chain) string {
 
 // parseIntercept recovers an intercept from the expressions InterceptRule
 // makes; the caller then compares the whole rule with InterceptRule's.
-func parseIntercept(r dumpedRule) (intercept, error) {
+func parseIntercept(r dumpedRule) (nftspec.Intercept, error) {
 	var (
-		ic        intercept
+		ic        nftspec.Intercept
 		fam       byte
 		size      int
 		loaded    *expr.Payload
@@ -310,33 +311,33 @@ func parseIntercept(r dumpedRule) (intercept, error) {
 				if err != nil {
 					return ic, fmt.Errorf("intercept rule: %w", err)
 				}
-				ic.prefix, prefixSet = p, true
+				ic.Prefix, prefixSet = p, true
 			case loaded.Base == expr.PayloadBaseTransportHeader && len(e.Data) == 2:
-				ic.port = uint16(e.Data[0])<<8 | uint16(e.Data[1])
+				ic.Port = uint16(e.Data[0])<<8 | uint16(e.Data[1])
 			}
 			loaded, maskBits = nil, -1
 		case *expr.Immediate:
 			imm[e.Register] = e.Data
 		case *expr.TProxy:
 			if p := imm[e.RegPort]; len(p) == 2 {
-				ic.toPort = uint16(p[0])<<8 | uint16(p[1])
+				ic.ToPort = uint16(p[0])<<8 | uint16(p[1])
 			}
 			if e.RegAddr != 0 {
-				ic.to, _ = netip.AddrFromSlice(imm[e.RegAddr])
+				ic.To, _ = netip.AddrFromSlice(imm[e.RegAddr])
 			}
 		}
 	}
 	if !prefixSet {
 		switch fam {
 		case unix.NFPROTO_IPV4:
-			ic.prefix = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			ic.Prefix = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		case unix.NFPROTO_IPV6:
-			ic.prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			ic.Prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		default:
 			return ic, errors.New("tproxy rule without an address family")
 		}
 	}
-	if ic.port == 0 || ic.toPort == 0 {
+	if ic.Port == 0 || ic.ToPort == 0 {
 		return ic, errors.New("tproxy rule without a port match or target port")
 	}
 	return ic, nil

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 )
 
 // Names of the sets and chains in the table.
@@ -68,38 +69,38 @@ func (r *Ruleset) Elements() int {
 // Build validates fw and returns the table that enforces it. Pure: the same
 // input gives the same objects.
 func Build(fw model.Firewall) (*Ruleset, error) {
-	s, err := compile(fw)
+	s, err := nftspec.Compile(fw)
 	if err != nil {
 		return nil, err
 	}
 	return build(s), nil
 }
 
-func build(s spec) *Ruleset {
+func build(s nftspec.Spec) *Ruleset {
 	t := Table()
 	sets := NewSets(t)
 	r := &Ruleset{Table: t}
 	r.Sets = []SetElements{
-		{sets.VIP4, addrElements(s.vip4)},
-		{sets.VIP6, addrElements(s.vip6)},
-		{sets.Svc4, pairElements(s.svc4)},
-		{sets.Svc6, pairElements(s.svc6)},
+		{sets.VIP4, addrElements(s.VIP4)},
+		{sets.VIP6, addrElements(s.VIP6)},
+		{sets.Svc4, pairElements(s.Svc4)},
+		{sets.Svc6, pairElements(s.Svc6)},
 	}
 	in, pre := InputChain(t), PreroutingChain(t)
 	r.Chains = []*nftables.Chain{in, pre}
-	if s.handoff != nil {
+	if s.Handoff != nil {
 		r.Sets = append(r.Sets,
-			SetElements{sets.HPeer4, addrElements(s.handoff.peers4)},
-			SetElements{sets.HBack4, pairElements(s.handoff.back4)})
+			SetElements{sets.HPeer4, addrElements(s.Handoff.Peers4)},
+			SetElements{sets.HBack4, pairElements(s.Handoff.Back4)})
 		r.Counter = &nftables.CounterObj{Table: t, Name: model.HandoffRefusedCounter}
-		r.Rules = append(r.Rules, HandoffAdmitRule(in, sets, s.handoff.port))
+		r.Rules = append(r.Rules, HandoffAdmitRule(in, sets, s.Handoff.Port))
 	}
 	r.Rules = append(r.Rules, InputRules(in, sets)...)
-	r.Rules = append(r.Rules, preroutingRules(pre, s.transparent, s.intercepts)...)
-	if s.handoff != nil {
+	r.Rules = append(r.Rules, preroutingRules(pre, s.Transparent, s.Intercepts)...)
+	if s.Handoff != nil {
 		out := OutputChain(t)
 		r.Chains = append(r.Chains, out)
-		r.Rules = append(r.Rules, ClampRules(out, sets, s.handoff.mss)...)
+		r.Rules = append(r.Rules, ClampRules(out, sets, s.Handoff.MSS)...)
 	}
 	return r
 }
@@ -254,13 +255,13 @@ func InputRules(ch *nftables.Chain, s Sets) []*nftables.Rule {
 
 // preroutingRules are the prerouting chain's rules: the transparent-socket
 // mark when transparent, then one tproxy rule per intercept.
-func preroutingRules(ch *nftables.Chain, transparent bool, intercepts []intercept) []*nftables.Rule {
+func preroutingRules(ch *nftables.Chain, transparent bool, intercepts []nftspec.Intercept) []*nftables.Rule {
 	var rules []*nftables.Rule
 	if transparent {
 		rules = append(rules, TransparentRule(ch))
 	}
 	for _, ic := range intercepts {
-		rules = append(rules, InterceptRule(ch, ic.prefix, ic.port, ic.to, ic.toPort))
+		rules = append(rules, InterceptRule(ch, ic.Prefix, ic.Port, ic.To, ic.ToPort))
 	}
 	return rules
 }

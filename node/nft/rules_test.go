@@ -170,7 +170,7 @@ func TestInterceptRule(t *testing.T) {
 			t.Errorf("%s: parse: %v", tt.prefix, err)
 			continue
 		}
-		if ic.prefix.String() != tt.prefix || ic.port != 80 || ic.toPort != 8080 || ic.to != to {
+		if ic.Prefix.String() != tt.prefix || ic.Port != 80 || ic.ToPort != 8080 || ic.To != to {
 			t.Errorf("%s: parsed back as %+v", tt.prefix, ic)
 		}
 	}
@@ -264,50 +264,6 @@ func TestCompileErrors(t *testing.T) {
 		if _, ok, _ := f.Read(); ok {
 			t.Errorf("fake has a table after a failed apply")
 		}
-	}
-}
-
-func TestDiff(t *testing.T) {
-	want := fixture()
-	if d := Diff(want, want); len(d) != 0 {
-		t.Fatalf("self diff: %v", d)
-	}
-	// Order, duplicates and address spelling do not matter.
-	same := fixture()
-	same.VIPs4 = []string{"192.0.2.11", "192.0.2.10", "192.0.2.10"}
-	same.VIPs6 = []string{"2001:DB8:0::10"}
-	if d := Diff(want, same); len(d) != 0 {
-		t.Fatalf("diff of equivalent firewalls: %v", d)
-	}
-	got := fixture()
-	got.VIPs4 = got.VIPs4[:1]
-	got.Accept6 = append(got.Accept6, model.AddrPort{Addr: "2001:db8::10", Port: 80})
-	got.Transparent = false
-	got.Intercepts = got.Intercepts[1:]
-	wantLines := []string{
-		"intercept: missing 10.0.0.0/8 . 80 -> 192.0.2.10:8080",
-		"svc6: unexpected 2001:db8::10 . 80",
-		"transparent: want true, got false",
-		"vip4: missing 192.0.2.11",
-	}
-	if d := Diff(want, got); !reflect.DeepEqual(d, wantLines) {
-		t.Fatalf("Diff =\n%s\nwant\n%s", strings.Join(d, "\n"), strings.Join(wantLines, "\n"))
-	}
-}
-
-func TestCanonical(t *testing.T) {
-	in := fixture()
-	in.VIPs4 = []string{"192.0.2.11", "192.0.2.10", "192.0.2.11"}
-	in.Accept4 = []model.AddrPort{{Addr: "192.0.2.11", Port: 443}, {Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443}}
-	got, err := Canonical(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, fixture()) {
-		t.Fatalf("Canonical =\n%+v\nwant\n%+v", got, fixture())
-	}
-	if got, _ := Canonical(model.Firewall{VIPs4: []string{}}); got.VIPs4 != nil {
-		t.Fatal("empty list not nil")
 	}
 }
 

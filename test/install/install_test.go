@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/systemd"
@@ -121,7 +121,7 @@ func checkRelease(t *testing.T, want *plan.State, got *State) {
 }
 
 func diffFirewall(want *plan.State, got *State) []string {
-	return nft.Diff(want.Firewall, got.Firewall)
+	return nftspec.Diff(want.Firewall, got.Firewall)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -24,6 +24,7 @@ import (
 	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/netlink"
 	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/systemd"
 	"github.com/lbctl/lbctl/test/systemdtest"
@@ -227,7 +228,7 @@ func diff(want, got *State, o diffOptions) []string {
 	if want.FirewallExists != got.FirewallExists || want.FirewallErr != got.FirewallErr {
 		add("nftables: table exists %v (err %q), want %v (err %q)", got.FirewallExists, got.FirewallErr, want.FirewallExists, want.FirewallErr)
 	}
-	for _, d := range nft.Diff(want.Firewall, got.Firewall) {
+	for _, d := range nftspec.Diff(want.Firewall, got.Firewall) {
 		add("nftables: %s", d)
 	}
 	if !reflect.DeepEqual(plan.CanonicalFirewall(want.Firewall), plan.CanonicalFirewall(got.Firewall)) {

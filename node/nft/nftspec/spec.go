@@ -1,4 +1,10 @@
-package nft
+// Package nftspec is the pure side of lbctl's nftables table: a
+// model.Firewall validated and parsed into a Spec (Compile), its canonical
+// form (Canonical) and the difference between two firewalls (Diff). It
+// links no netlink or nftables library, so planners and the drift check
+// (node/drift) can use it; node/nft builds the table from a Spec and reads
+// it back from the kernel.
+package nftspec
 
 import (
 	"cmp"
@@ -12,38 +18,39 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 )
 
-// spec is a validated model.Firewall with parsed addresses, deduplicated,
-// in a deterministic order.
-type spec struct {
-	vip4, vip6  []netip.Addr
-	svc4, svc6  []netip.AddrPort
-	transparent bool
-	intercepts  []intercept
-	handoff     *handoff
+// Spec is a validated model.Firewall with parsed addresses, deduplicated,
+// in a deterministic order: the contents of table inet lbctl.
+type Spec struct {
+	VIP4, VIP6  []netip.Addr
+	Svc4, Svc6  []netip.AddrPort
+	Transparent bool
+	Intercepts  []Intercept
+	Handoff     *Handoff
 }
 
-// handoff is a parsed model.Handoff.
-type handoff struct {
-	port   uint16
-	mss    uint16
-	peers4 []netip.Addr
-	back4  []netip.AddrPort
+// Handoff is a parsed model.Handoff.
+type Handoff struct {
+	Port   uint16
+	MSS    uint16
+	Peers4 []netip.Addr
+	Back4  []netip.AddrPort
 }
 
-// intercept is one parsed model.Intercept. to is the zero Addr when the
+// Intercept is one parsed model.Intercept. To is the zero Addr when the
 // listener address is left to the kernel ("tproxy ip to :port").
-type intercept struct {
-	prefix netip.Prefix
-	port   uint16
-	to     netip.Addr
-	toPort uint16
+type Intercept struct {
+	Prefix netip.Prefix
+	Port   uint16
+	To     netip.Addr
+	ToPort uint16
 }
 
-func (ic intercept) is6() bool { return ic.prefix.Addr().Is6() }
+// Is6 reports whether the intercept is IPv6.
+func (ic Intercept) Is6() bool { return ic.Prefix.Addr().Is6() }
 
-// compile validates fw and parses it. Every problem is reported, joined.
-func compile(fw model.Firewall) (spec, error) {
-	var s spec
+// Compile validates fw and parses it. Every problem is reported, joined.
+func Compile(fw model.Firewall) (Spec, error) {
+	var s Spec
 	var errs []error
 	addr := func(field, a string, want6 bool) (netip.Addr, bool) {
 		ip, err := netip.ParseAddr(a)
@@ -70,12 +77,12 @@ func compile(fw model.Firewall) (spec, error) {
 	}
 	for _, a := range fw.VIPs4 {
 		if ip, ok := addr("vips4", a, false); ok {
-			s.vip4 = append(s.vip4, ip)
+			s.VIP4 = append(s.VIP4, ip)
 		}
 	}
 	for _, a := range fw.VIPs6 {
 		if ip, ok := addr("vips6", a, true); ok {
-			s.vip6 = append(s.vip6, ip)
+			s.VIP6 = append(s.VIP6, ip)
 		}
 	}
 	pairs := func(field string, in []model.AddrPort, want6 bool) []netip.AddrPort {
@@ -89,9 +96,9 @@ func compile(fw model.Firewall) (spec, error) {
 		}
 		return out
 	}
-	s.svc4 = pairs("accept4", fw.Accept4, false)
-	s.svc6 = pairs("accept6", fw.Accept6, true)
-	s.transparent = fw.Transparent
+	s.Svc4 = pairs("accept4", fw.Accept4, false)
+	s.Svc6 = pairs("accept6", fw.Accept6, true)
+	s.Transparent = fw.Transparent
 	for _, ic := range fw.Intercepts {
 		field := "intercept " + ic.Prefix
 		p, err := netip.ParsePrefix(ic.Prefix)
@@ -103,25 +110,25 @@ func compile(fw model.Firewall) (spec, error) {
 			errs = append(errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
 			continue
 		}
-		x := intercept{prefix: p}
+		x := Intercept{Prefix: p}
 		var ok bool
-		if x.port, ok = port(field, ic.Port); !ok {
+		if x.Port, ok = port(field, ic.Port); !ok {
 			continue
 		}
-		if x.toPort, ok = port(field+" to", ic.ToPort); !ok {
+		if x.ToPort, ok = port(field+" to", ic.ToPort); !ok {
 			continue
 		}
 		if ic.ToAddr != "" {
-			if x.to, ok = addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
+			if x.To, ok = addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
 				continue
 			}
 		}
-		s.intercepts = append(s.intercepts, x)
+		s.Intercepts = append(s.Intercepts, x)
 	}
 	if h := fw.Handoff; h != nil {
-		x := &handoff{}
+		x := &Handoff{}
 		var ok bool
-		if x.port, ok = port("handoff port", h.Port); !ok {
+		if x.Port, ok = port("handoff port", h.Port); !ok {
 			x = nil
 		}
 		if h.MSS < 536 || h.MSS > 65495 {
@@ -130,40 +137,40 @@ func compile(fw model.Firewall) (spec, error) {
 		}
 		for _, a := range h.Peers4 {
 			if ip, ok := addr("handoff peers4", a, false); ok && x != nil {
-				x.peers4 = append(x.peers4, ip)
+				x.Peers4 = append(x.Peers4, ip)
 			}
 		}
 		if b := pairs("handoff backends4", h.Backends4, false); x != nil {
-			x.back4 = b
-			x.mss = uint16(h.MSS)
-			s.handoff = x
+			x.Back4 = b
+			x.MSS = uint16(h.MSS)
+			s.Handoff = x
 		}
 	}
 	if len(errs) > 0 {
-		return spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(errs...))
+		return Spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(errs...))
 	}
-	s.sort()
+	s.Sort()
 	return s, nil
 }
 
-// sort puts every list in the canonical order (the model's: by text) and
+// Sort puts every list in the canonical order (the model's: by text) and
 // drops duplicates.
-func (s *spec) sort() {
+func (s *Spec) Sort() {
 	byText := func(a, b netip.Addr) int { return strings.Compare(a.String(), b.String()) }
-	s.vip4 = sortCompact(s.vip4, byText)
-	s.vip6 = sortCompact(s.vip6, byText)
+	s.VIP4 = sortCompact(s.VIP4, byText)
+	s.VIP6 = sortCompact(s.VIP6, byText)
 	byPair := func(a, b netip.AddrPort) int {
 		return cmp.Or(byText(a.Addr(), b.Addr()), cmp.Compare(a.Port(), b.Port()))
 	}
-	s.svc4 = sortCompact(s.svc4, byPair)
-	s.svc6 = sortCompact(s.svc6, byPair)
-	s.intercepts = sortCompact(s.intercepts, func(a, b intercept) int {
-		return cmp.Or(strings.Compare(a.prefix.String(), b.prefix.String()), cmp.Compare(a.port, b.port),
-			byText(a.to, b.to), cmp.Compare(a.toPort, b.toPort))
+	s.Svc4 = sortCompact(s.Svc4, byPair)
+	s.Svc6 = sortCompact(s.Svc6, byPair)
+	s.Intercepts = sortCompact(s.Intercepts, func(a, b Intercept) int {
+		return cmp.Or(strings.Compare(a.Prefix.String(), b.Prefix.String()), cmp.Compare(a.Port, b.Port),
+			byText(a.To, b.To), cmp.Compare(a.ToPort, b.ToPort))
 	})
-	if s.handoff != nil {
-		s.handoff.peers4 = sortCompact(s.handoff.peers4, byText)
-		s.handoff.back4 = sortCompact(s.handoff.back4, byPair)
+	if s.Handoff != nil {
+		s.Handoff.Peers4 = sortCompact(s.Handoff.Peers4, byText)
+		s.Handoff.Back4 = sortCompact(s.Handoff.Back4, byPair)
 	}
 }
 
@@ -175,34 +182,34 @@ func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
 	return slices.Compact(s)
 }
 
-// firewall is the canonical model form of s.
-func (s spec) firewall() model.Firewall {
-	fw := model.Firewall{Transparent: s.transparent}
-	for _, a := range s.vip4 {
+// Firewall is the canonical model form of s.
+func (s Spec) Firewall() model.Firewall {
+	fw := model.Firewall{Transparent: s.Transparent}
+	for _, a := range s.VIP4 {
 		fw.VIPs4 = append(fw.VIPs4, a.String())
 	}
-	for _, a := range s.vip6 {
+	for _, a := range s.VIP6 {
 		fw.VIPs6 = append(fw.VIPs6, a.String())
 	}
-	for _, p := range s.svc4 {
+	for _, p := range s.Svc4 {
 		fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
 	}
-	for _, p := range s.svc6 {
+	for _, p := range s.Svc6 {
 		fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
 	}
-	for _, ic := range s.intercepts {
-		x := model.Intercept{Prefix: ic.prefix.String(), Port: int(ic.port), ToPort: int(ic.toPort)}
-		if ic.to.IsValid() {
-			x.ToAddr = ic.to.String()
+	for _, ic := range s.Intercepts {
+		x := model.Intercept{Prefix: ic.Prefix.String(), Port: int(ic.Port), ToPort: int(ic.ToPort)}
+		if ic.To.IsValid() {
+			x.ToAddr = ic.To.String()
 		}
 		fw.Intercepts = append(fw.Intercepts, x)
 	}
-	if h := s.handoff; h != nil {
-		x := &model.Handoff{Port: int(h.port), MSS: int(h.mss)}
-		for _, a := range h.peers4 {
+	if h := s.Handoff; h != nil {
+		x := &model.Handoff{Port: int(h.Port), MSS: int(h.MSS)}
+		for _, a := range h.Peers4 {
 			x.Peers4 = append(x.Peers4, a.String())
 		}
-		for _, p := range h.back4 {
+		for _, p := range h.Back4 {
 			x.Backends4 = append(x.Backends4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
 		}
 		fw.Handoff = x
@@ -214,11 +221,11 @@ func (s spec) firewall() model.Firewall {
 // every list sorted as the model documents and deduplicated, and empty
 // lists nil. Read returns firewalls in this form.
 func Canonical(fw model.Firewall) (model.Firewall, error) {
-	s, err := compile(fw)
+	s, err := Compile(fw)
 	if err != nil {
 		return model.Firewall{}, err
 	}
-	return s.firewall(), nil
+	return s.Firewall(), nil
 }
 
 // Diff lists the differences between want and got, one line each ("vip4:

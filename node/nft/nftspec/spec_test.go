@@ -1,0 +1,76 @@
+package nftspec
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lbctl/lbctl/bundle/model"
+)
+
+// fixture is node/nft's test firewall.
+func fixture() model.Firewall {
+	return model.Firewall{
+		VIPs4: []string{"192.0.2.10", "192.0.2.11"},
+		VIPs6: []string{"2001:db8::10"},
+		Accept4: []model.AddrPort{
+			{Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443}, {Addr: "192.0.2.11", Port: 443},
+		},
+		Accept6:     []model.AddrPort{{Addr: "2001:db8::10", Port: 443}},
+		Transparent: true,
+		Intercepts: []model.Intercept{
+			{Prefix: "10.0.0.0/8", Port: 80, ToAddr: "192.0.2.10", ToPort: 8080},
+			{Prefix: "172.16.0.0/12", Port: 443, ToPort: 8443},
+			{Prefix: "2001:db8:1::/48", Port: 80, ToAddr: "2001:db8::10", ToPort: 8080},
+		},
+		Handoff: &model.Handoff{
+			Port: model.HandoffPort, MSS: model.HandoffMSS,
+			Peers4:    []string{"198.51.100.12", "198.51.100.13"},
+			Backends4: []model.AddrPort{{Addr: "203.0.113.61", Port: 3200}},
+		},
+	}
+}
+
+func TestDiff(t *testing.T) {
+	want := fixture()
+	if d := Diff(want, want); len(d) != 0 {
+		t.Fatalf("self diff: %v", d)
+	}
+	// Order, duplicates and address spelling do not matter.
+	same := fixture()
+	same.VIPs4 = []string{"192.0.2.11", "192.0.2.10", "192.0.2.10"}
+	same.VIPs6 = []string{"2001:DB8:0::10"}
+	if d := Diff(want, same); len(d) != 0 {
+		t.Fatalf("diff of equivalent firewalls: %v", d)
+	}
+	got := fixture()
+	got.VIPs4 = got.VIPs4[:1]
+	got.Accept6 = append(got.Accept6, model.AddrPort{Addr: "2001:db8::10", Port: 80})
+	got.Transparent = false
+	got.Intercepts = got.Intercepts[1:]
+	wantLines := []string{
+		"intercept: missing 10.0.0.0/8 . 80 -> 192.0.2.10:8080",
+		"svc6: unexpected 2001:db8::10 . 80",
+		"transparent: want true, got false",
+		"vip4: missing 192.0.2.11",
+	}
+	if d := Diff(want, got); !reflect.DeepEqual(d, wantLines) {
+		t.Fatalf("Diff =\n%s\nwant\n%s", strings.Join(d, "\n"), strings.Join(wantLines, "\n"))
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	in := fixture()
+	in.VIPs4 = []string{"192.0.2.11", "192.0.2.10", "192.0.2.11"}
+	in.Accept4 = []model.AddrPort{{Addr: "192.0.2.11", Port: 443}, {Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443}}
+	got, err := Canonical(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, fixture()) {
+		t.Fatalf("Canonical =\n%+v\nwant\n%+v", got, fixture())
+	}
+	if got, _ := Canonical(model.Firewall{VIPs4: []string{}}); got.VIPs4 != nil {
+		t.Fatal("empty list not nil")
+	}
+}
