@@ -2,22 +2,16 @@ package systemd
 
 import (
 	_ "embed"
-	"errors"
-	"fmt"
 	"path"
-	"strings"
+
+	"github.com/lbctl/lbctl/systemd/unitname"
 )
 
 // TemplateName is the file name of the HAProxy template unit.
 const TemplateName = "lb-haproxy@.service"
 
-const (
-	unitPrefix = "lb-haproxy@"
-	unitSuffix = ".service"
-	// MaxInstanceLen bounds an instance name; the unit name (with prefix and
-	// suffix) stays far below systemd's 255 bytes.
-	MaxInstanceLen = 128
-)
+// MaxInstanceLen bounds an instance name (unitname.MaxInstanceLen).
+const MaxInstanceLen = unitname.MaxInstanceLen
 
 // Paths used by the template unit (the same strings appear in it, with %i
 // for the VIP name; a test checks they agree).
@@ -52,53 +46,23 @@ CapabilityBoundingSet=CAP_NET_ADMIN
 `
 }
 
-// UnitName returns the unit name of the VIP's HAProxy instance. It does not
-// validate the name; see ValidateInstance.
-func UnitName(vip string) string { return unitPrefix + vip + unitSuffix }
+// UnitName returns the unit name of the VIP's HAProxy instance
+// (unitname.Unit, the pure definition that planners use).
+func UnitName(vip string) string { return unitname.Unit(vip) }
 
 // UnitPattern matches the unit names of every VIP's HAProxy instance.
-const UnitPattern = unitPrefix + "*" + unitSuffix
+const UnitPattern = unitname.Pattern
 
 // InstanceOf returns the VIP name of an lb-haproxy@ unit name, or false if
-// unit is not an instance of the template.
-func InstanceOf(unit string) (string, bool) {
-	if !strings.HasPrefix(unit, unitPrefix) || !strings.HasSuffix(unit, unitSuffix) {
-		return "", false
-	}
-	vip := strings.TrimSuffix(strings.TrimPrefix(unit, unitPrefix), unitSuffix)
-	if ValidateInstance(vip) != nil {
-		return "", false
-	}
-	return vip, true
-}
+// unit is not an instance of the template (unitname.InstanceOf).
+func InstanceOf(unit string) (string, bool) { return unitname.InstanceOf(unit) }
 
 // ErrInstanceName is wrapped by ValidateInstance's errors.
-var ErrInstanceName = errors.New("invalid instance name")
+var ErrInstanceName = unitname.ErrInstanceName
 
 // ValidateInstance reports whether vip can be used verbatim as a systemd
-// instance name and as a directory name: 1 to MaxInstanceLen characters out
-// of [A-Za-z0-9._-], not starting with '.' or '-'. Such names need no
-// systemd escaping, so %i and %I are equal in the unit.
-func ValidateInstance(vip string) error {
-	if vip == "" {
-		return fmt.Errorf("%w: empty", ErrInstanceName)
-	}
-	if len(vip) > MaxInstanceLen {
-		return fmt.Errorf("%w: %q is longer than %d characters", ErrInstanceName, vip, MaxInstanceLen)
-	}
-	if vip[0] == '.' || vip[0] == '-' {
-		return fmt.Errorf("%w: %q starts with %q", ErrInstanceName, vip, vip[0])
-	}
-	for i := 0; i < len(vip); i++ {
-		c := vip[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return fmt.Errorf("%w: %q has %q at offset %d (allowed: A-Z a-z 0-9 . _ -)", ErrInstanceName, vip, c, i)
-		}
-	}
-	return nil
-}
+// instance name and as a directory name (unitname.Validate).
+func ValidateInstance(vip string) error { return unitname.Validate(vip) }
 
 // ConfigPath is the HAProxy config file of the VIP.
 func ConfigPath(vip string) string { return path.Join(ConfigRoot, vip, "haproxy.cfg") }

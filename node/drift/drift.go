@@ -1,30 +1,24 @@
 // Package drift compares what a node runs with what its current release
 // says it should run: the nftables table, VIP addresses and TPROXY routing,
 // the HAProxy units, their config files and drop-ins, bird.conf and the
-// routes BIRD announces. Observe reads the node (side effects only);
-// Compare is a pure function of the release and the observation, so a
-// test can call it with literals.
+// routes BIRD announces. Compare is a pure function of the release and the
+// observation, so a test can call it with literals; Repair plans the way
+// back (repair.go). The package is pure and links no kernel library:
+// node/drift/observe reads the node into an Observed.
 package drift
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/lbctl/lbctl/bundle/model"
-	"github.com/lbctl/lbctl/node/netlink"
-	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
-	"github.com/lbctl/lbctl/systemd"
+	"github.com/lbctl/lbctl/systemd/unitname"
 )
 
 // Unit is an observed lb-haproxy@ unit.
@@ -39,9 +33,9 @@ type Observed struct {
 	Firewall       model.Firewall
 	FirewallExists bool
 	// FirewallErr is an error reading the table (for example foreign
-	// rules in it: nft.ErrDrift).
+	// rules in it: nftspec.ErrDrift).
 	FirewallErr error
-	Addresses   netlink.State
+	Addresses   netstate.State
 	// Units by VIP name (lb-haproxy@ instances systemd has loaded).
 	Units map[string]Unit
 	// Files by VIP name, then path relative to the VIP's directory.
@@ -74,7 +68,7 @@ func Compare(want *plan.State, got *Observed) []string {
 		}
 	}
 
-	for _, d := range netlink.Diff(desiredAddresses(want), got.Addresses) {
+	for _, d := range netstate.Diff(desiredAddresses(want), got.Addresses) {
 		add("addresses: %s", d)
 	}
 
@@ -82,9 +76,9 @@ func Compare(want *plan.State, got *Observed) []string {
 		u, ok := got.Units[v.Name]
 		switch {
 		case !ok:
-			add("unit %s: not loaded", systemd.UnitName(v.Name))
+			add("unit %s: not loaded", unitname.Unit(v.Name))
 		case !u.Active:
-			add("unit %s: %s", systemd.UnitName(v.Name), u.State)
+			add("unit %s: %s", unitname.Unit(v.Name), u.State)
 		}
 		files := got.Files[v.Name]
 		for _, f := range v.Files {
@@ -107,7 +101,7 @@ func Compare(want *plan.State, got *Observed) []string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(got.Units)) {
 		if want.VIP(name) == nil && got.Units[name].Active {
-			add("unit %s: running but not in release %d", systemd.UnitName(name), want.Serial)
+			add("unit %s: running but not in release %d", unitname.Unit(name), want.Serial)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(got.Files)) {
@@ -123,89 +117,4 @@ func Compare(want *plan.State, got *Observed) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// Sources are what Observe reads from.
-type Sources struct {
-	NFT   nft.Conn
-	Net   netlink.Conn
-	Units systemd.Manager
-	// VIPDir, UnitDir and BirdConf are the node's paths.
-	VIPDir, UnitDir, BirdConf string
-	// Routes returns BIRD's announced VIP routes; nil skips the check.
-	Routes func(ctx context.Context) ([]netip.Prefix, error)
-}
-
-// Observe reads the node. Independent read failures are collected.
-func Observe(ctx context.Context, s Sources) (*Observed, error) {
-	o := &Observed{Units: map[string]Unit{}, Files: map[string]map[string][]byte{}, DropIns: map[string]bool{}}
-	var errs []error
-	o.Firewall, o.FirewallExists, o.FirewallErr = s.NFT.Read()
-	if st, err := netlink.Read(s.Net); err != nil {
-		errs = append(errs, fmt.Errorf("addresses: %w", err))
-	} else {
-		o.Addresses = st
-	}
-	if us, err := s.Units.List(ctx, "lb-haproxy@*.service"); err != nil {
-		errs = append(errs, fmt.Errorf("units: %w", err))
-	} else {
-		for _, u := range us {
-			if vip, ok := systemd.InstanceOf(u.Name); ok {
-				o.Units[vip] = Unit{Active: u.Active(), MainPID: u.MainPID, State: u.ActiveState + "/" + u.SubState}
-			}
-		}
-	}
-	ents, err := os.ReadDir(s.VIPDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		dir := filepath.Join(s.VIPDir, e.Name())
-		files := map[string][]byte{}
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, p)
-			files[filepath.ToSlash(rel)] = b
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-		o.Files[e.Name()] = files
-	}
-	if ents, err := os.ReadDir(s.UnitDir); err == nil {
-		for _, e := range ents {
-			name := strings.TrimSuffix(e.Name(), ".d")
-			if vip, ok := systemd.InstanceOf(name); ok && e.IsDir() {
-				if _, err := os.Stat(filepath.Join(s.UnitDir, e.Name(), systemd.TransparentDropInName)); err == nil {
-					o.DropIns[vip] = true
-				}
-			}
-		}
-	}
-	o.BirdConf, err = os.ReadFile(s.BirdConf)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	if s.Routes != nil {
-		r, err := s.Routes(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bird: %w", err))
-		} else {
-			o.Announced = r
-			if o.Announced == nil {
-				o.Announced = []netip.Prefix{}
-			}
-		}
-	}
-	return o, errors.Join(errs...)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/lbctl/lbctl/bundle/model"
-	"github.com/lbctl/lbctl/node/netlink"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/node/plan"
 )
 
@@ -23,7 +23,7 @@ func clean() *Observed {
 	r := release()
 	return &Observed{
 		Firewall: r.Firewall, FirewallExists: true,
-		Addresses: netlink.State{VIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}},
+		Addresses: netstate.State{VIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}},
 		Units:     map[string]Unit{"192.0.2.10": {Active: true, MainPID: 42}},
 		Files:     map[string]map[string][]byte{"192.0.2.10": {"haproxy.cfg": []byte("cfg\n")}},
 		DropIns:   map[string]bool{}, BirdConf: []byte("bird\n"),

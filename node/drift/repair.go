@@ -7,8 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/lbctl/lbctl/node/netlink"
-	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 )
@@ -49,25 +48,25 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 	if firewallDrifted(want, got) {
 		fw := want.Firewall
 		var undo *plan.Op
-		if got.FirewallExists && (got.FirewallErr == nil || errors.Is(got.FirewallErr, nft.ErrDrift)) {
+		if got.FirewallExists && (got.FirewallErr == nil || errors.Is(got.FirewallErr, nftspec.ErrDrift)) {
 			old := got.Firewall
 			undo = &plan.Op{Kind: plan.Firewall, Firewall: &old}
 		}
 		add(plan.Op{Kind: plan.Firewall, Firewall: &fw}, undo)
 	}
 
-	// 2. TPROXY routing and addresses, as netlink.Plan orders them.
+	// 2. TPROXY routing and addresses, as netstate.Ops orders them.
 	var fresh, gone []netip.Addr
 	tproxyOff := false
-	for _, op := range netlink.Plan(desiredAddresses(want), got.Addresses) {
+	for _, op := range netstate.Ops(desiredAddresses(want), got.Addresses) {
 		switch op.Kind {
-		case netlink.TProxyOn:
+		case netstate.TProxyOn:
 			add(plan.Op{Kind: plan.TProxy, On: true}, &plan.Op{Kind: plan.TProxy, On: false})
-		case netlink.AddVIP:
+		case netstate.AddVIP:
 			fresh = append(fresh, op.VIP.Addr())
-		case netlink.RemoveVIP:
+		case netstate.RemoveVIP:
 			gone = append(gone, op.VIP.Addr())
-		case netlink.TProxyOff:
+		case netstate.TProxyOff:
 			tproxyOff = true
 		}
 	}
@@ -152,11 +151,11 @@ func firewallDrifted(want *plan.State, got *Observed) bool {
 }
 
 // desiredAddresses is the address state the release asks for.
-func desiredAddresses(want *plan.State) netlink.State {
-	desired := netlink.State{TProxy: want.TProxy()}
+func desiredAddresses(want *plan.State) netstate.State {
+	desired := netstate.State{TProxy: want.TProxy()}
 	for _, v := range want.VIPs {
 		for _, a := range v.Addresses {
-			desired.VIPs = append(desired.VIPs, netlink.HostPrefix(a))
+			desired.VIPs = append(desired.VIPs, netstate.HostPrefix(a))
 		}
 	}
 	return desired

@@ -12,8 +12,8 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/apply"
-	"github.com/lbctl/lbctl/node/netlink"
-	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/node/plan"
 )
 
@@ -40,7 +40,7 @@ func twoVIPs() *plan.State {
 
 // matching is the observation of a node that runs s exactly.
 func matching(s *plan.State) *Observed {
-	o := &Observed{Firewall: s.Firewall, FirewallExists: true, Addresses: netlink.State{TProxy: s.TProxy()},
+	o := &Observed{Firewall: s.Firewall, FirewallExists: true, Addresses: netstate.State{TProxy: s.TProxy()},
 		Units: map[string]Unit{}, Files: map[string]map[string][]byte{}, DropIns: map[string]bool{},
 		BirdConf: s.BirdConf, Announced: []netip.Prefix{}}
 	for i, v := range s.VIPs {
@@ -53,7 +53,7 @@ func matching(s *plan.State) *Observed {
 			o.DropIns[v.Name] = true
 		}
 		for _, a := range v.Addresses {
-			p := netlink.HostPrefix(a)
+			p := netstate.HostPrefix(a)
 			o.Addresses.VIPs = append(o.Addresses.VIPs, p)
 			o.Announced = append(o.Announced, p)
 			o.MayAnnounce = append(o.MayAnnounce, p)
@@ -140,7 +140,7 @@ func TestRepair(t *testing.T) {
 		{name: "table missing", mod: func(o *Observed) { o.FirewallExists, o.Firewall = false, model.Firewall{} },
 			want: []string{"firewall (2+1 listeners)"}, inexact: true},
 		{name: "rule added by hand", mod: func(o *Observed) {
-			o.FirewallErr = fmt.Errorf("nft: table inet lbctl: %w: unexpected rule in chain input", nft.ErrDrift)
+			o.FirewallErr = fmt.Errorf("nft: table inet lbctl: %w: unexpected rule in chain input", nftspec.ErrDrift)
 		}, want: []string{"firewall (2+1 listeners)"}, inexact: true},
 		{name: "listener added by hand", mod: func(o *Observed) {
 			o.Firewall.Accept4 = append(o.Firewall.Accept4, model.AddrPort{Addr: "192.0.2.10", Port: 22})
@@ -185,7 +185,7 @@ func TestRepair(t *testing.T) {
 		{name: "unit not in the release", mod: func(o *Observed) {
 			o.Units["192.0.2.99"] = Unit{Active: true, MainPID: 999}
 			o.Files["192.0.2.99"] = map[string][]byte{"haproxy.cfg": []byte("old\n")}
-			o.Addresses.VIPs = append(o.Addresses.VIPs, netlink.HostPrefix(stray))
+			o.Addresses.VIPs = append(o.Addresses.VIPs, netstate.HostPrefix(stray))
 		}, want: []string{"stop-unit 192.0.2.99", "vip-files remove [192.0.2.99], daemon-reload", "remove-addresses 192.0.2.99"}},
 		{name: "config directory left", mod: func(o *Observed) {
 			o.Files["192.0.2.99"] = map[string][]byte{"haproxy.cfg": []byte("old\n")}
@@ -196,9 +196,9 @@ func TestRepair(t *testing.T) {
 			o.Announced = append(o.Announced, netip.MustParsePrefix("198.51.100.0/24"))
 		}, want: []string{"announce [192.0.2.10 192.0.2.11]"}, inexact: true},
 		{name: "all at once", mod: func(o *Observed) {
-			o.FirewallErr = fmt.Errorf("%w: unexpected chain extra", nft.ErrDrift)
+			o.FirewallErr = fmt.Errorf("%w: unexpected chain extra", nftspec.ErrDrift)
 			o.Addresses.TProxy = false
-			o.Addresses.VIPs = append(o.Addresses.VIPs[1:], netlink.HostPrefix(stray))
+			o.Addresses.VIPs = append(o.Addresses.VIPs[1:], netstate.HostPrefix(stray))
 			o.Units["192.0.2.99"] = Unit{Active: true, MainPID: 999}
 			o.Files["192.0.2.99"] = map[string][]byte{"haproxy.cfg": []byte("old\n")}
 			o.Files["192.0.2.10"]["haproxy.cfg"] = []byte("edited\n")
@@ -293,7 +293,7 @@ func TestRepairUndo(t *testing.T) {
 	want := twoVIPs()
 	got := matching(want)
 	got.Firewall.Accept4 = got.Firewall.Accept4[:1]
-	got.FirewallErr = fmt.Errorf("%w: unexpected rule", nft.ErrDrift)
+	got.FirewallErr = fmt.Errorf("%w: unexpected rule", nftspec.ErrDrift)
 	p := Repair(want, got)
 	if len(p.Steps) != 1 {
 		t.Fatalf("steps %q", steps(p))

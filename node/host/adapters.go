@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/lbctl/lbctl/node/netlink"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 )
 
 // Netlink adapts a node/netlink connection to Addresses.
@@ -16,7 +17,7 @@ type Netlink struct {
 func (n Netlink) AddVIPs(addrs []netip.Addr) error {
 	var errs []error
 	for _, a := range addrs {
-		errs = append(errs, n.Conn.AddVIP(netlink.HostPrefix(a)))
+		errs = append(errs, n.Conn.AddVIP(netstate.HostPrefix(a)))
 	}
 	return errors.Join(errs...)
 }
@@ -25,7 +26,7 @@ func (n Netlink) AddVIPs(addrs []netip.Addr) error {
 func (n Netlink) RemoveVIPs(addrs []netip.Addr) error {
 	var errs []error
 	for _, a := range addrs {
-		errs = append(errs, n.Conn.RemoveVIP(netlink.HostPrefix(a)))
+		errs = append(errs, n.Conn.RemoveVIP(netstate.HostPrefix(a)))
 	}
 	return errors.Join(errs...)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/drift"
-	"github.com/lbctl/lbctl/node/netlink"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 )
@@ -25,7 +25,7 @@ func observedOf(s *plan.State) *drift.Observed {
 			o.Files[v.Name][f.Path] = f.Data
 		}
 		for _, a := range v.Addresses {
-			o.Addresses.VIPs = append(o.Addresses.VIPs, netlink.HostPrefix(a))
+			o.Addresses.VIPs = append(o.Addresses.VIPs, netstate.HostPrefix(a))
 		}
 	}
 	return o

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
+
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 )
 
 // Errors callers can test with errors.Is.
@@ -42,56 +43,23 @@ func (p TProxyParts) All() bool { return p.Rule4 && p.Rule6 && p.Route4 && p.Rou
 // Any reports whether at least one exists.
 func (p TProxyParts) Any() bool { return p.Rule4 || p.Rule6 || p.Route4 || p.Route6 }
 
-// Read returns the observed State.
-func Read(c Conn) (State, error) {
+// Read returns the observed state.
+func Read(c Conn) (netstate.State, error) {
 	vips, err := c.ListVIPs()
 	if err != nil {
-		return State{}, err
+		return netstate.State{}, err
 	}
 	tp, err := c.TProxy()
 	if err != nil {
-		return State{}, err
+		return netstate.State{}, err
 	}
-	return State{VIPs: vips, TProxy: tp.All(), TProxyPartial: tp.Any() && !tp.All()}, nil
+	return netstate.State{VIPs: vips, TProxy: tp.All(), TProxyPartial: tp.Any() && !tp.All()}, nil
 }
 
-// Sync reads the kernel, plans and runs the operations that make it match
-// desired. VIP operations are independent: all are tried and their errors
-// joined. It returns the operations that succeeded, so that the state
-// reached is known after a partial failure.
-func Sync(c Conn, desired State) ([]Op, error) {
-	for _, p := range desired.VIPs {
-		if err := checkVIP(p); err != nil {
-			return nil, err
-		}
+// checkVIP refuses anything but a host prefix without a zone.
+func checkVIP(p netip.Prefix) error {
+	if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Bits() != p.Addr().BitLen() {
+		return fmt.Errorf("vip %s: %w", p, ErrNotHostPrefix)
 	}
-	observed, err := Read(c)
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	var done []Op
-	var errs []error
-	for _, op := range Plan(desired, observed) {
-		var err error
-		switch op.Kind {
-		case TProxyOn:
-			err = c.EnsureTProxy(true)
-		case TProxyOff:
-			err = c.EnsureTProxy(false)
-		case AddVIP:
-			err = c.AddVIP(op.VIP)
-		case RemoveVIP:
-			err = c.RemoveVIP(op.VIP)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", op, err))
-			// VIPs that need TPROXY routing must not appear without it.
-			if op.Kind == TProxyOn {
-				break
-			}
-			continue
-		}
-		done = append(done, op)
-	}
-	return slices.Clip(done), errors.Join(errs...)
+	return nil
 }

@@ -24,7 +24,9 @@
 //	ip -4 route add local 0.0.0.0/0 dev lo table 100
 //	ip -6 route add local ::/0 dev lo table 100
 //
-// Every operation is idempotent and reads the kernel before it writes. The
-// pure planner Plan turns desired and observed State into Ops (adds before
-// removes); Sync reads, plans and applies. Fake is an in-memory Conn.
+// Every operation is idempotent and reads the kernel before it writes. Read
+// returns the observed netstate.State; the pure side (State, the Ops that
+// take one state to another, adds before removes, and Diff) lives in
+// node/netlink/netstate, which links no netlink library. Fake is an
+// in-memory Conn.
 package netlink

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 )
 
 // Fake is an in-memory Conn with the Kernel's semantics: it keeps lbctl's
@@ -19,7 +21,7 @@ type Fake struct {
 	Foreign []netip.Prefix
 	// Fail, if set, is consulted before every change; a non-nil result
 	// fails the operation without changing anything.
-	Fail func(op Op) error
+	Fail func(op netstate.Op) error
 }
 
 var _ Conn = (*Fake)(nil)
@@ -28,7 +30,7 @@ func (f *Fake) foreign(vip netip.Prefix) bool {
 	return slices.ContainsFunc(f.Foreign, func(p netip.Prefix) bool { return p.Addr() == vip.Addr() })
 }
 
-func (f *Fake) fail(op Op) error {
+func (f *Fake) fail(op netstate.Op) error {
 	if f.Fail != nil {
 		return f.Fail(op)
 	}
@@ -45,7 +47,7 @@ func (f *Fake) AddVIP(vip netip.Prefix) error {
 	if f.foreign(vip) {
 		return fmt.Errorf("vip %s: %w", vip, ErrForeign)
 	}
-	if err := f.fail(Op{Kind: AddVIP, VIP: vip}); err != nil {
+	if err := f.fail(netstate.Op{Kind: netstate.AddVIP, VIP: vip}); err != nil {
 		return err
 	}
 	if f.vips == nil {
@@ -65,7 +67,7 @@ func (f *Fake) RemoveVIP(vip netip.Prefix) error {
 	if f.foreign(vip) {
 		return fmt.Errorf("vip %s: %w", vip, ErrForeign)
 	}
-	if err := f.fail(Op{Kind: RemoveVIP, VIP: vip}); err != nil {
+	if err := f.fail(netstate.Op{Kind: netstate.RemoveVIP, VIP: vip}); err != nil {
 		return err
 	}
 	delete(f.vips, vip)
@@ -76,7 +78,7 @@ func (f *Fake) RemoveVIP(vip netip.Prefix) error {
 func (f *Fake) ListVIPs() ([]netip.Prefix, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return sortedKeys(f.vips), nil
+	return netstate.SortedPrefixes(f.vips), nil
 }
 
 // TProxy reports the TPROXY routing objects.
@@ -98,11 +100,11 @@ func (f *Fake) SetTProxyParts(p TProxyParts) {
 func (f *Fake) EnsureTProxy(on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	kind := TProxyOff
+	kind := netstate.TProxyOff
 	if on {
-		kind = TProxyOn
+		kind = netstate.TProxyOn
 	}
-	if err := f.fail(Op{Kind: kind}); err != nil {
+	if err := f.fail(netstate.Op{Kind: kind}); err != nil {
 		return err
 	}
 	f.tp = TProxyParts{Rule4: on, Rule6: on, Route4: on, Route6: on}
@@ -115,7 +117,7 @@ func (f *Fake) String() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var b strings.Builder
-	for _, p := range sortedKeys(f.vips) {
+	for _, p := range netstate.SortedPrefixes(f.vips) {
 		fmt.Fprintf(&b, "vip %s\n", p)
 	}
 	for _, x := range []struct {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 )
 
 // DefaultInterface carries the VIPs unless configured otherwise.
@@ -157,7 +158,7 @@ func (k *Kernel) ListVIPs() ([]netip.Prefix, error) {
 			out = append(out, a.prefix)
 		}
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, netstate.ComparePrefix)
 	return out, nil
 }
 

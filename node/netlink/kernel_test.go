@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
 
@@ -95,16 +96,13 @@ func TestKernelVIPsOnLo(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("bind to VIP: %v", err)
 	}
-	// Sync removes what is no longer desired, keeps foreign addresses.
-	done, err := Sync(k, State{VIPs: pfx("192.0.2.11/32")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(done) != 2 {
-		t.Fatalf("Sync ops = %v, want two removals", done)
+	// The operations to the desired state remove what is no longer
+	// desired and keep foreign addresses.
+	if done := syncTo(t, k, netstate.State{VIPs: pfx("192.0.2.11/32")}); len(done) != 2 {
+		t.Fatalf("ops = %v, want two removals", done)
 	}
 	if got, _ := k.ListVIPs(); !reflect.DeepEqual(got, pfx("192.0.2.11/32")) {
-		t.Fatalf("after Sync: %v", got)
+		t.Fatalf("after the operations: %v", got)
 	}
 	if err := k.RemoveVIP(netip.MustParsePrefix("192.0.2.10/32")); err != nil {
 		t.Fatalf("RemoveVIP of an absent VIP: %v", err)
@@ -213,8 +211,8 @@ func TestKernelTProxy(t *testing.T) {
 	if err != nil || s.TProxy || !s.TProxyPartial {
 		t.Fatalf("after deleting the v6 rule: %+v, %v", s, err)
 	}
-	if ops, err := Sync(k, State{TProxy: true}); err != nil || len(ops) != 1 || ops[0].Kind != TProxyOn {
-		t.Fatalf("repair: %v, %v", ops, err)
+	if ops := syncTo(t, k, netstate.State{TProxy: true}); len(ops) != 1 || ops[0].Kind != netstate.TProxyOn {
+		t.Fatalf("repair: %v", ops)
 	}
 	if again := show(ns); again != got {
 		t.Fatalf("after repair:\n%s", again)

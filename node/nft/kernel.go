@@ -26,10 +26,6 @@ type Conn interface {
 // ErrNotSupported means the kernel has no usable nf_tables.
 var ErrNotSupported = errors.New("nftables not supported")
 
-// ErrDrift means the table holds something Apply would not have programmed
-// (another chain, set or rule, or a changed one).
-var ErrDrift = errors.New("table differs from what lbctl programs")
-
 // elementsPerMessage bounds the elements in one NEWSETELEM message: a
 // netlink attribute holds at most 64 KiB, and an svc6 element takes 32
 // bytes. A set with more elements is sent as several messages of the same

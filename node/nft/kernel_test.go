@@ -386,12 +386,12 @@ func TestKernelDrift(t *testing.T) {
 	}
 	ns.Exec(t, "nft", "add", "rule", "inet", "lbctl", "input", "tcp", "dport", "22", "accept")
 	_, ok, err := k.Read()
-	if !ok || !errors.Is(err, ErrDrift) {
-		t.Fatalf("after adding a rule: exists %v, err %v; want ErrDrift", ok, err)
+	if !ok || !errors.Is(err, nftspec.ErrDrift) {
+		t.Fatalf("after adding a rule: exists %v, err %v; want nftspec.ErrDrift", ok, err)
 	}
 	t.Logf("drift reported: %v", err)
 	ns.Exec(t, "nft", "add", "chain", "inet", "lbctl", "extra")
-	if _, _, err := k.Read(); !errors.Is(err, ErrDrift) || !strings.Contains(err.Error(), "unexpected chain extra") {
+	if _, _, err := k.Read(); !errors.Is(err, nftspec.ErrDrift) || !strings.Contains(err.Error(), "unexpected chain extra") {
 		t.Fatalf("after adding a chain: %v", err)
 	}
 	if err := k.Apply(want); err != nil {

@@ -20,7 +20,7 @@ import (
 // transparent rule is there, and the intercept rules. It then checks the
 // table's whole shape (sets, chains, every rule's expressions) against what
 // Apply programs for the firewall it read; any difference is reported as an
-// error wrapping ErrDrift, together with the firewall read.
+// error wrapping nftspec.ErrDrift, together with the firewall read.
 func (k *Kernel) Read() (model.Firewall, bool, error) {
 	opts := []nftables.ConnOption{nftables.AsLasting()}
 	if k.netns != 0 {
@@ -43,7 +43,7 @@ func (k *Kernel) Read() (model.Firewall, bool, error) {
 		return model.Firewall{}, true, fmt.Errorf("nft: read table inet %s: %w", model.NFTTable, err)
 	}
 	if len(drift) > 0 {
-		return fw, true, fmt.Errorf("nft: table inet %s: %w: %s", model.NFTTable, ErrDrift, strings.Join(drift, "; "))
+		return fw, true, fmt.Errorf("nft: table inet %s: %w: %s", model.NFTTable, nftspec.ErrDrift, strings.Join(drift, "; "))
 	}
 	return fw, true, nil
 }

@@ -68,10 +68,13 @@ func TestTProxyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := netlink.Sync(nl, netlink.State{VIPs: []netip.Prefix{
-		netip.MustParsePrefix(vip4 + "/32"), netip.MustParsePrefix(vip6 + "/128"),
-	}, TProxy: true}); err != nil {
+	if err := nl.EnsureTProxy(true); err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range []string{vip4 + "/32", vip6 + "/128"} {
+		if err := nl.AddVIP(netip.MustParsePrefix(p)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fw := model.Firewall{
 		VIPs4:       []string{vip4},

@@ -17,6 +17,7 @@ import (
 	"github.com/lbctl/lbctl/node/cert"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/nft"
+	"github.com/lbctl/lbctl/node/nft/nftspec"
 	"github.com/lbctl/lbctl/systemd"
 )
 
@@ -54,7 +55,7 @@ func nftCheck() Check {
 		return finding("nftables", err, "")
 	}
 	_, exists, err := fw.Read()
-	if errors.Is(err, nft.ErrDrift) {
+	if errors.Is(err, nftspec.ErrDrift) {
 		err = fmt.Errorf("%w (changed by hand? `lbctl verify` lists every drift; `lbctl repair` puts the node back to its release)", err)
 	}
 	return finding("nftables", err, fmt.Sprintf("netlink ok, table inet lbctl present=%v", exists))

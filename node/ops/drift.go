@@ -10,8 +10,10 @@ import (
 	birdc "github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/drift"
+	"github.com/lbctl/lbctl/node/drift/observe"
 	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/netlink"
+	"github.com/lbctl/lbctl/node/netlink/netstate"
 	"github.com/lbctl/lbctl/node/nft"
 	"github.com/lbctl/lbctl/node/release"
 	"github.com/lbctl/lbctl/systemd"
@@ -68,7 +70,7 @@ func Observer(cfg *config.Config, store *release.Store, units systemd.Manager) i
 		if err != nil {
 			return nil, err
 		}
-		obs, oerr := drift.Observe(ctx, src)
+		obs, oerr := observe.Node(ctx, src)
 		ann, _ := store.ReadAnnounceable()
 		drains, _ := store.ReadDrains()
 		for _, v := range ann.VIPs {
@@ -76,7 +78,7 @@ func Observer(cfg *config.Config, store *release.Store, units systemd.Manager) i
 				continue
 			}
 			for _, a := range v.Addresses {
-				obs.MayAnnounce = append(obs.MayAnnounce, netlink.HostPrefix(a))
+				obs.MayAnnounce = append(obs.MayAnnounce, netstate.HostPrefix(a))
 			}
 		}
 		return obs, oerr
@@ -85,22 +87,22 @@ func Observer(cfg *config.Config, store *release.Store, units systemd.Manager) i
 
 // driftSources connects what Observe reads, on the VIP interface of the
 // current release.
-func driftSources(cfg *config.Config, store *release.Store, units systemd.Manager) (drift.Sources, error) {
+func driftSources(cfg *config.Config, store *release.Store, units systemd.Manager) (observe.Sources, error) {
 	ifname := netlink.DefaultInterface
 	if r, err := current(store); err != nil {
-		return drift.Sources{}, err
+		return observe.Sources{}, err
 	} else if r != nil && r.State.Interface != "" {
 		ifname = r.State.Interface
 	}
 	fw, err := nft.New()
 	if err != nil {
-		return drift.Sources{}, err
+		return observe.Sources{}, err
 	}
 	nl, err := netlink.New(netlink.WithInterface(ifname))
 	if err != nil {
-		return drift.Sources{}, err
+		return observe.Sources{}, err
 	}
-	return drift.Sources{NFT: fw, Net: nl, Units: units, VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir,
+	return observe.Sources{NFT: fw, Net: nl, Units: units, VIPDir: cfg.VIPDir, UnitDir: cfg.UnitDir,
 		BirdConf: cfg.Bird.Config, Routes: birdRoutes(cfg.Bird.Socket)}, nil
 }
 

@@ -18,6 +18,10 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 )
 
+// ErrDrift means the table holds something node/nft.Apply would not have
+// programmed (another chain, set or rule, or a changed one).
+var ErrDrift = errors.New("table differs from what lbctl programs")
+
 // Spec is a validated model.Firewall with parsed addresses, deduplicated,
 // in a deterministic order: the contents of table inet lbctl.
 type Spec struct {

@@ -1,4 +1,9 @@
-package netlink
+// Package netstate is the pure side of node/netlink: the VIP addresses and
+// TPROXY routing a node has or should have (State), the operations that take
+// one State to another (Ops: adds before removes) and their difference
+// (Diff). It links no netlink library, so the drift check (node/drift) uses
+// it; node/netlink is the kernel client that reads a State and runs the Ops.
+package netstate
 
 import (
 	"cmp"
@@ -7,7 +12,7 @@ import (
 	"slices"
 )
 
-// State is what this package manages on a node.
+// State is what node/netlink manages on a node.
 type State struct {
 	// VIPs are host prefixes (/32, /128).
 	VIPs []netip.Prefix
@@ -29,7 +34,7 @@ const (
 	TProxyOff OpKind = "tproxy-off"
 )
 
-// Op is one step of a plan.
+// Op is one operation on the kernel's addresses or TPROXY routing.
 type Op struct {
 	Kind OpKind
 	VIP  netip.Prefix // for AddVIP and RemoveVIP
@@ -47,23 +52,23 @@ func HostPrefix(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 }
 
-// Plan returns the operations that take observed to desired: TPROXY
+// Ops returns the operations that take observed to desired: TPROXY
 // routing on, VIPs added, VIPs removed, TPROXY routing off, in that order
 // (anything a new VIP needs exists before it appears; nothing is removed
 // before what replaces it is in place). Equal states give no operations.
 // Pure.
-func Plan(desired, observed State) []Op {
+func Ops(desired, observed State) []Op {
 	want, have := prefixSet(desired.VIPs), prefixSet(observed.VIPs)
 	var ops []Op
 	if desired.TProxy && !observed.TProxy {
 		ops = append(ops, Op{Kind: TProxyOn})
 	}
-	for _, p := range sortedKeys(want) {
+	for _, p := range SortedPrefixes(want) {
 		if !have[p] {
 			ops = append(ops, Op{Kind: AddVIP, VIP: p})
 		}
 	}
-	for _, p := range sortedKeys(have) {
+	for _, p := range SortedPrefixes(have) {
 		if !want[p] {
 			ops = append(ops, Op{Kind: RemoveVIP, VIP: p})
 		}
@@ -79,12 +84,12 @@ func Plan(desired, observed State) []Op {
 func Diff(desired, observed State) []string {
 	var out []string
 	want, have := prefixSet(desired.VIPs), prefixSet(observed.VIPs)
-	for _, p := range sortedKeys(want) {
+	for _, p := range SortedPrefixes(want) {
 		if !have[p] {
 			out = append(out, "vip: missing "+p.String())
 		}
 	}
-	for _, p := range sortedKeys(have) {
+	for _, p := range SortedPrefixes(have) {
 		if !want[p] {
 			out = append(out, "vip: unexpected "+p.String())
 		}
@@ -113,23 +118,17 @@ func prefixSet(ps []netip.Prefix) map[netip.Prefix]bool {
 	return m
 }
 
-func sortedKeys(m map[netip.Prefix]bool) []netip.Prefix {
+// SortedPrefixes returns the prefixes of a set, sorted by ComparePrefix.
+func SortedPrefixes(m map[netip.Prefix]bool) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(m))
 	for p := range m {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, ComparePrefix)
 	return out
 }
 
-func comparePrefix(a, b netip.Prefix) int {
+// ComparePrefix orders prefixes by address, then length.
+func ComparePrefix(a, b netip.Prefix) int {
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
-}
-
-// checkVIP refuses anything but a host prefix without a zone.
-func checkVIP(p netip.Prefix) error {
-	if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Bits() != p.Addr().BitLen() {
-		return fmt.Errorf("vip %s: %w", p, ErrNotHostPrefix)
-	}
-	return nil
 }
