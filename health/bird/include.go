@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 // includeHeader starts every include file the Announcer writes.
@@ -24,29 +23,6 @@ func RenderInclude(prefixes []netip.Prefix) []byte {
 		fmt.Fprintf(&b, "route %s blackhole;\n", p)
 	}
 	return b.Bytes()
-}
-
-// ParseInclude reads back what RenderInclude wrote: the prefixes of the
-// "route PREFIX blackhole;" lines. Blank and comment lines are skipped; any
-// other line is an error naming its line number.
-func ParseInclude(data []byte) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(strings.TrimSuffix(line, ";"))
-		if len(f) != 3 || f[0] != "route" || f[2] != "blackhole" || !strings.HasSuffix(line, ";") {
-			return nil, fmt.Errorf("line %d: not a blackhole route: %q", i+1, line)
-		}
-		p, err := netip.ParsePrefix(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		out = append(out, p)
-	}
-	return SortPrefixes(out), nil
 }
 
 // SplitFamilies validates prefixes and splits them into sorted, duplicate-free

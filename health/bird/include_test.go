@@ -19,23 +19,6 @@ func TestRenderInclude(t *testing.T) {
 	if got := string(RenderInclude(nil)); got != includeHeader {
 		t.Errorf("empty: got %q", got)
 	}
-	back, err := ParseInclude([]byte(want))
-	if err != nil || !slices.Equal(back, prefixes(t, "192.0.2.0/28", "192.0.2.10/32", "192.0.2.11/32")) {
-		t.Errorf("round trip: %v, %v", back, err)
-	}
-}
-
-func TestParseIncludeErrors(t *testing.T) {
-	for _, tt := range []struct{ in, err string }{
-		{"route 192.0.2.1/32 unreachable;\n", "line 1: not a blackhole route"},
-		{"# c\nroute 192.0.2.300/32 blackhole;\n", "line 2: netip.ParsePrefix"},
-		{"route 192.0.2.1/32 blackhole\n", "line 1: not a blackhole route"},
-	} {
-		_, err := ParseInclude([]byte(tt.in))
-		if err == nil || !strings.Contains(err.Error(), tt.err) {
-			t.Errorf("%q: got %v, want %q", tt.in, err, tt.err)
-		}
-	}
 }
 
 func TestSplitFamilies(t *testing.T) {

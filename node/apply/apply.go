@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/plan"
 )
@@ -215,8 +213,7 @@ func undo(ctx context.Context, h Host, steps []plan.Step, started int, cause err
 	}
 	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), UndoTimeout)
 	defer cancel()
-	var result *multierror.Error
-	result = multierror.Append(result, cause)
+	errs := []error{cause}
 	undoFailed := false
 	for j := started - 1; j >= 0; j-- {
 		u := steps[j].Undo
@@ -225,13 +222,13 @@ func undo(ctx context.Context, h Host, steps []plan.Step, started int, cause err
 		}
 		if uerr := Do(undoCtx, h, *u); uerr != nil {
 			undoFailed = true
-			result = multierror.Append(result, fmt.Errorf("undo of step %d (%s): %w", j+1, *u, uerr))
+			errs = append(errs, fmt.Errorf("undo of step %d (%s): %w", j+1, *u, uerr))
 		}
 	}
 	if !undoFailed {
-		result = multierror.Append(result, ErrRolledBack)
+		errs = append(errs, ErrRolledBack)
 	}
-	return result.ErrorOrNil()
+	return errors.Join(errs...)
 }
 
 // Do performs one operation.

@@ -11,11 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/go-multierror"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/apply"
@@ -266,15 +263,7 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 			_ = in.Store.Log(entry)
 			return nil, err
 		}
-		var errs *multierror.Error
-		errs = multierror.Append(errs, err)
-		if cerr := in.Store.ClearIntent(); cerr != nil {
-			errs = multierror.Append(errs, cerr)
-		}
-		if lerr := in.Store.Log(entry); lerr != nil {
-			errs = multierror.Append(errs, lerr)
-		}
-		return nil, errs.ErrorOrNil()
+		return nil, errors.Join(err, in.Store.ClearIntent(), in.Store.Log(entry))
 	}
 	if err := in.Store.Commit(v.Serial); err != nil {
 		// The node runs the new release but it is not committed: the
@@ -506,14 +495,4 @@ func (in *Installer) checkReplay(v *Verified, res *Result, opt Options) ([]strin
 		overrides = append(overrides, "allow-serial-jump: "+msg)
 	}
 	return overrides, nil
-}
-
-// Releases lists kept releases, oldest first, with the current one marked.
-func (in *Installer) Releases() (serials []uint64, current uint64, err error) {
-	serials, err = in.Store.Serials()
-	if err != nil {
-		return nil, 0, err
-	}
-	current, _, err = in.Store.Current()
-	return slices.Clip(serials), current, err
 }

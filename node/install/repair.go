@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/lbctl/lbctl/node/apply"
 	"github.com/lbctl/lbctl/node/drift"
 	"github.com/lbctl/lbctl/node/plan"
@@ -96,12 +94,7 @@ func (in *Installer) Repair(ctx context.Context, observe Observer, opt Options) 
 		if !errors.Is(err, apply.ErrRolledBack) {
 			entry.Result = "failed"
 		}
-		var errs *multierror.Error
-		errs = multierror.Append(errs, err)
-		if lerr := in.Store.Log(entry); lerr != nil {
-			errs = multierror.Append(errs, lerr)
-		}
-		return nil, errs.ErrorOrNil()
+		return nil, errors.Join(err, in.Store.Log(entry))
 	}
 	res.Duration = in.now().Sub(start)
 	if after, err := observe(ctx); err != nil {

@@ -139,7 +139,7 @@ func (f *Fake) load() error {
 		if err != nil {
 			return &bird.ReplyError{Command: "configure", Code: bird.CodeConfigFileError, Message: err.Error()}
 		}
-		ps, err := bird.ParseInclude(data)
+		ps, err := parseInclude(data)
 		if err != nil {
 			return &bird.ReplyError{Command: "configure", Code: bird.CodeConfigFileError, Message: fmt.Sprintf("%s:%v", path, err)}
 		}
@@ -224,4 +224,27 @@ func (c *conn) Close() error {
 	defer c.f.mu.Unlock()
 	c.closed = true
 	return nil
+}
+
+// parseInclude reads back what bird.RenderInclude wrote, as BIRD would: the prefixes of the
+// "route PREFIX blackhole;" lines. Blank and comment lines are skipped; any
+// other line is an error naming its line number.
+func parseInclude(data []byte) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(strings.TrimSuffix(line, ";"))
+		if len(f) != 3 || f[0] != "route" || f[2] != "blackhole" || !strings.HasSuffix(line, ";") {
+			return nil, fmt.Errorf("line %d: not a blackhole route: %q", i+1, line)
+		}
+		p, err := netip.ParsePrefix(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		out = append(out, p)
+	}
+	return bird.SortPrefixes(out), nil
 }
