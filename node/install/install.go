@@ -146,34 +146,20 @@ func (in *Installer) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Install installs the bundle given as bytes.
+// Install installs the bundle given as bytes. Its steps, in order: verify
+// and render for this node, the anti-replay checks, lock (and restore an
+// interrupted install), read the current release, the anti-replay checks
+// again under the lock, plan and validate, stage, write the intent record,
+// apply (the plan's health gate included), commit.
 func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*Result, error) {
 	start := in.now()
 	if opt.Op == "" {
 		opt.Op = "install"
 	}
-	open := in.Open
-	if opt.rollback && in.OpenKept != nil {
-		open = in.OpenKept
-	}
-	v, err := open(bundle)
+	v, next, err := in.verifyAndRender(bundle, opt)
 	if err != nil {
-		return nil, fmt.Errorf("verify bundle: %w", err)
+		return nil, err
 	}
-	node := v.Site.Node(opt.Node)
-	if node == nil {
-		var names []string
-		for _, n := range v.Site.Nodes {
-			names = append(names, n.Hostname)
-		}
-		return nil, fmt.Errorf("node %q has no profile in bundle %d (profiles: %s)", opt.Node, v.Serial, strings.Join(names, ", "))
-	}
-	next, err := in.Render(v.Site, node, v.Serial)
-	if err != nil {
-		return nil, fmt.Errorf("render for node %s: %w", opt.Node, err)
-	}
-	next.Serial = v.Serial
-
 	// The anti-replay checks run once before the lock, so that a refusal
 	// writes nothing at all (not even the lock file of a fresh node), and
 	// again under it below.
@@ -182,37 +168,14 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 			return nil, err
 		}
 	}
-	lock := in.Store.Lock
-	if opt.DryRun {
-		lock = in.Store.LockIfExists // a dry run creates nothing
-	}
-	unlock, err := lock(opt.Wait)
+	unlock, err := in.lockAndRecover(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if opt.DryRun {
-		// A dry run changes nothing, not even to recover: it says what is
-		// pending instead.
-		if p, err := in.Store.ReadIntent(); err != nil {
-			return nil, err
-		} else if p != nil {
-			return nil, fmt.Errorf("an interrupted %s of release %d is pending: the next install, rollback or lbctl status restores release %d first", p.Op, p.To, p.From)
-		}
-	} else if err := in.recover(ctx); err != nil {
+	res, cur, err := in.current(v.Serial)
+	if err != nil {
 		return nil, err
-	}
-	res := &Result{To: v.Serial}
-	var cur *plan.State
-	if serial, ok, err := in.Store.Current(); err != nil {
-		return nil, err
-	} else if ok {
-		res.From, res.HasFrom = serial, true
-		r, err := in.Store.Load(serial)
-		if err != nil {
-			return nil, fmt.Errorf("current release: %w", err)
-		}
-		cur = r.State
 	}
 	if res.HasFrom && v.Serial == res.From {
 		if !opt.rollback {
@@ -236,57 +199,159 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	if opt.DryRun {
 		return res, nil
 	}
+	if err := in.stage(bundle, next, res, opt, start); err != nil {
+		return nil, err
+	}
+	if err := in.apply(ctx, res, opt, overrides, start); err != nil {
+		return nil, err
+	}
+	if err := in.commit(v, res, opt, overrides, start); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
 
-	if err := in.Store.Stage(&release.Release{Serial: v.Serial, Bundle: bundle, State: next}); err != nil {
+// progress is an apply's callback before each of total steps (nil without
+// Progress).
+func (in *Installer) progress(total int) func(int, plan.Step) {
+	if in.Progress == nil {
+		return nil
+	}
+	return func(i int, s plan.Step) { in.Progress(i, total, s.Do) }
+}
+
+// verifyAndRender verifies the bundle (a kept release for a rollback) and
+// renders this node's state from it. It writes nothing.
+func (in *Installer) verifyAndRender(bundle []byte, opt Options) (*Verified, *plan.State, error) {
+	open := in.Open
+	if opt.rollback && in.OpenKept != nil {
+		open = in.OpenKept
+	}
+	v, err := open(bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify bundle: %w", err)
+	}
+	node := v.Site.Node(opt.Node)
+	if node == nil {
+		var names []string
+		for _, n := range v.Site.Nodes {
+			names = append(names, n.Hostname)
+		}
+		return nil, nil, fmt.Errorf("node %q has no profile in bundle %d (profiles: %s)", opt.Node, v.Serial, strings.Join(names, ", "))
+	}
+	next, err := in.Render(v.Site, node, v.Serial)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render for node %s: %w", opt.Node, err)
+	}
+	next.Serial = v.Serial
+	return v, next, nil
+}
+
+// lockAndRecover takes the install lock and restores the last committed
+// release if an install was interrupted; a dry run creates no lock file and
+// only reports a pending restore. The caller must call unlock.
+func (in *Installer) lockAndRecover(ctx context.Context, opt Options) (unlock func(), err error) {
+	lock := in.Store.Lock
+	if opt.DryRun {
+		lock = in.Store.LockIfExists // a dry run creates nothing
+	}
+	unlock, err = lock(opt.Wait)
+	if err != nil {
 		return nil, err
 	}
-	intent := release.Intent{Op: opt.Op, From: res.From, HasFrom: res.HasFrom, To: v.Serial, Started: start}
-	if err := in.Store.WriteIntent(intent); err != nil {
+	if opt.DryRun {
+		// A dry run changes nothing, not even to recover: it says what is
+		// pending instead.
+		if p, err := in.Store.ReadIntent(); err != nil {
+			unlock()
+			return nil, err
+		} else if p != nil {
+			unlock()
+			return nil, fmt.Errorf("an interrupted %s of release %d is pending: the next install, rollback or lbctl status restores release %d first", p.Op, p.To, p.From)
+		}
+	} else if err := in.recover(ctx); err != nil {
+		unlock()
 		return nil, err
 	}
-	in.log().Info("applying release", "from", res.From, "to", v.Serial, "steps", len(res.Plan.Steps),
+	return unlock, nil
+}
+
+// current starts the result of an install to serial with the committed
+// release, and returns that release's state (nil when none).
+func (in *Installer) current(serial uint64) (*Result, *plan.State, error) {
+	res := &Result{To: serial}
+	cur, ok, err := in.Store.Current()
+	if err != nil || !ok {
+		return res, nil, err
+	}
+	res.From, res.HasFrom = cur, true
+	r, err := in.Store.Load(cur)
+	if err != nil {
+		return nil, nil, fmt.Errorf("current release: %w", err)
+	}
+	return res, r.State, nil
+}
+
+// stage writes the new release into the store and the intent record that
+// makes the apply crash-safe.
+func (in *Installer) stage(bundle []byte, next *plan.State, res *Result, opt Options, start time.Time) error {
+	if err := in.Store.Stage(&release.Release{Serial: res.To, Bundle: bundle, State: next}); err != nil {
+		return err
+	}
+	intent := release.Intent{Op: opt.Op, From: res.From, HasFrom: res.HasFrom, To: res.To, Started: start}
+	return in.Store.WriteIntent(intent)
+}
+
+// apply runs the plan. On failure the steps are undone: when the undo
+// succeeded the intent record is cleared; when it failed too the record
+// stays so that the next command tries the restore again. Either way the
+// install log says so.
+func (in *Installer) apply(ctx context.Context, res *Result, opt Options, overrides []string, start time.Time) error {
+	in.log().Info("applying release", "from", res.From, "to", res.To, "steps", len(res.Plan.Steps),
 		"added", res.Plan.Added, "changed", res.Plan.Changed, "removed", res.Plan.Removed)
 	if len(overrides) > 0 {
-		in.log().Warn("installing with anti-replay checks overridden", "serial", v.Serial, "overrides", strings.Join(overrides, "; "))
+		in.log().Warn("installing with anti-replay checks overridden", "serial", res.To, "overrides", strings.Join(overrides, "; "))
 	}
-	var before func(int, plan.Step)
-	if in.Progress != nil {
-		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
+	err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, in.progress(len(res.Plan.Steps)))
+	if err == nil {
+		return nil
 	}
-	if err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, before); err != nil {
-		entry := release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial, Error: err.Error(),
-			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back", Overrides: overrides}
-		if !errors.Is(err, apply.ErrRolledBack) {
-			// The undo failed too: keep the intent record so the next
-			// command tries the restore again.
-			entry.Result = "failed"
-			_ = in.Store.Log(entry)
-			return nil, err
-		}
-		return nil, errors.Join(err, in.Store.ClearIntent(), in.Store.Log(entry))
+	entry := release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: res.To, Error: err.Error(),
+		Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back", Overrides: overrides}
+	if !errors.Is(err, apply.ErrRolledBack) {
+		entry.Result = "failed"
+		_ = in.Store.Log(entry)
+		return err
 	}
+	return errors.Join(err, in.Store.ClearIntent(), in.Store.Log(entry))
+}
+
+// commit swaps `current` to the new release, raises the highest serial
+// record, clears the intent record, then logs and prunes (failures of
+// those two are only warned about: the release is committed).
+func (in *Installer) commit(v *Verified, res *Result, opt Options, overrides []string, start time.Time) error {
 	if err := in.Store.Commit(v.Serial); err != nil {
 		// The node runs the new release but it is not committed: the
 		// intent record stays and the next command restores the old one.
-		return nil, err
+		return err
 	}
 	// The record is raised before the intent is cleared: a crash in
 	// between leaves the release committed and recorded.
 	if err := in.Store.RaiseHighest(release.Highest{Serial: v.Serial, ManifestSHA256: v.ManifestSHA256, Time: in.now().UTC()}); err != nil {
-		return nil, err
+		return err
 	}
 	if err := in.Store.ClearIntent(); err != nil {
-		return nil, err
+		return err
 	}
 	res.Duration = in.now().Sub(start)
-	var errs []error
-	errs = append(errs, in.Store.Log(release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial,
-		Result: "committed", Millis: res.Duration.Milliseconds(), Overrides: overrides}))
-	errs = append(errs, in.Store.Prune(release.Keep))
-	if err := errors.Join(errs...); err != nil {
+	err := errors.Join(
+		in.Store.Log(release.LogEntry{Time: in.now(), Op: opt.Op, From: res.From, To: v.Serial,
+			Result: "committed", Millis: res.Duration.Milliseconds(), Overrides: overrides}),
+		in.Store.Prune(release.Keep))
+	if err != nil {
 		in.log().Warn("after commit", "err", err)
 	}
-	return res, nil
+	return nil
 }
 
 // Recover restores the last committed release if an install was

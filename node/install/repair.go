@@ -84,11 +84,7 @@ func (in *Installer) Repair(ctx context.Context, observe Observer, opt Options) 
 
 	in.log().Info("repairing drift", "release", serial, "drift", len(res.Drift), "steps", len(res.Plan.Steps),
 		"changed", res.Plan.Changed, "removed", res.Plan.Removed)
-	var before func(int, plan.Step)
-	if in.Progress != nil {
-		before = func(i int, s plan.Step) { in.Progress(i, len(res.Plan.Steps), s.Do) }
-	}
-	if err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, before); err != nil {
+	if err := apply.RunParallel(ctx, in.Host, res.Plan.Steps, in.Parallel, in.progress(len(res.Plan.Steps))); err != nil {
 		entry := release.LogEntry{Time: in.now(), Op: "repair", From: serial, To: serial, Error: err.Error(),
 			Millis: in.now().Sub(start).Milliseconds(), Result: "rolled-back"}
 		if !errors.Is(err, apply.ErrRolledBack) {
