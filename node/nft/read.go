@@ -48,161 +48,188 @@ func (k *Kernel) Read() (model.Firewall, bool, error) {
 	return fw, true, nil
 }
 
+// tableReader collects what read finds in the table: the firewall it
+// describes and every way the table differs from what Apply programs.
+type tableReader struct {
+	c      *nftables.Conn
+	t      *nftables.Table
+	netns  int
+	s      nftspec.Spec
+	drift  []string
+	seen   map[string]bool // sets found
+	hpeer4 []netip.Addr
+	hback4 []netip.AddrPort
+}
+
 func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []string, error) {
-	var s nftspec.Spec
-	var drift []string
-	want := NewSets(t)
-	sets, err := c.GetSets(t)
-	if err != nil {
-		return model.Firewall{}, nil, fmt.Errorf("list sets: %w", err)
+	r := &tableReader{c: c, t: t, netns: netns, seen: map[string]bool{}}
+	if err := r.sets(); err != nil {
+		return model.Firewall{}, nil, err
 	}
-	seen := map[string]bool{}
-	var hpeer4 []netip.Addr
-	var hback4 []netip.AddrPort
+	got, err := r.chains()
+	if err != nil {
+		return model.Firewall{}, nil, err
+	}
+	r.s.Sort()
+	// The rules must be exactly those Apply programs for what was read.
+	exp := build(r.s)
+	r.drift = append(r.drift, rulesDiff(exp.Rules, got)...)
+	return r.s.Firewall(), r.drift, nil
+}
+
+// sets reads the sets and their elements.
+func (r *tableReader) sets() error {
+	want := NewSets(r.t)
+	byName := map[string]*nftables.Set{SetVIP4: want.VIP4, SetVIP6: want.VIP6, SetSvc4: want.Svc4, SetSvc6: want.Svc6,
+		SetHPeer4: want.HPeer4, SetHBack4: want.HBack4}
+	sets, err := r.c.GetSets(r.t)
+	if err != nil {
+		return fmt.Errorf("list sets: %w", err)
+	}
 	for _, set := range sets {
-		var w *nftables.Set
-		switch set.Name {
-		case SetVIP4:
-			w = want.VIP4
-		case SetVIP6:
-			w = want.VIP6
-		case SetSvc4:
-			w = want.Svc4
-		case SetSvc6:
-			w = want.Svc6
-		case SetHPeer4:
-			w = want.HPeer4
-		case SetHBack4:
-			w = want.HBack4
-		default:
-			drift = append(drift, "unexpected set "+set.Name)
+		w, ok := byName[set.Name]
+		if !ok {
+			r.drift = append(r.drift, "unexpected set "+set.Name)
 			continue
 		}
-		seen[set.Name] = true
+		r.seen[set.Name] = true
 		if set.KeyType.Name != w.KeyType.Name || set.KeyType.Bytes != w.KeyType.Bytes ||
 			set.Interval || set.IsMap || set.HasTimeout || set.Constant {
 			// The concatenation flag is not compared: nft leaves it out
 			// for hash sets, google/nftables sets it; both work the same.
-			drift = append(drift, fmt.Sprintf("set %s has type %q (%d bytes), want %q", set.Name, set.KeyType.Name, set.KeyType.Bytes, w.KeyType.Name))
+			r.drift = append(r.drift, fmt.Sprintf("set %s has type %q (%d bytes), want %q", set.Name, set.KeyType.Name, set.KeyType.Bytes, w.KeyType.Name))
 			continue
 		}
-		elems, err := c.GetSetElements(set)
+		elems, err := r.c.GetSetElements(set)
 		if err != nil {
-			return model.Firewall{}, nil, fmt.Errorf("list set %s: %w", set.Name, err)
+			return fmt.Errorf("list set %s: %w", set.Name, err)
 		}
 		for _, e := range elems {
-			var ok bool
-			switch set.Name {
-			case SetVIP4, SetVIP6:
-				var a netip.Addr
-				if a, ok = netip.AddrFromSlice(e.Key); ok {
-					if set.Name == SetVIP4 {
-						s.VIP4 = append(s.VIP4, a)
-					} else {
-						s.VIP6 = append(s.VIP6, a)
-					}
-				}
-			case SetSvc4, SetSvc6:
-				var p netip.AddrPort
-				if p, ok = pairFromKey(e.Key); ok {
-					if set.Name == SetSvc4 {
-						s.Svc4 = append(s.Svc4, p)
-					} else {
-						s.Svc6 = append(s.Svc6, p)
-					}
-				}
-			case SetHPeer4:
-				var a netip.Addr
-				if a, ok = netip.AddrFromSlice(e.Key); ok {
-					hpeer4 = append(hpeer4, a)
-				}
-			case SetHBack4:
-				var p netip.AddrPort
-				if p, ok = pairFromKey(e.Key); ok {
-					hback4 = append(hback4, p)
-				}
-			}
-			if !ok {
-				drift = append(drift, fmt.Sprintf("set %s: undecodable element %x", set.Name, e.Key))
+			if !r.element(set.Name, e.Key) {
+				r.drift = append(r.drift, fmt.Sprintf("set %s: undecodable element %x", set.Name, e.Key))
 			}
 		}
 	}
 	for _, name := range []string{SetVIP4, SetVIP6, SetSvc4, SetSvc6} {
-		if !seen[name] {
-			drift = append(drift, "missing set "+name)
+		if !r.seen[name] {
+			r.drift = append(r.drift, "missing set "+name)
 		}
 	}
+	return nil
+}
 
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+// element decodes one element of a set; false if it is not one.
+func (r *tableReader) element(set string, key []byte) bool {
+	switch set {
+	case SetVIP4, SetVIP6, SetHPeer4:
+		a, ok := netip.AddrFromSlice(key)
+		if ok {
+			switch set {
+			case SetVIP4:
+				r.s.VIP4 = append(r.s.VIP4, a)
+			case SetVIP6:
+				r.s.VIP6 = append(r.s.VIP6, a)
+			default:
+				r.hpeer4 = append(r.hpeer4, a)
+			}
+		}
+		return ok
+	case SetSvc4, SetSvc6, SetHBack4:
+		p, ok := pairFromKey(key)
+		if ok {
+			switch set {
+			case SetSvc4:
+				r.s.Svc4 = append(r.s.Svc4, p)
+			case SetSvc6:
+				r.s.Svc6 = append(r.s.Svc6, p)
+			default:
+				r.hback4 = append(r.hback4, p)
+			}
+		}
+		return ok
+	}
+	return false
+}
+
+// chains reads the chains and their rules and returns every rule read.
+func (r *tableReader) chains() ([]dumpedRule, error) {
+	chains, err := r.c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return model.Firewall{}, nil, fmt.Errorf("list chains: %w", err)
+		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	// With flow handoff the table has two more sets and the output chain:
 	// all of them or none.
-	handoffOn := seen[SetHPeer4] || seen[SetHBack4]
+	handoffOn := r.seen[SetHPeer4] || r.seen[SetHBack4]
 	if handoffOn {
 		for _, name := range []string{SetHPeer4, SetHBack4} {
-			if !seen[name] {
-				drift = append(drift, "missing set "+name)
+			if !r.seen[name] {
+				r.drift = append(r.drift, "missing set "+name)
 			}
 		}
-		s.Handoff = &nftspec.Handoff{Peers4: hpeer4, Back4: hback4}
+		r.s.Handoff = &nftspec.Handoff{Peers4: r.hpeer4, Back4: r.hback4}
 	}
-	wantChains := map[string]*nftables.Chain{ChainInput: InputChain(t), ChainPrerouting: PreroutingChain(t)}
+	wantChains := map[string]*nftables.Chain{ChainInput: InputChain(r.t), ChainPrerouting: PreroutingChain(r.t)}
 	if handoffOn {
-		wantChains[ChainOutput] = OutputChain(t)
+		wantChains[ChainOutput] = OutputChain(r.t)
 	}
 	var got []dumpedRule
 	for _, ch := range chains {
-		if ch.Table.Name != t.Name {
+		if ch.Table.Name != r.t.Name {
 			continue
 		}
 		w, ok := wantChains[ch.Name]
 		if !ok {
-			drift = append(drift, "unexpected chain "+ch.Name)
+			r.drift = append(r.drift, "unexpected chain "+ch.Name)
 			continue
 		}
 		delete(wantChains, ch.Name)
-		if d := chainDiff(w, ch); d != "" {
-			drift = append(drift, d)
-		}
-		rules, err := dumpRules(netns, ch.Name)
+		rules, err := r.chain(w, ch)
 		if err != nil {
-			return model.Firewall{}, nil, err
-		}
-		for _, r := range rules {
-			if len(r.unknown) > 0 {
-				drift = append(drift, fmt.Sprintf("chain %s: rule with expressions lbctl does not program: %v", ch.Name, r.unknown))
-			}
-		}
-		if handoffOn {
-			readHandoff(s.Handoff, ch.Name, rules)
-		}
-		if ch.Name == ChainPrerouting {
-			for _, r := range rules {
-				switch {
-				case hasExpr[*expr.Socket](r):
-					s.Transparent = true
-				case hasExpr[*expr.TProxy](r):
-					ic, err := parseIntercept(r)
-					if err != nil {
-						drift = append(drift, fmt.Sprintf("chain %s: %v", ch.Name, err))
-						continue
-					}
-					s.Intercepts = append(s.Intercepts, ic)
-				}
-			}
+			return nil, err
 		}
 		got = append(got, rules...)
 	}
 	for name := range wantChains {
-		drift = append(drift, "missing chain "+name)
+		r.drift = append(r.drift, "missing chain "+name)
 	}
-	s.Sort()
-	// The rules must be exactly those Apply programs for what was read.
-	exp := build(s)
-	drift = append(drift, rulesDiff(exp.Rules, got)...)
-	return s.Firewall(), drift, nil
+	return got, nil
+}
+
+// chain reads the rules of one of lbctl's chains: the handoff port and
+// MSS, the transparent rule and the intercepts.
+func (r *tableReader) chain(want, ch *nftables.Chain) ([]dumpedRule, error) {
+	if d := chainDiff(want, ch); d != "" {
+		r.drift = append(r.drift, d)
+	}
+	rules, err := dumpRules(r.netns, ch.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, rule := range rules {
+		if len(rule.unknown) > 0 {
+			r.drift = append(r.drift, fmt.Sprintf("chain %s: rule with expressions lbctl does not program: %v", ch.Name, rule.unknown))
+		}
+	}
+	if r.s.Handoff != nil {
+		readHandoff(r.s.Handoff, ch.Name, rules)
+	}
+	if ch.Name != ChainPrerouting {
+		return rules, nil
+	}
+	for _, rule := range rules {
+		switch {
+		case hasExpr[*expr.Socket](rule):
+			r.s.Transparent = true
+		case hasExpr[*expr.TProxy](rule):
+			ic, err := parseIntercept(rule)
+			if err != nil {
+				r.drift = append(r.drift, fmt.Sprintf("chain %s: %v", ch.Name, err))
+				continue
+			}
+			r.s.Intercepts = append(r.s.Intercepts, ic)
+		}
+	}
+	return rules, nil
 }
 
 // readHandoff recovers the handoff port (from the admission rule of the

@@ -54,107 +54,127 @@ func (ic Intercept) Is6() bool { return ic.Prefix.Addr().Is6() }
 
 // Compile validates fw and parses it. Every problem is reported, joined.
 func Compile(fw model.Firewall) (Spec, error) {
-	var s Spec
-	var errs []error
-	addr := func(field, a string, want6 bool) (netip.Addr, bool) {
-		ip, err := netip.ParseAddr(a)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-		case ip.Zone() != "":
-			errs = append(errs, fmt.Errorf("%s: address %q has a zone", field, a))
-		case want6 && (!ip.Is6() || ip.Is4In6()):
-			errs = append(errs, fmt.Errorf("%s: %s is not an IPv6 address", field, a))
-		case !want6 && !ip.Is4():
-			errs = append(errs, fmt.Errorf("%s: %s is not an IPv4 address", field, a))
-		default:
-			return ip, true
-		}
-		return netip.Addr{}, false
-	}
-	port := func(field string, p int) (uint16, bool) {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("%s: port %d out of range 1-65535", field, p))
-			return 0, false
-		}
-		return uint16(p), true
-	}
+	var c compiler
+	s := Spec{Transparent: fw.Transparent}
 	for _, a := range fw.VIPs4 {
-		if ip, ok := addr("vips4", a, false); ok {
+		if ip, ok := c.addr("vips4", a, false); ok {
 			s.VIP4 = append(s.VIP4, ip)
 		}
 	}
 	for _, a := range fw.VIPs6 {
-		if ip, ok := addr("vips6", a, true); ok {
+		if ip, ok := c.addr("vips6", a, true); ok {
 			s.VIP6 = append(s.VIP6, ip)
 		}
 	}
-	pairs := func(field string, in []model.AddrPort, want6 bool) []netip.AddrPort {
-		var out []netip.AddrPort
-		for _, p := range in {
-			ip, ok1 := addr(field, p.Addr, want6)
-			pt, ok2 := port(field+" "+p.Addr, p.Port)
-			if ok1 && ok2 {
-				out = append(out, netip.AddrPortFrom(ip, pt))
-			}
-		}
-		return out
-	}
-	s.Svc4 = pairs("accept4", fw.Accept4, false)
-	s.Svc6 = pairs("accept6", fw.Accept6, true)
-	s.Transparent = fw.Transparent
+	s.Svc4 = c.pairs("accept4", fw.Accept4, false)
+	s.Svc6 = c.pairs("accept6", fw.Accept6, true)
 	for _, ic := range fw.Intercepts {
-		field := "intercept " + ic.Prefix
-		p, err := netip.ParsePrefix(ic.Prefix)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-			continue
-		}
-		if p.Masked() != p {
-			errs = append(errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
-			continue
-		}
-		x := Intercept{Prefix: p}
-		var ok bool
-		if x.Port, ok = port(field, ic.Port); !ok {
-			continue
-		}
-		if x.ToPort, ok = port(field+" to", ic.ToPort); !ok {
-			continue
-		}
-		if ic.ToAddr != "" {
-			if x.To, ok = addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
-				continue
-			}
-		}
-		s.Intercepts = append(s.Intercepts, x)
-	}
-	if h := fw.Handoff; h != nil {
-		x := &Handoff{}
-		var ok bool
-		if x.Port, ok = port("handoff port", h.Port); !ok {
-			x = nil
-		}
-		if h.MSS < 536 || h.MSS > 65495 {
-			errs = append(errs, fmt.Errorf("handoff mss: %d out of range 536-65495", h.MSS))
-			x = nil
-		}
-		for _, a := range h.Peers4 {
-			if ip, ok := addr("handoff peers4", a, false); ok && x != nil {
-				x.Peers4 = append(x.Peers4, ip)
-			}
-		}
-		if b := pairs("handoff backends4", h.Backends4, false); x != nil {
-			x.Back4 = b
-			x.MSS = uint16(h.MSS)
-			s.Handoff = x
+		if x, ok := c.intercept(ic); ok {
+			s.Intercepts = append(s.Intercepts, x)
 		}
 	}
-	if len(errs) > 0 {
-		return Spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(errs...))
+	if fw.Handoff != nil {
+		s.Handoff = c.handoff(fw.Handoff)
+	}
+	if len(c.errs) > 0 {
+		return Spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(c.errs...))
 	}
 	s.Sort()
 	return s, nil
+}
+
+// compiler parses the fields of a model.Firewall, collecting every error.
+type compiler struct {
+	errs []error
+}
+
+func (c *compiler) addr(field, a string, want6 bool) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(a)
+	switch {
+	case err != nil:
+		c.errs = append(c.errs, fmt.Errorf("%s: %w", field, err))
+	case ip.Zone() != "":
+		c.errs = append(c.errs, fmt.Errorf("%s: address %q has a zone", field, a))
+	case want6 && (!ip.Is6() || ip.Is4In6()):
+		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv6 address", field, a))
+	case !want6 && !ip.Is4():
+		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv4 address", field, a))
+	default:
+		return ip, true
+	}
+	return netip.Addr{}, false
+}
+
+func (c *compiler) port(field string, p int) (uint16, bool) {
+	if p < 1 || p > 65535 {
+		c.errs = append(c.errs, fmt.Errorf("%s: port %d out of range 1-65535", field, p))
+		return 0, false
+	}
+	return uint16(p), true
+}
+
+func (c *compiler) pairs(field string, in []model.AddrPort, want6 bool) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range in {
+		ip, ok1 := c.addr(field, p.Addr, want6)
+		pt, ok2 := c.port(field+" "+p.Addr, p.Port)
+		if ok1 && ok2 {
+			out = append(out, netip.AddrPortFrom(ip, pt))
+		}
+	}
+	return out
+}
+
+func (c *compiler) intercept(ic model.Intercept) (Intercept, bool) {
+	field := "intercept " + ic.Prefix
+	p, err := netip.ParsePrefix(ic.Prefix)
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %w", field, err))
+		return Intercept{}, false
+	}
+	if p.Masked() != p {
+		c.errs = append(c.errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
+		return Intercept{}, false
+	}
+	x := Intercept{Prefix: p}
+	var ok bool
+	if x.Port, ok = c.port(field, ic.Port); !ok {
+		return Intercept{}, false
+	}
+	if x.ToPort, ok = c.port(field+" to", ic.ToPort); !ok {
+		return Intercept{}, false
+	}
+	if ic.ToAddr != "" {
+		if x.To, ok = c.addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
+			return Intercept{}, false
+		}
+	}
+	return x, true
+}
+
+// handoff parses h; nil when it is invalid (the errors say why).
+func (c *compiler) handoff(h *model.Handoff) *Handoff {
+	x := &Handoff{}
+	var ok bool
+	if x.Port, ok = c.port("handoff port", h.Port); !ok {
+		x = nil
+	}
+	if h.MSS < 536 || h.MSS > 65495 {
+		c.errs = append(c.errs, fmt.Errorf("handoff mss: %d out of range 536-65495", h.MSS))
+		x = nil
+	}
+	for _, a := range h.Peers4 {
+		if ip, ok := c.addr("handoff peers4", a, false); ok && x != nil {
+			x.Peers4 = append(x.Peers4, ip)
+		}
+	}
+	b := c.pairs("handoff backends4", h.Backends4, false)
+	if x == nil {
+		return nil
+	}
+	x.Back4 = b
+	x.MSS = uint16(h.MSS)
+	return x
 }
 
 // Sort puts every list in the canonical order (the model's: by text) and
