@@ -234,120 +234,155 @@ func Compute(cur, next *State) *Plan {
 	if cur == nil {
 		cur = &State{}
 	}
-	p := &Plan{}
-	curNames, nextNames := cur.Names(), next.Names()
-	for _, n := range nextNames {
-		old := cur.VIP(n)
-		switch {
-		case old == nil:
-			p.Added = append(p.Added, n)
-		case vipEqual(old, next.VIP(n)):
-			p.Unchanged = append(p.Unchanged, n)
-		default:
-			p.Changed = append(p.Changed, n)
-		}
-	}
-	for _, n := range curNames {
-		if next.VIP(n) == nil {
-			p.Removed = append(p.Removed, n)
-		}
-	}
-
-	add := func(do Op, undo *Op) { p.Steps = append(p.Steps, Step{Do: do, Undo: undo}) }
-
-	announce := Announcement
-	curAnn := announce(cur, curNames)
-	// 1. Withdraw removed VIPs first; they keep serving (and the firewall
-	// keeps admitting them) until the very end, so their connections drain
-	// while the rest of the release comes up.
-	if len(p.Removed) > 0 {
-		kept := announce(cur, without(curNames, p.Removed))
-		undo := curAnn
-		add(kept, &undo)
-		curAnn = kept
-	}
-	// 2. The firewall admits both releases' listeners during the change.
-	curFW, nextFW := CanonicalFirewall(cur.Firewall), CanonicalFirewall(next.Firewall)
-	both := unionFW(curFW, nextFW)
-	if !reflect.DeepEqual(curFW, both) {
-		old := cur.Firewall
-		add(Op{Kind: Firewall, Firewall: &both}, &Op{Kind: Firewall, Firewall: &old})
-	}
+	t := &transition{cur: cur, next: next, p: &Plan{}, curNames: cur.Names(), nextNames: next.Names()}
+	t.classify()
+	curAnn := t.withdrawRemoved()
+	both := t.widenFirewall()
 	// 3. TPROXY routing before transparent VIPs start.
 	if next.TProxy() && !cur.TProxy() {
-		add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
+		t.add(Op{Kind: TProxy, On: true}, &Op{Kind: TProxy, On: false})
 	}
-	// 4. New addresses; the files of new VIPs and of VIPs whose unit
-	// changes, with one daemon-reload; then new and changed VIPs.
 	curAddrs, nextAddrs := addrs(cur), addrs(next)
+	t.bringUp(curAddrs, nextAddrs)
+	t.gateAndAnnounce(curAnn)
+	t.takeDown(curAddrs, nextAddrs, both)
+	return t.p
+}
+
+// transition is a plan being computed from cur to next, step by step.
+type transition struct {
+	cur, next           *State
+	p                   *Plan
+	curNames, nextNames []string
+}
+
+func (t *transition) add(do Op, undo *Op) { t.p.Steps = append(t.p.Steps, Step{Do: do, Undo: undo}) }
+
+// classify sorts the VIPs into added, changed, unchanged and removed.
+func (t *transition) classify() {
+	for _, n := range t.nextNames {
+		old := t.cur.VIP(n)
+		switch {
+		case old == nil:
+			t.p.Added = append(t.p.Added, n)
+		case vipEqual(old, t.next.VIP(n)):
+			t.p.Unchanged = append(t.p.Unchanged, n)
+		default:
+			t.p.Changed = append(t.p.Changed, n)
+		}
+	}
+	for _, n := range t.curNames {
+		if t.next.VIP(n) == nil {
+			t.p.Removed = append(t.p.Removed, n)
+		}
+	}
+}
+
+// withdrawRemoved is step 1: removed VIPs are withdrawn first; they keep
+// serving (and the firewall keeps admitting them) until the very end, so
+// their connections drain while the rest of the release comes up. It
+// returns the announcement in force afterwards.
+func (t *transition) withdrawRemoved() Op {
+	curAnn := Announcement(t.cur, t.curNames)
+	if len(t.p.Removed) > 0 {
+		kept := Announcement(t.cur, without(t.curNames, t.p.Removed))
+		undo := curAnn
+		t.add(kept, &undo)
+		curAnn = kept
+	}
+	return curAnn
+}
+
+// widenFirewall is step 2: the firewall admits both releases' listeners
+// during the change. It returns that union.
+func (t *transition) widenFirewall() model.Firewall {
+	curFW, nextFW := CanonicalFirewall(t.cur.Firewall), CanonicalFirewall(t.next.Firewall)
+	both := unionFW(curFW, nextFW)
+	if !reflect.DeepEqual(curFW, both) {
+		old := t.cur.Firewall
+		t.add(Op{Kind: Firewall, Firewall: &both}, &Op{Kind: Firewall, Firewall: &old})
+	}
+	return both
+}
+
+// bringUp is step 4: new addresses; the files of new VIPs and of VIPs
+// whose unit changes, with one daemon-reload; then new and changed VIPs.
+func (t *transition) bringUp(curAddrs, nextAddrs []netip.Addr) {
+	cur, next := t.cur, t.next
 	if fresh := subtract(nextAddrs, curAddrs); len(fresh) > 0 {
-		add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
+		t.add(Op{Kind: AddAddrs, Addrs: fresh}, &Op{Kind: RemoveAddrs, Addrs: fresh})
 	}
 	restart := func(n string) bool { return cur.VIP(n).Transparent != next.VIP(n).Transparent }
 	write, undo := Op{Kind: VIPFiles}, Op{Kind: VIPFiles}
-	for _, n := range p.Added {
+	for _, n := range t.p.Added {
 		write.VIPs = append(write.VIPs, *next.VIP(n))
 		undo.Names = append(undo.Names, n)
 	}
-	for _, n := range p.Changed {
+	for _, n := range t.p.Changed {
 		if restart(n) {
 			write.VIPs = append(write.VIPs, *next.VIP(n))
 			undo.VIPs = append(undo.VIPs, *cur.VIP(n))
 		}
 	}
 	if len(write.VIPs) > 0 {
-		add(write, &undo)
+		t.add(write, &undo)
 	}
-	for _, n := range p.Added {
+	for _, n := range t.p.Added {
 		v := next.VIP(n)
-		add(Op{Kind: StartUnit, VIP: v}, &Op{Kind: StopUnit, VIP: v})
+		t.add(Op{Kind: StartUnit, VIP: v}, &Op{Kind: StopUnit, VIP: v})
 	}
-	for _, n := range p.Changed {
+	for _, n := range t.p.Changed {
 		old, v := cur.VIP(n), next.VIP(n)
 		if restart(n) {
 			// The undo writes the old files back before its restart:
 			// it runs before the VIPFiles step's own undo does.
-			add(Op{Kind: RestartUnit, VIP: v}, &Op{Kind: RestartVIP, VIP: old})
+			t.add(Op{Kind: RestartUnit, VIP: v}, &Op{Kind: RestartVIP, VIP: old})
 			continue
 		}
-		add(Op{Kind: ReloadVIP, VIP: v}, &Op{Kind: ReloadVIP, VIP: old})
+		t.add(Op{Kind: ReloadVIP, VIP: v}, &Op{Kind: ReloadVIP, VIP: old})
 	}
-	// 5. Nothing is announced before it is healthy.
-	if gate := append(slices.Clone(p.Added), p.Changed...); len(gate) > 0 {
+}
+
+// gateAndAnnounce is steps 5 and 6: nothing is announced before it is
+// healthy; then BIRD and the announcements of the new release.
+func (t *transition) gateAndAnnounce(curAnn Op) {
+	if gate := append(slices.Clone(t.p.Added), t.p.Changed...); len(gate) > 0 {
 		slices.Sort(gate)
-		add(Op{Kind: HealthGate, Names: gate}, nil)
+		t.add(Op{Kind: HealthGate, Names: gate}, nil)
 	}
-	// 6. BIRD, then the announcements of the new release.
-	if !bytes.Equal(cur.BirdConf, next.BirdConf) {
-		add(Op{Kind: Bird, Bird: next.BirdConf}, &Op{Kind: Bird, Bird: cur.BirdConf})
+	if !bytes.Equal(t.cur.BirdConf, t.next.BirdConf) {
+		t.add(Op{Kind: Bird, Bird: t.next.BirdConf}, &Op{Kind: Bird, Bird: t.cur.BirdConf})
 	}
-	if nextAnn := announce(next, nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) || !bytes.Equal(cur.BirdConf, next.BirdConf) {
+	if nextAnn := Announcement(t.next, t.nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) || !bytes.Equal(t.cur.BirdConf, t.next.BirdConf) {
 		undo := curAnn
-		add(nextAnn, &undo)
+		t.add(nextAnn, &undo)
 	}
-	// 7. Removed VIPs: drained, stopped, their files (one daemon-reload),
-	// addresses and listeners gone.
-	if len(p.Removed) > 0 {
-		add(Op{Kind: Wait, Names: p.Removed}, nil)
+}
+
+// takeDown is step 7: removed VIPs drained, stopped, their files removed
+// (one daemon-reload), then addresses, listeners and TPROXY routing that
+// the new release no longer needs.
+func (t *transition) takeDown(curAddrs, nextAddrs []netip.Addr, both model.Firewall) {
+	if len(t.p.Removed) > 0 {
+		t.add(Op{Kind: Wait, Names: t.p.Removed}, nil)
 		restore := Op{Kind: VIPFiles}
-		for _, n := range p.Removed {
-			old := cur.VIP(n)
-			add(Op{Kind: StopUnit, VIP: old}, &Op{Kind: StartUnit, VIP: old})
+		for _, n := range t.p.Removed {
+			old := t.cur.VIP(n)
+			t.add(Op{Kind: StopUnit, VIP: old}, &Op{Kind: StartUnit, VIP: old})
 			restore.VIPs = append(restore.VIPs, *old)
 		}
-		add(Op{Kind: VIPFiles, Names: p.Removed}, &restore)
+		t.add(Op{Kind: VIPFiles, Names: t.p.Removed}, &restore)
 	}
 	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
-		add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
+		t.add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
 	}
-	if !reflect.DeepEqual(both, nextFW) {
-		nw := next.Firewall
-		add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &both})
+	if !reflect.DeepEqual(both, CanonicalFirewall(t.next.Firewall)) {
+		nw := t.next.Firewall
+		t.add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &both})
 	}
-	if cur.TProxy() && !next.TProxy() {
-		add(Op{Kind: TProxy, On: false}, &Op{Kind: TProxy, On: true})
+	if t.cur.TProxy() && !t.next.TProxy() {
+		t.add(Op{Kind: TProxy, On: false}, &Op{Kind: TProxy, On: true})
 	}
-	return p
 }
 
 func vipEqual(a, b *VIP) bool {
