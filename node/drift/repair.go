@@ -39,29 +39,59 @@ import (
 // announcements (always the release's own set, before and after; the
 // restored bird.conf is configured again by its own undo).
 func Repair(want *plan.State, got *Observed) *plan.Plan {
-	p := &plan.Plan{Added: []string{}, Changed: []string{}, Removed: []string{}, Unchanged: []string{}}
-	add := func(do plan.Op, undo *plan.Op) { p.Steps = append(p.Steps, plan.Step{Do: do, Undo: undo}) }
-
-	// 1. The table, replaced as a whole (nft.Kernel.Apply deletes and
-	// re-adds it in one batch, which also wipes chains and rules added by
-	// hand).
-	if firewallDrifted(want, got) {
-		fw := want.Firewall
-		var undo *plan.Op
-		if got.FirewallExists && (got.FirewallErr == nil || errors.Is(got.FirewallErr, nftspec.ErrDrift)) {
-			old := got.Firewall
-			undo = &plan.Op{Kind: plan.Firewall, Firewall: &old}
-		}
-		add(plan.Op{Kind: plan.Firewall, Firewall: &fw}, undo)
+	r := &repair{want: want, got: got,
+		p: &plan.Plan{Added: []string{}, Changed: []string{}, Removed: []string{}, Unchanged: []string{}}}
+	r.firewall()
+	gone, tproxyOff := r.addresses()
+	r.vips()
+	r.announcements()
+	r.removeStrays()
+	// 7. Addresses and TPROXY routing nobody should have.
+	if len(gone) > 0 {
+		r.add(plan.Op{Kind: plan.RemoveAddrs, Addrs: gone}, &plan.Op{Kind: plan.AddAddrs, Addrs: slices.Clone(gone)})
 	}
+	if tproxyOff {
+		r.add(plan.Op{Kind: plan.TProxy, On: false}, &plan.Op{Kind: plan.TProxy, On: true})
+	}
+	return r.p
+}
 
-	// 2. TPROXY routing and addresses, as netstate.Ops orders them.
-	var fresh, gone []netip.Addr
-	tproxyOff := false
-	for _, op := range netstate.Ops(desiredAddresses(want), got.Addresses) {
+// repair is the repair plan of an observation being computed.
+type repair struct {
+	want *plan.State
+	got  *Observed
+	p    *plan.Plan
+}
+
+func (r *repair) add(do plan.Op, undo *plan.Op) {
+	r.p.Steps = append(r.p.Steps, plan.Step{Do: do, Undo: undo})
+}
+
+// firewall is step 1: the table, replaced as a whole (nft.Kernel.Apply
+// deletes and re-adds it in one batch, which also wipes chains and rules
+// added by hand).
+func (r *repair) firewall() {
+	if !firewallDrifted(r.want, r.got) {
+		return
+	}
+	fw := r.want.Firewall
+	var undo *plan.Op
+	if r.got.FirewallExists && (r.got.FirewallErr == nil || errors.Is(r.got.FirewallErr, nftspec.ErrDrift)) {
+		old := r.got.Firewall
+		undo = &plan.Op{Kind: plan.Firewall, Firewall: &old}
+	}
+	r.add(plan.Op{Kind: plan.Firewall, Firewall: &fw}, undo)
+}
+
+// addresses is step 2: TPROXY routing and missing addresses, as
+// netstate.Ops orders them. It returns what step 7 removes: the addresses
+// nobody should have and whether TPROXY routing goes.
+func (r *repair) addresses() (gone []netip.Addr, tproxyOff bool) {
+	var fresh []netip.Addr
+	for _, op := range netstate.Ops(desiredAddresses(r.want), r.got.Addresses) {
 		switch op.Kind {
 		case netstate.TProxyOn:
-			add(plan.Op{Kind: plan.TProxy, On: true}, &plan.Op{Kind: plan.TProxy, On: false})
+			r.add(plan.Op{Kind: plan.TProxy, On: true}, &plan.Op{Kind: plan.TProxy, On: false})
 		case netstate.AddVIP:
 			fresh = append(fresh, op.VIP.Addr())
 		case netstate.RemoveVIP:
@@ -71,78 +101,77 @@ func Repair(want *plan.State, got *Observed) *plan.Plan {
 		}
 	}
 	if len(fresh) > 0 {
-		add(plan.Op{Kind: plan.AddAddrs, Addrs: fresh}, &plan.Op{Kind: plan.RemoveAddrs, Addrs: slices.Clone(fresh)})
+		r.add(plan.Op{Kind: plan.AddAddrs, Addrs: fresh}, &plan.Op{Kind: plan.RemoveAddrs, Addrs: slices.Clone(fresh)})
 	}
+	return gone, tproxyOff
+}
 
-	// 3. The release's VIPs whose unit, files or drop-in drifted: the
-	// files of those that start or restart in one step with one
-	// daemon-reload, then each unit.
+// vips is steps 3 and 4: the release's VIPs whose unit, files or drop-in
+// drifted: the files of those that start or restart in one step with one
+// daemon-reload, then each unit; nothing is announced before the repaired
+// VIPs are healthy.
+func (r *repair) vips() {
 	write, unwrite := plan.Op{Kind: plan.VIPFiles}, plan.Op{Kind: plan.VIPFiles}
 	var units []plan.Step
-	for i := range want.VIPs {
-		v := &want.VIPs[i]
-		r := repairVIP(v, got)
-		if r.unit == nil {
-			p.Unchanged = append(p.Unchanged, v.Name)
+	for i := range r.want.VIPs {
+		v := &r.want.VIPs[i]
+		vr := repairVIP(v, r.got)
+		if vr.unit == nil {
+			r.p.Unchanged = append(r.p.Unchanged, v.Name)
 			continue
 		}
-		p.Changed = append(p.Changed, v.Name)
-		if r.write {
+		r.p.Changed = append(r.p.Changed, v.Name)
+		if vr.write {
 			write.VIPs = append(write.VIPs, *v)
-			if r.old != nil {
-				unwrite.VIPs = append(unwrite.VIPs, *r.old)
+			if vr.old != nil {
+				unwrite.VIPs = append(unwrite.VIPs, *vr.old)
 			} else {
 				unwrite.Names = append(unwrite.Names, v.Name)
 			}
 		}
-		units = append(units, *r.unit)
+		units = append(units, *vr.unit)
 	}
 	if len(write.VIPs) > 0 {
-		add(write, &unwrite)
+		r.add(write, &unwrite)
 	}
-	p.Steps = append(p.Steps, units...)
-	// 4. Nothing is announced before the repaired VIPs are healthy.
-	if len(p.Changed) > 0 {
-		add(plan.Op{Kind: plan.HealthGate, Names: slices.Clone(p.Changed)}, nil)
+	r.p.Steps = append(r.p.Steps, units...)
+	if len(r.p.Changed) > 0 {
+		r.add(plan.Op{Kind: plan.HealthGate, Names: slices.Clone(r.p.Changed)}, nil)
 	}
+}
 
-	// 5. bird.conf, then the release's announcements (after a new
-	// bird.conf, as the install planner does, or when BIRD announces a
-	// route that is not an announceable VIP).
-	birdDrifted := !bytes.Equal(got.BirdConf, want.BirdConf)
+// announcements is step 5: bird.conf, then the release's announcements
+// (after a new bird.conf, as the install planner does, or when BIRD
+// announces a route that is not an announceable VIP).
+func (r *repair) announcements() {
+	birdDrifted := !bytes.Equal(r.got.BirdConf, r.want.BirdConf)
 	if birdDrifted {
-		add(plan.Op{Kind: plan.Bird, Bird: want.BirdConf}, &plan.Op{Kind: plan.Bird, Bird: got.BirdConf})
+		r.add(plan.Op{Kind: plan.Bird, Bird: r.want.BirdConf}, &plan.Op{Kind: plan.Bird, Bird: r.got.BirdConf})
 	}
-	if birdDrifted || len(foreignRoutes(got)) > 0 {
-		add(plan.Announcement(want, want.Names()), nil)
+	if birdDrifted || len(foreignRoutes(r.got)) > 0 {
+		r.add(plan.Announcement(r.want, r.want.Names()), nil)
 	}
+}
 
-	// 6. Units and config directories that are not in the release: the
-	// running units stopped, then their files removed (one daemon-reload).
+// removeStrays is step 6: units and config directories that are not in the
+// release: the running units stopped, then their files removed (one
+// daemon-reload).
+func (r *repair) removeStrays() {
 	remove, restore := plan.Op{Kind: plan.VIPFiles}, plan.Op{Kind: plan.VIPFiles}
-	for _, name := range strays(want, got) {
-		p.Removed = append(p.Removed, name)
+	for _, name := range strays(r.want, r.got) {
+		r.p.Removed = append(r.p.Removed, name)
 		v := plan.VIP{Name: name}
-		if got.Units[name].Active {
-			add(plan.Op{Kind: plan.StopUnit, VIP: &v}, &plan.Op{Kind: plan.StartUnit, VIP: &v})
+		if r.got.Units[name].Active {
+			r.add(plan.Op{Kind: plan.StopUnit, VIP: &v}, &plan.Op{Kind: plan.StartUnit, VIP: &v})
 		}
-		if files, ok := got.Files[name]; ok || got.DropIns[name] {
+		if files, ok := r.got.Files[name]; ok || r.got.DropIns[name] {
 			remove.Names = append(remove.Names, name)
-			restore.VIPs = append(restore.VIPs, observedVIP(v, files, got.DropIns[name]))
+			restore.VIPs = append(restore.VIPs, observedVIP(v, files, r.got.DropIns[name]))
 		}
 	}
 	if len(remove.Names) > 0 {
-		add(remove, &restore)
+		r.add(remove, &restore)
 	}
-
-	// 7. Addresses and TPROXY routing nobody should have.
-	if len(gone) > 0 {
-		add(plan.Op{Kind: plan.RemoveAddrs, Addrs: gone}, &plan.Op{Kind: plan.AddAddrs, Addrs: slices.Clone(gone)})
-	}
-	if tproxyOff {
-		add(plan.Op{Kind: plan.TProxy, On: false}, &plan.Op{Kind: plan.TProxy, On: true})
-	}
-	return p
 }
 
 // firewallDrifted is Compare's nftables check.
