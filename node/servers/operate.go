@@ -47,18 +47,9 @@ func Do(ctx context.Context, n Node, req Request) ([]Change, error) {
 	if req.State != Drain && req.State != Maint && req.State != "ready" {
 		return nil, fmt.Errorf("server %s: state %q is not drain, maint or ready", req.Server, req.State)
 	}
-	var vips []plan.VIP
-	for _, v := range n.VIPs {
-		if req.VIP == "" || v.Name == req.VIP {
-			vips = append(vips, v)
-		}
-	}
-	if len(vips) == 0 {
-		var names []string
-		for _, v := range n.VIPs {
-			names = append(names, v.Name)
-		}
-		return nil, fmt.Errorf("server %s: no VIP %q installed (VIPs: %s)", req.Server, req.VIP, strings.Join(names, " "))
+	vips, err := n.selected(req)
+	if err != nil {
+		return nil, err
 	}
 	f, err := Read(n.Dir)
 	if err != nil {
@@ -66,49 +57,12 @@ func Do(ctx context.Context, n Node, req Request) ([]Change, error) {
 	}
 	// Look at every VIP first: where the server is, and what taking it
 	// out leaves.
-	var using []string
-	var below, errs []error
-	known := map[string]bool{}
-	for _, v := range vips {
-		stats, err := haproxy.Stats(ctx, n.Socket(v.Name))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("VIP %s: %w", v.Name, err))
-			continue
-		}
-		up := haproxy.UpCount(stats)
-		found := false
-		for _, s := range stats {
-			known[s.Name] = true
-			if !Matches(s.Name, req.Server) {
-				continue
-			}
-			found = true
-			if req.State == "ready" || !s.Up() {
-				continue
-			}
-			for _, b := range v.Backends {
-				if b.Name == s.Backend && up[b.Name]-1 < b.MinUp {
-					below = append(below, fmt.Errorf("VIP %s backend %s would keep %d of its servers up, min_up is %d", v.Name, b.Name, up[b.Name]-1, b.MinUp))
-				}
-			}
-		}
-		if found {
-			using = append(using, v.Name)
-		}
+	sv := survey(ctx, n, vips, req)
+	if len(sv.using) == 0 {
+		return nil, sv.notFound(req.Server)
 	}
-	if len(using) == 0 {
-		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("server %s: not found in a VIP that answered: %w", req.Server, err)
-		}
-		names := make([]string, 0, len(known))
-		for k := range known {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		return nil, fmt.Errorf("server %s: no VIP has it (servers: %s)", req.Server, strings.Join(names, " "))
-	}
-	if len(below) > 0 && !req.Force {
-		return nil, fmt.Errorf("server %s: %w: %w (--force to take it out anyway)", req.Server, ErrBelowMinUp, errors.Join(below...))
+	if len(sv.below) > 0 && !req.Force {
+		return nil, fmt.Errorf("server %s: %w: %w (--force to take it out anyway)", req.Server, ErrBelowMinUp, errors.Join(sv.below...))
 	}
 	if req.State == "ready" {
 		f.Remove(req.Server, req.VIP)
@@ -124,21 +78,102 @@ func Do(ctx context.Context, n Node, req Request) ([]Change, error) {
 	}
 	var enable []string
 	if req.State == "ready" {
-		for _, v := range using {
-			if stats, err := haproxy.Stats(ctx, n.Socket(v)); err == nil {
-				for _, s := range stats {
-					if Matches(s.Name, req.Server) {
-						enable = append(enable, s.Name)
-					}
-				}
-			}
-		}
+		enable = n.serversNamed(ctx, sv.using, req.Server)
 	}
+	errs := sv.errs
 	var changes []Change
-	for _, vip := range using {
+	for _, vip := range sv.using {
 		ch, err := Apply(ctx, n.Socket(vip), vip, f, enable)
 		changes = append(changes, ch...)
 		errs = append(errs, err)
 	}
 	return changes, errors.Join(errs...)
+}
+
+// selected returns the VIPs a request is about: every installed VIP, or
+// the one it names, which must be installed.
+func (n Node) selected(req Request) ([]plan.VIP, error) {
+	var vips []plan.VIP
+	for _, v := range n.VIPs {
+		if req.VIP == "" || v.Name == req.VIP {
+			vips = append(vips, v)
+		}
+	}
+	if len(vips) > 0 {
+		return vips, nil
+	}
+	var names []string
+	for _, v := range n.VIPs {
+		names = append(names, v.Name)
+	}
+	return nil, fmt.Errorf("server %s: no VIP %q installed (VIPs: %s)", req.Server, req.VIP, strings.Join(names, " "))
+}
+
+// serversNamed lists the HAProxy servers of the VIPs that the request's
+// server name matches (those to enable again).
+func (n Node) serversNamed(ctx context.Context, vips []string, server string) []string {
+	var out []string
+	for _, v := range vips {
+		if stats, err := haproxy.Stats(ctx, n.Socket(v)); err == nil {
+			for _, s := range stats {
+				if Matches(s.Name, server) {
+					out = append(out, s.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// surveyed is what the VIPs' HAProxies say about a request's server.
+type surveyed struct {
+	using []string        // VIPs that have the server
+	below []error         // backends taking it out would leave below min_up
+	errs  []error         // VIPs that did not answer
+	known map[string]bool // every server name seen
+}
+
+func survey(ctx context.Context, n Node, vips []plan.VIP, req Request) surveyed {
+	sv := surveyed{known: map[string]bool{}}
+	for _, v := range vips {
+		stats, err := haproxy.Stats(ctx, n.Socket(v.Name))
+		if err != nil {
+			sv.errs = append(sv.errs, fmt.Errorf("VIP %s: %w", v.Name, err))
+			continue
+		}
+		up := haproxy.UpCount(stats)
+		found := false
+		for _, s := range stats {
+			sv.known[s.Name] = true
+			if !Matches(s.Name, req.Server) {
+				continue
+			}
+			found = true
+			if req.State == "ready" || !s.Up() {
+				continue
+			}
+			for _, b := range v.Backends {
+				if b.Name == s.Backend && up[b.Name]-1 < b.MinUp {
+					sv.below = append(sv.below, fmt.Errorf("VIP %s backend %s would keep %d of its servers up, min_up is %d", v.Name, b.Name, up[b.Name]-1, b.MinUp))
+				}
+			}
+		}
+		if found {
+			sv.using = append(sv.using, v.Name)
+		}
+	}
+	return sv
+}
+
+// notFound is the error for a server no VIP has.
+func (sv surveyed) notFound(server string) error {
+	if err := errors.Join(sv.errs...); err != nil {
+		return fmt.Errorf("server %s: not found in a VIP that answered: %w", server, err)
+	}
+	names := make([]string, 0, len(sv.known))
+	for k := range sv.known {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("server %s: no VIP has it (servers: %s)", server, strings.Join(names, " "))
 }
