@@ -27,82 +27,108 @@ func (d *Datapath) Apply(cfg Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return inNetNS(cfg.NetNS, func() error {
-		if !cfg.Local.IsValid() && len(cfg.Peers) > 0 {
-			local, err := routeSource(cfg.Peers[0])
-			if err != nil {
-				return err
-			}
-			cfg.Local = local
-		}
-		tun, err := ensureDevice(cfg.Device, cfg.Port, cfg.Local)
+		tun, want, err := devices(&cfg)
 		if err != nil {
 			return err
 		}
-		if cfg.Uplinks == nil {
-			if cfg.Uplinks, err = uplinks(cfg.Device); err != nil {
-				return err
-			}
-		}
-		want := map[string]int{"tunnel/" + cfg.Device: tun}
-		for _, up := range cfg.Uplinks {
-			idx, err := ifaceIndex(up)
-			if err != nil {
-				return err
-			}
-			want["uplink/"+up] = idx
-		}
 		// Load the maps first so that the programs never run with a half
 		// configuration.
-		hc := handoffHoffConfig{TunnelIfindex: uint32(tun), Vni: cfg.VNI}
-		if cfg.Local.IsValid() {
-			hc.Local = hostOrder(cfg.Local.Unmap())
-		}
-		for i, p := range cfg.Peers {
-			hc.Peers[i] = hostOrder(p.Unmap())
-		}
-		hc.Npeers = uint32(len(cfg.Peers))
-		copy(hc.TunnelMac[:], DeviceMAC)
-		var errs []error
-		vips, backs := v4(cfg.VIPs), v4(cfg.Backends)
-		if err := syncSet(d.objs.HoffVips, d.vips, vips); err != nil {
-			errs = append(errs, fmt.Errorf("flow handoff vips: %w", err))
-		}
-		d.vips = vips
-		if err := syncSet(d.objs.HoffBackends, d.backs, backs); err != nil {
-			errs = append(errs, fmt.Errorf("flow handoff backends: %w", err))
-		}
-		d.backs = backs
-		if err := d.objs.HoffCfg.Put(uint32(0), hc); err != nil {
-			errs = append(errs, fmt.Errorf("flow handoff config: %w", err))
-		}
-		d.cfg = hc
-		for name, idx := range want {
-			if _, ok := d.links[name]; ok {
-				continue
-			}
-			prog := d.objs.HandoffUplink
-			if name == "tunnel/"+cfg.Device {
-				prog = d.objs.HandoffTunnel
-			}
-			l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: prog, Attach: ebpf.AttachTCXIngress})
-			if err != nil {
-				errs = append(errs, classify("attach", fmt.Errorf("attach %s: %w", name, err)))
-				continue
-			}
-			d.links[name] = l
-		}
-		for _, name := range slices.Sorted(maps.Keys(d.links)) {
-			if _, ok := want[name]; ok {
-				continue
-			}
-			if err := d.links[name].Close(); err != nil {
-				errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
-				continue
-			}
-			delete(d.links, name)
-		}
+		errs := d.loadMaps(cfg, tun)
+		errs = append(errs, d.syncLinks(cfg, want)...)
 		return errors.Join(errs...)
 	})
+}
+
+// devices creates the VXLAN device and returns its index and the
+// attachments cfg asks for ("tunnel/DEV" and "uplink/IFNAME" to interface
+// index). It fills in cfg's local address and uplinks when unset.
+func devices(cfg *Config) (tun int, want map[string]int, err error) {
+	if !cfg.Local.IsValid() && len(cfg.Peers) > 0 {
+		local, err := routeSource(cfg.Peers[0])
+		if err != nil {
+			return 0, nil, err
+		}
+		cfg.Local = local
+	}
+	tun, err = ensureDevice(cfg.Device, cfg.Port, cfg.Local)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cfg.Uplinks == nil {
+		if cfg.Uplinks, err = uplinks(cfg.Device); err != nil {
+			return 0, nil, err
+		}
+	}
+	want = map[string]int{"tunnel/" + cfg.Device: tun}
+	for _, up := range cfg.Uplinks {
+		idx, err := ifaceIndex(up)
+		if err != nil {
+			return 0, nil, err
+		}
+		want["uplink/"+up] = idx
+	}
+	return tun, want, nil
+}
+
+// loadMaps loads peers, VIPs, backends and the configuration into the
+// maps; every map is tried.
+func (d *Datapath) loadMaps(cfg Config, tun int) []error {
+	hc := handoffHoffConfig{TunnelIfindex: uint32(tun), Vni: cfg.VNI}
+	if cfg.Local.IsValid() {
+		hc.Local = hostOrder(cfg.Local.Unmap())
+	}
+	for i, p := range cfg.Peers {
+		hc.Peers[i] = hostOrder(p.Unmap())
+	}
+	hc.Npeers = uint32(len(cfg.Peers))
+	copy(hc.TunnelMac[:], DeviceMAC)
+	var errs []error
+	vips, backs := v4(cfg.VIPs), v4(cfg.Backends)
+	if err := syncSet(d.objs.HoffVips, d.vips, vips); err != nil {
+		errs = append(errs, fmt.Errorf("flow handoff vips: %w", err))
+	}
+	d.vips = vips
+	if err := syncSet(d.objs.HoffBackends, d.backs, backs); err != nil {
+		errs = append(errs, fmt.Errorf("flow handoff backends: %w", err))
+	}
+	d.backs = backs
+	if err := d.objs.HoffCfg.Put(uint32(0), hc); err != nil {
+		errs = append(errs, fmt.Errorf("flow handoff config: %w", err))
+	}
+	d.cfg = hc
+	return errs
+}
+
+// syncLinks attaches handoff_tunnel and handoff_uplink where want says and
+// detaches them from interfaces no longer listed.
+func (d *Datapath) syncLinks(cfg Config, want map[string]int) []error {
+	var errs []error
+	for name, idx := range want {
+		if _, ok := d.links[name]; ok {
+			continue
+		}
+		prog := d.objs.HandoffUplink
+		if name == "tunnel/"+cfg.Device {
+			prog = d.objs.HandoffTunnel
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: prog, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			errs = append(errs, classify("attach", fmt.Errorf("attach %s: %w", name, err)))
+			continue
+		}
+		d.links[name] = l
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.links)) {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if err := d.links[name].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
+			continue
+		}
+		delete(d.links, name)
+	}
+	return errs
 }
 
 // Attached lists the attachments, as "uplink/IFNAME" and "tunnel/IFNAME".
