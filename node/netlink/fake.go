@@ -39,38 +39,34 @@ func (f *Fake) fail(op netstate.Op) error {
 
 // AddVIP adds vip.
 func (f *Fake) AddVIP(vip netip.Prefix) error {
-	if err := checkVIP(vip); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.foreign(vip) {
-		return fmt.Errorf("vip %s: %w", vip, ErrForeign)
-	}
-	if err := f.fail(netstate.Op{Kind: netstate.AddVIP, VIP: vip}); err != nil {
-		return err
-	}
-	if f.vips == nil {
-		f.vips = map[netip.Prefix]bool{}
-	}
-	f.vips[vip] = true
-	return nil
+	return f.change(netstate.Op{Kind: netstate.AddVIP, VIP: vip}, func() {
+		if f.vips == nil {
+			f.vips = map[netip.Prefix]bool{}
+		}
+		f.vips[vip] = true
+	})
 }
 
 // RemoveVIP removes vip.
 func (f *Fake) RemoveVIP(vip netip.Prefix) error {
-	if err := checkVIP(vip); err != nil {
+	return f.change(netstate.Op{Kind: netstate.RemoveVIP, VIP: vip}, func() { delete(f.vips, vip) })
+}
+
+// change refuses what the kernel would (not a host prefix, a foreign
+// address) and what Fail fails, and otherwise runs do with the lock held.
+func (f *Fake) change(op netstate.Op, do func()) error {
+	if err := checkVIP(op.VIP); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.foreign(vip) {
-		return fmt.Errorf("vip %s: %w", vip, ErrForeign)
+	if f.foreign(op.VIP) {
+		return fmt.Errorf("vip %s: %w", op.VIP, ErrForeign)
 	}
-	if err := f.fail(netstate.Op{Kind: netstate.RemoveVIP, VIP: vip}); err != nil {
+	if err := f.fail(op); err != nil {
 		return err
 	}
-	delete(f.vips, vip)
+	do()
 	return nil
 }
 

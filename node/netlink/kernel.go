@@ -175,51 +175,55 @@ func find(as []addr, vip netip.Prefix) (addr, bool) {
 // AddVIP adds vip with lbctl's mark; an lbctl VIP already there is left
 // as is, a foreign address is an ErrForeign error.
 func (k *Kernel) AddVIP(vip netip.Prefix) error {
-	if err := checkVIP(vip); err != nil {
-		return err
-	}
-	c, err := k.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	idx, err := ifindex(c, k.ifname)
-	if err != nil {
-		return err
-	}
-	as, err := k.addrs(c, idx)
-	if err != nil {
-		return err
-	}
-	if a, ok := find(as, vip); ok {
-		if a.ours && a.prefix == vip {
-			return nil
+	return k.withVIP(vip, func(c *rtnetlink.Conn, idx uint32, a addr, found bool) error {
+		if found {
+			if a.ours && a.prefix == vip {
+				return nil
+			}
+			return fmt.Errorf("vip %s on %s: %w (%s)", vip, k.ifname, ErrForeign, a.prefix)
 		}
-		return fmt.Errorf("vip %s on %s: %w (%s)", vip, k.ifname, ErrForeign, a.prefix)
-	}
-	ip := net.IP(vip.Addr().AsSlice())
-	m := &rtnetlink.AddressMessage{
-		PrefixLength: uint8(vip.Bits()),
-		Scope:        unix.RT_SCOPE_UNIVERSE,
-		Index:        idx,
-		Attributes:   &rtnetlink.AddressAttributes{Address: ip, Local: ip, Flags: unix.IFA_F_NOPREFIXROUTE},
-	}
-	if vip.Addr().Is4() {
-		m.Family = unix.AF_INET
-		m.Attributes.Label = k.label
-	} else {
-		m.Family = unix.AF_INET6
-		m.Attributes.Flags |= unix.IFA_F_NODAD
-	}
-	if err := c.Address.New(m); err != nil {
-		return fmt.Errorf("add vip %s to %s: %w", vip, k.ifname, err)
-	}
-	return nil
+		ip := net.IP(vip.Addr().AsSlice())
+		m := &rtnetlink.AddressMessage{
+			PrefixLength: uint8(vip.Bits()),
+			Scope:        unix.RT_SCOPE_UNIVERSE,
+			Index:        idx,
+			Attributes:   &rtnetlink.AddressAttributes{Address: ip, Local: ip, Flags: unix.IFA_F_NOPREFIXROUTE},
+		}
+		if vip.Addr().Is4() {
+			m.Family = unix.AF_INET
+			m.Attributes.Label = k.label
+		} else {
+			m.Family = unix.AF_INET6
+			m.Attributes.Flags |= unix.IFA_F_NODAD
+		}
+		if err := c.Address.New(m); err != nil {
+			return fmt.Errorf("add vip %s to %s: %w", vip, k.ifname, err)
+		}
+		return nil
+	})
 }
 
 // RemoveVIP removes an lbctl VIP; an absent address succeeds, a foreign one
 // is an ErrForeign error and stays.
 func (k *Kernel) RemoveVIP(vip netip.Prefix) error {
+	return k.withVIP(vip, func(c *rtnetlink.Conn, _ uint32, a addr, found bool) error {
+		if !found {
+			return nil
+		}
+		if !a.ours {
+			return fmt.Errorf("vip %s on %s: %w", vip, k.ifname, ErrForeign)
+		}
+		m := a.msg
+		if err := c.Address.Delete(&m); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove vip %s from %s: %w", vip, k.ifname, err)
+		}
+		return nil
+	})
+}
+
+// withVIP checks vip, connects, finds the VIP interface and the address
+// of vip on it (found false when there is none) and calls f.
+func (k *Kernel) withVIP(vip netip.Prefix, f func(c *rtnetlink.Conn, idx uint32, a addr, found bool) error) error {
 	if err := checkVIP(vip); err != nil {
 		return err
 	}
@@ -236,18 +240,8 @@ func (k *Kernel) RemoveVIP(vip netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	a, ok := find(as, vip)
-	if !ok {
-		return nil
-	}
-	if !a.ours {
-		return fmt.Errorf("vip %s on %s: %w", vip, k.ifname, ErrForeign)
-	}
-	m := a.msg
-	if err := c.Address.Delete(&m); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-		return fmt.Errorf("remove vip %s from %s: %w", vip, k.ifname, err)
-	}
-	return nil
+	a, found := find(as, vip)
+	return f(c, idx, a, found)
 }
 
 // tproxyRule is the fwmark policy rule for one family.

@@ -120,31 +120,33 @@ func (r *tableReader) sets() error {
 
 // element decodes one element of a set; false if it is not one.
 func (r *tableReader) element(set string, key []byte) bool {
+	var addrs *[]netip.Addr
+	var pairs *[]netip.AddrPort
 	switch set {
-	case SetVIP4, SetVIP6, SetHPeer4:
+	case SetVIP4:
+		addrs = &r.s.VIP4
+	case SetVIP6:
+		addrs = &r.s.VIP6
+	case SetHPeer4:
+		addrs = &r.hpeer4
+	case SetSvc4:
+		pairs = &r.s.Svc4
+	case SetSvc6:
+		pairs = &r.s.Svc6
+	case SetHBack4:
+		pairs = &r.hback4
+	}
+	switch {
+	case addrs != nil:
 		a, ok := netip.AddrFromSlice(key)
 		if ok {
-			switch set {
-			case SetVIP4:
-				r.s.VIP4 = append(r.s.VIP4, a)
-			case SetVIP6:
-				r.s.VIP6 = append(r.s.VIP6, a)
-			default:
-				r.hpeer4 = append(r.hpeer4, a)
-			}
+			*addrs = append(*addrs, a)
 		}
 		return ok
-	case SetSvc4, SetSvc6, SetHBack4:
+	case pairs != nil:
 		p, ok := pairFromKey(key)
 		if ok {
-			switch set {
-			case SetSvc4:
-				r.s.Svc4 = append(r.s.Svc4, p)
-			case SetSvc6:
-				r.s.Svc6 = append(r.s.Svc6, p)
-			default:
-				r.hback4 = append(r.hback4, p)
-			}
+			*pairs = append(*pairs, p)
 		}
 		return ok
 	}
