@@ -275,18 +275,28 @@ func (s *Store) WriteIntent(in Intent) error {
 
 // ReadIntent returns the pending intent record, or nil if there is none.
 func (s *Store) ReadIntent() (*Intent, error) {
-	b, err := os.ReadFile(filepath.Join(s.Root, "intent.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read intent record: %w", err)
-	}
 	var in Intent
-	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("read intent record: %w", err)
+	if ok, err := s.readJSON("intent.json", "read intent record", &in); !ok {
+		return nil, err
 	}
 	return &in, nil
+}
+
+// readJSON decodes the file name of the store into v; ok is false, and v
+// untouched, when the file does not exist or on an error (prefixed with
+// what).
+func (s *Store) readJSON(name, what string, v any) (ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(s.Root, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
 }
 
 // ClearIntent removes the intent record once the node is in a committed
@@ -422,33 +432,15 @@ func (s *Store) WriteAnnounceable(a health.Announceable) error {
 // written).
 func (s *Store) ReadAnnounceable() (health.Announceable, error) {
 	var a health.Announceable
-	b, err := os.ReadFile(filepath.Join(s.Root, "announce.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return a, nil
-	}
-	if err != nil {
-		return a, fmt.Errorf("read announceable set: %w", err)
-	}
-	if err := json.Unmarshal(b, &a); err != nil {
-		return a, fmt.Errorf("read announceable set: %w", err)
-	}
-	return a, nil
+	_, err := s.readJSON("announce.json", "read announceable set", &a)
+	return a, err
 }
 
 // ReadDrains returns the drain state.
 func (s *Store) ReadDrains() (health.Drains, error) {
 	var d health.Drains
-	b, err := os.ReadFile(filepath.Join(s.Root, "drain.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return d, nil
-	}
-	if err != nil {
-		return d, fmt.Errorf("read drain state: %w", err)
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("read drain state: %w", err)
-	}
-	return d, nil
+	_, err := s.readJSON("drain.json", "read drain state", &d)
+	return d, err
 }
 
 // WriteDrains replaces the drain state atomically.
