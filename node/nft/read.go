@@ -139,18 +139,20 @@ func (r *tableReader) element(set string, key []byte) bool {
 	switch {
 	case addrs != nil:
 		a, ok := netip.AddrFromSlice(key)
-		if ok {
-			*addrs = append(*addrs, a)
-		}
-		return ok
+		return appendIf(addrs, a, ok)
 	case pairs != nil:
 		p, ok := pairFromKey(key)
-		if ok {
-			*pairs = append(*pairs, p)
-		}
-		return ok
+		return appendIf(pairs, p, ok)
 	}
 	return false
+}
+
+// appendIf appends v to *dst if ok and returns ok.
+func appendIf[T any](dst *[]T, v T, ok bool) bool {
+	if ok {
+		*dst = append(*dst, v)
+	}
+	return ok
 }
 
 // chains reads the chains and their rules and returns every rule read.

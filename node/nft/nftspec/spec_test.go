@@ -8,26 +8,18 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 )
 
-// fixture is node/nft's test firewall.
+// fixture is a firewall with every kind of entry, in canonical form.
 func fixture() model.Firewall {
+	ap := func(a string, p int) model.AddrPort { return model.AddrPort{Addr: a, Port: p} }
 	return model.Firewall{
-		VIPs4: []string{"192.0.2.10", "192.0.2.11"},
-		VIPs6: []string{"2001:db8::10"},
-		Accept4: []model.AddrPort{
-			{Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443}, {Addr: "192.0.2.11", Port: 443},
-		},
-		Accept6:     []model.AddrPort{{Addr: "2001:db8::10", Port: 443}},
+		VIPs4: []string{"192.0.2.10", "192.0.2.11"}, VIPs6: []string{"2001:db8::10"},
+		Accept4:     []model.AddrPort{ap("192.0.2.10", 80), ap("192.0.2.10", 443), ap("192.0.2.11", 443)},
+		Accept6:     []model.AddrPort{ap("2001:db8::10", 443)},
 		Transparent: true,
-		Intercepts: []model.Intercept{
-			{Prefix: "10.0.0.0/8", Port: 80, ToAddr: "192.0.2.10", ToPort: 8080},
-			{Prefix: "172.16.0.0/12", Port: 443, ToPort: 8443},
-			{Prefix: "2001:db8:1::/48", Port: 80, ToAddr: "2001:db8::10", ToPort: 8080},
-		},
-		Handoff: &model.Handoff{
-			Port: model.HandoffPort, MSS: model.HandoffMSS,
-			Peers4:    []string{"198.51.100.12", "198.51.100.13"},
-			Backends4: []model.AddrPort{{Addr: "203.0.113.61", Port: 3200}},
-		},
+		Intercepts: []model.Intercept{{Prefix: "10.0.0.0/8", Port: 80, ToAddr: "192.0.2.10", ToPort: 8080},
+			{Prefix: "172.16.0.0/12", Port: 443, ToPort: 8443}},
+		Handoff: &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS,
+			Peers4: []string{"198.51.100.12"}, Backends4: []model.AddrPort{ap("203.0.113.61", 3200)}},
 	}
 }
 
