@@ -12,6 +12,7 @@ import (
 
 	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/traffic"
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 // Page is the node's read-only status page, served next to /metrics: every
@@ -24,23 +25,13 @@ type Page struct {
 	Node    string
 	Traffic *traffic.Reader
 	// LastInstall returns the last entry of the install log (nil if none).
-	LastInstall func() *PageInstall
+	LastInstall func() *nodeapi.LogEntry
 	// Serial returns the committed release (default: the agent's).
 	Serial func() uint64
 	// ServersOut returns one line per server an operator took out.
 	ServersOut func() []string
 	// Refresh is the page's reload interval. Default 5s.
 	Refresh time.Duration
-}
-
-// PageInstall is the last install on the page (an entry of
-// node/release's install log).
-type PageInstall struct {
-	Time     time.Time
-	Op       string
-	From, To uint64
-	Result   string
-	Error    string
 }
 
 // PageServer is one backend server on the page.
@@ -76,7 +67,7 @@ type PageData struct {
 	Serial      uint64
 	Now         time.Time
 	Refresh     int
-	Last        *PageInstall
+	Last        *nodeapi.LogEntry
 	VIPs        []PageVIP
 	ServersOut  []string
 	Announced   []string

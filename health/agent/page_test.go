@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/health/traffic"
+	"github.com/lbctl/lbctl/nodeapi"
 )
 
 func TestPage(t *testing.T) {
@@ -19,8 +20,8 @@ func TestPage(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.sock")
 	p := &Page{Agent: a, Node: "lb1", Serial: func() uint64 { return 42 },
 		Traffic: &traffic.Reader{Targets: func() []traffic.Target { return []traffic.Target{{VIP: "192.0.2.10", Socket: missing}} }},
-		LastInstall: func() *PageInstall {
-			return &PageInstall{Op: "install", From: 41, To: 42, Result: "committed"}
+		LastInstall: func() *nodeapi.LogEntry {
+			return &nodeapi.LogEntry{Op: "install", From: 41, To: 42, Result: "committed"}
 		},
 		ServersOut: func() []string { return []string{"typo3-web2: drain in every VIP"} }}
 	h := AllowFrom([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, p)

@@ -49,13 +49,12 @@ func statusPage(cfg *config.Config, store *release.Store, a *agent.Agent, tr *tr
 			s, _, _ := store.Current()
 			return s
 		},
-		LastInstall: func() *agent.PageInstall {
+		LastInstall: func() *release.LogEntry {
 			h, err := store.History()
 			if err != nil || len(h) == 0 {
 				return nil
 			}
-			e := h[len(h)-1]
-			return &agent.PageInstall{Time: e.Time, Op: e.Op, From: e.From, To: e.To, Result: e.Result, Error: e.Error}
+			return &h[len(h)-1]
 		},
 		ServersOut: func() []string {
 			f, err := servers.Read(cfg.StateDir)
