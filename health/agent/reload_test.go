@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/health"
-	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/node/release"
 )
 
@@ -60,10 +59,10 @@ func TestReloadINIKeepsDecision(t *testing.T) {
 	store, _ := release.Open(t.TempDir())
 	ln, addr := serve(t)
 	defer ln.Close()
-	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes:   []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}},
-		Backends: []plan.Backend{{Name: "be", MinUp: 1}}}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
+	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes:   []health.Probe{{Kind: health.ProbeTCP, Addr: addr}},
+		Backends: []health.Backend{{Name: "be", MinUp: 1}}}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
 	admin := &fakeAdmin{status: "UP", checkStatus: "L7OK"}
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	admin.serve(t, sock)
