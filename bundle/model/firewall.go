@@ -108,6 +108,13 @@ func (fw *Firewall) Sort() {
 	}
 }
 
+// Canonical is fw in the model's order: the one canonical form of a
+// firewall, for rendering and for comparing two of them.
+func (fw Firewall) Canonical() Firewall {
+	fw.Sort()
+	return fw
+}
+
 func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
 	if len(s) == 0 {
 		return nil

@@ -192,7 +192,7 @@ func (f *Fake) Firewall(_ context.Context, fw model.Firewall) error {
 	if err := f.call("firewall"); err != nil {
 		return err
 	}
-	f.FW = plan.CanonicalFirewall(fw)
+	f.FW = fw.Canonical()
 	return nil
 }
 

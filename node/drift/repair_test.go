@@ -86,7 +86,7 @@ func fakeOf(t *testing.T, o *Observed) *apply.Fake {
 		f.Addrs[p.Addr()] = true
 	}
 	if o.FirewallExists && o.FirewallErr == nil {
-		f.FW = plan.CanonicalFirewall(o.Firewall)
+		f.FW = o.Firewall.Canonical()
 	}
 	f.TProxyOn = o.Addresses.TProxy
 	f.BirdConf = string(o.BirdConf)

@@ -296,7 +296,7 @@ func (t *transition) withdrawRemoved() Op {
 // widenFirewall is step 2: the firewall admits both releases' listeners
 // during the change. It returns that union.
 func (t *transition) widenFirewall() model.Firewall {
-	curFW, nextFW := CanonicalFirewall(t.cur.Firewall), CanonicalFirewall(t.next.Firewall)
+	curFW, nextFW := t.cur.Firewall.Canonical(), t.next.Firewall.Canonical()
 	both := unionFW(curFW, nextFW)
 	if !reflect.DeepEqual(curFW, both) {
 		old := t.cur.Firewall
@@ -376,7 +376,7 @@ func (t *transition) takeDown(curAddrs, nextAddrs []netip.Addr, both model.Firew
 	if gone := subtract(curAddrs, nextAddrs); len(gone) > 0 {
 		t.add(Op{Kind: RemoveAddrs, Addrs: gone}, &Op{Kind: AddAddrs, Addrs: gone})
 	}
-	if !reflect.DeepEqual(both, CanonicalFirewall(t.next.Firewall)) {
+	if !reflect.DeepEqual(both, t.next.Firewall.Canonical()) {
 		nw := t.next.Firewall
 		t.add(Op{Kind: Firewall, Firewall: &nw}, &Op{Kind: Firewall, Firewall: &both})
 	}
@@ -400,61 +400,15 @@ func vipEqual(a, b *VIP) bool {
 	return true
 }
 
-// CanonicalFirewall is the canonical form of a firewall for comparison:
-// every list sorted and deduplicated, empty lists nil.
-func CanonicalFirewall(f model.Firewall) model.Firewall {
-	strs := func(s []string) []string {
-		if len(s) == 0 {
-			return nil
-		}
-		s = slices.Clone(s)
-		slices.Sort(s)
-		return slices.Compact(s)
-	}
-	pairs := func(s []model.AddrPort) []model.AddrPort {
-		if len(s) == 0 {
-			return nil
-		}
-		s = slices.Clone(s)
-		slices.SortFunc(s, func(p, q model.AddrPort) int {
-			if c := strings.Compare(p.Addr, q.Addr); c != 0 {
-				return c
-			}
-			return p.Port - q.Port
-		})
-		return slices.Compact(s)
-	}
-	f.VIPs4, f.VIPs6 = strs(f.VIPs4), strs(f.VIPs6)
-	f.Accept4, f.Accept6 = pairs(f.Accept4), pairs(f.Accept6)
-	if len(f.Intercepts) == 0 {
-		f.Intercepts = nil
-	} else {
-		f.Intercepts = slices.Clone(f.Intercepts)
-		slices.SortFunc(f.Intercepts, func(p, q model.Intercept) int {
-			if c := strings.Compare(p.Prefix, q.Prefix); c != 0 {
-				return c
-			}
-			return p.Port - q.Port
-		})
-		f.Intercepts = slices.Compact(f.Intercepts)
-	}
-	if f.Handoff != nil {
-		h := *f.Handoff
-		h.Peers4, h.Backends4 = strs(h.Peers4), pairs(h.Backends4)
-		f.Handoff = &h
-	}
-	return f
-}
-
 // unionFW admits what either firewall admits.
 func unionFW(a, b model.Firewall) model.Firewall {
-	return CanonicalFirewall(model.Firewall{
+	return model.Firewall{
 		VIPs4: slices.Concat(a.VIPs4, b.VIPs4), VIPs6: slices.Concat(a.VIPs6, b.VIPs6),
 		Accept4: slices.Concat(a.Accept4, b.Accept4), Accept6: slices.Concat(a.Accept6, b.Accept6),
 		Transparent: a.Transparent || b.Transparent,
 		Intercepts:  slices.Concat(a.Intercepts, b.Intercepts),
 		Handoff:     unionHandoff(a.Handoff, b.Handoff),
-	})
+	}.Canonical()
 }
 
 // unionHandoff admits the peers and clamps the backends of either (b's

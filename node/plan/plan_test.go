@@ -334,7 +334,7 @@ func TestFirewallUnionKeepsHandoff(t *testing.T) {
 	if u := unionFW(model.Firewall{Handoff: h("198.51.100.2")}, model.Firewall{}); u.Handoff == nil {
 		t.Fatal("the union dropped the current release's handoff")
 	}
-	fw := CanonicalFirewall(model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")})
+	fw := model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")}.Canonical()
 	if !reflect.DeepEqual(fw, unionFW(fw, fw)) {
 		t.Errorf("union of a firewall with itself differs: %+v", unionFW(fw, fw))
 	}

@@ -25,7 +25,6 @@ import (
 	"github.com/lbctl/lbctl/node/netlink"
 	"github.com/lbctl/lbctl/node/nft"
 	"github.com/lbctl/lbctl/node/nft/nftspec"
-	"github.com/lbctl/lbctl/node/plan"
 	"github.com/lbctl/lbctl/systemd"
 	"github.com/lbctl/lbctl/test/systemdtest"
 )
@@ -102,7 +101,7 @@ func capture(ctx context.Context, units systemd.Manager) (*State, error) {
 	if ferr != nil {
 		st.FirewallErr = ferr.Error()
 	}
-	st.Firewall = plan.CanonicalFirewall(st.Firewall)
+	st.Firewall = st.Firewall.Canonical()
 	nl, err := netlink.New(netlink.WithInterface("lo"))
 	if err != nil {
 		return nil, err
@@ -231,7 +230,7 @@ func diff(want, got *State, o diffOptions) []string {
 	for _, d := range nftspec.Diff(want.Firewall, got.Firewall) {
 		add("nftables: %s", d)
 	}
-	if !reflect.DeepEqual(plan.CanonicalFirewall(want.Firewall), plan.CanonicalFirewall(got.Firewall)) {
+	if !reflect.DeepEqual(want.Firewall.Canonical(), got.Firewall.Canonical()) {
 		add("nftables: listed firewall differs:\n  want %+v\n  got  %+v", want.Firewall, got.Firewall)
 	}
 	if !slices.Equal(want.VIPs, got.VIPs) {
