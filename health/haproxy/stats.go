@@ -114,19 +114,7 @@ func parseStat(out string) ([]Server, error) {
 		return parseStatCSV(out)
 	}
 	header, rows, _ := strings.Cut(out, "\n")
-	px, sv, st, ck := -1, -1, -1, -1
-	for i, h := range strings.Split(header, ",") {
-		switch h {
-		case "pxname":
-			px = i
-		case "svname":
-			sv = i
-		case "status":
-			st = i
-		case "check_status":
-			ck = i
-		}
-	}
+	px, sv, st, ck := StatColumns(strings.Split(header, ","))
 	if strings.TrimSpace(header) == "" {
 		return nil, fmt.Errorf("parse show stat: empty answer")
 	}
@@ -162,6 +150,26 @@ func parseStat(out string) ([]Server, error) {
 	return servers, nil
 }
 
+// StatColumns finds, in the header of HAProxy's show stat, the columns that
+// name a server and its state: proxy, server, status and check status (-1
+// for a column the header lacks).
+func StatColumns(header []string) (px, sv, st, ck int) {
+	px, sv, st, ck = -1, -1, -1, -1
+	for i, h := range header {
+		switch h {
+		case "pxname":
+			px = i
+		case "svname":
+			sv = i
+		case "status":
+			st = i
+		case "check_status":
+			ck = i
+		}
+	}
+	return px, sv, st, ck
+}
+
 // parseStatCSV is parseStat through encoding/csv, for answers with quoted
 // fields.
 func parseStatCSV(out string) ([]Server, error) {
@@ -174,22 +182,18 @@ func parseStatCSV(out string) ([]Server, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("parse show stat: empty answer")
 	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
-	px, sv, st := col["pxname"], col["svname"], col["status"]
-	if _, ok := col["status"]; !ok {
+	px, sv, st, ck := StatColumns(recs[0])
+	if st < 0 || px < 0 || sv < 0 {
 		return nil, fmt.Errorf("parse show stat: no status column in %q", strings.Join(recs[0], ","))
 	}
 	var servers []Server
 	for _, rec := range recs[1:] {
-		if len(rec) <= st || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
+		if len(rec) <= max(st, px, sv) || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
 			continue
 		}
 		srv := Server{Backend: rec[px], Name: rec[sv], Status: rec[st]}
-		if i, ok := col["check_status"]; ok && i < len(rec) {
-			srv.CheckStatus = rec[i]
+		if ck >= 0 && ck < len(rec) {
+			srv.CheckStatus = rec[ck]
 		}
 		servers = append(servers, srv)
 	}

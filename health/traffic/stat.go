@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/lbctl/lbctl/health/haproxy"
 )
 
 // Kind of a "show stat" row.
@@ -144,18 +146,8 @@ func parseStat(b []byte) ([]Row, error) {
 		f func(*Row) *int64
 	}
 	var cols []col
-	px, sv, st, ck := -1, -1, -1, -1
+	px, sv, st, ck := haproxy.StatColumns(head)
 	for i, h := range head {
-		switch h {
-		case "pxname":
-			px = i
-		case "svname":
-			sv = i
-		case "status":
-			st = i
-		case "check_status":
-			ck = i
-		}
 		if f, ok := columns[h]; ok {
 			cols = append(cols, col{i, f})
 		}
