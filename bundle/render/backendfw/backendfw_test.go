@@ -41,12 +41,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []string
-	for _, f := range files {
-		list = append(list, f.Path)
-		rendertest.Golden(t, "lab/"+f.Path, f.Data)
-	}
-	rendertest.Golden(t, "lab/files.txt", []byte(strings.Join(list, "\n")+"\n"))
+	rendertest.GoldenFiles(t, "lab", files)
 }
 
 func TestTransparentAnySource(t *testing.T) {
@@ -77,50 +72,43 @@ func TestReflectorConflict(t *testing.T) {
 func TestNFTAccepts(t *testing.T) {
 	rendertest.NeedRoot(t, "nft checks against the kernel (in a throwaway network namespace)")
 	bin := rendertest.NeedTool(t, "nft")
-	// Node host names whose protocol names collide: the second gets a
-	// suffix that must stay a BIRD symbol.
-	odd := rendertest.Site()
-	odd.Nodes[0].Hostname, odd.Nodes[1].Hostname = "lb-1.x", "lb_1_x"
-	if err := odd.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t), "colliding names": odd} {
-		files, err := backendfw.Render(site)
-		if err != nil {
+	eachRendered(t, ".nft", "backend snippets", func(name, dir string, f backendfw.File) {
+		p := filepath.Join(dir, filepath.Base(f.Path))
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		dir := t.TempDir()
-		n := 0
-		for _, f := range files {
-			if !strings.HasSuffix(f.Path, ".nft") {
-				continue
-			}
-			n++
-			p := filepath.Join(dir, filepath.Base(f.Path))
-			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := rendertest.Run("unshare", "-n", bin, "-c", "-f", p); err != nil {
-				t.Errorf("%s %s: nft -c: %v\n%s", name, f.Path, err, out)
-				continue
-			}
-			out, err := rendertest.Run("unshare", "-n", "sh", "-c", `"$0" -f "$1" && "$0" -f "$1" && "$0" list table inet `+backendfw.Table, bin, p)
-			if err != nil || !strings.Contains(out, "tcp dport @ports drop") {
-				t.Errorf("%s %s: load twice and list: %v\n%s", name, f.Path, err, out)
-			}
+		if out, err := rendertest.Run("unshare", "-n", bin, "-c", "-f", p); err != nil {
+			t.Errorf("%s %s: nft -c: %v\n%s", name, f.Path, err, out)
+			return
 		}
-		if n == 0 {
-			t.Errorf("%s: no backend snippets", name)
+		out, err := rendertest.Run("unshare", "-n", "sh", "-c", `"$0" -f "$1" && "$0" -f "$1" && "$0" list table inet `+backendfw.Table, bin, p)
+		if err != nil || !strings.Contains(out, "tcp dport @ports drop") {
+			t.Errorf("%s %s: load twice and list: %v\n%s", name, f.Path, err, out)
 		}
-	}
+	})
 }
 
 // TestBirdAccepts includes every route reflector stanza in a minimal
 // reflector configuration and runs bird -p on it.
 func TestBirdAccepts(t *testing.T) {
 	bin := rendertest.NeedTool(t, "bird")
-	// Node host names whose protocol names collide: the second gets a
-	// suffix that must stay a BIRD symbol.
+	eachRendered(t, ".conf", "route reflector stanzas", func(name, dir string, f backendfw.File) {
+		stanza := filepath.Join(dir, filepath.Base(f.Path))
+		conf := stanza + ".main"
+		main := fmt.Sprintf("router id 198.51.100.2;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\nprotocol bfd {}\ninclude %q;\n", stanza)
+		rendertest.WriteFiles(t, dir, map[string][]byte{filepath.Base(f.Path): f.Data, filepath.Base(conf): []byte(main)})
+		if out, err := rendertest.Run(bin, "-p", "-c", conf); err != nil {
+			t.Errorf("%s %s: bird -p: %v\n%s\n%s", name, f.Path, err, out, f.Data)
+		}
+	})
+}
+
+// eachRendered renders the lab site, the campus site and one whose node
+// host names collide as BIRD symbols (the second gets a suffix that must
+// stay a symbol), and calls check with every file ending in suffix and a
+// fresh directory per site; a site without such files (what) fails.
+func eachRendered(t *testing.T, suffix, what string, check func(name, dir string, f backendfw.File)) {
+	t.Helper()
 	odd := rendertest.Site()
 	odd.Nodes[0].Hostname, odd.Nodes[1].Hostname = "lb-1.x", "lb_1_x"
 	if err := odd.Validate(); err != nil {
@@ -134,20 +122,13 @@ func TestBirdAccepts(t *testing.T) {
 		dir := t.TempDir()
 		n := 0
 		for _, f := range files {
-			if !strings.HasSuffix(f.Path, ".conf") {
-				continue
-			}
-			n++
-			stanza := filepath.Join(dir, filepath.Base(f.Path))
-			conf := stanza + ".main"
-			main := fmt.Sprintf("router id 198.51.100.2;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\nprotocol bfd {}\ninclude %q;\n", stanza)
-			rendertest.WriteFiles(t, dir, map[string][]byte{filepath.Base(f.Path): f.Data, filepath.Base(conf): []byte(main)})
-			if out, err := rendertest.Run(bin, "-p", "-c", conf); err != nil {
-				t.Errorf("%s %s: bird -p: %v\n%s\n%s", name, f.Path, err, out, f.Data)
+			if strings.HasSuffix(f.Path, suffix) {
+				n++
+				check(name, dir, f)
 			}
 		}
 		if n == 0 {
-			t.Errorf("%s: no route reflector stanzas", name)
+			t.Errorf("%s: no %s", name, what)
 		}
 	}
 }

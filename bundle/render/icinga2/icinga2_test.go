@@ -17,12 +17,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []string
-	for _, f := range files {
-		list = append(list, f.Path)
-		rendertest.Golden(t, "lab/"+f.Path, f.Data)
-	}
-	rendertest.Golden(t, "lab/files.txt", []byte(strings.Join(list, "\n")+"\n"))
+	rendertest.GoldenFiles(t, "lab", files)
 }
 
 func TestRejectsBangInNames(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render"
 )
 
 // Update rewrites golden files instead of comparing with them:
@@ -52,6 +53,18 @@ func Golden(t testing.TB, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", p, LineDiff(string(want), string(got)))
 	}
+}
+
+// GoldenFiles compares every rendered file with testdata/<dir>/<path> and
+// the list of their paths with testdata/<dir>/files.txt.
+func GoldenFiles(t testing.TB, dir string, files []render.File) {
+	t.Helper()
+	var list []string
+	for _, f := range files {
+		list = append(list, f.Path)
+		Golden(t, dir+"/"+f.Path, f.Data)
+	}
+	Golden(t, dir+"/files.txt", []byte(strings.Join(list, "\n")+"\n"))
 }
 
 // LineDiff is a minimal diff: the first differing line with context, enough
