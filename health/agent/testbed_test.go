@@ -104,8 +104,8 @@ func newTestbed(t *testing.T, vips []netip.Addr) *testbed {
 			}
 		}
 	})
-	tb.rrClient = birdClient(t, tb.rrSock)
-	tb.lbClient = birdClient(t, tb.lbSock)
+	tb.rrClient = birdtest.Client(t, tb.rrSock)
+	tb.lbClient = birdtest.Client(t, tb.lbSock)
 	tb.waitEstablished(t, 15*time.Second)
 	return tb
 }
@@ -114,25 +114,10 @@ func startBird(t *testing.T, ns *netnstest.NS, dir string) (string, *netnstest.P
 	t.Helper()
 	sock := filepath.Join(dir, "bird.ctl")
 	p := ns.Start(t, birdBinary, "-f", "-c", filepath.Join(dir, "bird.conf"), "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
-	waitUntil(t, 5*time.Second, "bird control socket in "+ns.Name, func() bool {
-		c, err := bird.Dial(context.Background(), sock)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	return sock, p
-}
-
-func birdClient(t *testing.T, sock string) *bird.Client {
-	t.Helper()
-	c, err := bird.Dial(context.Background(), sock)
-	if err != nil {
-		t.Fatal(err)
+	if err := birdtest.WaitSocket(sock, 5*time.Second); err != nil {
+		t.Fatalf("bird in %s: %v", ns.Name, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return sock, p
 }
 
 func (tb *testbed) waitEstablished(t *testing.T, timeout time.Duration) {

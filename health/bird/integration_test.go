@@ -158,17 +158,8 @@ func (n *birdNode) start(t *testing.T) {
 	}
 	cmd := n.cmd
 	t.Cleanup(func() { n.kill(cmd) })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := bird.Dial(context.Background(), n.sock)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bird in %s: control socket: %v\n%s", n.ns, err, n.out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := birdtest.WaitSocket(n.sock, 5*time.Second); err != nil {
+		t.Fatalf("bird in %s: %v\n%s", n.ns, err, n.out.String())
 	}
 }
 
@@ -185,12 +176,7 @@ func (n *birdNode) kill(cmd *exec.Cmd) {
 
 func (n *birdNode) client(t *testing.T) *bird.Client {
 	t.Helper()
-	c, err := bird.Dial(context.Background(), n.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return birdtest.Client(t, n.sock)
 }
 
 func (topo *topology) waitEstablished(t *testing.T, timeout time.Duration) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"testing"
 	"time"
 
 	"github.com/lbctl/lbctl/health/bird"
@@ -34,4 +35,31 @@ func WaitEstablished(ctx context.Context, timeout time.Duration, clients ...*bir
 		}
 	}
 	return nil
+}
+
+// WaitSocket waits up to timeout for a BIRD to answer on its control socket
+// and returns the last error if it never did.
+func WaitSocket(sock string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := bird.Dial(context.Background(), sock)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bird control socket %s: %w", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Client dials the BIRD control socket sock for the rest of the test.
+func Client(t testing.TB, sock string) *bird.Client {
+	t.Helper()
+	c, err := bird.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
