@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
@@ -103,9 +104,57 @@ func (d *DBus) Restart(ctx context.Context, unit string) error {
 	return d.job(ctx, "restart", unit, d.conn.RestartUnitContext)
 }
 
-// Reload implements Manager.
+// Reload implements Manager. The reload is done when the service is
+// running again, not when systemd's job ends: on systemd before 253 the job
+// of a Type=notify service ends as soon as ExecReload (kill -USR2) exits,
+// and HAProxy's master then says RELOADING=1 and, once its new worker is
+// up, READY=1; until then the unit is "reloading" and the old worker
+// serves. So after the job it waits for that: it returns once the unit is
+// active after having been seen reloading, or has stayed active for
+// reloadSettle (a service that said nothing, or said both already).
 func (d *DBus) Reload(ctx context.Context, unit string) error {
-	return d.job(ctx, "reload", unit, d.conn.ReloadUnitContext)
+	if err := d.job(ctx, "reload", unit, d.conn.ReloadUnitContext); err != nil {
+		return err
+	}
+	return d.waitRunning(ctx, unit)
+}
+
+// reloadSettle is how long a unit must stay active after its reload job
+// before Reload takes it as reloaded without having seen it reloading.
+const reloadSettle = 300 * time.Millisecond
+
+func (d *DBus) waitRunning(ctx context.Context, unit string) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var seenReloading bool
+	var activeSince time.Time
+	for {
+		p, err := d.conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
+		if err != nil {
+			return fmt.Errorf("reload %s: after the job: %w", unit, mapBusError(err))
+		}
+		switch state := str(p.Value.Value()); state {
+		case "reloading":
+			// Under way: wait for READY=1, however long it takes.
+			seenReloading, activeSince = true, time.Time{}
+		case "active":
+			if seenReloading {
+				return nil
+			}
+			if activeSince.IsZero() {
+				activeSince = time.Now()
+			} else if time.Since(activeSince) >= reloadSettle {
+				return nil
+			}
+		default:
+			return d.jobError(ctx, "reload", unit, "unit "+state+" after the reload job")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reload %s: waiting until it runs again: %w", unit, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
