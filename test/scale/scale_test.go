@@ -139,7 +139,7 @@ func (b *bench) lbctlRun(t *testing.T, args ...string) []byte {
 func (b *bench) bundle(t *testing.T, tree string, serial int) []byte {
 	t.Helper()
 	out := filepath.Join(b.work, fmt.Sprintf("bundle-%d", serial))
-	b.lbctlRun(t, "build", tree, "--key", b.key, "--serial", fmt.Sprint(serial), "--time", "1700000000", "-o", out)
+	b.lbctlRun(t, "build", tree, "--key", b.key, "--serial", fmt.Sprint(serial), "--time", "1700000000", "--expires", "never", "-o", out)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
