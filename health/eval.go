@@ -60,6 +60,14 @@ type Result struct {
 	Reasons []string
 	// ProbeLatency is the slowest probe's duration.
 	ProbeLatency time.Duration
+	// Probed is the probes' outcome, also part of Reasons and
+	// ProbeLatency; ProbesReused says it was passed in
+	// (EvaluateReusing), not measured by this evaluation.
+	Probed       Probed
+	ProbesReused bool
+	// Up counts the servers up per backend (nil without Backends or when
+	// they could not be read).
+	Up map[string]int
 	// Unknown is set when every check passed except a backend that has
 	// too few servers up only because some still wait for their first
 	// check (StartingBackends): the evaluation cannot tell, and the agent
@@ -79,11 +87,31 @@ func (r Result) Err() error {
 	return fmt.Errorf("vip %s: not healthy: %w", r.VIP, errors.Join(errs...))
 }
 
+// Probed is the outcome of a VIP's active probes in one evaluation.
+type Probed struct {
+	// Reasons say why probes failed, one per failed probe.
+	Reasons []string
+	// Latency is the slowest probe's duration.
+	Latency time.Duration
+}
+
 // Evaluate checks one VIP once. Listeners may be passed in when the caller
 // listed them for all VIPs at once; nil lists them through d.Sockets.
 func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result {
+	return EvaluateReusing(ctx, v, d, listeners, nil)
+}
+
+// EvaluateReusing is Evaluate with the active probes' outcome taken from
+// last instead of probing again, when last is not nil and every other check
+// (unit, listeners, backends) passes; when one fails, the probes run after
+// all, so a failing evaluation always has the whole picture. The result
+// says whether the probes ran (ProbesReused).
+func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, last *Probed) Result {
 	r := Result{VIP: v.Name}
-	fail := func(format string, args ...any) { r.Reasons = append(r.Reasons, fmt.Sprintf(format, args...)) }
+	// Reasons in the order the checks are listed: unit and listeners,
+	// probes, backends.
+	var pre, post []string
+	fail := func(format string, args ...any) { pre = append(pre, fmt.Sprintf(format, args...)) }
 	if d.Units != nil {
 		if ok, err := d.Units.Active(ctx, v.Name); err != nil {
 			fail("unit: %v", err)
@@ -108,7 +136,10 @@ func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result 
 			}
 		}
 	}
-	r.ProbeLatency = runProbes(ctx, v.Probes, d.ProbeTimeout, fail)
+	if last == nil {
+		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
+	}
+	fail = func(format string, args ...any) { post = append(post, fmt.Sprintf(format, args...)) }
 	unknown := 0
 	if d.Backends != nil && len(v.Backends) > 0 {
 		var up, starting map[string]int
@@ -121,6 +152,7 @@ func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result 
 		if err != nil {
 			fail("backends: %v", err)
 		}
+		r.Up = up
 		for _, b := range v.Backends {
 			switch {
 			case err != nil || up[b.Name] >= b.MinUp:
@@ -132,6 +164,15 @@ func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result 
 			}
 		}
 	}
+	if last != nil {
+		if len(pre)+len(post) == 0 {
+			r.Probed, r.ProbesReused = *last, true
+		} else {
+			r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
+		}
+	}
+	r.Reasons = slices.Concat(pre, r.Probed.Reasons, post)
+	r.ProbeLatency = r.Probed.Latency
 	r.OK = len(r.Reasons) == 0
 	r.Unknown = unknown > 0 && unknown == len(r.Reasons)
 	return r
@@ -148,15 +189,17 @@ func Expected(v *VIP) []netip.AddrPort {
 	return out
 }
 
-func runProbes(ctx context.Context, probes []Probe, timeout time.Duration, fail func(string, ...any)) time.Duration {
+// runProbes runs a VIP's probes, concurrently when there are several.
+func runProbes(ctx context.Context, probes []Probe, timeout time.Duration) Probed {
 	if timeout == 0 {
 		timeout = probe.DefaultTimeout
 	}
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		slowest time.Duration
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out Probed
 	)
+	fail := func(format string, args ...any) { out.Reasons = append(out.Reasons, fmt.Sprintf(format, args...)) }
 	for _, p := range probes {
 		c, err := p.Checker()
 		if err != nil {
@@ -171,7 +214,7 @@ func runProbes(ctx context.Context, probes []Probe, timeout time.Duration, fail 
 			took := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()
-			slowest = max(slowest, took)
+			out.Latency = max(out.Latency, took)
 			if err != nil {
 				fail("probe %v", err)
 			}
@@ -187,7 +230,7 @@ func runProbes(ctx context.Context, probes []Probe, timeout time.Duration, fail 
 		wg.Go(check)
 	}
 	wg.Wait()
-	return slowest
+	return out
 }
 
 // Gate waits until every named VIP evaluates healthy rise times in a row,

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -76,6 +77,17 @@ type Config struct {
 	// jittered by up to a tenth of the interval, so evaluations spread over
 	// it instead of arriving all at once.
 	Interval, FastInterval time.Duration
+	// ProbeInterval is how often a stable VIP's active probes run (default
+	// 5 s); its other checks still run every Interval. A VIP is stable
+	// once it was healthy for max(Rise, Fall) evaluations in a row with
+	// nothing changing; then the probes run on every
+	// round(ProbeInterval/Interval)-th evaluation, and the evaluations in
+	// between reuse the last probes' outcome. Any failure, a change in its
+	// servers up, a listener event, a stall suspicion or a reload makes the
+	// VIP unstable again: full probing at FastInterval until it is stable.
+	// A VIP that is not healthy is probed at every evaluation, so rise is
+	// unchanged. At most Interval disables the reduction.
+	ProbeInterval time.Duration
 	// Rise and Fall counts. Defaults 3 and 2.
 	Rise, Fall int
 	// EvalTimeout bounds one evaluation of one VIP (default Interval, at
@@ -147,8 +159,21 @@ type vipState struct {
 	// confirmations for a while after the runtime API answered.
 	confirming bool
 	calmUntil  time.Time
-	// evals counts completed evaluations.
-	evals int
+	// evals counts completed evaluations, probeRuns those that ran the
+	// active probes.
+	evals, probeRuns int
+	// steady counts the evaluations in a row (up to Agent.window) that
+	// found the VIP healthy and unchanged; alert is set by anything that
+	// makes the VIP unstable (unsettleLocked) and cleared once it is
+	// stable again or settled unhealthy: evaluations then come at
+	// FastInterval. probed is the last probes' outcome, sinceProbe the
+	// evaluations since they ran, up the servers up the last evaluation
+	// counted.
+	steady     int
+	alert      bool
+	probed     health.Probed
+	sinceProbe int
+	up         map[string]int
 }
 
 // vipPrefix is one host route of a VIP.
@@ -208,6 +233,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.FastInterval == 0 {
 		cfg.FastInterval = 200 * time.Millisecond
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 5 * time.Second
 	}
 	if cfg.Rise == 0 {
 		cfg.Rise = 3
@@ -351,6 +379,7 @@ func (a *Agent) load() ([]*vipState, error) {
 			a.wg.Go(func() { a.work(wctx, s) })
 		}
 		s.vip, s.expected = v, health.Expected(&v)
+		a.unsettleLocked(s)
 		keep[v.Name] = s
 		order = append(order, s)
 		for _, ap := range s.expected {
@@ -464,6 +493,7 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) (changing bool) {
 	a.mu.Lock()
 	v, downs := s.vip, s.downs
+	reuse := a.reuseProbesLocked(s)
 	a.mu.Unlock()
 	ectx, cancel := context.WithTimeout(ctx, a.cfg.EvalTimeout)
 	defer cancel()
@@ -471,7 +501,7 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	if a.cfg.Deps.Sockets != nil {
 		listeners = a.listeners(ectx, notBefore)
 	}
-	r := health.Evaluate(ectx, &v, a.cfg.Deps, listeners)
+	r := health.EvaluateReusing(ectx, &v, a.cfg.Deps, listeners, reuse)
 	if ctx.Err() != nil {
 		return false
 	}
@@ -479,10 +509,13 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	now := time.Now()
 	a.lastEval = now
 	s.evals++
+	if !r.ProbesReused {
+		s.probeRuns++
+	}
 	if a.vips[v.Name] != s || s.downs != downs {
 		// Reloaded away, or withdrawn by an event while this ran: the
 		// result predates what is known now.
-		changing = s.tracker.Changing()
+		changing = s.tracker.Changing() || s.alert
 		a.mu.Unlock()
 		return changing
 	}
@@ -490,12 +523,13 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 		// Only servers waiting for their first check (HAProxy's INI
 		// right after a reload) kept it from passing: keep the previous
 		// decision instead of counting a failure.
-		changing = s.tracker.Changing()
+		a.unsettleLocked(s)
 		a.mu.Unlock()
-		return changing
+		return true
 	}
 	s.last = r
 	changed := s.tracker.Observe(r.OK)
+	a.settleLocked(s, r)
 	if changed {
 		s.since = now
 		a.log.Info("vip health changed", "vip", v.Name, "healthy", s.tracker.Healthy(), "reasons", r.Reasons)
@@ -503,12 +537,70 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	if m := a.cfg.Metrics; m != nil && !changed {
 		m.ProbeLatency.WithLabelValues(v.Name).Set(r.ProbeLatency.Seconds())
 	}
-	changing = s.tracker.Changing()
+	changing = s.tracker.Changing() || s.alert
 	a.mu.Unlock()
 	if changed {
 		a.publish(false, s)
 	}
 	return changing
+}
+
+// window is how many healthy, unchanged evaluations in a row make a VIP
+// stable: its rise/fall window.
+func (a *Agent) window() int { return max(a.cfg.Rise, a.cfg.Fall) }
+
+// probeEvery is every how many evaluations a stable VIP's probes run.
+func (a *Agent) probeEvery() int {
+	return max(int((a.cfg.ProbeInterval+a.cfg.Interval/2)/a.cfg.Interval), 1)
+}
+
+// reuseProbesLocked returns the probes' outcome the next evaluation of s
+// reuses instead of probing, or nil when it must probe: s is not stable
+// (healthy, nothing changing, for its window) or its probes are due. a.mu
+// is held.
+func (a *Agent) reuseProbesLocked(s *vipState) *health.Probed {
+	if !s.tracker.Healthy() || s.tracker.Changing() || s.alert || s.steady < a.window() ||
+		s.sinceProbe+1 >= a.probeEvery() {
+		return nil
+	}
+	p := s.probed
+	return &p
+}
+
+// settleLocked records what evaluation r says about the VIP's stability,
+// after the tracker observed it. a.mu is held.
+func (a *Agent) settleLocked(s *vipState, r health.Result) {
+	if r.ProbesReused {
+		s.sinceProbe++
+	} else {
+		s.probed, s.sinceProbe = r.Probed, 0
+	}
+	if r.Up != nil && s.up != nil && !maps.Equal(r.Up, s.up) {
+		// A server went down or came back: probe fully at once even
+		// though the VIP stays healthy.
+		a.unsettleLocked(s)
+	}
+	if r.Up != nil {
+		s.up = r.Up
+	}
+	healthy := s.tracker.Healthy()
+	switch {
+	case healthy && r.OK && !s.tracker.Changing():
+		s.steady = min(s.steady+1, a.window())
+	default:
+		s.steady = 0
+	}
+	if s.steady >= a.window() || !healthy && !s.tracker.Changing() {
+		// Stable, or settled unhealthy (probed at every evaluation and
+		// at Interval, as before).
+		s.alert = false
+	}
+}
+
+// unsettleLocked makes s unstable: its next evaluations probe fully, at
+// FastInterval, until it is stable again. a.mu is held.
+func (a *Agent) unsettleLocked(s *vipState) {
+	s.steady, s.alert = 0, true
 }
 
 // listeners returns the latest listing of the LB's listeners, listing them
@@ -572,6 +664,7 @@ func (a *Agent) event(ev ListenerEvent) {
 	hit := a.byAddr[ev.Addr]
 	if ev.Up {
 		for _, s := range hit {
+			a.unsettleLocked(s)
 			select {
 			case s.kick <- struct{}{}:
 			default:
@@ -597,6 +690,7 @@ func (a *Agent) event(ev ListenerEvent) {
 // reports whether the VIP was healthy.
 func (a *Agent) downLocked(s *vipState, reason string) bool {
 	s.downs++
+	a.unsettleLocked(s)
 	if !s.tracker.Down() {
 		return false
 	}

@@ -91,6 +91,12 @@ func (a *Agent) checkQueues(ctx context.Context, prev map[netip.AddrPort]health.
 				continue
 			}
 			s.confirming = true
+			// Whatever the runtime API says, probe it fully again.
+			a.unsettleLocked(s)
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
 			a.wg.Go(func() { a.confirmStall(ctx, s, l, p.Backlog) })
 		}
 	}

@@ -100,8 +100,12 @@ type Agent struct {
 	KeepRoutesOnShutdown bool     `yaml:"keep_routes_on_shutdown"`
 	Interval             Duration `yaml:"interval"`
 	FastInterval         Duration `yaml:"fast_interval"`
-	Rise                 int      `yaml:"rise"`
-	Fall                 int      `yaml:"fall"`
+	// ProbeInterval is how often a stable VIP's active probes run; its
+	// other checks run every Interval (agent.Config.ProbeInterval).
+	// Default 5s.
+	ProbeInterval Duration `yaml:"probe_interval"`
+	Rise          int      `yaml:"rise"`
+	Fall          int      `yaml:"fall"`
 }
 
 // Duration is a time.Duration written as "5s".

@@ -82,7 +82,8 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 func agentConfig(ctx context.Context, cfg *config.Config, store *release.Store, units systemd.Manager, log *slog.Logger) agent.Config {
 	acfg := agent.Config{Store: store, Deps: HealthDeps(cfg, units), Log: log, Probe: "ebpf",
 		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
-		Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall, KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
+		ProbeInterval: time.Duration(cfg.Agent.ProbeInterval), Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall,
+		KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
 	if rt, ok := acfg.Deps.Backends.(agent.Runtime); ok {
 		acfg.Runtime = rt
 	}
