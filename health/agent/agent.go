@@ -575,16 +575,16 @@ func (a *Agent) settleLocked(s *vipState, r health.Result) {
 	} else {
 		s.probed, s.sinceProbe = r.Probed, 0
 	}
-	if r.Up != nil && s.up != nil && !maps.Equal(r.Up, s.up) {
-		// A server went down or came back: probe fully at once even
-		// though the VIP stays healthy.
-		a.unsettleLocked(s)
-	}
+	moved := r.Up != nil && s.up != nil && !maps.Equal(r.Up, s.up)
 	if r.Up != nil {
 		s.up = r.Up
 	}
 	healthy := s.tracker.Healthy()
 	switch {
+	case moved:
+		// A server went down or came back: probe fully at once even
+		// though the VIP stays healthy.
+		a.unsettleLocked(s)
 	case healthy && r.OK && !s.tracker.Changing():
 		s.steady = min(s.steady+1, a.window())
 	default:
