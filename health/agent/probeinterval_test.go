@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/health"
+	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/node/release"
+)
+
+// countingBackends is a VIP's show stat: it counts the calls and reports
+// up servers in backend "be".
+type countingBackends struct {
+	calls atomic.Int64
+	up    atomic.Int64
+}
+
+func (b *countingBackends) UpCount(context.Context, string) (map[string]int, error) {
+	b.calls.Add(1)
+	return map[string]int{"be": int(b.up.Load())}, nil
+}
+
+// countingServer accepts connections (the VIP's TCP probe) and counts them.
+func countingServer(t *testing.T) (*atomic.Int64, netip.AddrPort) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // after the Close below (cleanups run last first)
+	t.Cleanup(func() { ln.Close() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	})
+	return &n, netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestStableVIPProbesAtProbeInterval drives one VIP's evaluations by hand
+// (its own timer is an hour away) and counts the probe connections and
+// show stat calls: a stable VIP is probed on every 5th evaluation
+// (ProbeInterval 5 x Interval) while show stat runs at each; a server
+// going down, a failing show stat or a listener event brings full probing
+// at FastInterval back at once, and rise after a withdrawal still takes
+// Rise evaluations.
+func TestStableVIPProbesAtProbeInterval(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	probes, addr := countingServer(t)
+	be := &countingBackends{}
+	be.up.Store(2)
+	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes:   []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}},
+		Backends: []plan.Backend{{Name: "be", MinUp: 1}}}
+	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
+		Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); a.wg.Wait() }()
+	a.runCtx = ctx
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	s := a.vips["a"]
+	<-s.evaluated // the VIP's own first evaluation; the next is an hour away
+
+	healthy := func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return s.tracker.Healthy()
+	}
+	// step runs n evaluations and returns how many probe connections and
+	// show stat calls they made and whether the last asked for
+	// FastInterval. TCP probes are counted once accepted: wait for the
+	// server to have seen them (the agent counts the evaluations that
+	// probed).
+	step := func(n int) (nprobes, nstats int, fast bool) {
+		t.Helper()
+		a.mu.Lock()
+		runs0 := s.probeRuns
+		a.mu.Unlock()
+		p0, c0 := probes.Load(), be.calls.Load()
+		for range n {
+			fast = a.evaluate(ctx, s, time.Time{})
+		}
+		a.mu.Lock()
+		runs := s.probeRuns - runs0
+		a.mu.Unlock()
+		waitFor(t, "probe connections accepted", func() bool { return probes.Load()-p0 >= int64(runs) })
+		return int(probes.Load() - p0), int(be.calls.Load() - c0), fast
+	}
+
+	// Rise 2: one more evaluation makes it healthy; one more makes it
+	// stable (healthy and unchanged for max(Rise, Fall) = 2).
+	if p, c, fast := step(1); !healthy() || p != 1 || c != 1 || !fast {
+		t.Fatalf("rise: healthy %v, %d probes, %d show stat, fast %v", healthy(), p, c, fast)
+	}
+	if p, c, fast := step(1); p != 1 || c != 1 || fast {
+		t.Fatalf("settling: %d probes, %d show stat, fast %v", p, c, fast)
+	}
+	// Stable: probes on every 5th evaluation, show stat at each, at
+	// Interval.
+	if p, c, fast := step(20); p != 4 || c != 20 || fast || !healthy() {
+		t.Fatalf("stable, 20 evaluations: %d probes (want 4), %d show stat (want 20), fast %v, healthy %v", p, c, fast, healthy())
+	}
+
+	// A server goes down (still MinUp up): the evaluation that sees it
+	// asks for FastInterval, the next two (the window) probe.
+	be.up.Store(1)
+	if p, c, fast := step(1); p != 0 || c != 1 || !fast {
+		t.Fatalf("server down, first evaluation: %d probes, %d show stat, fast %v", p, c, fast)
+	}
+	if p, c, fast := step(2); p != 2 || c != 2 || fast {
+		t.Fatalf("after a server went down: %d probes (want 2), %d show stat, fast %v after the window", p, c, fast)
+	}
+	if p, _, _ := step(5); p != 1 {
+		t.Fatalf("stable again, 5 evaluations: %d probes, want 1", p)
+	}
+
+	// show stat fails (no server up): that same evaluation probes, asks
+	// for FastInterval, and so does every one until the VIP settled
+	// unhealthy; it is then probed at every evaluation.
+	be.up.Store(0)
+	if p, _, fast := step(1); p != 1 || !fast || !healthy() {
+		t.Fatalf("show stat failing, first evaluation: %d probes, fast %v, healthy %v", p, fast, healthy())
+	}
+	if p, _, _ := step(1); p != 1 || healthy() {
+		t.Fatalf("fall: %d probes, healthy %v", p, healthy())
+	}
+	if p, c, fast := step(4); p != 4 || c != 4 || fast {
+		t.Fatalf("unhealthy, 4 evaluations: %d probes, %d show stat, fast %v", p, c, fast)
+	}
+	// Rise is not slowed: Rise evaluations, each probing.
+	be.up.Store(2)
+	if p, _, fast := step(1); p != 1 || !fast || healthy() {
+		t.Fatalf("rise 1/2: %d probes, fast %v, healthy %v", p, fast, healthy())
+	}
+	if p, _, _ := step(1); p != 1 || !healthy() {
+		t.Fatalf("rise 2/2: %d probes, healthy %v", p, healthy())
+	}
+	step(6) // stable again
+
+	// A listener-close event withdraws at once; every evaluation probes
+	// until the VIP rose (Rise 2) and is stable again.
+	a.event(ListenerEvent{Addr: addr, Up: false, At: time.Now()})
+	if healthy() {
+		t.Fatal("listener event did not withdraw")
+	}
+	if p, c, fast := step(1); p != 1 || c != 1 || !fast {
+		t.Fatalf("after the event: %d probes, %d show stat, fast %v", p, c, fast)
+	}
+	if p, _, _ := step(1); p != 1 || !healthy() {
+		t.Fatalf("rise after the event: %d probes, healthy %v", p, healthy())
+	}
+	if p, _, fast := step(1); p != 1 || fast {
+		t.Fatalf("settling after the event: %d probes, fast %v", p, fast)
+	}
+	if p, _, _ := step(10); p != 2 {
+		t.Fatalf("stable after the event, 10 evaluations: %d probes, want 2", p)
+	}
+
+	// A listener opening (HAProxy restarted or reloaded) probes fully
+	// again at once, without withdrawing.
+	a.event(ListenerEvent{Addr: addr, Up: true, At: time.Now()})
+	if p, _, fast := step(1); p != 1 || !fast || !healthy() {
+		t.Fatalf("after a listener opened: %d probes, fast %v, healthy %v", p, fast, healthy())
+	}
+}
