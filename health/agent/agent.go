@@ -377,9 +377,11 @@ func (a *Agent) load() ([]*vipState, error) {
 			wctx, s.stop = context.WithCancel(a.runCtx)
 			started = append(started, s)
 			a.wg.Go(func() { a.work(wctx, s) })
+		} else {
+			// Reloaded: probe fully again (a new VIP does until stable).
+			a.unsettleLocked(s)
 		}
 		s.vip, s.expected = v, health.Expected(&v)
-		a.unsettleLocked(s)
 		keep[v.Name] = s
 		order = append(order, s)
 		for _, ap := range s.expected {
@@ -690,7 +692,9 @@ func (a *Agent) event(ev ListenerEvent) {
 // reports whether the VIP was healthy.
 func (a *Agent) downLocked(s *vipState, reason string) bool {
 	s.downs++
-	a.unsettleLocked(s)
+	// Unhealthy now, so probed at every evaluation until it rose and
+	// is stable again; the evaluations keep their pace, as before.
+	s.steady = 0
 	if !s.tracker.Down() {
 		return false
 	}

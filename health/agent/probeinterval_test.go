@@ -78,6 +78,7 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 	}
 	s := a.vips["a"]
 	<-s.evaluated // the VIP's own first evaluation; the next is an hour away
+	waitFor(t, "the first evaluation's probe accepted", func() bool { return probes.Load() == 1 })
 
 	healthy := func() bool {
 		a.mu.Lock()
@@ -107,7 +108,7 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 
 	// Rise 2: one more evaluation makes it healthy; one more makes it
 	// stable (healthy and unchanged for max(Rise, Fall) = 2).
-	if p, c, fast := step(1); !healthy() || p != 1 || c != 1 || !fast {
+	if p, c, fast := step(1); !healthy() || p != 1 || c != 1 || fast {
 		t.Fatalf("rise: healthy %v, %d probes, %d show stat, fast %v", healthy(), p, c, fast)
 	}
 	if p, c, fast := step(1); p != 1 || c != 1 || fast {
