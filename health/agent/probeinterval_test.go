@@ -62,10 +62,10 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 	probes, addr := countingServer(t)
 	be := &countingBackends{}
 	be.up.Store(2)
-	vip := plan.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
-		Probes:   []plan.Probe{{Kind: plan.ProbeTCP, Addr: addr}},
-		Backends: []plan.Backend{{Name: "be", MinUp: 1}}}
-	store.WriteAnnounceable(release.Announceable{VIPs: []plan.VIP{vip}})
+	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes:   []health.Probe{{Kind: health.ProbeTCP, Addr: addr}},
+		Backends: []health.Backend{{Name: "be", MinUp: 1}}}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
 	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
 	store.Commit(1)
 	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
