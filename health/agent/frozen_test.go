@@ -56,8 +56,10 @@ func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 	// completes the handshake) and then waits for an answer that never
 	// comes, until its deadline: from the moment its connection shows in
 	// the accept queue, that evaluation is hanging.
+	// A stable VIP is probed every probe_interval (5 s), or sooner once its
+	// show stat times out: the wait is a guard against a hang, not a target.
 	faddr := frozen.vip.Probes[0].Addr
-	waitUntil(t, 10*time.Second, "the agent's probe connection queued at the frozen HAProxy", func() bool {
+	waitUntil(t, 30*time.Second, "the agent's probe connection queued at the frozen HAProxy", func() bool {
 		return tb.backlogOf(t, faddr) > 0
 	})
 	probeDeadline := time.Now().Add(2 * time.Second) // health/probe.DefaultTimeout, the latest it can end
