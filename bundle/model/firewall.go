@@ -2,6 +2,7 @@ package model
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -18,8 +19,8 @@ import (
 // Each Intercept diverts TCP to a prefix and port into the local listener.
 type Firewall struct {
 	// VIPs4 and VIPs6 are the VIP addresses (sorted).
-	VIPs4 []string `json:"vips4"`
-	VIPs6 []string `json:"vips6"`
+	VIPs4 []netip.Addr `json:"vips4"`
+	VIPs6 []netip.Addr `json:"vips6"`
 	// Accept4 and Accept6 are the declared listeners (sorted by address,
 	// then port).
 	Accept4 []AddrPort `json:"accept4"`
@@ -42,7 +43,7 @@ type Firewall struct {
 type Handoff struct {
 	Port int `json:"port"`
 	// Peers4 are the other LB nodes' IPv4 addresses (sorted).
-	Peers4 []string `json:"peers4"`
+	Peers4 []netip.Addr `json:"peers4"`
 	// Backends4 are the servers of transparent services, address and
 	// backend port (sorted by address, then port).
 	Backends4 []AddrPort `json:"backends4,omitempty"`
@@ -60,17 +61,19 @@ const (
 
 // AddrPort is one VIP address and TCP port.
 type AddrPort struct {
-	Addr string `json:"addr"`
-	Port int    `json:"port"`
+	Addr netip.Addr `json:"addr"`
+	Port int        `json:"port"`
 }
 
 // Intercept diverts TCP traffic to Prefix:Port (not addressed to the node) to
 // the local transparent listener on ToAddr:ToPort with nftables "tproxy to".
+// ToAddr is the zero Addr (JSON "") when the listener address is left to
+// the kernel.
 type Intercept struct {
-	Prefix string `json:"prefix"`
-	Port   int    `json:"port"`
-	ToAddr string `json:"to_addr"`
-	ToPort int    `json:"to_port"`
+	Prefix netip.Prefix `json:"prefix"`
+	Port   int          `json:"port"`
+	ToAddr netip.Addr   `json:"to_addr"`
+	ToPort int          `json:"to_port"`
 }
 
 // TPROXY policy routing constants used on every node: packets marked with
@@ -88,21 +91,20 @@ const (
 // without duplicates; empty lists become nil. The lists are copied: fw
 // shares none with the firewall it was copied from.
 func (fw *Firewall) Sort() {
-	byText := strings.Compare
-	fw.VIPs4 = sortCompact(fw.VIPs4, byText)
-	fw.VIPs6 = sortCompact(fw.VIPs6, byText)
+	fw.VIPs4 = sortCompact(fw.VIPs4, CompareAddrText)
+	fw.VIPs6 = sortCompact(fw.VIPs6, CompareAddrText)
 	byPair := func(a, b AddrPort) int {
-		return cmp.Or(strings.Compare(a.Addr, b.Addr), cmp.Compare(a.Port, b.Port))
+		return cmp.Or(CompareAddrText(a.Addr, b.Addr), cmp.Compare(a.Port, b.Port))
 	}
 	fw.Accept4 = sortCompact(fw.Accept4, byPair)
 	fw.Accept6 = sortCompact(fw.Accept6, byPair)
 	fw.Intercepts = sortCompact(fw.Intercepts, func(a, b Intercept) int {
-		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Port, b.Port),
-			strings.Compare(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
+		return cmp.Or(strings.Compare(prefixText(a.Prefix), prefixText(b.Prefix)), cmp.Compare(a.Port, b.Port),
+			CompareAddrText(a.ToAddr, b.ToAddr), cmp.Compare(a.ToPort, b.ToPort))
 	})
 	if fw.Handoff != nil {
 		h := *fw.Handoff
-		h.Peers4 = sortCompact(h.Peers4, byText)
+		h.Peers4 = sortCompact(h.Peers4, CompareAddrText)
 		h.Backends4 = sortCompact(h.Backends4, byPair)
 		fw.Handoff = &h
 	}
@@ -122,4 +124,26 @@ func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
 	s = slices.Clone(s)
 	slices.SortFunc(s, f)
 	return slices.Compact(s)
+}
+
+// CompareAddrText orders addresses by their text, the model's order
+// (so "10.0.0.10" sorts before "10.0.0.9"); the zero Addr is "" and sorts
+// first.
+func CompareAddrText(a, b netip.Addr) int {
+	return strings.Compare(AddrText(a), AddrText(b))
+}
+
+// AddrText is a's canonical text, "" for the zero Addr (as in the JSON).
+func AddrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func prefixText(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }

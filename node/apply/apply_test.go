@@ -28,11 +28,11 @@ func state(serial uint64, bird string, vips ...plan.VIP) *plan.State {
 	for _, v := range vips {
 		for _, a := range v.Addresses {
 			if a.Is4() {
-				s.Firewall.VIPs4 = append(s.Firewall.VIPs4, a.String())
-				s.Firewall.Accept4 = append(s.Firewall.Accept4, model.AddrPort{Addr: a.String(), Port: 443})
+				s.Firewall.VIPs4 = append(s.Firewall.VIPs4, a)
+				s.Firewall.Accept4 = append(s.Firewall.Accept4, model.AddrPort{Addr: a, Port: 443})
 			} else {
-				s.Firewall.VIPs6 = append(s.Firewall.VIPs6, a.String())
-				s.Firewall.Accept6 = append(s.Firewall.Accept6, model.AddrPort{Addr: a.String(), Port: 443})
+				s.Firewall.VIPs6 = append(s.Firewall.VIPs6, a)
+				s.Firewall.Accept6 = append(s.Firewall.Accept6, model.AddrPort{Addr: a, Port: 443})
 			}
 		}
 		s.Firewall.Transparent = s.Firewall.Transparent || v.Transparent

@@ -14,7 +14,7 @@ import (
 func release() *plan.State {
 	a := netip.MustParseAddr("192.0.2.10")
 	return &plan.State{Serial: 4, BirdConf: []byte("bird\n"),
-		Firewall: model.Firewall{VIPs4: []string{"192.0.2.10"}, Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}}},
+		Firewall: model.Firewall{VIPs4: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}}},
 		VIPs: []plan.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{a},
 			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte("cfg\n")}}}}}
 }
@@ -43,7 +43,7 @@ func TestCompare(t *testing.T) {
 		{"table gone", func(o *Observed) { o.FirewallExists = false }, "nftables: table inet lbctl missing"},
 		{"foreign rule", func(o *Observed) { o.FirewallErr = errors.New("unexpected rule") }, "nftables: unexpected rule"},
 		{"listener added by hand", func(o *Observed) {
-			o.Firewall.Accept4 = append(o.Firewall.Accept4, model.AddrPort{Addr: "192.0.2.10", Port: 22})
+			o.Firewall.Accept4 = append(o.Firewall.Accept4, model.AddrPort{Addr: netip.MustParseAddr("192.0.2.10"), Port: 22})
 		}, "nftables:"},
 		{"address removed", func(o *Observed) { o.Addresses.VIPs = nil }, "addresses:"},
 		{"tproxy left on", func(o *Observed) { o.Addresses.TProxy = true }, "addresses: tproxy"},

@@ -27,9 +27,9 @@ var (
 // twoVIPs is a release with a plain VIP and a transparent dual-stack one.
 func twoVIPs() *plan.State {
 	return &plan.State{Serial: 7, BirdConf: []byte("bird 7\n"),
-		Firewall: model.Firewall{VIPs4: []string{"192.0.2.10", "192.0.2.11"}, VIPs6: []string{"2001:db8::11"},
-			Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}, {Addr: "192.0.2.11", Port: 25}},
-			Accept6: []model.AddrPort{{Addr: "2001:db8::11", Port: 25}}, Transparent: true},
+		Firewall: model.Firewall{VIPs4: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")}, VIPs6: []netip.Addr{netip.MustParseAddr("2001:db8::11")},
+			Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}, {Addr: netip.MustParseAddr("192.0.2.11"), Port: 25}},
+			Accept6: []model.AddrPort{{Addr: netip.MustParseAddr("2001:db8::11"), Port: 25}}, Transparent: true},
 		VIPs: []plan.VIP{
 			{Name: "192.0.2.10", Addresses: []netip.Addr{web},
 				Files: []plan.File{{Path: "haproxy.cfg", Data: []byte("web\n")}}},
@@ -143,7 +143,7 @@ func TestRepair(t *testing.T) {
 			o.FirewallErr = fmt.Errorf("nft: table inet lbctl: %w: unexpected rule in chain input", nftspec.ErrDrift)
 		}, want: []string{"firewall (2+1 listeners)"}, inexact: true},
 		{name: "listener added by hand", mod: func(o *Observed) {
-			o.Firewall.Accept4 = append(o.Firewall.Accept4, model.AddrPort{Addr: "192.0.2.10", Port: 22})
+			o.Firewall.Accept4 = append(o.Firewall.Accept4, model.AddrPort{Addr: netip.MustParseAddr("192.0.2.10"), Port: 22})
 		}, want: []string{"firewall (2+1 listeners)"}},
 		{name: "element deleted by hand", mod: func(o *Observed) { o.Firewall.VIPs6 = nil },
 			want: []string{"firewall (2+1 listeners)"}},

@@ -24,9 +24,8 @@ func DrainLocals(st *plan.State, names []string) map[string][]netip.AddrPort {
 			continue
 		}
 		for _, p := range pairs {
-			a, err := netip.ParseAddr(p.Addr)
-			if err == nil && slices.Contains(v.Addresses, a) {
-				locals[v.Name] = append(locals[v.Name], netip.AddrPortFrom(a, uint16(p.Port)))
+			if p.Addr.IsValid() && slices.Contains(v.Addresses, p.Addr) {
+				locals[v.Name] = append(locals[v.Name], netip.AddrPortFrom(p.Addr, uint16(p.Port)))
 			}
 		}
 	}

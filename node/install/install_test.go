@@ -45,8 +45,8 @@ func testRender(site *model.Site, _ *model.Node, serial uint64) (*plan.State, er
 		a := v.Addresses[0]
 		st.VIPs = append(st.VIPs, plan.VIP{Name: v.Name, Addresses: []netip.Addr{a},
 			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(v.Services[0])}}})
-		st.Firewall.VIPs4 = append(st.Firewall.VIPs4, a.String())
-		st.Firewall.Accept4 = append(st.Firewall.Accept4, model.AddrPort{Addr: a.String(), Port: 80})
+		st.Firewall.VIPs4 = append(st.Firewall.VIPs4, a)
+		st.Firewall.Accept4 = append(st.Firewall.Accept4, model.AddrPort{Addr: a, Port: 80})
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -23,9 +24,9 @@ func TestHandoffAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := model.Firewall{
-		VIPs4:   []string{"192.0.2.10"},
-		Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}},
-		Handoff: &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: []string{"198.51.100.12"}},
+		VIPs4:   []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}},
+		Handoff: &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: []netip.Addr{netip.MustParseAddr("198.51.100.12")}},
 	}
 	if err := k.Apply(fw); err != nil {
 		t.Fatal(err)

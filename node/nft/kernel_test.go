@@ -3,6 +3,7 @@ package nft
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,22 +23,22 @@ import (
 // fixture exercises every kind of element and rule (canonical form).
 func fixture() model.Firewall {
 	return model.Firewall{
-		VIPs4: []string{"192.0.2.10", "192.0.2.11"},
-		VIPs6: []string{"2001:db8::10"},
+		VIPs4: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")},
+		VIPs6: []netip.Addr{netip.MustParseAddr("2001:db8::10")},
 		Accept4: []model.AddrPort{
-			{Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443}, {Addr: "192.0.2.11", Port: 443},
+			{Addr: netip.MustParseAddr("192.0.2.10"), Port: 80}, {Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}, {Addr: netip.MustParseAddr("192.0.2.11"), Port: 443},
 		},
-		Accept6:     []model.AddrPort{{Addr: "2001:db8::10", Port: 443}},
+		Accept6:     []model.AddrPort{{Addr: netip.MustParseAddr("2001:db8::10"), Port: 443}},
 		Transparent: true,
 		Intercepts: []model.Intercept{
-			{Prefix: "10.0.0.0/8", Port: 80, ToAddr: "192.0.2.10", ToPort: 8080},
-			{Prefix: "172.16.0.0/12", Port: 443, ToPort: 8443},
-			{Prefix: "2001:db8:1::/48", Port: 80, ToAddr: "2001:db8::10", ToPort: 8080},
+			{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Port: 80, ToAddr: netip.MustParseAddr("192.0.2.10"), ToPort: 8080},
+			{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Port: 443, ToPort: 8443},
+			{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), Port: 80, ToAddr: netip.MustParseAddr("2001:db8::10"), ToPort: 8080},
 		},
 		Handoff: &model.Handoff{
 			Port: model.HandoffPort, MSS: model.HandoffMSS,
-			Peers4:    []string{"198.51.100.12", "198.51.100.13"},
-			Backends4: []model.AddrPort{{Addr: "203.0.113.61", Port: 3200}},
+			Peers4:    []netip.Addr{netip.MustParseAddr("198.51.100.12"), netip.MustParseAddr("198.51.100.13")},
+			Backends4: []model.AddrPort{{Addr: netip.MustParseAddr("203.0.113.61"), Port: 3200}},
 		},
 	}
 }
@@ -131,7 +132,7 @@ func TestKernelApplyReadIdempotent(t *testing.T) {
 	}
 
 	// Apply replaces: elements and rules of the old table are gone.
-	small := model.Firewall{VIPs4: []string{"192.0.2.99"}, Accept4: []model.AddrPort{{Addr: "192.0.2.99", Port: 25}}}
+	small := model.Firewall{VIPs4: []netip.Addr{netip.MustParseAddr("192.0.2.99")}, Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.99"), Port: 25}}}
 	if err := k.Apply(small); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -112,10 +113,10 @@ func TestPackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := k.Apply(model.Firewall{
-		VIPs4:   []string{"192.0.2.10"},
-		VIPs6:   []string{"2001:db8::10"},
-		Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}},
-		Accept6: []model.AddrPort{{Addr: "2001:db8::10", Port: 443}},
+		VIPs4:   []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		VIPs6:   []netip.Addr{netip.MustParseAddr("2001:db8::10")},
+		Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}},
+		Accept6: []model.AddrPort{{Addr: netip.MustParseAddr("2001:db8::10"), Port: 443}},
 	}); err != nil {
 		t.Fatal(err)
 	}

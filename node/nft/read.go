@@ -70,7 +70,7 @@ func read(c *nftables.Conn, t *nftables.Table, netns int) (model.Firewall, []str
 	if err != nil {
 		return model.Firewall{}, nil, err
 	}
-	r.s.Sort()
+	r.s = r.s.Canonical()
 	// The rules must be exactly those Apply programs for what was read.
 	exp := build(r.s)
 	r.drift = append(r.drift, rulesDiff(exp.Rules, got)...)

@@ -24,10 +24,10 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata")
 func manyPairs(n int) model.Firewall {
 	var fw model.Firewall
 	for i := 0; len(fw.Accept4)+len(fw.Accept6) < n; i++ {
-		a4 := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
+		a4 := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		b := netip.MustParseAddr("2001:db8::").As16()
 		b[13], b[14], b[15] = byte(i>>16), byte(i>>8), byte(i)
-		a6 := netip.AddrFrom16(b).String()
+		a6 := netip.AddrFrom16(b)
 		fw.VIPs4 = append(fw.VIPs4, a4)
 		fw.VIPs6 = append(fw.VIPs6, a6)
 		for _, p := range []int{80, 443} {
@@ -208,8 +208,8 @@ func dumpExprs(es []expr.Any) string {
 
 func TestPairElements(t *testing.T) {
 	rs, err := Build(model.Firewall{
-		Accept4: []model.AddrPort{{Addr: "192.0.2.10", Port: 443}},
-		Accept6: []model.AddrPort{{Addr: "2001:db8::10", Port: 443}},
+		Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.10"), Port: 443}},
+		Accept6: []model.AddrPort{{Addr: netip.MustParseAddr("2001:db8::10"), Port: 443}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -232,18 +232,19 @@ func TestCompileErrors(t *testing.T) {
 		fw   model.Firewall
 		want []string
 	}{
-		{model.Firewall{VIPs4: []string{"192.0.2.300"}}, []string{"vips4"}},
-		{model.Firewall{VIPs4: []string{"2001:db8::1"}}, []string{"vips4: 2001:db8::1 is not an IPv4 address"}},
-		{model.Firewall{VIPs6: []string{"192.0.2.1"}}, []string{"vips6: 192.0.2.1 is not an IPv6 address"}},
-		{model.Firewall{VIPs6: []string{"::ffff:192.0.2.1"}}, []string{"is not an IPv6 address"}},
-		{model.Firewall{VIPs6: []string{"fe80::1%eth0"}}, []string{"has a zone"}},
-		{model.Firewall{Accept4: []model.AddrPort{{Addr: "192.0.2.1", Port: 0}}}, []string{"accept4 192.0.2.1: port 0 out of range"}},
-		{model.Firewall{Accept6: []model.AddrPort{{Addr: "2001:db8::1", Port: 65536}}}, []string{"port 65536 out of range"}},
-		{model.Firewall{Intercepts: []model.Intercept{{Prefix: "10.0.0.1/8", Port: 80, ToPort: 8080}}}, []string{"host bits set (want 10.0.0.0/8)"}},
-		{model.Firewall{Intercepts: []model.Intercept{{Prefix: "10.0.0.0/8", Port: 80, ToAddr: "2001:db8::1", ToPort: 8080}}}, []string{"is not an IPv4 address"}},
-		{model.Firewall{Intercepts: []model.Intercept{{Prefix: "10.0.0.0/8", Port: 80}}}, []string{"to: port 0"}},
+		{model.Firewall{VIPs4: []netip.Addr{{}}}, []string{"vips4: address unset"}},
+		{model.Firewall{Intercepts: []model.Intercept{{Port: 80, ToPort: 8080}}}, []string{"intercept: prefix unset"}},
+		{model.Firewall{VIPs4: []netip.Addr{netip.MustParseAddr("2001:db8::1")}}, []string{"vips4: 2001:db8::1 is not an IPv4 address"}},
+		{model.Firewall{VIPs6: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}, []string{"vips6: 192.0.2.1 is not an IPv6 address"}},
+		{model.Firewall{VIPs6: []netip.Addr{netip.MustParseAddr("::ffff:192.0.2.1")}}, []string{"is not an IPv6 address"}},
+		{model.Firewall{VIPs6: []netip.Addr{netip.MustParseAddr("fe80::1%eth0")}}, []string{"has a zone"}},
+		{model.Firewall{Accept4: []model.AddrPort{{Addr: netip.MustParseAddr("192.0.2.1"), Port: 0}}}, []string{"accept4 192.0.2.1: port 0 out of range"}},
+		{model.Firewall{Accept6: []model.AddrPort{{Addr: netip.MustParseAddr("2001:db8::1"), Port: 65536}}}, []string{"port 65536 out of range"}},
+		{model.Firewall{Intercepts: []model.Intercept{{Prefix: netip.MustParsePrefix("10.0.0.1/8"), Port: 80, ToPort: 8080}}}, []string{"host bits set (want 10.0.0.0/8)"}},
+		{model.Firewall{Intercepts: []model.Intercept{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Port: 80, ToAddr: netip.MustParseAddr("2001:db8::1"), ToPort: 8080}}}, []string{"is not an IPv4 address"}},
+		{model.Firewall{Intercepts: []model.Intercept{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Port: 80}}}, []string{"to: port 0"}},
 		// Independent errors are all reported.
-		{model.Firewall{VIPs4: []string{"x"}, VIPs6: []string{"y"}}, []string{"vips4", "vips6"}},
+		{model.Firewall{VIPs4: []netip.Addr{{}}, VIPs6: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}, []string{"vips4", "vips6"}},
 	}
 	for _, tt := range tests {
 		_, err := Build(tt.fw)
@@ -299,7 +300,7 @@ func TestFake(t *testing.T) {
 		t.Fatalf("delete of nothing: %v", err)
 	}
 	in := fixture()
-	in.VIPs4 = []string{"192.0.2.11", "192.0.2.10"}
+	in.VIPs4 = []netip.Addr{netip.MustParseAddr("192.0.2.11"), netip.MustParseAddr("192.0.2.10")}
 	if err := f.Apply(in); err != nil {
 		t.Fatal(err)
 	}

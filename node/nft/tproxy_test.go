@@ -76,11 +76,12 @@ func TestTProxyEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ip4, ip6 := netip.MustParseAddr(vip4), netip.MustParseAddr(vip6)
 	fw := model.Firewall{
-		VIPs4:       []string{vip4},
-		VIPs6:       []string{vip6},
-		Accept4:     []model.AddrPort{{Addr: vip4, Port: 80}},
-		Accept6:     []model.AddrPort{{Addr: vip6, Port: 80}},
+		VIPs4:       []netip.Addr{ip4},
+		VIPs6:       []netip.Addr{ip6},
+		Accept4:     []model.AddrPort{{Addr: ip4, Port: 80}},
+		Accept6:     []model.AddrPort{{Addr: ip6, Port: 80}},
 		Transparent: true,
 	}
 	k, err := New(WithNetNS(lb.Fd()))

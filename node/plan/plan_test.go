@@ -23,8 +23,8 @@ func fw(pairs ...string) model.Firewall {
 	var f model.Firewall
 	for _, p := range pairs {
 		ap := netip.MustParseAddrPort(p)
-		f.Accept4 = append(f.Accept4, model.AddrPort{Addr: ap.Addr().String(), Port: int(ap.Port())})
-		f.VIPs4 = append(f.VIPs4, ap.Addr().String())
+		f.Accept4 = append(f.Accept4, model.AddrPort{Addr: ap.Addr(), Port: int(ap.Port())})
+		f.VIPs4 = append(f.VIPs4, ap.Addr())
 	}
 	return f
 }
@@ -325,10 +325,14 @@ func TestColdInstallReloadsOnce(t *testing.T) {
 // needs no firewall step.
 func TestFirewallUnionKeepsHandoff(t *testing.T) {
 	h := func(peers ...string) *model.Handoff {
-		return &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: peers}
+		var ips []netip.Addr
+		for _, p := range peers {
+			ips = append(ips, netip.MustParseAddr(p))
+		}
+		return &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: ips}
 	}
 	u := unionFW(model.Firewall{Handoff: h("198.51.100.2")}, model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")})
-	if u.Handoff == nil || !slices.Equal(u.Handoff.Peers4, []string{"198.51.100.2", "198.51.100.3"}) {
+	if u.Handoff == nil || !slices.Equal(u.Handoff.Peers4, []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.3")}) {
 		t.Fatalf("union handoff %+v", u.Handoff)
 	}
 	if u := unionFW(model.Firewall{Handoff: h("198.51.100.2")}, model.Firewall{}); u.Handoff == nil {

@@ -70,22 +70,21 @@ func (h *handoffDatapath) Apply(fw model.Firewall) error {
 	var peers []netip.Addr
 	var errs []error
 	for _, p := range fw.Accept4 {
-		if a, err := netip.ParseAddr(p.Addr); err == nil {
-			vips = append(vips, netip.AddrPortFrom(a, uint16(p.Port)))
+		if p.Addr.IsValid() {
+			vips = append(vips, netip.AddrPortFrom(p.Addr, uint16(p.Port)))
 		}
 	}
 	if fw.Handoff != nil {
-		for _, a := range fw.Handoff.Peers4 {
-			ip, err := netip.ParseAddr(a)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("flow handoff peer %q: %w", a, err))
+		for _, ip := range fw.Handoff.Peers4 {
+			if !ip.IsValid() {
+				errs = append(errs, errors.New("flow handoff peer: address unset"))
 				continue
 			}
 			peers = append(peers, ip)
 		}
 		for _, p := range fw.Handoff.Backends4 {
-			if a, err := netip.ParseAddr(p.Addr); err == nil {
-				backs = append(backs, netip.AddrPortFrom(a, uint16(p.Port)))
+			if p.Addr.IsValid() {
+				backs = append(backs, netip.AddrPortFrom(p.Addr, uint16(p.Port)))
 			}
 		}
 	}

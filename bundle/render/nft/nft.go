@@ -39,10 +39,10 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 			}
 			if ip.Is4() {
 				v4 = append(v4, ip)
-				fw.VIPs4 = append(fw.VIPs4, ip.String())
+				fw.VIPs4 = append(fw.VIPs4, ip)
 			} else {
 				v6 = append(v6, ip)
-				fw.VIPs6 = append(fw.VIPs6, ip.String())
+				fw.VIPs6 = append(fw.VIPs6, ip)
 			}
 		}
 		fw.Transparent = fw.Transparent || v.Transparent
@@ -54,12 +54,12 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 			fam4, fam6 := families(site, v.Name, p)
 			if fam4 {
 				for _, ip := range v4 {
-					fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: ip.String(), Port: p.Port})
+					fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: ip, Port: p.Port})
 				}
 			}
 			if fam6 {
 				for _, ip := range v6 {
-					fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: ip.String(), Port: p.Port})
+					fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: ip, Port: p.Port})
 				}
 			}
 		}
@@ -94,7 +94,7 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 					if l.Action != model.ActionServe || (pfx.Addr().Is4() && !l.IPv4) || (pfx.Addr().Is6() && !l.IPv6) {
 						continue
 					}
-					fw.Intercepts = append(fw.Intercepts, model.Intercept{Prefix: pfx.String(), Port: l.Port, ToAddr: to[0].String(), ToPort: l.Port})
+					fw.Intercepts = append(fw.Intercepts, model.Intercept{Prefix: pfx, Port: l.Port, ToAddr: to[0], ToPort: l.Port})
 				}
 			}
 		}
@@ -118,7 +118,7 @@ func handoff(site *model.Site, node *model.Node) *model.Handoff {
 		}
 		for _, a := range n.Addresses {
 			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
-				h.Peers4 = append(h.Peers4, ip.String())
+				h.Peers4 = append(h.Peers4, ip)
 			}
 		}
 	}
@@ -136,7 +136,7 @@ func handoff(site *model.Site, node *model.Node) *model.Handoff {
 			}
 			for _, l := range s.Listeners {
 				if l.BackendPort > 0 {
-					h.Backends4 = append(h.Backends4, model.AddrPort{Addr: ip.String(), Port: l.BackendPort})
+					h.Backends4 = append(h.Backends4, model.AddrPort{Addr: ip, Port: l.BackendPort})
 				}
 			}
 		}
@@ -166,19 +166,19 @@ func families(site *model.Site, vip string, p model.Port) (v4, v6 bool) {
 // the prefix and port, divert with tproxy to the local listener.
 func interceptRule(ic model.Intercept) string {
 	fam, nfproto := "ip", "ipv4"
-	if strings.Contains(ic.Prefix, ":") {
+	if ic.Prefix.Addr().Is6() {
 		fam, nfproto = "ip6", "ipv6"
 	}
 	match := fmt.Sprintf("%s daddr %s ", fam, ic.Prefix)
-	if strings.HasSuffix(ic.Prefix, "/0") {
+	if ic.Prefix.Bits() == 0 {
 		match = "meta nfproto " + nfproto + " "
 	}
 	to := ":" + strconv.Itoa(ic.ToPort)
 	switch {
-	case ic.ToAddr != "" && fam == "ip6":
-		to = "[" + ic.ToAddr + "]" + to
-	case ic.ToAddr != "":
-		to = ic.ToAddr + to
+	case ic.ToAddr.IsValid() && fam == "ip6":
+		to = "[" + ic.ToAddr.String() + "]" + to
+	case ic.ToAddr.IsValid():
+		to = ic.ToAddr.String() + to
 	}
 	return fmt.Sprintf("%stcp dport %d tproxy %s to %s", match, ic.Port, fam, to)
 }
@@ -197,23 +197,30 @@ func NFTText(fw model.Firewall) string {
 		}
 		b.WriteString("\t}\n\n")
 	}
+	addrs := func(as []netip.Addr) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.String())
+		}
+		return out
+	}
 	pairs := func(ps []model.AddrPort) []string {
 		var out []string
 		for _, p := range ps {
-			out = append(out, p.Addr+" . "+strconv.Itoa(p.Port))
+			out = append(out, p.Addr.String()+" . "+strconv.Itoa(p.Port))
 		}
 		return out
 	}
 	if fw.Handoff != nil {
 		fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", model.HandoffRefusedCounter)
 	}
-	set("vip4", "ipv4_addr", fw.VIPs4)
-	set("vip6", "ipv6_addr", fw.VIPs6)
+	set("vip4", "ipv4_addr", addrs(fw.VIPs4))
+	set("vip6", "ipv6_addr", addrs(fw.VIPs6))
 	set("svc4", "ipv4_addr . inet_service", pairs(fw.Accept4))
 	set("svc6", "ipv6_addr . inet_service", pairs(fw.Accept6))
 	h := fw.Handoff
 	if h != nil {
-		set("hpeer4", "ipv4_addr", h.Peers4)
+		set("hpeer4", "ipv4_addr", addrs(h.Peers4))
 		set("hback4", "ipv4_addr . inet_service", pairs(h.Backends4))
 	}
 	b.WriteString(`	chain input {

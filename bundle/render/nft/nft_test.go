@@ -21,32 +21,32 @@ func TestFirewall(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := model.Firewall{
-		VIPs4: []string{"192.0.2.10", "192.0.2.20", "192.0.2.30", "192.0.2.40"},
-		VIPs6: []string{"2001:db8::10", "2001:db8::20", "2001:db8::60"},
+		VIPs4: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.20"), netip.MustParseAddr("192.0.2.30"), netip.MustParseAddr("192.0.2.40")},
+		VIPs6: []netip.Addr{netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("2001:db8::20"), netip.MustParseAddr("2001:db8::60")},
 		Accept4: []model.AddrPort{
-			{Addr: "192.0.2.10", Port: 80}, {Addr: "192.0.2.10", Port: 443},
-			{Addr: "192.0.2.20", Port: 25}, {Addr: "192.0.2.20", Port: 465}, {Addr: "192.0.2.20", Port: 587}, {Addr: "192.0.2.20", Port: 993},
-			{Addr: "192.0.2.30", Port: 389}, {Addr: "192.0.2.30", Port: 636},
-			{Addr: "192.0.2.40", Port: 3200}, {Addr: "192.0.2.40", Port: 3300},
+			{Addr: netip.MustParseAddr("192.0.2.10"), Port: 80}, {Addr: netip.MustParseAddr("192.0.2.10"), Port: 443},
+			{Addr: netip.MustParseAddr("192.0.2.20"), Port: 25}, {Addr: netip.MustParseAddr("192.0.2.20"), Port: 465}, {Addr: netip.MustParseAddr("192.0.2.20"), Port: 587}, {Addr: netip.MustParseAddr("192.0.2.20"), Port: 993},
+			{Addr: netip.MustParseAddr("192.0.2.30"), Port: 389}, {Addr: netip.MustParseAddr("192.0.2.30"), Port: 636},
+			{Addr: netip.MustParseAddr("192.0.2.40"), Port: 3200}, {Addr: netip.MustParseAddr("192.0.2.40"), Port: 3300},
 		},
 		Accept6: []model.AddrPort{
-			{Addr: "2001:db8::10", Port: 80}, {Addr: "2001:db8::10", Port: 443},
-			{Addr: "2001:db8::20", Port: 25}, {Addr: "2001:db8::20", Port: 465}, {Addr: "2001:db8::20", Port: 587}, {Addr: "2001:db8::20", Port: 993},
-			{Addr: "2001:db8::60", Port: 80},
+			{Addr: netip.MustParseAddr("2001:db8::10"), Port: 80}, {Addr: netip.MustParseAddr("2001:db8::10"), Port: 443},
+			{Addr: netip.MustParseAddr("2001:db8::20"), Port: 25}, {Addr: netip.MustParseAddr("2001:db8::20"), Port: 465}, {Addr: netip.MustParseAddr("2001:db8::20"), Port: 587}, {Addr: netip.MustParseAddr("2001:db8::20"), Port: 993},
+			{Addr: netip.MustParseAddr("2001:db8::60"), Port: 80},
 		},
 		Transparent: true,
 		Intercepts: []model.Intercept{
-			{Prefix: "203.0.113.128/25", Port: 3200, ToAddr: "192.0.2.40", ToPort: 3200},
-			{Prefix: "203.0.113.128/25", Port: 3300, ToAddr: "192.0.2.40", ToPort: 3300},
+			{Prefix: netip.MustParsePrefix("203.0.113.128/25"), Port: 3200, ToAddr: netip.MustParseAddr("192.0.2.40"), ToPort: 3200},
+			{Prefix: netip.MustParsePrefix("203.0.113.128/25"), Port: 3300, ToAddr: netip.MustParseAddr("192.0.2.40"), ToPort: 3300},
 		},
 		// The other node of the site, and the transparent ERP service's
 		// servers with both backend ports.
 		Handoff: &model.Handoff{
 			Port: model.HandoffPort, MSS: model.HandoffMSS,
-			Peers4: []string{"198.51.100.12"},
+			Peers4: []netip.Addr{netip.MustParseAddr("198.51.100.12")},
 			Backends4: []model.AddrPort{
-				{Addr: "203.0.113.61", Port: 3200}, {Addr: "203.0.113.61", Port: 3300},
-				{Addr: "203.0.113.62", Port: 3200}, {Addr: "203.0.113.62", Port: 3300},
+				{Addr: netip.MustParseAddr("203.0.113.61"), Port: 3200}, {Addr: netip.MustParseAddr("203.0.113.61"), Port: 3300},
+				{Addr: netip.MustParseAddr("203.0.113.62"), Port: 3200}, {Addr: netip.MustParseAddr("203.0.113.62"), Port: 3300},
 			},
 		},
 	}

@@ -1,13 +1,13 @@
 // Package nftspec is the pure side of lbctl's nftables table: a
-// model.Firewall validated and parsed into a Spec (Compile), its canonical
-// form (Canonical) and the difference between two firewalls (Diff). It
+// model.Firewall validated and viewed as a Spec of netlink-ready values
+// (Compile), in the model's one canonical order (model.Firewall.Canonical),
+// and the difference between two firewalls (Diff). It
 // links no netlink or nftables library, so planners and the drift check
 // (node/drift) can use it; node/nft builds the table from a Spec and reads
 // it back from the kernel.
 package nftspec
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -22,8 +22,8 @@ import (
 // programmed (another chain, set or rule, or a changed one).
 var ErrDrift = errors.New("table differs from what lbctl programs")
 
-// Spec is a validated model.Firewall with parsed addresses, deduplicated,
-// in a deterministic order: the contents of table inet lbctl.
+// Spec is a validated model.Firewall in canonical order, its pairs as
+// netip.AddrPort and ports as uint16: the contents of table inet lbctl.
 type Spec struct {
 	VIP4, VIP6  []netip.Addr
 	Svc4, Svc6  []netip.AddrPort
@@ -32,7 +32,7 @@ type Spec struct {
 	Handoff     *Handoff
 }
 
-// Handoff is a parsed model.Handoff.
+// Handoff is a model.Handoff as nftables sets it.
 type Handoff struct {
 	Port   uint16
 	MSS    uint16
@@ -40,7 +40,7 @@ type Handoff struct {
 	Back4  []netip.AddrPort
 }
 
-// Intercept is one parsed model.Intercept. To is the zero Addr when the
+// Intercept is one model.Intercept as nftables sets it. To is the zero Addr when the
 // listener address is left to the kernel ("tproxy ip to :port").
 type Intercept struct {
 	Prefix netip.Prefix
@@ -52,210 +52,158 @@ type Intercept struct {
 // Is6 reports whether the intercept is IPv6.
 func (ic Intercept) Is6() bool { return ic.Prefix.Addr().Is6() }
 
-// Compile validates fw and parses it. Every problem is reported, joined.
+// Compile validates fw and returns it as a Spec, in the model's canonical
+// order (model.Firewall.Canonical). Every problem is reported, joined.
 func Compile(fw model.Firewall) (Spec, error) {
-	var c compiler
-	s := Spec{Transparent: fw.Transparent}
-	for _, a := range fw.VIPs4 {
-		if ip, ok := c.addr("vips4", a, false); ok {
-			s.VIP4 = append(s.VIP4, ip)
-		}
-	}
-	for _, a := range fw.VIPs6 {
-		if ip, ok := c.addr("vips6", a, true); ok {
-			s.VIP6 = append(s.VIP6, ip)
-		}
-	}
-	s.Svc4 = c.pairs("accept4", fw.Accept4, false)
-	s.Svc6 = c.pairs("accept6", fw.Accept6, true)
+	var c checker
+	c.addrs("vips4", fw.VIPs4, false)
+	c.addrs("vips6", fw.VIPs6, true)
+	c.pairs("accept4", fw.Accept4, false)
+	c.pairs("accept6", fw.Accept6, true)
 	for _, ic := range fw.Intercepts {
-		if x, ok := c.intercept(ic); ok {
-			s.Intercepts = append(s.Intercepts, x)
-		}
+		c.intercept(ic)
 	}
-	if fw.Handoff != nil {
-		s.Handoff = c.handoff(fw.Handoff)
+	if h := fw.Handoff; h != nil {
+		c.port("handoff port", h.Port)
+		if h.MSS < 536 || h.MSS > 65495 {
+			c.errs = append(c.errs, fmt.Errorf("handoff mss: %d out of range 536-65495", h.MSS))
+		}
+		c.addrs("handoff peers4", h.Peers4, false)
+		c.pairs("handoff backends4", h.Backends4, false)
 	}
 	if len(c.errs) > 0 {
 		return Spec{}, fmt.Errorf("invalid firewall: %w", errors.Join(c.errs...))
 	}
-	s.Sort()
-	return s, nil
+	return view(fw.Canonical()), nil
 }
 
-// compiler parses the fields of a model.Firewall, collecting every error.
-type compiler struct {
+// checker validates the fields of a model.Firewall, collecting every error.
+type checker struct {
 	errs []error
 }
 
-func (c *compiler) addr(field, a string, want6 bool) (netip.Addr, bool) {
-	ip, err := netip.ParseAddr(a)
+func (c *checker) addr(field string, ip netip.Addr, want6 bool) bool {
 	switch {
-	case err != nil:
-		c.errs = append(c.errs, fmt.Errorf("%s: %w", field, err))
+	case !ip.IsValid():
+		c.errs = append(c.errs, fmt.Errorf("%s: address unset", field))
 	case ip.Zone() != "":
-		c.errs = append(c.errs, fmt.Errorf("%s: address %q has a zone", field, a))
+		c.errs = append(c.errs, fmt.Errorf("%s: address %q has a zone", field, ip))
 	case want6 && (!ip.Is6() || ip.Is4In6()):
-		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv6 address", field, a))
+		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv6 address", field, ip))
 	case !want6 && !ip.Is4():
-		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv4 address", field, a))
+		c.errs = append(c.errs, fmt.Errorf("%s: %s is not an IPv4 address", field, ip))
 	default:
-		return ip, true
+		return true
 	}
-	return netip.Addr{}, false
+	return false
 }
 
-func (c *compiler) port(field string, p int) (uint16, bool) {
+func (c *checker) addrs(field string, in []netip.Addr, want6 bool) {
+	for _, ip := range in {
+		c.addr(field, ip, want6)
+	}
+}
+
+func (c *checker) port(field string, p int) bool {
 	if p < 1 || p > 65535 {
 		c.errs = append(c.errs, fmt.Errorf("%s: port %d out of range 1-65535", field, p))
-		return 0, false
+		return false
 	}
-	return uint16(p), true
+	return true
 }
 
-func (c *compiler) pairs(field string, in []model.AddrPort, want6 bool) []netip.AddrPort {
+func (c *checker) pairs(field string, in []model.AddrPort, want6 bool) {
+	for _, p := range in {
+		c.addr(field, p.Addr, want6)
+		c.port(field+" "+model.AddrText(p.Addr), p.Port)
+	}
+}
+
+func (c *checker) intercept(ic model.Intercept) {
+	p := ic.Prefix
+	if !p.IsValid() {
+		c.errs = append(c.errs, errors.New("intercept: prefix unset"))
+		return
+	}
+	field := "intercept " + p.String()
+	switch {
+	case p.Addr().Zone() != "":
+		c.errs = append(c.errs, fmt.Errorf("%s: prefix has a zone", field))
+		return
+	case p.Masked() != p:
+		c.errs = append(c.errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
+		return
+	}
+	if !c.port(field, ic.Port) || !c.port(field+" to", ic.ToPort) {
+		return
+	}
+	if ic.ToAddr.IsValid() {
+		c.addr(field+" to", ic.ToAddr, p.Addr().Is6())
+	}
+}
+
+// view is fw, valid and in canonical order, as a Spec.
+func view(fw model.Firewall) Spec {
+	s := Spec{VIP4: fw.VIPs4, VIP6: fw.VIPs6, Transparent: fw.Transparent,
+		Svc4: addrPorts(fw.Accept4), Svc6: addrPorts(fw.Accept6)}
+	for _, ic := range fw.Intercepts {
+		s.Intercepts = append(s.Intercepts, Intercept{Prefix: ic.Prefix, Port: uint16(ic.Port), To: ic.ToAddr, ToPort: uint16(ic.ToPort)})
+	}
+	if h := fw.Handoff; h != nil {
+		s.Handoff = &Handoff{Port: uint16(h.Port), MSS: uint16(h.MSS), Peers4: h.Peers4, Back4: addrPorts(h.Backends4)}
+	}
+	return s
+}
+
+func addrPorts(in []model.AddrPort) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, p := range in {
-		ip, ok1 := c.addr(field, p.Addr, want6)
-		pt, ok2 := c.port(field+" "+p.Addr, p.Port)
-		if ok1 && ok2 {
-			out = append(out, netip.AddrPortFrom(ip, pt))
-		}
+		out = append(out, netip.AddrPortFrom(p.Addr, uint16(p.Port)))
 	}
 	return out
 }
 
-func (c *compiler) intercept(ic model.Intercept) (Intercept, bool) {
-	field := "intercept " + ic.Prefix
-	p, err := netip.ParsePrefix(ic.Prefix)
-	if err != nil {
-		c.errs = append(c.errs, fmt.Errorf("%s: %w", field, err))
-		return Intercept{}, false
+func modelPairs(in []netip.AddrPort) []model.AddrPort {
+	var out []model.AddrPort
+	for _, p := range in {
+		out = append(out, model.AddrPort{Addr: p.Addr(), Port: int(p.Port())})
 	}
-	if p.Masked() != p {
-		c.errs = append(c.errs, fmt.Errorf("%s: prefix has host bits set (want %s)", field, p.Masked()))
-		return Intercept{}, false
-	}
-	x := Intercept{Prefix: p}
-	var ok bool
-	if x.Port, ok = c.port(field, ic.Port); !ok {
-		return Intercept{}, false
-	}
-	if x.ToPort, ok = c.port(field+" to", ic.ToPort); !ok {
-		return Intercept{}, false
-	}
-	if ic.ToAddr != "" {
-		if x.To, ok = c.addr(field+" to", ic.ToAddr, p.Addr().Is6()); !ok {
-			return Intercept{}, false
-		}
-	}
-	return x, true
+	return out
 }
 
-// handoff parses h; nil when it is invalid (the errors say why).
-func (c *compiler) handoff(h *model.Handoff) *Handoff {
-	x := &Handoff{}
-	var ok bool
-	if x.Port, ok = c.port("handoff port", h.Port); !ok {
-		x = nil
-	}
-	if h.MSS < 536 || h.MSS > 65495 {
-		c.errs = append(c.errs, fmt.Errorf("handoff mss: %d out of range 536-65495", h.MSS))
-		x = nil
-	}
-	for _, a := range h.Peers4 {
-		if ip, ok := c.addr("handoff peers4", a, false); ok && x != nil {
-			x.Peers4 = append(x.Peers4, ip)
-		}
-	}
-	b := c.pairs("handoff backends4", h.Backends4, false)
-	if x == nil {
-		return nil
-	}
-	x.Back4 = b
-	x.MSS = uint16(h.MSS)
-	return x
+// Canonical is s in the model's canonical order, without duplicates
+// (model.Firewall.Canonical).
+func (s Spec) Canonical() Spec {
+	return view(s.Firewall().Canonical())
 }
 
-// Sort puts every list in the canonical order (the model's: by text) and
-// drops duplicates.
-func (s *Spec) Sort() {
-	byText := func(a, b netip.Addr) int { return strings.Compare(a.String(), b.String()) }
-	s.VIP4 = sortCompact(s.VIP4, byText)
-	s.VIP6 = sortCompact(s.VIP6, byText)
-	byPair := func(a, b netip.AddrPort) int {
-		return cmp.Or(byText(a.Addr(), b.Addr()), cmp.Compare(a.Port(), b.Port()))
-	}
-	s.Svc4 = sortCompact(s.Svc4, byPair)
-	s.Svc6 = sortCompact(s.Svc6, byPair)
-	s.Intercepts = sortCompact(s.Intercepts, func(a, b Intercept) int {
-		return cmp.Or(strings.Compare(a.Prefix.String(), b.Prefix.String()), cmp.Compare(a.Port, b.Port),
-			byText(a.To, b.To), cmp.Compare(a.ToPort, b.ToPort))
-	})
-	if s.Handoff != nil {
-		s.Handoff.Peers4 = sortCompact(s.Handoff.Peers4, byText)
-		s.Handoff.Back4 = sortCompact(s.Handoff.Back4, byPair)
-	}
-}
-
-func sortCompact[T comparable](s []T, f func(a, b T) int) []T {
-	if len(s) == 0 {
-		return nil
-	}
-	slices.SortFunc(s, f)
-	return slices.Compact(s)
-}
-
-// Firewall is the canonical model form of s.
+// Firewall is s as a model.Firewall, in the order of s.
 func (s Spec) Firewall() model.Firewall {
-	fw := model.Firewall{Transparent: s.Transparent}
-	for _, a := range s.VIP4 {
-		fw.VIPs4 = append(fw.VIPs4, a.String())
-	}
-	for _, a := range s.VIP6 {
-		fw.VIPs6 = append(fw.VIPs6, a.String())
-	}
-	for _, p := range s.Svc4 {
-		fw.Accept4 = append(fw.Accept4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
-	}
-	for _, p := range s.Svc6 {
-		fw.Accept6 = append(fw.Accept6, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
-	}
+	fw := model.Firewall{Transparent: s.Transparent, VIPs4: slices.Clone(s.VIP4), VIPs6: slices.Clone(s.VIP6),
+		Accept4: modelPairs(s.Svc4), Accept6: modelPairs(s.Svc6)}
 	for _, ic := range s.Intercepts {
-		x := model.Intercept{Prefix: ic.Prefix.String(), Port: int(ic.Port), ToPort: int(ic.ToPort)}
-		if ic.To.IsValid() {
-			x.ToAddr = ic.To.String()
-		}
-		fw.Intercepts = append(fw.Intercepts, x)
+		fw.Intercepts = append(fw.Intercepts, model.Intercept{Prefix: ic.Prefix, Port: int(ic.Port), ToAddr: ic.To, ToPort: int(ic.ToPort)})
 	}
 	if h := s.Handoff; h != nil {
-		x := &model.Handoff{Port: int(h.Port), MSS: int(h.MSS)}
-		for _, a := range h.Peers4 {
-			x.Peers4 = append(x.Peers4, a.String())
-		}
-		for _, p := range h.Back4 {
-			x.Backends4 = append(x.Backends4, model.AddrPort{Addr: p.Addr().String(), Port: int(p.Port())})
-		}
-		fw.Handoff = x
+		fw.Handoff = &model.Handoff{Port: int(h.Port), MSS: int(h.MSS), Peers4: slices.Clone(h.Peers4), Backends4: modelPairs(h.Back4)}
 	}
 	return fw
 }
 
-// Canonical returns fw validated, with addresses in canonical text form,
-// every list sorted as the model documents and deduplicated, and empty
-// lists nil. Read returns firewalls in this form.
+// Canonical returns fw validated, every list sorted as the model
+// documents and deduplicated, and empty lists nil. Read returns firewalls
+// in this form.
 func Canonical(fw model.Firewall) (model.Firewall, error) {
-	s, err := Compile(fw)
-	if err != nil {
+	if _, err := Compile(fw); err != nil {
 		return model.Firewall{}, err
 	}
-	return s.Firewall(), nil
+	return fw.Canonical(), nil
 }
 
 // Diff lists the differences between want and got, one line each ("vip4:
 // missing 192.0.2.10", "svc6: unexpected 2001:db8::10 . 443", ...), sorted;
 // empty when both describe the same table. Order and duplicates do not
-// matter; invalid entries are compared as text.
+// matter.
 func Diff(want, got model.Firewall) []string {
 	var out []string
 	set := func(name string, w, g []string) {
@@ -302,17 +250,10 @@ func Diff(want, got model.Firewall) []string {
 	return out
 }
 
-func addrText(a string) string {
-	if ip, err := netip.ParseAddr(a); err == nil {
-		return ip.String()
-	}
-	return a
-}
-
-func addrTexts(in []string) []string {
+func addrTexts(in []netip.Addr) []string {
 	out := make([]string, len(in))
 	for i, a := range in {
-		out[i] = addrText(a)
+		out[i] = model.AddrText(a)
 	}
 	return out
 }
@@ -320,7 +261,7 @@ func addrTexts(in []string) []string {
 func pairTexts(in []model.AddrPort) []string {
 	out := make([]string, len(in))
 	for i, p := range in {
-		out[i] = addrText(p.Addr) + " . " + strconv.Itoa(p.Port)
+		out[i] = model.AddrText(p.Addr) + " . " + strconv.Itoa(p.Port)
 	}
 	return out
 }
@@ -328,11 +269,11 @@ func pairTexts(in []model.AddrPort) []string {
 func interceptTexts(in []model.Intercept) []string {
 	out := make([]string, len(in))
 	for i, ic := range in {
-		pfx := ic.Prefix
-		if p, err := netip.ParsePrefix(pfx); err == nil {
-			pfx = p.String()
+		pfx := ""
+		if ic.Prefix.IsValid() {
+			pfx = ic.Prefix.String()
 		}
-		out[i] = fmt.Sprintf("%s . %d -> %s", pfx, ic.Port, target(addrText(ic.ToAddr), ic.ToPort))
+		out[i] = fmt.Sprintf("%s . %d -> %s", pfx, ic.Port, target(model.AddrText(ic.ToAddr), ic.ToPort))
 	}
 	return out
 }
