@@ -37,14 +37,14 @@ func syntheticSite(n int) *model.Site {
 			TLS:       &model.TLS{Certificate: fmt.Sprintf("site%05d", i), MinVersion: "1.2", CipherProfile: "intermediate", HSTSMaxAge: 31536000},
 			Backend: model.Backend{Servers: servers, Port: 8080, Software: "apache2", Balance: "roundrobin", Proxy: "none", ForwardFor: true, MinUp: 1,
 				Check: model.Check{Type: "http", Method: "GET", Path: "/healthz", Host: fmt.Sprintf("site%05d.example.org", i), IntervalMS: 2000, Rise: 2, Fall: 3}},
-			AllowedSources: []string{fmt.Sprintf("192.0.2.%d/32", i%256)},
+			AllowedSources: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 256)}), 32)},
 			Timeouts:       model.Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000},
 			Owner:          fmt.Sprintf("team%03d", i%173), Contacts: []string{fmt.Sprintf("team%03d@example.org", i%173)},
 		})
 		v.Services = append(v.Services, name)
 	}
 	for k := 0; k < 4; k++ {
-		s.Nodes = append(s.Nodes, model.Node{Hostname: fmt.Sprintf("lb%d", k+1), RouterID: fmt.Sprintf("198.51.100.%d", 200+k), ASN: 65001, VIPInterface: "lo"})
+		s.Nodes = append(s.Nodes, model.Node{Hostname: fmt.Sprintf("lb%d", k+1), RouterID: netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + k)}), ASN: 65001, VIPInterface: "lo"})
 	}
 	return s
 }

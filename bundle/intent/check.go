@@ -214,13 +214,12 @@ func (rs *resolver) nodes() []model.Node {
 	for _, np := range rs.tree.Nodes {
 		n := model.Node{
 			Hostname:        np.Hostname,
-			RouterID:        np.RouterID,
 			ASN:             np.ASN,
 			BFD:             np.BFD != nil && *np.BFD,
 			VIPInterface:    np.VIPInterface,
 			Source:          np.Source,
 			RouteReflectors: []model.Peer{},
-			Addresses:       []string{},
+			Addresses:       []netip.Addr{},
 		}
 		at := func(p string) Pos {
 			s := Service{src: np.src}
@@ -231,6 +230,8 @@ func (rs *resolver) nodes() []model.Node {
 		}
 		if a, err := netip.ParseAddr(np.RouterID); np.RouterID != "" && (err != nil || !a.Is4()) {
 			rs.errs.Add(at("router_id"), "router_id %s is not an IPv4 address", short(np.RouterID))
+		} else {
+			n.RouterID = a
 		}
 		if n.VIPInterface == "" {
 			n.VIPInterface = "lo"
@@ -245,9 +246,7 @@ func (rs *resolver) nodes() []model.Node {
 			addrs = append(addrs, a)
 		}
 		slices.SortFunc(addrs, netip.Addr.Compare)
-		for _, a := range slices.Compact(addrs) {
-			n.Addresses = append(n.Addresses, a.String())
-		}
+		n.Addresses = append(n.Addresses, slices.Compact(addrs)...)
 		seen := map[string]bool{}
 		for i, p := range np.RouteReflectors {
 			a, err := netip.ParseAddr(p.Address)
@@ -260,7 +259,7 @@ func (rs *resolver) nodes() []model.Node {
 				continue
 			}
 			seen[p.Name] = true
-			n.RouteReflectors = append(n.RouteReflectors, model.Peer{Name: p.Name, Address: a.String(), ASN: p.ASN})
+			n.RouteReflectors = append(n.RouteReflectors, model.Peer{Name: p.Name, Address: a, ASN: p.ASN})
 		}
 		slices.SortFunc(n.RouteReflectors, func(a, b model.Peer) int { return strings.Compare(a.Name, b.Name) })
 		out = append(out, n)

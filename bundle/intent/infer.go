@@ -574,7 +574,7 @@ func inferI24Redirects(x *inference) {
 }
 
 // inferAllow: the client ACL, canonical prefixes.
-func inferAllow(x *inference) { x.out.AllowedSources = prefixStrings(x.s.Allow) }
+func inferAllow(x *inference) { x.out.AllowedSources = prefixList(x.s.Allow) }
 
 // inferI22Transparent: transparent proxying, with its intercept prefixes.
 func inferI22Transparent(x *inference) {
@@ -584,7 +584,7 @@ func inferI22Transparent(x *inference) {
 		x.errs.Add(s.at("transparent.intercept"), "transparent.intercept needs transparent enabled")
 	}
 	if x.out.Transparent {
-		x.out.InterceptPrefixes = prefixStrings(s.Transparent.Intercept)
+		x.out.InterceptPrefixes = prefixList(s.Transparent.Intercept)
 	}
 }
 
@@ -653,9 +653,9 @@ func inferCheck(s *Service, soft software, fqdn string, errs *errList) model.Che
 	return out
 }
 
-// prefixStrings returns the canonical, sorted, distinct prefixes of ps,
+// prefixList returns the canonical, sorted, distinct prefixes of ps,
 // leaving out those that did not decode (already reported at their line).
-func prefixStrings(ps []Prefix) []string {
+func prefixList(ps []Prefix) []netip.Prefix {
 	sorted := make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
 		if p.IsValid() {
@@ -671,12 +671,7 @@ func prefixStrings(ps []Prefix) []string {
 		}
 		return a.Bits() - b.Bits()
 	})
-	sorted = slices.Compact(sorted)
-	out := make([]string, len(sorted))
-	for i, p := range sorted {
-		out[i] = p.String()
-	}
-	return out
+	return slices.Compact(sorted)
 }
 
 // ownAt is at for what the service file must change: the path's position

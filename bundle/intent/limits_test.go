@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,16 +133,16 @@ func TestAcceptedOnPurpose(t *testing.T) {
 			"open.yaml":    "fqdn: b.test.example\nbackend: web\n",
 			"covered.yaml": "fqdn: c.test.example\nbackend: web\nallow: [198.51.100.0/24]\n"},
 			func(t *testing.T, s *model.Site) {
-				if want := []string{"198.51.100.60/32", "2001:db8:ffff::/120"}; !slices.Equal(s.Monitoring, want) {
+				if want := []netip.Prefix{netip.MustParsePrefix("198.51.100.60/32"), netip.MustParsePrefix("2001:db8:ffff::/120")}; !slices.Equal(s.Monitoring, want) {
 					t.Errorf("monitoring = %v, want %v", s.Monitoring, want)
 				}
 				// A client allow list admits the monitoring hosts, whose
 				// Icinga 2 checks reach the VIP; no list admits everyone.
-				if got, want := s.Service("ok").AllowedSources, []string{"198.51.100.60/32", "203.0.113.0/24", "2001:db8:ffff::/120"}; !slices.Equal(got, want) {
+				if got, want := s.Service("ok").AllowedSources, []netip.Prefix{netip.MustParsePrefix("198.51.100.60/32"), netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:ffff::/120")}; !slices.Equal(got, want) {
 					t.Errorf("allowed sources = %v, want %v", got, want)
 				}
 				// A monitoring prefix the list covers is not repeated.
-				if got, want := s.Service("covered").AllowedSources, []string{"198.51.100.0/24", "2001:db8:ffff::/120"}; !slices.Equal(got, want) {
+				if got, want := s.Service("covered").AllowedSources, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:ffff::/120")}; !slices.Equal(got, want) {
 					t.Errorf("allowed sources = %v, want %v", got, want)
 				}
 				if got := s.Service("open").AllowedSources; got != nil {

@@ -342,7 +342,7 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	rs.lookupAll(ctx, names)
 
 	site := &model.Site{FormatVersion: model.FormatVersion, Name: t.Site.Site, VIPs: []model.VIP{}, Nodes: []model.Node{},
-		Monitoring: prefixStrings(t.Site.Monitoring.Hosts)}
+		Monitoring: prefixList(t.Site.Monitoring.Hosts)}
 	// Each service is resolved on its own, in parallel: the groups, hosts
 	// and names it needs are all looked up by now, and its errors are its
 	// own until they are flushed in the order of the services.
@@ -362,7 +362,7 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 		servers := rs.servers(s, se)
 		resolved[i] = infer(s, addrs, servers, &se.errList)
 		if len(s.Allow) > 0 && len(t.Site.Monitoring.Hosts) > 0 {
-			resolved[i].AllowedSources = prefixStrings(admitMonitoring(s.Allow, t.Site.Monitoring.Hosts))
+			resolved[i].AllowedSources = prefixList(admitMonitoring(s.Allow, t.Site.Monitoring.Hosts))
 		}
 		rs.checkPolicy(s, addrs, se)
 	})

@@ -67,7 +67,7 @@ func TestEncodeMatchesOneEncoder(t *testing.T) {
 					s.Services, s.VIPs, s.Nodes = []Service{}, []VIP{}, []Node{}
 				case "full":
 					s.VIPs = []VIP{{Name: "192.0.2.1", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Services: []string{"a", "b"}, Ports: []Port{{Port: 80, Mode: ModeHTTP, Services: []string{"a"}}}}, {Name: "e", Ports: []Port{}}}
-					s.Nodes = []Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65000, RouteReflectors: []Peer{{Name: "rr", Address: "198.51.100.2", ASN: 65000}}, Addresses: []string{}}}
+					s.Nodes = []Node{{Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.1"), ASN: 65000, RouteReflectors: []Peer{{Name: "rr", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65000}}, Addresses: []netip.Addr{}}}
 				}
 				for i := range n {
 					s.Services = append(s.Services, testService(i))

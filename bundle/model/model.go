@@ -41,7 +41,7 @@ type Site struct {
 	// Monitoring are the prefixes of the monitoring hosts (canonical,
 	// sorted IPv4 first): the backend firewall admits them to the ports
 	// Icinga 2 checks.
-	Monitoring []string `json:"monitoring,omitempty"`
+	Monitoring []netip.Prefix `json:"monitoring,omitempty"`
 }
 
 // Modes of a service.
@@ -83,14 +83,14 @@ type Service struct {
 	Redirects []Redirect `json:"redirects,omitempty"`
 	// AllowedSources are the client prefixes admitted (canonical, sorted);
 	// empty means everyone.
-	AllowedSources []string `json:"allowed_sources,omitempty"`
+	AllowedSources []netip.Prefix `json:"allowed_sources,omitempty"`
 	// Transparent means backends see the client's address (TPROXY on the node).
 	Transparent bool `json:"transparent,omitempty"`
 	// InterceptPrefixes, for transparent services, are destination prefixes
 	// whose traffic is intercepted with nftables "tproxy to" (sorted).
-	InterceptPrefixes []string `json:"intercept_prefixes,omitempty"`
-	Timeouts          Timeouts `json:"timeouts"`
-	Owner             string   `json:"owner,omitempty"`
+	InterceptPrefixes []netip.Prefix `json:"intercept_prefixes,omitempty"`
+	Timeouts          Timeouts       `json:"timeouts"`
+	Owner             string         `json:"owner,omitempty"`
 	// Contacts are e-mail addresses for monitoring notifications (sorted).
 	Contacts []string `json:"contacts,omitempty"`
 }
@@ -249,7 +249,7 @@ type Port struct {
 type Node struct {
 	Hostname string `json:"hostname"`
 	// RouterID is the BGP router id (an IPv4 address).
-	RouterID string `json:"router_id"`
+	RouterID netip.Addr `json:"router_id"`
 	// ASN is the node's autonomous system number.
 	ASN uint32 `json:"asn"`
 	// RouteReflectors sorted by Name.
@@ -259,16 +259,16 @@ type Node struct {
 	VIPInterface string `json:"vip_interface"`
 	// Addresses are the node's own addresses (sorted), used for BGP sessions
 	// and in the backends' firewall snippets.
-	Addresses []string `json:"addresses"`
+	Addresses []netip.Addr `json:"addresses"`
 	// Source is the node profile file, relative to the tree root.
 	Source string `json:"source"`
 }
 
 // Peer is a BGP neighbour of an LB node.
 type Peer struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	ASN     uint32 `json:"asn"`
+	Name    string     `json:"name"`
+	Address netip.Addr `json:"address"`
+	ASN     uint32     `json:"asn"`
 }
 
 // Encode returns the canonical JSON encoding of the site: indented, with a

@@ -285,13 +285,10 @@ func checkIP(a netip.Addr) error {
 // it on models Validate has not seen.
 func PlainAddr(a netip.Addr) bool { return a.IsValid() && a.Zone() == "" && !a.Is4In6() }
 
-// checkPrefix: an IP prefix.
-func checkPrefix(s string) error {
-	if err := checkChars(s, 64); err != nil {
-		return err
-	}
-	if _, err := netip.ParsePrefix(s); err != nil {
-		return grammarErr("%q: not an IP prefix", s)
+// checkIPPrefix: a typed IP prefix is set (a netip.Prefix has no zone).
+func checkIPPrefix(p netip.Prefix) error {
+	if !p.IsValid() {
+		return grammarErr("%q: not an IP prefix", p.String())
 	}
 	return nil
 }
@@ -384,7 +381,7 @@ func (s *Site) Validate() error {
 		v.node(idx("nodes", i), &s.Nodes[i])
 	}
 	for i, m := range s.Monitoring {
-		v.check(checkPrefix(m), idx("monitoring", i))
+		v.check(checkIPPrefix(m), idx("monitoring", i))
 	}
 	// Names that become paths, systemd instances or BIRD protocols are
 	// unique.
@@ -464,10 +461,10 @@ func (v *validator) service(p string, s *Service) {
 		}
 	}
 	for i, a := range s.AllowedSources {
-		v.check(checkPrefix(a), p, ".allowed_sources", "[", strconv.Itoa(i), "]")
+		v.check(checkIPPrefix(a), p, ".allowed_sources", "[", strconv.Itoa(i), "]")
 	}
 	for i, a := range s.InterceptPrefixes {
-		v.check(checkPrefix(a), p, ".intercept_prefixes", "[", strconv.Itoa(i), "]")
+		v.check(checkIPPrefix(a), p, ".intercept_prefixes", "[", strconv.Itoa(i), "]")
 	}
 	t := s.Timeouts
 	v.check(checkNonNegative(t.ConnectMS), p, ".timeouts.connect_ms")
@@ -533,16 +530,16 @@ func (v *validator) vip(p string, x *VIP) {
 
 func (v *validator) node(p string, n *Node) {
 	v.check(checkHostname(n.Hostname), p, ".hostname")
-	v.check(checkAddr(n.RouterID), p, ".router_id")
+	v.check(checkIP(n.RouterID), p, ".router_id")
 	for i, rr := range n.RouteReflectors {
 		v.check(checkName(rr.Name), p, ".route_reflectors[", strconv.Itoa(i), "].name")
-		v.check(checkAddr(rr.Address), p, ".route_reflectors[", strconv.Itoa(i), "].address")
+		v.check(checkIP(rr.Address), p, ".route_reflectors[", strconv.Itoa(i), "].address")
 	}
 	if n.VIPInterface != "" {
 		v.check(checkInterface(n.VIPInterface), p, ".vip_interface")
 	}
 	for i, a := range n.Addresses {
-		v.check(checkAddr(a), p, ".addresses", "[", strconv.Itoa(i), "]")
+		v.check(checkIP(a), p, ".addresses", "[", strconv.Itoa(i), "]")
 	}
 	if n.Source != "" {
 		v.check(checkTreePath(n.Source), p, ".source")

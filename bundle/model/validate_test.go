@@ -11,9 +11,9 @@ import (
 
 func validSite(n int) *Site {
 	s := &Site{FormatVersion: FormatVersion, Name: "campus", VIPs: []VIP{}, Nodes: []Node{{
-		Hostname: "lb1", RouterID: "198.51.100.11", ASN: 65000, VIPInterface: "lo", Source: "nodes/lb1.yaml",
-		Addresses:       []string{"198.51.100.11", "2001:db8:ffff::11"},
-		RouteReflectors: []Peer{{Name: "rr1", Address: "198.51.100.2", ASN: 65000}},
+		Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.11"), ASN: 65000, VIPInterface: "lo", Source: "nodes/lb1.yaml",
+		Addresses:       []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:ffff::11")},
+		RouteReflectors: []Peer{{Name: "rr1", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65000}},
 	}}}
 	for i := range n {
 		s.Services = append(s.Services, Service{
@@ -26,7 +26,7 @@ func validSite(n int) *Site {
 				Port: 8080, Software: "apache2", Balance: "roundrobin", Proxy: ProxyNone,
 				Check: Check{Type: CheckHTTP, Method: "GET", Path: "/health?x=1", Host: fmt.Sprintf("s%d.example.org", i), ExpectStatus: "2xx", IntervalMS: 2000, Rise: 2, Fall: 3}},
 			Redirects:      []Redirect{{From: "/old", To: "https://www.example.org/new?a=1#x", Code: 301}},
-			AllowedSources: []string{"198.51.100.0/24"},
+			AllowedSources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 			Timeouts:       Timeouts{ConnectMS: 5000, ClientMS: 30000, ServerMS: 30000},
 			Owner:          "web-team", Contacts: []string{"web@example.org"},
 		})
@@ -111,7 +111,7 @@ func TestValidateUniqueNames(t *testing.T) {
 	s := validSite(3)
 	s.Services[2].Name = s.Services[0].Name
 	s.VIPs = []VIP{{Name: "192.0.2.10"}, {Name: "192.0.2.10"}}
-	s.Nodes[0].RouteReflectors = append(s.Nodes[0].RouteReflectors, Peer{Name: "rr1", Address: "198.51.100.3"})
+	s.Nodes[0].RouteReflectors = append(s.Nodes[0].RouteReflectors, Peer{Name: "rr1", Address: netip.MustParseAddr("198.51.100.3")})
 	err := s.Validate()
 	for _, want := range []string{`services[2].name: "team000/s00000" repeats services[0].name`, `vips[1].name: "192.0.2.10" repeats vips[0].name`,
 		`nodes[0].route_reflectors[1].name: "rr1" repeats nodes[0].route_reflectors[0].name`} {
@@ -144,14 +144,23 @@ func BenchmarkValidate10k(b *testing.B) {
 
 func TestValidateMonitoring(t *testing.T) {
 	s := validSite(1)
-	s.Monitoring = []string{"198.51.100.7/32", "198.51.100.0/24\nx", "2001:db8::/64"}
+	s.Monitoring = []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), {}, netip.MustParsePrefix("2001:db8::/64")}
 	err := s.Validate()
 	if err == nil || !strings.Contains(err.Error(), "monitoring[1]: ") {
 		t.Fatalf("got %v, want an error at monitoring[1]", err)
 	}
-	s.Monitoring = []string{"198.51.100.7/32", "2001:db8::/64"}
+	s.Monitoring = []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("2001:db8::/64")}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// A prefix is typed: text that is no prefix is refused when decoding.
+	b, err := Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := bytes.Replace(b, []byte(`"198.51.100.7/32"`), []byte(`"198.51.100.0/24\nx"`), 1)
+	if _, err := Decode(hostile); err == nil || !strings.Contains(err.Error(), "198.51.100.0/24") {
+		t.Errorf("decoding a prefix with a line break: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package pack
 import (
 	"bytes"
 	"crypto/rand"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	site := &model.Site{FormatVersion: model.FormatVersion, Name: "campus",
-		Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.11"}, {Hostname: "lb2", RouterID: "198.51.100.12"}}}
+		Nodes: []model.Node{{Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.11")}, {Hostname: "lb2", RouterID: netip.MustParseAddr("198.51.100.12")}}}
 	files, err := Files(site)
 	if err != nil {
 		t.Fatal(err)

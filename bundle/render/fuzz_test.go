@@ -523,7 +523,7 @@ func checkBird(t *testing.T, n *model.Node, conf []byte) {
 		switch {
 		case len(w) == 3 && w[0] == "log" && w[1] == "syslog" && w[2] == "all" && st.block == nil:
 			got = append(got, "log")
-		case len(w) == 3 && w[0] == "router" && w[1] == "id" && w[2] == n.RouterID && st.block == nil:
+		case len(w) == 3 && w[0] == "router" && w[1] == "id" && w[2] == n.RouterID.String() && st.block == nil:
 			got = append(got, "router id")
 		case len(w) == 2 && w[0] == "protocol" && st.block != nil && (w[1] == "device" || w[1] == "bfd"):
 			got = append(got, "protocol "+w[1])
@@ -562,7 +562,7 @@ func checkBird(t *testing.T, n *model.Node, conf []byte) {
 				}
 				desc = append(desc, s.words[1].text)
 			}
-			if len(s.words) > 0 && s.words[0].text == "neighbor" && (len(s.words) != 4 || s.words[1].text != rr.Address) {
+			if len(s.words) > 0 && s.words[0].text == "neighbor" && (len(s.words) != 4 || s.words[1].text != rr.Address.String()) {
 				t.Fatalf("protocol %s: neighbor %v, want %s", name, s.words, rr.Address)
 			}
 		}

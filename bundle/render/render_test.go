@@ -49,7 +49,7 @@ func TestNodeErrors(t *testing.T) {
 	site := rendertest.Site()
 	site.VIPs[0].Addresses = append(site.VIPs[0].Addresses, netip.Addr{})
 	n := *site.Node("lb1")
-	n.RouterID = ""
+	n.RouterID = netip.Addr{}
 	_, err := render.Node(site, &n, render.Options{})
 	if err == nil {
 		t.Fatal("no error")

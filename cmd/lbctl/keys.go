@@ -250,9 +250,9 @@ type vipLine struct {
 }
 
 type nodeLine struct {
-	Hostname string `json:"hostname"`
-	RouterID string `json:"router_id"`
-	ASN      uint32 `json:"asn"`
+	Hostname string     `json:"hostname"`
+	RouterID netip.Addr `json:"router_id"`
+	ASN      uint32     `json:"asn"`
 }
 
 func summarise(b *archive.Bundle) (*inspection, error) {
@@ -380,7 +380,7 @@ func printInspectedSite(w io.Writer, tw *tabwriter.Writer, s *siteSummary) {
 	tw.Flush()
 	fmt.Fprintln(w, "\nnodes")
 	for _, l := range s.Nodes {
-		fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(l.RouterID), l.ASN)
+		fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(model.AddrText(l.RouterID)), l.ASN)
 	}
 	tw.Flush()
 }

@@ -29,7 +29,7 @@ func testSite() *model.Site {
 			{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}, Services: []string{"web/www"}, Ports: []model.Port{{Port: 80, Mode: model.ModeHTTP}, {Port: 443, Mode: model.ModeHTTP}}},
 			{Name: "192.0.2.25", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.25")}, Services: []string{"mail/smtp"}, Ports: []model.Port{{Port: 25, Mode: model.ModeTCP}, {Port: 587, Mode: model.ModeTCP}}},
 		},
-		Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.1", ASN: 65001}, {Hostname: "lb2", RouterID: "198.51.100.2", ASN: 65001}},
+		Nodes: []model.Node{{Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.1"), ASN: 65001}, {Hostname: "lb2", RouterID: netip.MustParseAddr("198.51.100.2"), ASN: 65001}},
 	}
 }
 

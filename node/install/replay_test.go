@@ -79,7 +79,7 @@ func (n *replayNode) bundle(serial uint64, name string) []byte {
 
 func (n *replayNode) bundleAt(serial uint64, name string, created time.Time, expires *time.Time) []byte {
 	n.t.Helper()
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: "198.51.100.11"}},
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.11")}},
 		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}}}
 	return n.key.Bundle(n.t, site, archive.Manifest{Serial: serial, Created: created, Expires: expires})
 }

@@ -74,7 +74,7 @@ func injections() []injection {
 		{"redirect to carriage return", func(s *model.Site) { s.Services[0].Redirects[0].To = "/new\r if TRUE" }, "services[0].redirects[0].to: control character U+000D"},
 		{"redirect to backslash", func(s *model.Site) { s.Services[0].Redirects[0].To = `/a\"b` }, `services[0].redirects[0].to: character '\\'`},
 		{"redirect to over-long", func(s *model.Site) { s.Services[0].Redirects[0].To = "https://x.example/" + strings.Repeat(long, 7) }, "services[0].redirects[0].to: 2118 bytes, longer than 2048"},
-		{"allowed source", func(s *model.Site) { s.Services[3].AllowedSources[0] = "0.0.0.0/0\n" }, "services[3].allowed_sources[0]: control character U+000A"},
+		{"allowed source unset", func(s *model.Site) { s.Services[3].AllowedSources[0] = netip.Prefix{} }, `services[3].allowed_sources[0]: "invalid Prefix": not an IP prefix`},
 		{"owner nul", func(s *model.Site) { s.Services[0].Owner = "apps-team\x00" }, "services[0].owner: control character U+0000"},
 		{"owner bidi override", func(s *model.Site) { s.Services[0].Owner = "apps\u202eteam" }, "services[0].owner: control or format character U+202E"},
 		{"contact line separator", func(s *model.Site) { s.Services[0].Contacts[0] = "a@campus.example\u2028b" }, "services[0].contacts[0]: control or format character U+2028"},
@@ -82,11 +82,12 @@ func injections() []injection {
 		{"vip name dot dot", func(s *model.Site) { s.VIPs[0].Name = ".." }, `vips[0].name: "..": a name starts with a letter or digit`},
 		{"vip service newline", func(s *model.Site) { s.VIPs[0].Services[0] = "apps/lms\nx" }, "vips[0].services[0]: control character U+000A"},
 		{"vip port mode", func(s *model.Site) { s.VIPs[0].Ports[0].Mode = "tcp{" }, `vips[0].ports[0].mode: "tcp{": want one of http, tcp`},
-		{"node router id", func(s *model.Site) { s.Nodes[0].RouterID = "198.51.100.11; import all" }, `nodes[0].router_id: "198.51.100.11; import all": not an IP address`},
+		{"node router id", func(s *model.Site) { s.Nodes[0].RouterID = netip.MustParseAddr("fe80::11%x; import all") }, `nodes[0].router_id: "fe80::11%x; import all": not an IP address`},
+		{"node address zone", func(s *model.Site) { s.Nodes[0].Addresses[0] = netip.MustParseAddr("fe80::11%lo; import all") }, `nodes[0].addresses[0]: "fe80::11%lo; import all": not an IP address`},
 		{"route reflector name quote", func(s *model.Site) {
 			s.Nodes[0].RouteReflectors[0].Name = `rr1"; import all; #`
 		}, `nodes[0].route_reflectors[0].name: character '"'`},
-		{"route reflector address", func(s *model.Site) { s.Nodes[0].RouteReflectors[0].Address = "198.51.100.2\n" }, "nodes[0].route_reflectors[0].address: control character U+000A"},
+		{"route reflector address", func(s *model.Site) { s.Nodes[0].RouteReflectors[0].Address = netip.MustParseAddr("2001:db8::2%\n") }, `nodes[0].route_reflectors[0].address: "2001:db8::2%\n": not an IP address`},
 		{"vip interface path", func(s *model.Site) { s.Nodes[0].VIPInterface = "../lo" }, `nodes[0].vip_interface: character '/'`},
 		{"node source path", func(s *model.Site) { s.Nodes[0].Source = "nodes/../../x" }, `nodes[0].source: "nodes/../../x": a tree path has no empty segment`},
 		{"node hostname newline", func(s *model.Site) { s.Nodes[1].Hostname = "lb2\nx" }, "nodes[1].hostname: control character U+000A"},

@@ -248,7 +248,7 @@ func (s *Site) up(ctx context.Context, m *model.Site, l *layout, opts Options) e
 	for _, n := range m.Nodes {
 		bfd = bfd || n.BFD
 		for _, rr := range n.RouteReflectors {
-			v6 = v6 || rr.Address == RRCore6.String()
+			v6 = v6 || rr.Address == RRCore6
 		}
 	}
 	confs := []struct{ role, ns, conf string }{

@@ -45,9 +45,10 @@ func TestMain(m *testing.M) {
 func testModel() *model.Site {
 	check := model.Check{Type: model.CheckHTTP, Method: "GET", Path: "/", IntervalMS: 1000, Rise: 2, Fall: 2}
 	node := func(name, addr string) model.Node {
-		return model.Node{Hostname: name, RouterID: addr, ASN: 65000, BFD: true, VIPInterface: "lo",
-			RouteReflectors: []model.Peer{{Name: "rr1", Address: "198.51.100.2", ASN: 65000}},
-			Addresses:       []string{addr, "2001:db8:ffff::" + addr[len(addr)-2:]}}
+		a := netip.MustParseAddr
+		return model.Node{Hostname: name, RouterID: a(addr), ASN: 65000, BFD: true, VIPInterface: "lo",
+			RouteReflectors: []model.Peer{{Name: "rr1", Address: a("198.51.100.2"), ASN: 65000}},
+			Addresses:       []netip.Addr{a(addr), a("2001:db8:ffff::" + addr[len(addr)-2:])}}
 	}
 	return &model.Site{
 		FormatVersion: model.FormatVersion,

@@ -224,18 +224,16 @@ func plan(m *model.Site, prefix, dir string) (*layout, error) {
 				l.asn = mn.ASN
 			}
 			for _, rr := range mn.RouteReflectors {
-				a, err := netip.ParseAddr(rr.Address)
-				if err != nil || (a != RRCore4 && a != RRCore6) {
+				if a := rr.Address; a != RRCore4 && a != RRCore6 {
 					errs = append(errs, fmt.Errorf("node %s: route reflector %s at %s: the testbed's route reflector is %s or %s", mn.Hostname, rr.Name, rr.Address, RRCore4, RRCore6))
 				}
 				if rr.ASN != 0 && rr.ASN != mn.ASN {
 					errs = append(errs, fmt.Errorf("node %s: route reflector %s has ASN %d, the node %d (the testbed's sessions are iBGP)", mn.Hostname, rr.Name, rr.ASN, mn.ASN))
 				}
 			}
-			for _, as := range mn.Addresses {
-				a, err := netip.ParseAddr(as)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("node %s: address %q: %w", mn.Hostname, as, err))
+			for _, a := range mn.Addresses {
+				if !a.IsValid() {
+					errs = append(errs, fmt.Errorf("node %s: address unset", mn.Hostname))
 					continue
 				}
 				if a == n.Core4 || a == n.Core6 {

@@ -42,10 +42,10 @@ func planModel() *model.Site {
 			web, secure,
 		},
 		Nodes: []model.Node{
-			{Hostname: "lb-b", ASN: 65001, Addresses: []string{"198.51.100.12", "2001:db8:ffff::12"},
-				RouteReflectors: []model.Peer{{Name: "rr", Address: "198.51.100.2", ASN: 65001}}},
-			{Hostname: "lb-a", ASN: 65001, Addresses: []string{"198.51.100.11", "198.51.100.21", "2001:db8:ffff::11"},
-				RouteReflectors: []model.Peer{{Name: "rr", Address: "198.51.100.2", ASN: 65001}}},
+			{Hostname: "lb-b", ASN: 65001, Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.12"), netip.MustParseAddr("2001:db8:ffff::12")},
+				RouteReflectors: []model.Peer{{Name: "rr", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65001}}},
+			{Hostname: "lb-a", ASN: 65001, Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("198.51.100.21"), netip.MustParseAddr("2001:db8:ffff::11")},
+				RouteReflectors: []model.Peer{{Name: "rr", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65001}}},
 		},
 	}
 }
@@ -128,10 +128,10 @@ func TestPlanRejects(t *testing.T) {
 				m.Nodes = append(m.Nodes, model.Node{Hostname: fmt.Sprintf("lb-%c", 'c'+i)})
 			}
 		}, "9 node profiles, the testbed runs at most 8"},
-		{"other route reflector", func(m *model.Site) { m.Nodes[0].RouteReflectors[0].Address = "198.51.100.3" }, "route reflector rr at 198.51.100.3"},
+		{"other route reflector", func(m *model.Site) { m.Nodes[0].RouteReflectors[0].Address = netip.MustParseAddr("198.51.100.3") }, "route reflector rr at 198.51.100.3"},
 		{"node ASNs differ", func(m *model.Site) { m.Nodes[0].ASN = 65002; m.Nodes[0].RouteReflectors[0].ASN = 65002 }, "differs"},
-		{"node on the router's extra address", func(m *model.Site) { m.Nodes[0].Addresses = []string{"2001:db8:ffff::1"} }, "::1 and ::2 of its /64"},
-		{"node address of the client", func(m *model.Site) { m.Nodes[0].Addresses = []string{"198.51.100.130"} }, "belongs to the testbed's client"},
+		{"node on the router's extra address", func(m *model.Site) { m.Nodes[0].Addresses = []netip.Addr{netip.MustParseAddr("2001:db8:ffff::1")} }, "::1 and ::2 of its /64"},
+		{"node address of the client", func(m *model.Site) { m.Nodes[0].Addresses = []netip.Addr{netip.MustParseAddr("198.51.100.130")} }, "belongs to the testbed's client"},
 		{"bad certificate name", func(m *model.Site) { m.Services[3].TLS.Certificate = "../x" }, "not a file name"},
 	}
 	for _, c := range cases {

@@ -97,10 +97,11 @@ func Hosts(site *model.Site) []Host {
 			for p := range ports {
 				h.ports[p] = true
 				if s.Transparent {
-					key := strings.Join(s.AllowedSources, " ")
+					sources := text.Strings(s.AllowedSources)
+					key := strings.Join(sources, " ")
 					if h.clients[key] == nil {
 						h.clients[key] = map[int]bool{}
-						h.sources[key] = s.AllowedSources
+						h.sources[key] = sources
 					}
 					h.clients[key][p] = true
 				}
@@ -144,26 +145,24 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 }
 
 // lbAddresses are the addresses of every LB node, split by family.
-func lbAddresses(site *model.Site) (v4, v6 []string, err error) {
+func lbAddresses(site *model.Site) (v4s, v6s []string, err error) {
 	var errs []error
+	var v4, v6 []netip.Addr
 	for _, n := range site.Nodes {
-		for _, a := range n.Addresses {
-			ip, e := netip.ParseAddr(a)
+		for _, ip := range n.Addresses {
 			switch {
-			case e != nil:
-				errs = append(errs, fmt.Errorf("node %s: address %q: %v", n.Hostname, a, e))
+			case !ip.IsValid():
+				errs = append(errs, fmt.Errorf("node %s: address unset", n.Hostname))
 			case ip.Unmap().Is4():
-				v4 = append(v4, ip.Unmap().String())
+				v4 = append(v4, ip.Unmap())
 			default:
-				v6 = append(v6, ip.String())
+				v6 = append(v6, ip)
 			}
 		}
 	}
-	sortAddrs := func(s []string) []string {
-		slices.SortFunc(s, func(a, b string) int {
-			return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b))
-		})
-		return slices.Compact(s)
+	sortAddrs := func(s []netip.Addr) []string {
+		slices.SortFunc(s, netip.Addr.Compare)
+		return text.Strings(slices.Compact(s))
 	}
 	return sortAddrs(v4), sortAddrs(v6), errors.Join(errs...)
 }
@@ -171,11 +170,10 @@ func lbAddresses(site *model.Site) (v4, v6 []string, err error) {
 // monitoringPrefixes are the site's monitoring prefixes, split by family.
 func monitoringPrefixes(site *model.Site) (v4, v6 []string, err error) {
 	var errs []error
-	for _, m := range site.Monitoring {
-		p, e := netip.ParsePrefix(m)
+	for _, p := range site.Monitoring {
 		switch {
-		case e != nil:
-			errs = append(errs, fmt.Errorf("monitoring prefix %q: %v", m, e))
+		case !p.IsValid():
+			errs = append(errs, errors.New("monitoring prefix unset"))
 		case p.Bits() == 0:
 			errs = append(errs, fmt.Errorf("monitoring prefix %s would admit everyone", p))
 		case p.Addr().Is4():

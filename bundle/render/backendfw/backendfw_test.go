@@ -2,6 +2,7 @@ package backendfw_test
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,7 +60,7 @@ func TestTransparentAnySource(t *testing.T) {
 
 func TestReflectorConflict(t *testing.T) {
 	site := rendertest.Site()
-	site.Nodes[1].RouteReflectors[0].Address = "198.51.100.3"
+	site.Nodes[1].RouteReflectors[0].Address = netip.MustParseAddr("198.51.100.3")
 	_, err := backendfw.Render(site)
 	if err == nil || !strings.Contains(err.Error(), "route reflector rr1") {
 		t.Errorf("err = %v", err)

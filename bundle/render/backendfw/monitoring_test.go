@@ -112,10 +112,10 @@ func TestMonitoringMatchesIcinga(t *testing.T) {
 			}
 			var mon4, mon6 []string
 			for _, m := range site.Monitoring {
-				if netip.MustParsePrefix(m).Addr().Is4() {
-					mon4 = append(mon4, m)
+				if m.Addr().Is4() {
+					mon4 = append(mon4, m.String())
 				} else {
-					mon6 = append(mon6, m)
+					mon6 = append(mon6, m.String())
 				}
 			}
 			ic, err := icinga2.Render(site, icinga2.Options{})
@@ -211,9 +211,9 @@ func TestNoMonitoringNoSets(t *testing.T) {
 
 func TestMonitoringPrefixRefused(t *testing.T) {
 	site := rendertest.Site()
-	site.Monitoring = []string{"0.0.0.0/0", "icinga"}
+	site.Monitoring = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), {}}
 	_, err := backendfw.Render(site)
-	if err == nil || !strings.Contains(err.Error(), "would admit everyone") || !strings.Contains(err.Error(), `monitoring prefix "icinga"`) {
+	if err == nil || !strings.Contains(err.Error(), "would admit everyone") || !strings.Contains(err.Error(), "monitoring prefix unset") {
 		t.Errorf("err = %v", err)
 	}
 }

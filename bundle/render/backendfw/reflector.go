@@ -33,12 +33,11 @@ func RouteReflectors(site *model.Site) ([]File, error) {
 		for _, p := range n.RouteReflectors {
 			r := byName[p.Name]
 			if r == nil {
-				ip, err := netip.ParseAddr(p.Address)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("route reflector %s: address %q: %v", p.Name, p.Address, err))
+				if !p.Address.IsValid() {
+					errs = append(errs, fmt.Errorf("route reflector %s: address unset", p.Name))
 					continue
 				}
-				r = &reflector{peer: p, addr: ip.Unmap()}
+				r = &reflector{peer: p, addr: p.Address.Unmap()}
 				byName[p.Name] = r
 				order = append(order, p.Name)
 			} else if r.peer != p {
@@ -127,9 +126,8 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 func reflectorSession(w *text.Writer, r *reflector, n *model.Node, proto string, sets [2]string, has [2]bool) (bool, error) {
 	var nodeAddr netip.Addr
 	for _, a := range n.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err == nil && ip.Unmap().Is4() == r.addr.Is4() {
-			nodeAddr = ip.Unmap()
+		if a.IsValid() && a.Unmap().Is4() == r.addr.Is4() {
+			nodeAddr = a.Unmap()
 			break
 		}
 	}

@@ -185,21 +185,19 @@ func newConf(node *model.Node, opts Options) (*conf, error) {
 	c := &conf{node: node, opts: opts, w: text.NewWriter("\t")}
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	rid, err := netip.ParseAddr(node.RouterID)
-	if err != nil || !rid.Is4() {
-		fail("router id %q: want an IPv4 address", node.RouterID)
+	if !node.RouterID.Is4() {
+		fail("router id %q: want an IPv4 address", model.AddrText(node.RouterID))
 	}
-	c.rid = rid
+	c.rid = node.RouterID
 	if node.ASN == 0 {
 		fail("asn: missing")
 	}
 	for _, a := range node.Addresses {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			fail("address %q: %v", a, err)
+		if !a.IsValid() {
+			fail("address unset")
 			continue
 		}
-		ip = ip.Unmap()
+		ip := a.Unmap()
 		if ip.Is4() && !c.own4.IsValid() {
 			c.own4 = ip
 		}
@@ -214,12 +212,11 @@ func newConf(node *model.Node, opts Options) (*conf, error) {
 	names := make([]string, len(node.RouteReflectors))
 	for i, rr := range node.RouteReflectors {
 		names[i] = rr.Name
-		ip, err := netip.ParseAddr(rr.Address)
-		if err != nil {
-			fail("route reflector %s: address %q: %v", rr.Name, rr.Address, err)
+		if !rr.Address.IsValid() {
+			fail("route reflector %s: address unset", rr.Name)
 			continue
 		}
-		c.peers[i] = ip.Unmap()
+		c.peers[i] = rr.Address.Unmap()
 		if rr.ASN == 0 {
 			fail("route reflector %s: asn missing", rr.Name)
 		}

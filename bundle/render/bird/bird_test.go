@@ -137,11 +137,11 @@ func TestBirdRefusesWhatItCannotQuote(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	site := rendertest.Site()
 	n := *site.Node("lb1")
-	n.RouterID = "2001:db8::1"
+	n.RouterID = netip.MustParseAddr("2001:db8::1")
 	n.RouteReflectors = append(n.RouteReflectors, n.RouteReflectors[0])
-	n.RouteReflectors[2].Address = "nope"
+	n.RouteReflectors[2].Address = netip.Addr{}
 	_, err := bird.Config(site, &n, bird.Options{})
-	if err == nil || !strings.Contains(err.Error(), "router id") || !strings.Contains(err.Error(), `address "nope"`) {
+	if err == nil || !strings.Contains(err.Error(), "router id") || !strings.Contains(err.Error(), "address unset") {
 		t.Errorf("err = %v", err)
 	}
 }

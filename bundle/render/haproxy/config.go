@@ -329,8 +329,8 @@ func (r *vipRender) checkBackend(s *service) {
 		r.fail("service %s: unknown balance algorithm %q", s.Name, s.Backend.Balance)
 	}
 	for _, src := range s.AllowedSources {
-		if _, err := netip.ParsePrefix(src); err != nil {
-			r.fail("service %s: allowed source %q: %v", s.Name, src, err)
+		if !src.IsValid() {
+			r.fail("service %s: allowed source unset", s.Name)
 		}
 	}
 	for _, srv := range s.Backend.Servers {

@@ -114,10 +114,10 @@ func (r *vipRender) connectionSources(bs []binding) bool {
 	if limited {
 		// The node's own health probes connect to the VIP from the VIP
 		// address: admit them whatever the clients allowed.
-		r.aclLines(r.w, "node_probe", "src", addrStrings(r.addrs))
+		r.aclLines(r.w, "node_probe", "src", text.Strings(r.addrs))
 	}
 	if sameSources && len(bs[0].svc.AllowedSources) > 0 {
-		r.aclLines(r.w, "allowed_sources", "src", bs[0].svc.AllowedSources)
+		r.aclLines(r.w, "allowed_sources", "src", text.Strings(bs[0].svc.AllowedSources))
 		r.w.Line("tcp-request connection reject unless allowed_sources || node_probe")
 	}
 	return sameSources
@@ -188,7 +188,7 @@ func (r *vipRender) serviceSources(bs []binding, http bool) {
 		if len(b.svc.AllowedSources) == 0 {
 			continue
 		}
-		r.aclLines(r.w, "src."+b.svc.id, "src", b.svc.AllowedSources)
+		r.aclLines(r.w, "src."+b.svc.id, "src", text.Strings(b.svc.AllowedSources))
 		if http {
 			r.w.Line("http-request deny deny_status 403 if service.%s !src.%s !node_probe", b.svc.id, b.svc.id)
 		} else {
@@ -332,12 +332,4 @@ func (r *vipRender) tlsBindOptions(p model.Port, bs []binding) []string {
 
 func (r *vipRender) certPath(name string) string {
 	return path.Join(r.opts.CertDir, name+".pem")
-}
-
-func addrStrings(as []netip.Addr) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.String()
-	}
-	return out
 }

@@ -76,10 +76,9 @@ func Firewall(site *model.Site, node *model.Node) (model.Firewall, error) {
 				continue
 			}
 			fw.Transparent = true
-			for _, px := range s.InterceptPrefixes {
-				pfx, err := netip.ParsePrefix(px)
-				if err != nil || pfx.Masked() != pfx {
-					fail("service %s: intercept prefix %q: want a prefix without host bits", s.Name, px)
+			for _, pfx := range s.InterceptPrefixes {
+				if !pfx.IsValid() || pfx.Masked() != pfx {
+					fail("service %s: intercept prefix %q: want a prefix without host bits", s.Name, pfx)
 					continue
 				}
 				to := v4
@@ -116,8 +115,8 @@ func handoff(site *model.Site, node *model.Node) *model.Handoff {
 		if n.Hostname == node.Hostname {
 			continue
 		}
-		for _, a := range n.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+		for _, ip := range n.Addresses {
+			if ip.Is4() {
 				h.Peers4 = append(h.Peers4, ip)
 			}
 		}

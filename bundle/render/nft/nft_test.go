@@ -113,7 +113,7 @@ func itoa(i int) string {
 
 func TestFirewallErrors(t *testing.T) {
 	site := rendertest.Site()
-	site.Services[0].InterceptPrefixes = []string{"2001:db8:5::/48", "203.0.113.1/24"}
+	site.Services[0].InterceptPrefixes = []netip.Prefix{netip.MustParsePrefix("2001:db8:5::/48"), netip.MustParsePrefix("203.0.113.1/24")}
 	_, err := nft.Firewall(site, site.Node("lb1"))
 	if err == nil || !strings.Contains(err.Error(), "no address of its family") || !strings.Contains(err.Error(), "host bits") {
 		t.Errorf("err = %v", err)

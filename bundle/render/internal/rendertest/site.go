@@ -38,7 +38,7 @@ func Site() *model.Site {
 	return &model.Site{
 		FormatVersion: model.FormatVersion,
 		Name:          "lab",
-		Monitoring:    []string{"198.51.100.60/32", "2001:db8:ffff::/120"},
+		Monitoring:    []netip.Prefix{netip.MustParsePrefix("198.51.100.60/32"), netip.MustParsePrefix("2001:db8:ffff::/120")},
 		Services:      append(otherServices(mailAddrs), webServices(webAddrs)...),
 		VIPs:          vips(webAddrs, mailAddrs),
 		Nodes:         nodes(),
@@ -82,9 +82,9 @@ func otherServices(mailAddrs []netip.Addr) []model.Service {
 				Port:    3200, Software: "generic", Balance: "leastconn", Check: check(model.CheckTCP),
 				Proxy: model.ProxyNone, MinUp: 1,
 			},
-			AllowedSources:    []string{"198.51.100.0/24", "203.0.113.0/24"},
+			AllowedSources:    []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")},
 			Transparent:       true,
-			InterceptPrefixes: []string{"203.0.113.128/25"},
+			InterceptPrefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")},
 			Timeouts:          model.Timeouts{ConnectMS: 5000, ClientMS: 8 * 3600000, ServerMS: 8 * 3600000},
 			Owner:             "erp-team",
 			Contacts:          []string{"erp@example.org"},
@@ -173,7 +173,7 @@ func webServices(webAddrs []netip.Addr) []model.Service {
 				Check: httpCheck("/", "b.example.org", "2xx"),
 				Proxy: model.ProxyNone, ForwardFor: true, MinUp: 1,
 			},
-			AllowedSources: []string{"198.51.100.0/24", "2001:db8:100::/48"},
+			AllowedSources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:100::/48")},
 			Timeouts:       web,
 			Owner:          "web-team",
 			Contacts:       []string{"web@example.org"},
@@ -252,20 +252,20 @@ func vips(webAddrs, mailAddrs []netip.Addr) []model.VIP {
 func nodes() []model.Node {
 	return []model.Node{
 		{
-			Hostname: "lb1", RouterID: "198.51.100.11", ASN: 65000,
+			Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.11"), ASN: 65000,
 			RouteReflectors: []model.Peer{
-				{Name: "rr1", Address: "198.51.100.2", ASN: 65000},
-				{Name: "rr2", Address: "2001:db8:ffff::2", ASN: 65000},
+				{Name: "rr1", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65000},
+				{Name: "rr2", Address: netip.MustParseAddr("2001:db8:ffff::2"), ASN: 65000},
 			},
 			BFD: true, VIPInterface: "lo",
-			Addresses: []string{"198.51.100.11", "2001:db8:ffff::11"},
+			Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:ffff::11")},
 			Source:    "nodes/lb1.yaml",
 		},
 		{
-			Hostname: "lb2", RouterID: "198.51.100.12", ASN: 65001,
-			RouteReflectors: []model.Peer{{Name: "rr1", Address: "198.51.100.2", ASN: 65000}},
+			Hostname: "lb2", RouterID: netip.MustParseAddr("198.51.100.12"), ASN: 65001,
+			RouteReflectors: []model.Peer{{Name: "rr1", Address: netip.MustParseAddr("198.51.100.2"), ASN: 65000}},
 			VIPInterface:    "lo",
-			Addresses:       []string{"198.51.100.12"},
+			Addresses:       []netip.Addr{netip.MustParseAddr("198.51.100.12")},
 			Source:          "nodes/lb2.yaml",
 		},
 	}

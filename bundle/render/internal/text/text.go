@@ -235,3 +235,16 @@ func UniqueSep(ids []string, mapped func(string) string, sep string) map[string]
 	}
 	return out
 }
+
+// Strings is the text of each of xs (addresses, prefixes) in order; nil
+// when xs is empty.
+func Strings[T fmt.Stringer](xs []T) []string {
+	if len(xs) == 0 {
+		return nil
+	}
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = x.String()
+	}
+	return out
+}
