@@ -59,7 +59,7 @@ type Host struct {
 // Clients admits client prefixes to ports of transparent services.
 type Clients struct {
 	Ports   []int
-	Sources []string
+	Sources []netip.Prefix
 }
 
 // Hosts lists the backend hosts of the site, sorted by name. A host is
@@ -69,7 +69,7 @@ func Hosts(site *model.Site) []Host {
 		addrs, services  map[string]bool
 		ports, monitored map[int]bool
 		clients          map[string]map[int]bool // sources key -> ports
-		sources          map[string][]string
+		sources          map[string][]netip.Prefix
 	}
 	hosts := map[string]*acc{}
 	for _, s := range site.Services {
@@ -86,7 +86,7 @@ func Hosts(site *model.Site) []Host {
 			h := hosts[srv.Name]
 			if h == nil {
 				h = &acc{addrs: map[string]bool{}, services: map[string]bool{}, ports: map[int]bool{}, monitored: map[int]bool{},
-					clients: map[string]map[int]bool{}, sources: map[string][]string{}}
+					clients: map[string]map[int]bool{}, sources: map[string][]netip.Prefix{}}
 				hosts[srv.Name] = h
 			}
 			h.addrs[srv.Address.String()] = true
@@ -97,11 +97,10 @@ func Hosts(site *model.Site) []Host {
 			for p := range ports {
 				h.ports[p] = true
 				if s.Transparent {
-					sources := text.Strings(s.AllowedSources)
-					key := strings.Join(sources, " ")
+					key := strings.Join(text.Strings(s.AllowedSources), " ")
 					if h.clients[key] == nil {
 						h.clients[key] = map[int]bool{}
-						h.sources[key] = sources
+						h.sources[key] = s.AllowedSources
 					}
 					h.clients[key][p] = true
 				}
@@ -268,8 +267,8 @@ func checkHost(site *model.Site, h Host) (mon4, mon6 []string, err error) {
 	}
 	for _, c := range h.Transparent {
 		for _, src := range c.Sources {
-			if _, err := netip.ParsePrefix(src); err != nil {
-				errs = append(errs, fmt.Errorf("host %s: client prefix %q: %v", h.Name, src, err))
+			if !src.IsValid() {
+				errs = append(errs, fmt.Errorf("host %s: client prefix unset", h.Name))
 			}
 		}
 	}
@@ -338,10 +337,10 @@ func snippetInput(w *text.Writer, h Host, mon4, mon6 bool) {
 		}
 		var s4, s6 []string
 		for _, src := range c.Sources {
-			if netip.MustParsePrefix(src).Addr().Is4() {
-				s4 = append(s4, src)
+			if src.Addr().Is4() {
+				s4 = append(s4, src.String())
 			} else {
-				s6 = append(s6, src)
+				s6 = append(s6, src.String())
 			}
 		}
 		if len(s4) > 0 {

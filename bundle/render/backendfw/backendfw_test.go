@@ -25,7 +25,7 @@ func TestHosts(t *testing.T) {
 	}
 	for name, want := range map[string]backendfw.Host{
 		"erp1": {Name: "erp1", Addresses: []string{"203.0.113.61"}, Ports: []int{3200, 3300}, Services: []string{"erp/app"}, Monitored: []int{3200, 3300},
-			Transparent: []backendfw.Clients{{Ports: []int{3200, 3300}, Sources: []string{"198.51.100.0/24", "203.0.113.0/24"}}}},
+			Transparent: []backendfw.Clients{{Ports: []int{3200, 3300}, Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")}}}},
 		"mx1":   {Name: "mx1", Addresses: []string{"203.0.113.21"}, Ports: []int{25, 465, 587}, Services: []string{"mail/smtp"}, Monitored: []int{25, 465, 587}},
 		"c1":    {Name: "c1", Addresses: []string{"203.0.113.14"}, Ports: []int{443}, Services: []string{"web/c"}, Monitored: []int{443}},
 		"ldap2": {Name: "ldap2", Addresses: []string{"2001:db8:1::52"}, Ports: []int{389}, Services: []string{"ldap/directory"}, Monitored: []int{389}},
