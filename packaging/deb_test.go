@@ -328,9 +328,11 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	got.Node = def.Node
 	// Load leaves these zero; their owners apply the defaults: the agent
-	// (health/agent.Config: 1s, 200ms, rise 3, fall 2) and the renderer.
+	// (health/agent.Config: 1s, 200ms, probe interval 5s, rise 3, fall 2)
+	// and the renderer.
 	def.Agent.Interval = config.Duration(time.Second)
 	def.Agent.FastInterval = config.Duration(200 * time.Millisecond)
+	def.Agent.ProbeInterval = config.Duration(5 * time.Second)
 	def.Agent.Rise, def.Agent.Fall = 3, 2
 	def.HAProxy.MaxConn = haproxy.DefaultMaxConn
 	if !reflect.DeepEqual(got, def) {
