@@ -8,7 +8,8 @@ BIN       := bin/lbctl
 # no test harness.
 TESTBED   := bin/lbctl-testbed
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Debian packages the tests and the demo need at run time.
 DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl lintian
 # Extra packages only the tests need (the status page is checked in a real

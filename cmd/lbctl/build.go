@@ -18,6 +18,7 @@ import (
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/pack"
 	"github.com/lbctl/lbctl/bundle/sign"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
 func init() {
@@ -29,7 +30,7 @@ func init() {
 			Flags: append(resolveFlags(),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE`"},
 				&cli.StringFlag{Name: "key", Usage: "sign with the secret key `FILE` (NAME.key)"},
-				&cli.Uint64Flag{Name: "serial", Usage: "bundle serial (default: the build time in Unix seconds, which only grows)"},
+				&cli.Uint64Flag{Name: "serial", DefaultText: "the build time in Unix seconds, which only grows", Usage: "bundle serial"},
 				&cli.StringFlag{Name: "expires", Value: defaultExpiry, Usage: "nodes refuse the bundle this `DURATION` after its creation time (e.g. 720h, 30d); 0 or never: no expiry, which must be asked for"},
 				&cli.StringFlag{Name: "time", Usage: "creation time (RFC 3339 or Unix seconds; default $SOURCE_DATE_EPOCH or now): the same tree, serial and time give the same bytes"},
 				&cli.StringFlag{Name: "against", Usage: "print what changes against the previous bundle `FILE` (verified with --pubkey/--trusted)"},
@@ -64,14 +65,7 @@ func parseExpiry(s string) (d time.Duration, ok bool, err error) {
 	case "0", "never", "none":
 		return 0, false, nil
 	}
-	if days, found := strings.CutSuffix(s, "d"); found {
-		n, err := strconv.ParseUint(days, 10, 32)
-		if err != nil || n == 0 {
-			return 0, false, fmt.Errorf("--expires %q: want a positive number of days, a duration (720h) or never", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, true, nil
-	}
-	d, err = time.ParseDuration(s)
+	d, err = clix.ParseDuration(s)
 	if err != nil || d < 0 {
 		return 0, false, fmt.Errorf("--expires %q: want a duration (720h), a number of days (30d) or never", s)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -50,53 +49,11 @@ func resolveFlags() []cli.Flag {
 	}
 }
 
-// positional returns the command's positional arguments, applying flags
-// that follow them ("lbctl resolve DIR --json"): urfave/cli stops parsing
-// flags at the first argument.
+// positional returns the command's positional arguments. Flags that
+// followed them ("lbctl resolve DIR --json") were moved before them by
+// clix.Normalize, so urfave/cli has parsed them already.
 func positional(c *cli.Context) ([]string, error) {
-	var args []string
-	rest := c.Args().Slice()
-	for len(rest) > 0 {
-		if rest[0] == "--" {
-			return append(args, rest[1:]...), nil
-		}
-		if !strings.HasPrefix(rest[0], "-") || rest[0] == "-" {
-			args = append(args, rest[0])
-			rest = rest[1:]
-			continue
-		}
-		var err error
-		if rest, err = applyFlags(c, rest); err != nil {
-			return nil, err
-		}
-	}
-	return args, nil
-}
-
-// applyFlags parses the flags at the start of rest into the command's
-// context and returns what follows them.
-func applyFlags(c *cli.Context, rest []string) ([]string, error) {
-	fs := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	canonical := map[string]string{}
-	for _, f := range c.Command.Flags {
-		if err := f.Apply(fs); err != nil {
-			return nil, err
-		}
-		for _, n := range f.Names() {
-			canonical[n] = f.Names()[0]
-		}
-	}
-	if err := fs.Parse(rest); err != nil {
-		return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 2)
-	}
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		if err == nil {
-			err = c.Set(canonical[f.Name], f.Value.String())
-		}
-	})
-	return fs.Args(), err
+	return c.Args().Slice(), nil
 }
 
 // resolveTree loads and resolves the tree named by the command's argument.

@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
 // run runs the CLI in-process and returns stdout, stderr and the exit code.
@@ -18,17 +17,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	app := newApp()
 	var out, errOut bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &errOut
-	app.ExitErrHandler = func(*cli.Context, error) {} // keep the test process alive
-	err := app.Run(append([]string{"lbctl"}, args...))
-	code := 0
-	if err != nil {
-		code = 1
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			code = ec.ExitCode()
-		}
-		errOut.WriteString(err.Error() + "\n")
-	}
+	code := clix.Main(app, append([]string{"lbctl"}, args...))
 	return out.String(), errOut.String(), code
 }
 

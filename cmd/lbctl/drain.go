@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/ops"
 	"github.com/lbctl/lbctl/node/release"
@@ -24,7 +25,7 @@ func init() {
 func drainCommand() *cli.Command {
 	return &cli.Command{Name: "drain", Category: "node", Usage: "withdraw a VIP's route (or all) while HAProxy keeps serving existing connections (through the peers' flow handoff), then wait up to drain_time for them to close",
 		ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"},
-			&cli.DurationFlag{Name: "wait", Value: -1, Usage: "how long to wait for open connections to close and report them (default: drain_time from lbctl.yaml; 0: do not wait)"}},
+			&clix.DurationFlag{Name: "wait", Value: -1, DefaultText: "drain_time from lbctl.yaml", Usage: "wait up to `DURATION` for open connections to close and report them (0: do not wait)"}},
 		Action: runDrain(true)}
 }
 

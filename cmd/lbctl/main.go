@@ -1,19 +1,25 @@
 // Command lbctl builds, signs and installs intent-driven HAProxy load
 // balancer bundles. main only wires the CLI together: each subcommand group
-// lives in its own file and registers itself with register.
+// lives in its own file and registers itself with register; the mechanics
+// of the command line (flags after arguments, usage errors, completion,
+// man pages) are internal/clix's.
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"sort"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
-// version is set by the linker (-X main.version=...).
-var version = "dev"
+// version and commit are set by the linker (-X main.version=... -X
+// main.commit=...).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 var commands []*cli.Command
 
@@ -22,28 +28,18 @@ func register(cmds ...*cli.Command) { commands = append(commands, cmds...) }
 
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
-	return &cli.App{
-		Name:                 "lbctl",
-		Usage:                "intent-driven HAProxy load balancers on anycast",
-		Version:              version,
-		Commands:             commands,
-		EnableBashCompletion: true,
-		HideHelpCommand:      true,
+	app := &cli.App{
+		Name:     "lbctl",
+		Usage:    "intent-driven HAProxy load balancers on anycast",
+		Version:  version,
+		Commands: commands,
 		// main prints errors and exits, once.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	clix.Install(app)
+	return app
 }
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "lbctl:", msg)
-			}
-			os.Exit(ec.ExitCode())
-		}
-		fmt.Fprintln(os.Stderr, "lbctl:", err)
-		os.Exit(1)
-	}
+	os.Exit(clix.Main(newApp(), os.Args))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/lbctl/lbctl/bundle/push"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
 func init() {
@@ -20,7 +21,7 @@ func init() {
 			&cli.StringFlag{Name: "ssh", Value: "ssh -o BatchMode=yes", Usage: "the ssh `COMMAND` (split on spaces)"},
 			&cli.StringFlag{Name: "remote-lbctl", Value: "lbctl", Usage: "lbctl's `PATH` on the nodes"},
 			&cli.StringFlag{Name: "remote-config", Usage: "the nodes' lbctl.yaml `FILE` (default: theirs)"},
-			&cli.DurationFlag{Name: "health-timeout", Value: 60 * time.Second, Usage: "how long a node may take to report every VIP healthy"},
+			&clix.DurationFlag{Name: "health-timeout", Value: 60 * time.Second, Usage: "how long (`DURATION`) a node may take to report every VIP healthy"},
 		},
 		Action: runPush,
 	})

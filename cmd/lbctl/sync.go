@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 	"github.com/lbctl/lbctl/node/install"
 	"github.com/lbctl/lbctl/node/ops"
 	nodesync "github.com/lbctl/lbctl/node/sync"
@@ -29,7 +30,7 @@ func syncCommand() *cli.Command {
 			"The bundle is verified against the trusted keys before anything else; an unsigned or tampered bundle is refused.",
 		Flags: []cli.Flag{configFlag,
 			&cli.StringFlag{Name: "source", Usage: "bundle `DIR` or URL", EnvVars: []string{"LBCTL_SYNC_SOURCE"}},
-			&cli.DurationFlag{Name: "max-delay", Usage: "wait a random delay up to `DURATION` first", EnvVars: []string{"LBCTL_SYNC_MAX_DELAY"}},
+			&clix.DurationFlag{Name: "max-delay", Usage: "wait a random delay up to `DURATION` first", EnvVars: []string{"LBCTL_SYNC_MAX_DELAY"}},
 			&cli.IntFlag{Name: "attempts", Value: 4, Usage: "fetch attempts (with exponential backoff) before giving up", EnvVars: []string{"LBCTL_SYNC_ATTEMPTS"}},
 			&cli.StringFlag{Name: "node", Usage: "this node's `HOSTNAME` in the bundle's node profiles (default: the configured one)"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for another install to finish instead of failing"},
