@@ -27,16 +27,14 @@ func init() {
 			Name:      "build",
 			Usage:     "resolve an intents tree into a signed bundle",
 			ArgsUsage: "DIR",
-			Flags: append(resolveFlags(),
+			Flags: append(append(resolveFlags(),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE`"},
 				&cli.StringFlag{Name: "key", Usage: "sign with the secret key `FILE` (NAME.key)"},
 				&cli.Uint64Flag{Name: "serial", DefaultText: "the build time in Unix seconds, which only grows", Usage: "bundle serial"},
 				&cli.StringFlag{Name: "expires", Value: defaultExpiry, Usage: "nodes refuse the bundle this `DURATION` after its creation time (e.g. 720h, 30d); 0 or never: no expiry, which must be asked for"},
 				&cli.StringFlag{Name: "time", Usage: "creation time (RFC 3339 or Unix seconds; default $SOURCE_DATE_EPOCH or now): the same tree, serial and time give the same bytes"},
-				&cli.StringFlag{Name: "against", Usage: "print what changes against the previous bundle `FILE` (verified with --pubkey/--trusted)"},
-				&cli.StringFlag{Name: "pubkey", Usage: "trust this public key `FILE` for --against"},
-				&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the public keys in `DIR` for --against"},
-			),
+				&cli.StringFlag{Name: "against", Usage: "print what changes against the previous `BUNDLE` (verified with --pubkey/--trusted)"},
+			), trustFlags()...),
 			Action: runBuild,
 		},
 		&cli.Command{
@@ -223,7 +221,7 @@ func writeBundle(c *cli.Context, site *model.Site, m archive.Manifest) (int, err
 func openBundle(c *cli.Context, file string) (*archive.Bundle, error) {
 	tr, err := trustFromFlags(c)
 	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 1)
+		return nil, err
 	}
 	f, err := os.Open(file)
 	if err != nil {

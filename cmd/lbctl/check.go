@@ -20,7 +20,7 @@ func init() {
 			Name:      "check",
 			Usage:     "check an intents tree and report every problem",
 			ArgsUsage: "DIR",
-			Flags:     resolveFlags(),
+			Flags:     append(resolveFlags(), &cli.BoolFlag{Name: "json", Usage: "print the result as JSON: counts, or every problem with its file, line and column"}),
 			Action:    runCheck,
 		},
 		&cli.Command{
@@ -37,6 +37,7 @@ func init() {
 			Name:      "schema",
 			Usage:     "print the JSON Schema of service files (or of defaults, node or site files)",
 			ArgsUsage: "[service|defaults|node|site]",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "(the schema is JSON: accepted like every read command's)"}},
 			Action:    runSchema,
 		},
 	)
@@ -109,12 +110,77 @@ func reportErrors(w io.Writer, err error) error {
 }
 
 func runCheck(c *cli.Context) error {
+	if c.Bool("json") {
+		return runCheckJSON(c)
+	}
 	site, dir, err := resolveOrReport(c)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s: ok: %d services, %d VIPs, %d nodes\n", dir, len(site.Services), len(site.VIPs), len(site.Nodes))
 	return nil
+}
+
+// checkResult is what `lbctl check --json` prints.
+type checkResult struct {
+	Dir      string    `json:"dir"`
+	OK       bool      `json:"ok"`
+	Services int       `json:"services"`
+	VIPs     int       `json:"vips"`
+	Nodes    int       `json:"nodes"`
+	Problems []problem `json:"problems"`
+}
+
+// problem is one problem of the tree; file, line and column when known.
+type problem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+// runCheckJSON is check --json: the result on stdout, exit 1 with the
+// number of problems on stderr when there are any.
+func runCheckJSON(c *cli.Context) error {
+	site, dir, err := resolveTree(c)
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	res := checkResult{Dir: dir, OK: err == nil, Problems: problems(err)}
+	if site != nil {
+		res.Services, res.VIPs, res.Nodes = len(site.Services), len(site.VIPs), len(site.Nodes)
+	}
+	if werr := writeJSON(c.App.Writer, res); werr != nil || err == nil {
+		return werr
+	}
+	return cli.Exit(fmt.Sprintf("%d %s found", len(res.Problems), plural(len(res.Problems), "problem")), 1)
+}
+
+// problems lists err's problems: every positioned error of the tree, or
+// one line per line of another error.
+func problems(err error) []problem {
+	ps := []problem{}
+	var es intent.Errors
+	switch {
+	case err == nil:
+	case errors.As(err, &es):
+		for _, e := range es {
+			ps = append(ps, problem{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Col, Message: e.Msg})
+		}
+	default:
+		for _, l := range strings.Split(err.Error(), "\n") {
+			ps = append(ps, problem{Message: l})
+		}
+	}
+	return ps
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 func runResolve(c *cli.Context) error {

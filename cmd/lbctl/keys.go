@@ -19,6 +19,7 @@ import (
 	"github.com/lbctl/lbctl/bundle/archive"
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/sign"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
 func init() {
@@ -50,12 +51,24 @@ func init() {
 	)
 }
 
+// trustFlags are the flags that say which keys verify a bundle; without
+// them trustFromFlags looks further (clix.TrustSearch).
 func trustFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "pubkey", Usage: "trust only this minisign public key `FILE`"},
-		&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the *.pub keys in `DIR`, minus those listed in DIR/revoked"},
+		&cli.StringFlag{Name: "pubkey", Usage: "trust only this minisign public key `FILE` (or $" + clix.PubkeyEnv + ")"},
+		&cli.StringFlag{Name: "trusted", DefaultText: trustedDefault,
+			Usage: "trust the *.pub keys in `DIR`, minus those listed in DIR/revoked (or $" + clix.TrustedDirEnv + ")"},
 	}
 }
+
+// trustedDefault is where the keys are looked for without --pubkey or
+// --trusted, as help says it.
+const trustedDefault = "~/.config/lbctl/trusted.d ($XDG_CONFIG_HOME), else " + sign.DefaultTrustDir
+
+// systemTrustDir is the node's trust directory, the last place
+// trustFromFlags looks (a variable for tests on machines with an
+// /etc/lbctl).
+var systemTrustDir = sign.DefaultTrustDir
 
 // oneArg returns the single positional argument of a command.
 func singleArg(c *cli.Context, what string) (string, error) {
@@ -145,19 +158,32 @@ func runKeygen(c *cli.Context) error {
 	return nil
 }
 
-// trust builds the key set from --pubkey or --trusted.
+// trustFromFlags loads the keys --pubkey or --trusted name or, without
+// them, those of $LBCTL_PUBKEY, $LBCTL_TRUSTED_DIR, the admin's
+// ~/.config/lbctl/trusted.d or the node's /etc/lbctl/trusted.d. Its errors
+// start with the command's name; none found is a usage error that says
+// what to give.
 func trustFromFlags(c *cli.Context) (*sign.Trust, error) {
-	if p := c.String("pubkey"); p != "" {
-		if c.IsSet("trusted") {
-			return nil, cli.Exit(c.Command.Name+": give --pubkey or --trusted, not both", 2)
-		}
-		k, err := sign.LoadPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		return sign.NewTrust(k), nil
+	s := clix.TrustSearch{Pubkey: c.String("pubkey"), SystemDir: systemTrustDir}
+	if c.IsSet("trusted") {
+		s.Dir = c.String("trusted")
 	}
-	return sign.LoadTrustDir(c.String("trusted"))
+	t, _, err := s.Find()
+	if err != nil {
+		return nil, commandErr(c, err)
+	}
+	return t, nil
+}
+
+// commandErr is err with the command's name in front, keeping its exit
+// status (1 unless it says otherwise).
+func commandErr(c *cli.Context, err error) error {
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	return cli.Exit(c.Command.Name+": "+err.Error(), code)
 }
 
 // readBundle opens, reads and verifies the bundle named by the argument.
@@ -167,12 +193,8 @@ func readBundle(c *cli.Context) (*archive.Bundle, string, error) {
 		return nil, "", err
 	}
 	tr, err := trustFromFlags(c)
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		return nil, file, err
-	}
 	if err != nil {
-		return nil, file, cli.Exit(fmt.Sprintf("%s: %v", c.Command.Name, err), 1)
+		return nil, file, err
 	}
 	f, err := os.Open(file)
 	if err != nil {
@@ -198,6 +220,9 @@ func runVerify(c *cli.Context) error {
 		return verifyDrift(c)
 	}
 	b, file, err := readBundle(c)
+	if c.Bool("json") {
+		return verifyJSON(c, file, b, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -205,6 +230,38 @@ func runVerify(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "%s: OK serial %d signed by %s, created %s, expires %s, %d files\n",
 		file, m.Serial, sign.FormatKeyID(b.Signer), m.Created.Format(time.RFC3339), expiryText(m), len(m.Files))
 	return nil
+}
+
+// verified is what `lbctl verify FILE --json` prints.
+type verified struct {
+	File    string     `json:"file"`
+	Valid   bool       `json:"valid"`
+	Error   string     `json:"error,omitempty"`
+	Serial  uint64     `json:"serial,omitempty"`
+	Signer  string     `json:"signer,omitempty"`
+	Created *time.Time `json:"created,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Files   int        `json:"files,omitempty"`
+}
+
+// verifyJSON prints the outcome of verifying file as JSON; an invalid
+// bundle exits 1 (a usage error stays one, without JSON).
+func verifyJSON(c *cli.Context, file string, b *archive.Bundle, err error) error {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) && ec.ExitCode() == 2 {
+		return err
+	}
+	v := verified{File: file, Valid: err == nil}
+	if err != nil {
+		v.Error = err.Error()
+	} else {
+		m := b.Manifest
+		v.Serial, v.Signer, v.Created, v.Expires, v.Files = m.Serial, sign.FormatKeyID(b.Signer), &m.Created, m.Expires, len(m.Files)
+	}
+	if werr := writeJSON(c.App.Writer, v); werr != nil || err == nil {
+		return werr
+	}
+	return cli.Exit("", 1)
 }
 
 func expiryText(m archive.Manifest) string {

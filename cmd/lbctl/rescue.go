@@ -98,7 +98,11 @@ func runVerifyDrift(c *cli.Context) error {
 		return err
 	}
 	if store == nil {
-		return cli.Exit("verify: "+ops.NothingInstalled(cfg)+": no release to compare the node with", 1)
+		msg := ops.NothingInstalled(cfg) + ": no release to compare the node with"
+		if c.Bool("json") {
+			writeJSON(c.App.Writer, map[string]any{"installed": false, "error": msg})
+		}
+		return cli.Exit("verify: "+msg, 1)
 	}
 	d, err := ops.Verify(c.Context, cfg, store)
 	if errors.Is(err, ops.ErrNoCurrent) {
