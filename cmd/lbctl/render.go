@@ -3,10 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/lbctl/lbctl/bundle/render"
 	"github.com/lbctl/lbctl/bundle/render/backendfw"
 	"github.com/lbctl/lbctl/bundle/render/icinga2"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
 
 func init() {
@@ -70,9 +67,8 @@ func renderNodeCommand() *cli.Command {
 }
 
 // renderAction resolves DIR (the first of nargs arguments; the last is OUT),
-// renders with fn and writes the files below OUT, one line per file on
-// stdout. Files under OUT that the render did not produce are reported, not
-// deleted.
+// renders with fn and writes the files as the tree OUT, one line per file
+// on stdout.
 func renderAction(nargs int, fn func(*model.Site, []string) ([]render.File, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		args, err := positional(c)
@@ -98,30 +94,20 @@ func renderAction(nargs int, fn func(*model.Site, []string) ([]render.File, erro
 	}
 }
 
-// writeRendered writes files below out, one line per file on stdout, and
-// reports (does not delete) the files under out that it did not write.
+// writeRendered makes out hold exactly the rendered files
+// (clix.WriteTree: a new or empty directory, or one lbctl render wrote,
+// replaced as a whole), one line per file on stdout.
 func writeRendered(c *cli.Context, out string, files []render.File) error {
-	var written []string
-	for _, f := range files {
-		p := filepath.Join(out, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-			return err
-		}
-		written = append(written, p)
-		fmt.Fprintln(c.App.Writer, p)
+	tree := make([]clix.TreeFile, len(files))
+	for i, f := range files {
+		tree[i] = clix.TreeFile{Path: f.Path, Data: f.Data}
 	}
-	var stale []string
-	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && !slices.Contains(written, p) {
-			stale = append(stale, p)
-		}
-		return nil
-	})
-	for _, p := range stale {
-		fmt.Fprintf(c.App.ErrWriter, "not rendered any more (left in place): %s\n", p)
+	written, err := clix.WriteTree(out, tree)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("render %s: %v", c.Command.Name, err), 1)
+	}
+	for _, p := range written {
+		fmt.Fprintln(c.App.Writer, p)
 	}
 	return nil
 }
