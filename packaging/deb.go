@@ -2,7 +2,8 @@
 // used as a library (`make deb` runs packaging/cmd/mkdeb). Besides the
 // files kept here (unit files, tmpfiles.d, the default configuration,
 // maintainer scripts), it generates at build time, by running the lbctl
-// binary being packaged: the bash and zsh completions and the man page;
+// binary being packaged: the bash, zsh and fish completions and one man
+// page per command;
 // and from the build: the Debian changelog and the copyright file, which
 // lists the Go modules linked into the binary.
 //
@@ -167,8 +168,12 @@ func generate(gen, bin string, info *nfpm.Info, opt Options) error {
 	if err != nil {
 		return err
 	}
-	man, err := run("man")
+	fish, err := run("completion", "fish")
 	if err != nil {
+		return err
+	}
+	// One page per command, gzip -9n: lbctl.1.gz, lbctl-build.1.gz, ...
+	if _, err := run("man", "--dir", filepath.Join(gen, "man"), "--gzip"); err != nil {
 		return err
 	}
 	copyright, err := Copyright(bin, opt.MTime)
@@ -178,7 +183,7 @@ func generate(gen, bin string, info *nfpm.Info, opt Options) error {
 	files := map[string][]byte{
 		"lbctl.bash":   bash,
 		"_lbctl":       zsh,
-		"lbctl.1.gz":   gzip9n(man),
+		"lbctl.fish":   fish,
 		"changelog.gz": gzip9n(Changelog(info.Name, opt.Version, info.Maintainer, opt.MTime)),
 		"copyright":    copyright,
 	}

@@ -40,9 +40,9 @@ var (
 		"/usr/share/doc/lbctl/README.Debian",
 		"/usr/share/doc/lbctl/changelog.gz",
 		"/usr/share/doc/lbctl/copyright",
+		"/usr/share/fish/vendor_completions.d/lbctl.fish",
 		"/usr/share/lbctl/grafana/lbctl-site.json",
 		"/usr/share/lintian/overrides/lbctl",
-		"/usr/share/man/man1/lbctl.1.gz",
 		"/usr/share/zsh/vendor-completions/_lbctl",
 	}
 	wantDirs      = []string{"/etc/lbctl/trusted.d"}
@@ -147,7 +147,7 @@ func TestDebVersion(t *testing.T) {
 // conffiles are right, and the generated files are what they claim.
 func TestContents(t *testing.T) {
 	need(t, "dpkg-deb")
-	_, deb := buildDeb(t)
+	bin, deb := buildDeb(t)
 	if filepath.Base(deb) != "lbctl_"+testVersion+"_amd64.deb" {
 		t.Errorf("file name %s", filepath.Base(deb))
 	}
@@ -174,8 +174,21 @@ func TestContents(t *testing.T) {
 		}
 	}
 	slices.Sort(files)
-	if !slices.Equal(files, wantFiles) {
-		t.Errorf("files:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(wantFiles, "\n"))
+	// Every man page the binary makes, and only those: lbctl.1.gz and one
+	// per command.
+	want := slices.Clone(wantFiles)
+	pages := t.TempDir()
+	run(t, bin, "man", "--dir", pages)
+	names, _ := filepath.Glob(filepath.Join(pages, "*.1"))
+	if len(names) < 30 {
+		t.Errorf("lbctl man --dir wrote %d pages", len(names))
+	}
+	for _, n := range names {
+		want = append(want, "/usr/share/man/man1/"+filepath.Base(n)+".gz")
+	}
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Errorf("files:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(want, "\n"))
 	}
 	for _, d := range wantDirs {
 		if !slices.Contains(dirs, d) {
@@ -220,7 +233,7 @@ func TestContents(t *testing.T) {
 	}
 	// Man page and changelog: gzip -9n (no name, no time, best
 	// compression), and the content expected.
-	for _, p := range []string{"/usr/share/man/man1/lbctl.1.gz", "/usr/share/doc/lbctl/changelog.gz"} {
+	for _, p := range []string{"/usr/share/man/man1/lbctl.1.gz", "/usr/share/man/man1/lbctl-sync.1.gz", "/usr/share/doc/lbctl/changelog.gz"} {
 		b, err := os.ReadFile(filepath.Join(root, p))
 		if err != nil {
 			t.Fatal(err)
@@ -234,8 +247,9 @@ func TestContents(t *testing.T) {
 		}
 		text, _ := io.ReadAll(z)
 		want := map[string]*regexp.Regexp{
-			"/usr/share/man/man1/lbctl.1.gz":    regexp.MustCompile(`(?s)^\.nh\n\.TH lbctl 1\n.*\n\.SH agent\n.*\n\.SH sync\n.*--source`),
-			"/usr/share/doc/lbctl/changelog.gz": regexp.MustCompile(`^lbctl \(` + regexp.QuoteMeta(testVersion) + `\) unstable; urgency=medium\n`),
+			"/usr/share/man/man1/lbctl.1.gz":      regexp.MustCompile(`(?s)^\.TH LBCTL 1 .*\n\.SH DESCRIPTION\n.*\n\.SH COMMANDS\n.*\\fBagent\\fR.*\n\.SH ENVIRONMENT\n.*LBCTL_KEY_PASSPHRASE.*\n\.SH EXIT STATUS\n.*\n\.SH EXAMPLES\n`),
+			"/usr/share/man/man1/lbctl-sync.1.gz": regexp.MustCompile(`(?s)^\.TH LBCTL-SYNC 1 .*\n\.SH OPTIONS\n.*\\fB\\-\\-source\\fR.*\n\.SH FILES\n.*/etc/lbctl/lbctl\.yaml.*\n\.SH ENVIRONMENT\n.*LBCTL_SYNC_SOURCE.*\n\.SH EXIT STATUS\n`),
+			"/usr/share/doc/lbctl/changelog.gz":   regexp.MustCompile(`^lbctl \(` + regexp.QuoteMeta(testVersion) + `\) unstable; urgency=medium\n`),
 		}[p]
 		if !want.Match(text) {
 			t.Errorf("%s does not match %s:\n%.400s", p, want, text)

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,6 +18,7 @@ import (
 
 func init() {
 	verifyDrift = runVerifyDrift
+	installedVIPs = completeVIPs
 	register(logsCommand(), vipCommand())
 }
 
@@ -88,6 +91,18 @@ func runVIPRestart(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%s\n", st)
 	return nil
+}
+
+// completeVIPs lists the VIPs of the installed release for completion.
+func completeVIPs(path string) ([]string, error) {
+	if path == "" {
+		path = cmp.Or(os.Getenv("LBCTL_CONFIG"), config.DefaultPath)
+	}
+	cfg, err := setup.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return ops.InstalledVIPs(cfg)
 }
 
 // runVerifyDrift compares the live node with its current release; exit 1
