@@ -36,15 +36,15 @@ func init() {
 		&cli.Command{
 			Name: "verify",
 			Usage: "verify a bundle's signature, manifest and files (exit 0 only if valid); " +
-				"without FILE, on a node: compare the live node with its current release (exit 1 on drift)",
-			ArgsUsage: "[FILE]",
+				"without BUNDLE, on a node: compare the live node with its current release (exit 1 on drift)",
+			ArgsUsage: "[BUNDLE]",
 			Flags:     append(trustFlags(), configFlag, jsonFlag),
 			Action:    runVerify,
 		},
 		&cli.Command{
 			Name:      "inspect",
 			Usage:     "verify a bundle and show its manifest and what it deploys",
-			ArgsUsage: "FILE",
+			ArgsUsage: "BUNDLE",
 			Flags:     append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 			Action:    runInspect,
 		},

@@ -1,6 +1,7 @@
 package clix
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -77,8 +78,10 @@ func reorder(flags []cli.Flag, rest []string) []string {
 		}
 	}
 	// A last flag without its value must stay last, for the parser to
-	// say so (before "--" it would take "--" as its value).
-	if len(pos) == 0 || dangling {
+	// say so (before "--" it would take "--" as its value); with --help
+	// the arguments do not matter (urfave/cli would take the first for a
+	// help topic).
+	if len(pos) == 0 || dangling || slices.Contains(fl, "--help") || slices.Contains(fl, "-h") {
 		return fl
 	}
 	return append(append(fl, "--"), pos...)

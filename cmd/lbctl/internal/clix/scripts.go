@@ -76,7 +76,8 @@ function __lbctl_complete
 			case ':files:*'
 				set -l ext (string replace -- ':files:' '' $line)
 				for f in (__fish_complete_path "$cur")
-					if string match -q -- '*/' $f; or string match -q -- "*$ext" $f
+					set -l name (string split -f1 \t -- $f)
+					if string match -q -- '*/' $name; or string match -q -- "*$ext" $name
 						echo $f
 					end
 				end
