@@ -27,6 +27,9 @@ func init() {
 			Name:      "build",
 			Usage:     "resolve an intents tree into a signed bundle",
 			ArgsUsage: "DIR",
+			Description: "Checks and resolves DIR as lbctl check does, then writes the bundle nodes install: the resolved model and\n" +
+				"every node's profile, with a manifest signed by --key. The same tree, --serial, --time and --expires give\n" +
+				"the same bytes. With --against, it says what changed since that bundle (verified first).",
 			Flags: append(append(resolveFlags(),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE`"},
 				&cli.StringFlag{Name: "key", Usage: "sign with the secret key `FILE` (NAME.key)"},

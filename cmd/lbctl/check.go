@@ -20,8 +20,11 @@ func init() {
 			Name:      "check",
 			Usage:     "check an intents tree and report every problem",
 			ArgsUsage: "DIR",
-			Flags:     append(resolveFlags(), &cli.BoolFlag{Name: "json", Usage: "print the result as JSON: counts, or every problem with its file, line and column"}),
-			Action:    runCheck,
+			Description: "Loads DIR (site.yaml, defaults, services, node profiles), resolves names through the zone file or DNS\n" +
+				"server of site.yaml (or --zone/--dns) and the inventory, and applies every rule of docs/intents.md. Every\n" +
+				"problem is reported at once as FILE:LINE:COLUMN: MESSAGE, with the closest name for a misspelt one.",
+			Flags:  append(resolveFlags(), &cli.BoolFlag{Name: "json", Usage: "print the result as JSON: counts, or every problem with its file, line and column"}),
+			Action: runCheck,
 		},
 		&cli.Command{
 			Name:      "resolve",

@@ -38,15 +38,20 @@ func init() {
 			Usage: "verify a bundle's signature, manifest and files (exit 0 only if valid); " +
 				"without BUNDLE, on a node: compare the live node with its current release (exit 1 on drift)",
 			ArgsUsage: "[BUNDLE]",
-			Flags:     append(trustFlags(), configFlag, jsonFlag),
-			Action:    runVerify,
+			Description: "With BUNDLE: checks its signature against the trusted keys, its manifest, expiry and every file, as a node\n" +
+				"does before installing it. Without: on a node, compares nftables, addresses, units, configurations and\n" +
+				"announcements with the current release (lbctl repair puts them back).",
+			Flags:  append(trustFlags(), configFlag, jsonFlag),
+			Action: runVerify,
 		},
 		&cli.Command{
 			Name:      "inspect",
 			Usage:     "verify a bundle and show its manifest and what it deploys",
 			ArgsUsage: "BUNDLE",
-			Flags:     append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-			Action:    runInspect,
+			Description: "Verifies BUNDLE as verify does, then shows its manifest (serial, signer, creation, expiry, revision,\n" +
+				"files) and what it deploys: services, VIPs and nodes, and whether nodes would refuse its resolved model.",
+			Flags:  append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+			Action: runInspect,
 		},
 	)
 }

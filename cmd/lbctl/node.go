@@ -41,6 +41,8 @@ func installFlags() []cli.Flag {
 
 func installCommand() *cli.Command {
 	return &cli.Command{Name: "install", Category: "node", Usage: "verify a bundle and install it on this node, rolling back on any failure",
+		Description: "Verifies the bundle (signature, expiry, serial), renders and validates this node's files, then applies\n" +
+			"them step by step with an undo for each, behind a health gate; any failure restores the previous release.",
 		ArgsUsage: "BUNDLE|-", Flags: installFlags(), Action: runInstall}
 }
 

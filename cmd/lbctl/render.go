@@ -16,8 +16,10 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:        "render",
-		Usage:       "render files for machines around the LB nodes (or a node's own files, for review)",
+		Name:  "render",
+		Usage: "render files for machines around the LB nodes (or a node's own files, for review)",
+		Description: "Each subcommand resolves DIR and writes its files as the directory OUT, as a whole: OUT may be missing,\n" +
+			"empty or written by lbctl render before (it holds .lbctl-render); a file no longer rendered is gone.",
 		Subcommands: []*cli.Command{renderBackendFirewallCommand(), renderIcinga2Command(), renderNodeCommand()},
 	})
 }
