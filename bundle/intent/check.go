@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
 )
@@ -66,6 +67,9 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 		v.Transparent = v.Transparent || ms.Transparent
 		ms.VIP = v.Name
 	}
+	for _, v := range vips {
+		v.BGP = rs.vipBGP(v, services, byName)
+	}
 
 	out := make([]model.VIP, 0, len(vips))
 	for _, v := range vips {
@@ -75,6 +79,121 @@ func (rs *resolver) crossCheck(services []model.Service) []model.VIP {
 	}
 	slices.SortFunc(out, func(a, b model.VIP) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// vipBGP is rule I28: a VIP's routes carry the communities of all its
+// services; the services that name a primary node agree on it, and it is
+// a node of the site.
+func (rs *resolver) vipBGP(v *model.VIP, services []model.Service, byName map[string]*Service) model.RouteAttrs {
+	var out model.RouteAttrs
+	var first *model.Service
+	for i := range services {
+		ms := &services[i]
+		if ms.VIP != v.Name {
+			continue
+		}
+		out.Communities = append(out.Communities, ms.BGP.Communities...)
+		out.LargeCommunities = append(out.LargeCommunities, ms.BGP.LargeCommunities...)
+		p := ms.BGP.Primary
+		switch {
+		case p == "":
+		case first == nil:
+			first, out.Primary = ms, p
+			if !slices.ContainsFunc(rs.tree.Nodes, func(n *NodeProfile) bool { return n.Hostname == p }) {
+				rs.errs.Add(byName[ms.Name].at("bgp.primary"), "bgp.primary %s is not a node of the site (node profiles: %s)", short(p), nodeNames(rs.tree.Nodes))
+			}
+		case p != out.Primary:
+			rs.errs.Add(byName[ms.Name].at("bgp.primary"), "bgp.primary %s disagrees with service %s (%s: primary %s) on VIP %s: services sharing a VIP share its primary",
+				short(p), first.Name, byName[first.Name].at("bgp.primary"), first.BGP.Primary, v.Name)
+		}
+	}
+	out.Communities = model.SortCommunities(out.Communities)
+	out.LargeCommunities = model.SortLargeCommunities(out.LargeCommunities)
+	return out
+}
+
+// nodeNames lists the host names of the node profiles.
+func nodeNames(nodes []*NodeProfile) string {
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Hostname
+	}
+	return strings.Join(names, ", ")
+}
+
+// peer converts the i-th route reflector of node profile np, at address
+// a, with its session options; bfd says whether the node runs BFD.
+func (rs *resolver) peer(np *NodeProfile, i int, a netip.Addr, bfd bool) model.Peer {
+	p := np.RouteReflectors[i]
+	at := func(f string) Pos { return (&Service{src: np.src}).at(fmt.Sprintf("route_reflectors.%d.%s", i, f)) }
+	out := model.Peer{Name: p.Name, Address: a, ASN: p.ASN, PasswordFile: p.PasswordFile, Multihop: p.Multihop,
+		BFDIntervalMS: p.BFD.Interval.MS(), BFDMultiplier: p.BFD.Multiplier}
+	if p.PasswordFile != "" {
+		if err := model.CheckPasswordFile(p.PasswordFile); err != nil {
+			rs.errs.Add(at("password_file"), "route_reflectors[%d].password_file: %v", i, err)
+		}
+	}
+	if p.SourceAddress != "" {
+		src, err := netip.ParseAddr(p.SourceAddress)
+		switch {
+		case err != nil || src.Zone() != "" || src.Is4In6():
+			rs.errs.Add(at("source_address"), "source address %s is not an IP address", short(p.SourceAddress))
+		case src.Is4() != a.Is4():
+			rs.errs.Add(at("source_address"), "source address %s is not of the family of the peer's %s", src, a)
+		default:
+			out.SourceAddress = src
+		}
+	}
+	if d := time.Duration(p.BFD.Interval); d != 0 && (d < 10*time.Millisecond || d > time.Minute) {
+		rs.errs.Add(at("bfd.interval"), "bfd.interval %s out of range 10ms..60s", d)
+	}
+	if (p.BFD.Interval != 0 || p.BFD.Multiplier != 0) && !bfd {
+		rs.errs.Add(at("bfd"), "BFD timers of route reflector %s need bfd: true on the node", p.Name)
+	}
+	return out
+}
+
+// nodeBGP converts a node profile's route attributes and graceful
+// restart, with the site's communities.
+func (rs *resolver) nodeBGP(np *NodeProfile) model.NodeBGP {
+	b, site := np.BGP, rs.tree.Site.BGP
+	out := model.NodeBGP{
+		GracefulRestart:  b.GracefulRestart.Enabled != nil && *b.GracefulRestart.Enabled,
+		RestartTime:      b.GracefulRestart.RestartTime,
+		Communities:      communities(append(slices.Clone(site.Communities), b.Communities...)),
+		LargeCommunities: largeCommunities(append(slices.Clone(site.LargeCommunities), b.LargeCommunities...)),
+		MED:              b.MED,
+		LocalPref:        b.LocalPref,
+		Prepend:          b.Prepend,
+	}
+	if out.RestartTime != 0 && !out.GracefulRestart {
+		rs.errs.Add((&Service{src: np.src}).at("bgp.graceful_restart.restart_time"), "bgp.graceful_restart.restart_time needs graceful restart enabled")
+	}
+	return out
+}
+
+// Defaults of a backup route (I29).
+const (
+	defaultBackupLocalPref = 50
+	defaultBackupPrepend   = 3
+)
+
+// nodeBackup is rule I29: when a VIP of the site has a primary node, every
+// node says how it announces the VIPs it is backup for: local preference
+// 50 (iBGP) and its ASN prepended 3 more times (eBGP) unless its profile's
+// bgp.backup says otherwise. A backup local preference not below the
+// node's own is refused by the model's validation, at bgp.backup.
+func nodeBackup(n *model.Node, np *NodeProfile) {
+	bk := &model.Backup{LocalPref: defaultBackupLocalPref, Prepend: defaultBackupPrepend}
+	if lp := np.BGP.Backup.LocalPref; lp != nil {
+		bk.LocalPref = *lp
+	} else if own := n.BGP.EffectiveLocalPref(); own <= defaultBackupLocalPref {
+		bk.LocalPref = own / 2
+	}
+	if p := np.BGP.Backup.Prepend; p != nil {
+		bk.Prepend = *p
+	}
+	n.BGP.Backup = bk
 }
 
 // vipName derives a VIP's name from its key address: the first IPv4
@@ -259,8 +378,9 @@ func (rs *resolver) nodes() []model.Node {
 				continue
 			}
 			seen[p.Name] = true
-			n.RouteReflectors = append(n.RouteReflectors, model.Peer{Name: p.Name, Address: a, ASN: p.ASN})
+			n.RouteReflectors = append(n.RouteReflectors, rs.peer(np, i, a, n.BFD))
 		}
+		n.BGP = rs.nodeBGP(np)
 		slices.SortFunc(n.RouteReflectors, func(a, b model.Peer) int { return strings.Compare(a.Name, b.Name) })
 		out = append(out, n)
 	}

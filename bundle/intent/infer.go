@@ -158,6 +158,7 @@ var inferenceRules = []inferenceRule{
 	{"", inferAllow},
 	{"I22", inferI22Transparent},
 	{"", inferContacts},
+	{"", inferBGP},
 }
 
 // vipRules are the inference rules applied outside infer, and where.
@@ -166,6 +167,8 @@ var vipRules = []struct{ id, where string }{
 	{"I25", "(*resolver).servers, which resolves the backend hosts"},
 	{"I26", "hardStopAfter in bundle/render/haproxy"},
 	{"I27", "vipThreads, when crossCheck groups the services into VIPs"},
+	{"I28", "vipBGP, when crossCheck groups the services into VIPs"},
+	{"I29", "nodeBackup, when nodes converts the node profiles"},
 }
 
 // infer turns a decoded service, the addresses of its FQDN and its resolved
@@ -601,6 +604,18 @@ func inferContacts(x *inference) {
 	}
 	slices.Sort(x.out.Contacts)
 	x.out.Contacts = slices.Compact(x.out.Contacts)
+}
+
+// inferBGP: the service's communities, sorted and distinct, and its
+// primary node's host name, lower-cased (checked against the node
+// profiles when the VIPs are grouped, vipBGP).
+func inferBGP(x *inference) {
+	b := x.s.BGP
+	x.out.BGP = model.RouteAttrs{
+		Communities:      communities(b.Communities),
+		LargeCommunities: largeCommunities(b.LargeCommunities),
+		Primary:          canonicalName(b.Primary),
+	}
 }
 
 // inferCheck is the check of I23 and the software's (I5, I8-I11).

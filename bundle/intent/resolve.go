@@ -374,6 +374,11 @@ func (rs *resolver) resolve(ctx context.Context) *model.Site {
 	slices.SortFunc(site.Services, func(a, b model.Service) int { return strings.Compare(a.Name, b.Name) })
 	site.VIPs = rs.crossCheck(site.Services)
 	site.Nodes = rs.nodes()
+	if slices.ContainsFunc(site.VIPs, func(v model.VIP) bool { return v.BGP.Primary != "" }) {
+		for i := range site.Nodes {
+			nodeBackup(&site.Nodes[i], rs.tree.Nodes[i])
+		}
+	}
 	return site
 }
 
@@ -539,6 +544,33 @@ func (rs *resolver) checkPolicy(s *Service, addrs []netip.Addr, errs *serviceErr
 			if len(s.Backend.Hosts) > 0 {
 				errs.Add(s.at("backend.hosts"), "backend.hosts is not allowed by the policy in %s: use a backend group (allowed: %s)", df.groupPolicyPos, strings.Join(gs, ", "))
 			}
+		}
+		if gs := df.Policy.Communities; len(gs) > 0 {
+			checkCommunityPolicy(s, df, errs)
+		}
+	}
+}
+
+// checkCommunityPolicy checks the service's communities and large
+// communities against the globs of df's policy.communities.
+func checkCommunityPolicy(s *Service, df *Defaults, errs *serviceErrs) {
+	gs := df.Policy.Communities
+	// A glob with one colon is for standard communities, one with two
+	// for large ones: "65000:2*" does not admit 65000:2:7.
+	allowed := func(text string) bool {
+		return slices.ContainsFunc(gs, func(glob string) bool {
+			ok, _ := path.Match(glob, text)
+			return ok && strings.Count(glob, ":") == strings.Count(text, ":")
+		})
+	}
+	for i, c := range s.BGP.Communities {
+		if !allowed(c.String()) {
+			errs.Add(s.at(fmt.Sprintf("bgp.communities.%d", i)), "community %s is not allowed by the policy in %s (allowed: %s)", c, df.communityPolicyPos, strings.Join(gs, ", "))
+		}
+	}
+	for i, c := range s.BGP.LargeCommunities {
+		if !allowed(c.String()) {
+			errs.Add(s.at(fmt.Sprintf("bgp.large_communities.%d", i)), "large community %s is not allowed by the policy in %s (allowed: %s)", c, df.communityPolicyPos, strings.Join(gs, ", "))
 		}
 	}
 }

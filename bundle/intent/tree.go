@@ -52,8 +52,8 @@ type Defaults struct {
 	// tree is the expanded "defaults:" node, nil if absent.
 	tree *node
 	// pos of the policy's keys, for messages naming the policy.
-	vipPolicyPos, groupPolicyPos Pos
-	vipPrefixPos                 []Pos
+	vipPolicyPos, groupPolicyPos, communityPolicyPos Pos
+	vipPrefixPos                                     []Pos
 	// broken is set when the file has errors.
 	broken bool
 	// parent is the nearest enclosing defaults, or nil.
@@ -508,6 +508,8 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 		if pol := f.tree.get("policy"); pol != nil {
 			def.vipPolicyPos = pol.keyPos("vip_prefixes", display)
 			def.groupPolicyPos = pol.keyPos("backend_groups", display)
+			def.communityPolicyPos = pol.keyPos("communities", display)
+			l.checkGlobs(pol.get("communities"), df.Policy.Communities, "policy.communities")
 			if v := pol.get("vip_prefixes"); v != nil && v.kind == kindSeq {
 				for _, it := range v.items {
 					def.vipPrefixPos = append(def.vipPrefixPos, it.pos)
@@ -527,6 +529,21 @@ func (l *loader) loadDefaults(rels []string) []*Defaults {
 		out = append(out, def)
 	}
 	return out
+}
+
+// checkGlobs reports the items of list n (decoded into globs) that are
+// no valid shell glob.
+func (l *loader) checkGlobs(n *node, globs []string, what string) {
+	if n == nil || n.kind != kindSeq {
+		return
+	}
+	for i, it := range n.items {
+		if i < len(globs) {
+			if _, err := path.Match(globs[i], ""); err != nil {
+				l.errs.Add(it.pos, "%s: bad glob %s", what, short(globs[i]))
+			}
+		}
+	}
 }
 
 // keyPos returns the position of key in map n, or the file's start.

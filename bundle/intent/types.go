@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
 )
 
 // Service is one service file as its owner writes it, after the defaults
@@ -31,6 +33,7 @@ type Service struct {
 	Timeouts    Timeouts    `yaml:"timeouts" doc:"Timeouts; inferred from mode when omitted."`
 	Owner       string      `yaml:"owner" doc:"Owning team, for monitoring."`
 	Contacts    []string    `yaml:"contacts" doc:"E-mail addresses notified by monitoring."`
+	BGP         ServiceBGP  `yaml:"bgp" doc:"BGP attributes of the VIP's routes: communities, primary node."`
 
 	// file is the service file as shown to the operator.
 	file string
@@ -272,4 +275,65 @@ func parseInt(n *node) (int64, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// ServiceBGP are the BGP attributes a service asks for its VIP's routes.
+type ServiceBGP struct {
+	Communities      []Community      `yaml:"communities" doc:"Standard BGP communities (ASN:VALUE, each 0..65535) added to the VIP's routes; the VIP carries those of all its services."`
+	LargeCommunities []LargeCommunity `yaml:"large_communities" doc:"BGP large communities (ASN:VALUE:VALUE, each 0..4294967295) added to the VIP's routes."`
+	Primary          string           `yaml:"primary" doc:"Host name of the LB node that serves the VIP while it is healthy there; the other nodes announce it as backup (lower local preference, AS-path prepend on eBGP). Services sharing a VIP must agree."`
+}
+
+// Community is a standard BGP community, ASN:VALUE.
+type Community struct{ model.Community }
+
+func (c *Community) decodeScalar(n *node) error {
+	v, err := model.ParseCommunity(n.value)
+	if err != nil {
+		return err
+	}
+	if v == model.GracefulShutdown {
+		return fmt.Errorf("community %s is reserved for graceful shutdown (lbctl drain --all)", n.value)
+	}
+	c.Community = v
+	return nil
+}
+
+func (Community) scalarSchema() map[string]any {
+	return map[string]any{"type": "string", "pattern": `^[0-9]{1,5}:[0-9]{1,5}$`, "description": "BGP community ASN:VALUE, each 0..65535."}
+}
+
+// LargeCommunity is a BGP large community, ASN:VALUE:VALUE.
+type LargeCommunity struct{ model.LargeCommunity }
+
+func (c *LargeCommunity) decodeScalar(n *node) error {
+	v, err := model.ParseLargeCommunity(n.value)
+	if err != nil {
+		return err
+	}
+	c.LargeCommunity = v
+	return nil
+}
+
+func (LargeCommunity) scalarSchema() map[string]any {
+	return map[string]any{"type": "string", "pattern": `^[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$`, "description": "BGP large community ASN:VALUE:VALUE, each 0..4294967295."}
+}
+
+// communities returns the decoded communities, sorted and distinct.
+func communities(cs []Community) []model.Community {
+	var out []model.Community
+	for _, c := range cs {
+		out = append(out, c.Community)
+	}
+	return model.SortCommunities(out)
+}
+
+// largeCommunities returns the decoded large communities, sorted and
+// distinct.
+func largeCommunities(cs []LargeCommunity) []model.LargeCommunity {
+	var out []model.LargeCommunity
+	for _, c := range cs {
+		out = append(out, c.LargeCommunity)
+	}
+	return model.SortLargeCommunities(out)
 }

@@ -77,8 +77,10 @@ type Service struct {
 	// Listeners sorted by Port.
 	Listeners []Listener `json:"listeners"`
 	// TLS termination on the LB; nil when the LB does not terminate TLS.
-	TLS     *TLS    `json:"tls,omitempty"`
-	Backend Backend `json:"backend"`
+	TLS *TLS `json:"tls,omitempty"`
+	// BGP are the attributes the service asks for its VIP's routes.
+	BGP     RouteAttrs `json:"bgp,omitzero"`
+	Backend Backend    `json:"backend"`
 	// Redirects sorted by From.
 	Redirects []Redirect `json:"redirects,omitempty"`
 	// AllowedSources are the client prefixes admitted (canonical, sorted);
@@ -231,6 +233,9 @@ type VIP struct {
 	// Threads is how many threads the VIP's HAProxy runs (inference rule
 	// I27); a node's lbctl.yaml may override it for every VIP there.
 	Threads int `json:"threads,omitempty"`
+	// BGP are the attributes of the VIP's routes: the union of its
+	// services' communities and their agreed primary node.
+	BGP RouteAttrs `json:"bgp,omitzero"`
 }
 
 // Port is one listening port of a VIP.
@@ -262,6 +267,8 @@ type Node struct {
 	Addresses []netip.Addr `json:"addresses"`
 	// Source is the node profile file, relative to the tree root.
 	Source string `json:"source"`
+	// BGP are the node's route attributes and session options.
+	BGP NodeBGP `json:"bgp,omitzero"`
 }
 
 // Peer is a BGP neighbour of an LB node.
@@ -269,6 +276,20 @@ type Peer struct {
 	Name    string     `json:"name"`
 	Address netip.Addr `json:"address"`
 	ASN     uint32     `json:"asn"`
+	// PasswordFile names a file on the node that BIRD includes inside
+	// the session: one statement, password "SECRET"; (the secret is never
+	// in a bundle).
+	PasswordFile string `json:"password_file,omitempty"`
+	// Multihop is the TTL of a multihop session; 0 means a directly
+	// connected peer.
+	Multihop int `json:"multihop,omitempty"`
+	// SourceAddress is the session's local address; unset, the node's
+	// first address of the peer's family.
+	SourceAddress netip.Addr `json:"source_address,omitzero"`
+	// BFDIntervalMS and BFDMultiplier are the session's BFD timers (with
+	// the node's bfd on); 0 keeps the node's protocol bfd timers.
+	BFDIntervalMS int `json:"bfd_interval_ms,omitempty"`
+	BFDMultiplier int `json:"bfd_multiplier,omitempty"`
 }
 
 // Encode returns the canonical JSON encoding of the site: indented, with a

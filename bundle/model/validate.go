@@ -371,11 +371,17 @@ func idx(prefix string, i int) string { return prefix + "[" + strconv.Itoa(i) + 
 func (s *Site) Validate() error {
 	v := &validator{}
 	v.check(checkName(s.Name), "name")
+	nodes := make(map[string]bool, len(s.Nodes))
+	for _, n := range s.Nodes {
+		nodes[n.Hostname] = true
+	}
 	for i := range s.Services {
 		v.service(idx("services", i), &s.Services[i])
+		v.routeAttrs(idx("services", i)+".bgp", &s.Services[i].BGP, nodes)
 	}
 	for i := range s.VIPs {
 		v.vip(idx("vips", i), &s.VIPs[i])
+		v.routeAttrs(idx("vips", i)+".bgp", &s.VIPs[i].BGP, nodes)
 	}
 	for i := range s.Nodes {
 		v.node(idx("nodes", i), &s.Nodes[i])
@@ -531,10 +537,10 @@ func (v *validator) vip(p string, x *VIP) {
 func (v *validator) node(p string, n *Node) {
 	v.check(checkHostname(n.Hostname), p, ".hostname")
 	v.check(checkIP(n.RouterID), p, ".router_id")
-	for i, rr := range n.RouteReflectors {
-		v.check(checkName(rr.Name), p, ".route_reflectors[", strconv.Itoa(i), "].name")
-		v.check(checkIP(rr.Address), p, ".route_reflectors[", strconv.Itoa(i), "].address")
+	for i := range n.RouteReflectors {
+		v.peer(idx(p+".route_reflectors", i), &n.RouteReflectors[i])
 	}
+	v.nodeBGP(p+".bgp", &n.BGP)
 	if n.VIPInterface != "" {
 		v.check(checkInterface(n.VIPInterface), p, ".vip_interface")
 	}
