@@ -529,6 +529,8 @@ func checkBird(t *testing.T, n *model.Node, conf []byte) {
 			got = append(got, "protocol "+w[1])
 		case len(w) == 3 && w[0] == "protocol" && w[1] == "static" && st.block != nil && (w[2] == bird.Protocol4 || w[2] == bird.Protocol6):
 			got = append(got, "protocol static "+w[2])
+		case len(w) == 2 && w[0] == "filter" && st.block != nil && strings.HasPrefix(w[1], "lbctl_export"):
+			got = append(got, "filter "+w[1])
 		case len(w) == 3 && w[0] == "protocol" && w[1] == "bgp" && st.block != nil && isSymbol(w[2]):
 			got = append(got, "protocol bgp")
 			bgp = append(bgp, st)
@@ -539,6 +541,15 @@ func checkBird(t *testing.T, n *model.Node, conf []byte) {
 	want := []string{"log", "router id", "protocol device", "protocol static vips4", "protocol static vips6"}
 	if n.BFD {
 		want = append(want, "protocol bfd")
+	}
+	kinds := map[bool]bool{}
+	for _, rr := range n.RouteReflectors {
+		kinds[rr.ASN == n.ASN] = true
+	}
+	for _, ibgp := range []bool{true, false} {
+		if kinds[ibgp] {
+			want = append(want, "filter "+bird.FilterName(false, ibgp), "filter "+bird.FilterName(true, ibgp))
+		}
 	}
 	for range n.RouteReflectors {
 		want = append(want, "protocol bgp")

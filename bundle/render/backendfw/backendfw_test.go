@@ -43,6 +43,13 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	rendertest.GoldenFiles(t, "lab", files)
+	rrs, err := backendfw.RouteReflectors(rendertest.SiteBGP("/etc/lbctl/bgp/rr1.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rrs {
+		rendertest.Golden(t, "lab-bgp/"+f.Path, f.Data)
+	}
 }
 
 func TestTransparentAnySource(t *testing.T) {
@@ -115,7 +122,10 @@ func eachRendered(t *testing.T, suffix, what string, check func(name, dir string
 	if err := odd.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, site := range map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t), "colliding names": odd} {
+	pw := filepath.Join(t.TempDir(), "rr1.password")
+	rendertest.WriteFiles(t, filepath.Dir(pw), map[string][]byte{"rr1.password": []byte("password \"s3cr3t\";\n")})
+	sites := map[string]*model.Site{"lab": rendertest.Site(), "campus": rendertest.Campus(t), "colliding names": odd, "bgp": rendertest.SiteBGP(pw)}
+	for name, site := range sites {
 		files, err := backendfw.Render(site)
 		if err != nil {
 			t.Fatal(err)

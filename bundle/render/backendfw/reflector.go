@@ -18,6 +18,9 @@ type reflector struct {
 	peer  model.Peer
 	addr  netip.Addr
 	nodes []*model.Node
+	// peers are the nodes' views of the reflector (session options), by
+	// node.
+	peers []model.Peer
 }
 
 // RouteReflectors renders, for every route reflector named in the node
@@ -40,12 +43,13 @@ func RouteReflectors(site *model.Site) ([]File, error) {
 				r = &reflector{peer: p, addr: p.Address.Unmap()}
 				byName[p.Name] = r
 				order = append(order, p.Name)
-			} else if r.peer != p {
+			} else if r.peer.Address != p.Address || r.peer.ASN != p.ASN {
 				errs = append(errs, fmt.Errorf("route reflector %s: node %s says %s AS%d, another node %s AS%d",
 					p.Name, n.Hostname, p.Address, p.ASN, r.peer.Address, r.peer.ASN))
 				continue
 			}
 			r.nodes = append(r.nodes, n)
+			r.peers = append(r.peers, p)
 		}
 	}
 	slices.Sort(order)
@@ -100,8 +104,8 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 	if len(v6) > 0 {
 		w.Line("define %s = [ %s ];", set6, strings.Join(v6, ", "))
 	}
-	for _, n := range r.nodes {
-		on, err := reflectorSession(w, r, n, protos[n.Hostname], [2]string{set4, set6}, [2]bool{len(v4) > 0, len(v6) > 0})
+	for i, n := range r.nodes {
+		on, err := reflectorSession(w, r, n, &r.peers[i], protos[n.Hostname], [2]string{set4, set6}, [2]bool{len(v4) > 0, len(v6) > 0})
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -123,14 +127,8 @@ func reflectorStanza(site *model.Site, r *reflector, v4, v6 []string) ([]byte, e
 // reflectorSession writes the route reflector's BGP session with node n
 // named proto, importing the VIP prefixes of sets (IPv4, IPv6) where has
 // says the site has any. It reports whether the session uses BFD.
-func reflectorSession(w *text.Writer, r *reflector, n *model.Node, proto string, sets [2]string, has [2]bool) (bool, error) {
-	var nodeAddr netip.Addr
-	for _, a := range n.Addresses {
-		if a.IsValid() && a.Unmap().Is4() == r.addr.Is4() {
-			nodeAddr = a.Unmap()
-			break
-		}
-	}
+func reflectorSession(w *text.Writer, r *reflector, n *model.Node, p *model.Peer, proto string, sets [2]string, has [2]bool) (bool, error) {
+	nodeAddr := n.SourceAddr(p)
 	if !nodeAddr.IsValid() {
 		return false, fmt.Errorf("route reflector %s: node %s has no %s address to peer with", r.peer.Name, n.Hostname, family(r.addr))
 	}
@@ -152,14 +150,17 @@ func reflectorSession(w *text.Writer, r *reflector, n *model.Node, proto string,
 	if ibgp {
 		w.Line("rr client;")
 	}
-	if n.BFD {
-		w.Line("bfd on;")
+	if err2 := reflectorOptions(w, n, p); err2 != nil {
+		err = errors.Join(err, fmt.Errorf("route reflector %s: %w", r.peer.Name, err2))
 	}
 	for i, fam := range []string{"ipv4", "ipv6"} {
 		w.Line("%s {", fam)
 		w.In()
 		if has[i] {
-			w.Line("import where net ~ %s;", sets[i])
+			// RFC 8326: a route of a node shutting down gracefully
+			// (lbctl drain --all) is the least preferred.
+			w.Line("import filter { if net !~ %s then reject; if %s ~ bgp_community then bgp_local_pref = 0; accept; };",
+				sets[i], model.GracefulShutdown.Bird())
 		} else {
 			w.Line("import none;")
 		}
@@ -170,6 +171,36 @@ func reflectorSession(w *text.Writer, r *reflector, n *model.Node, proto string,
 	w.Out()
 	w.Line("}")
 	return n.BFD, err
+}
+
+// reflectorOptions writes the reflector's side of the node's session
+// options: the same password file (it must exist on the reflector too),
+// multihop and BFD timers.
+func reflectorOptions(w *text.Writer, n *model.Node, p *model.Peer) error {
+	var err error
+	if p.PasswordFile != "" {
+		var q string
+		if q, err = text.BirdString(p.PasswordFile); err == nil {
+			err = model.CheckPasswordFile(p.PasswordFile)
+		}
+		w.Line("# TCP MD5 password: the same password \"...\"; statement as on the node, in this file on the reflector")
+		w.Line("include %s;", q)
+	}
+	if p.Multihop > 0 {
+		w.Line("multihop %d;", p.Multihop)
+	}
+	switch {
+	case !n.BFD:
+	case p.BFDIntervalMS > 0 && p.BFDMultiplier > 0:
+		w.Line("bfd { interval %d ms; multiplier %d; };", p.BFDIntervalMS, p.BFDMultiplier)
+	case p.BFDIntervalMS > 0:
+		w.Line("bfd { interval %d ms; };", p.BFDIntervalMS)
+	case p.BFDMultiplier > 0:
+		w.Line("bfd { multiplier %d; };", p.BFDMultiplier)
+	default:
+		w.Line("bfd on;")
+	}
+	return err
 }
 
 func family(a netip.Addr) string {

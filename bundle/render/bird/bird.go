@@ -154,6 +154,7 @@ func Config(site *model.Site, node *model.Node, opts Options) ([]byte, error) {
 	}
 	c.header(site)
 	c.bfd()
+	c.filters(site)
 	for i, rr := range node.RouteReflectors {
 		c.session(rr, c.peers[i])
 	}
@@ -299,18 +300,20 @@ func (c *conf) session(rr model.Peer, peer netip.Addr) {
 	if peer.Is6() {
 		local = c.own6
 	}
+	if rr.SourceAddress.IsValid() {
+		local = rr.SourceAddress.Unmap()
+	}
 	if local.IsValid() {
 		w.Line("local %s as %d;", local, node.ASN)
 	} else {
 		w.Line("local as %d;", node.ASN)
 	}
 	w.Line("neighbor %s as %d;", peer, rr.ASN)
-	if node.BFD {
-		w.Line("bfd on;")
-	}
+	c.sessionOptions(rr)
 	timers(w, c.opts)
-	c.channel("ipv4", Protocol4, false, peer)
-	c.channel("ipv6", Protocol6, true, peer)
+	ibgp := rr.ASN == node.ASN
+	c.channel("ipv4", false, ibgp, peer)
+	c.channel("ipv6", true, ibgp, peer)
 	w.Out()
 	w.Line("}")
 }
@@ -319,7 +322,7 @@ func (c *conf) session(rr model.Peer, peer netip.Addr) {
 // the static protocol proto. A channel of the other family than the
 // session needs an explicit next hop of its family; without one the node
 // cannot announce that family over this session.
-func (c *conf) channel(family, proto string, is6 bool, peer netip.Addr) {
+func (c *conf) channel(family string, is6, ibgp bool, peer netip.Addr) {
 	w := c.w
 	var nh netip.Addr
 	if is6 != peer.Is6() {
@@ -335,7 +338,7 @@ func (c *conf) channel(family, proto string, is6 bool, peer netip.Addr) {
 	w.Line("%s {", family)
 	w.In()
 	w.Line("import none;")
-	w.Line("export where proto = %s;", c.quote(proto))
+	w.Line("export filter %s;", FilterName(is6, ibgp))
 	w.Line("next hop self;")
 	if nh.IsValid() {
 		w.Line("next hop address %s;", nh)

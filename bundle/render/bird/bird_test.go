@@ -26,6 +26,14 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	rendertest.Golden(t, "lb1-fast.conf", conf)
+	bgp := rendertest.SiteBGP("/etc/lbctl/bgp/rr1.conf")
+	for _, n := range bgp.Nodes {
+		conf, err := bird.Config(bgp, &n, bird.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rendertest.Golden(t, n.Hostname+"-bgp.conf", conf)
+	}
 	v4, v6 := bird.Announce(bird.Prefixes(site))
 	rendertest.Golden(t, "announce4.conf", v4)
 	rendertest.Golden(t, "announce6.conf", v6)
@@ -70,10 +78,13 @@ func body(b []byte) string {
 // include files present (full, then empty).
 func TestBirdAccepts(t *testing.T) {
 	bin := rendertest.NeedTool(t, "bird")
-	for name, site := range map[string]func(testing.TB) any{"lab": nil, "campus": nil, "odd names": nil} {
-		_ = site
+	pw := filepath.Join(t.TempDir(), "rr1.password")
+	rendertest.WriteFiles(t, filepath.Dir(pw), map[string][]byte{"rr1.password": []byte("password \"s3cr3t w0rd\";\n")})
+	for _, name := range []string{"lab", "campus", "odd names", "bgp"} {
 		s := rendertest.Site()
 		switch name {
+		case "bgp":
+			s = rendertest.SiteBGP(pw)
 		case "campus":
 			s = rendertest.Campus(t)
 		case "odd names":

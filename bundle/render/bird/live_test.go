@@ -110,3 +110,92 @@ include %q;
 		t.Errorf("BFD session not up at the reflector:\n%s", bfd)
 	}
 }
+
+// TestLiveAttributes runs lb1's bird.conf of the BGP-rich site against the
+// rendered route reflector stanza (both including one password file, the
+// session multihop with graceful restart): the reflector sees the node's
+// and the VIP's communities, large communities, MED and local preference
+// on the VIP route; when the include marks the routes with
+// GRACEFUL_SHUTDOWN (what the agent writes during lbctl drain --all) the
+// reflector sees the community and local preference 0.
+func TestLiveAttributes(t *testing.T) {
+	netnstest.RequireRoot(t)
+	birdBin := rendertest.NeedTool(t, "bird")
+	birdc := rendertest.NeedTool(t, "birdc")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "rr1.password")
+	site := rendertest.SiteBGP(pw)
+	lb := *site.Node("lb1")
+	lb.RouteReflectors = lb.RouteReflectors[:1]
+	lb.BFD = false
+	site.Nodes = []model.Node{lb}
+
+	lbNS := netnstest.New(t, "rbgp")
+	rrNS := netnstest.New(t, "rbgp")
+	netnstest.Veth(t, lbNS, "198.51.100.11/24", rrNS, "198.51.100.2/24")
+	lbConf, err := bird.Config(site, &lb, bird.Options{IncludeDir: filepath.Join(dir, "lb"), HoldTime: 3, KeepaliveTime: 1}.FastTimers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrFiles, err := backendfw.RouteReflectors(site)
+	if err != nil || len(rrFiles) != 1 {
+		t.Fatalf("route reflector stanzas: %v %v", rrFiles, err)
+	}
+	v4, v6 := bird.Announce(bird.Prefixes(site))
+	rrMain := fmt.Sprintf("router id 198.51.100.2;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\ninclude %q;\n", filepath.Join(dir, "rr", "rr1.conf"))
+	rendertest.WriteFiles(t, dir, map[string][]byte{
+		"rr1.password":            []byte(`password "s3cr3t w0rd";` + "\n"),
+		"lb/" + bird.Include4Name: v4, "lb/" + bird.Include6Name: v6, "lb/bird.conf": lbConf,
+		"rr/rr1.conf": rrFiles[0].Data, "rr/bird.conf": []byte(rrMain),
+	})
+	start := func(ns *netnstest.NS, name string) string {
+		sock := filepath.Join(dir, name, "bird.ctl")
+		p := ns.Start(t, birdBin, "-f", "-c", filepath.Join(dir, name, "bird.conf"), "-s", sock, "-P", filepath.Join(dir, name, "bird.pid"))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("bird %s:\n%s", name, p.Output())
+			}
+		})
+		return sock
+	}
+	lbSock := start(lbNS, "lb")
+	rrSock := start(rrNS, "rr")
+
+	wantAttrs := []string{"BGP.community: (65000,1) (65000,100) (65000,200)", "BGP.large_community: (65000, 0, 1) (65000, 2, 200)",
+		"BGP.med: 10", "BGP.local_pref: 200"}
+	out := waitRoute(t, birdc, rrSock, "192.0.2.10/32", wantAttrs)
+	if strings.Contains(out, "(65000, 2, 20)") {
+		t.Errorf("VIP 192.0.2.10 carries 192.0.2.20's large community:\n%s", out)
+	}
+	waitRoute(t, birdc, rrSock, "192.0.2.20/32", []string{"BGP.large_community: (65000, 0, 1) (65000, 2, 20)", "BGP.community: (65000,1) (65000,100)\n"})
+	proto, _ := rendertest.Run(birdc, "-s", rrSock, "show", "protocols", "all", backendfw.ReflectorProtocol("lb1"))
+	// The node's capabilities (graceful restart with its time) and the
+	// multihop session, as the reflector sees them.
+	if _, caps, _ := strings.Cut(proto, "Neighbor capabilities"); !strings.Contains(caps, "Restart time: 90") || !strings.Contains(caps, "multihop") {
+		t.Errorf("node did not offer graceful restart (90 s) on a multihop session:\n%s", proto)
+	}
+
+	gshut := strings.ReplaceAll(string(v4), "blackhole;", "blackhole { bgp_community.add((65535,0)); };")
+	rendertest.WriteFiles(t, dir, map[string][]byte{"lb/" + bird.Include4Name: []byte(gshut)})
+	if out, err := rendertest.Run(birdc, "-s", lbSock, "configure"); err != nil {
+		t.Fatalf("configure: %v\n%s", err, out)
+	}
+	waitRoute(t, birdc, rrSock, "192.0.2.10/32", []string{"(65535,0)", "BGP.local_pref: 0"})
+}
+
+// waitRoute waits until "show route all PREFIX" at the BIRD of sock shows
+// every string of want, and returns the output.
+func waitRoute(t *testing.T, birdc, sock, prefix string, want []string) string {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _ = rendertest.Run(birdc, "-s", sock, "show", "route", "all", prefix)
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(out, w) })
+		if len(missing) == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route %s lacks %q:\n%s", prefix, missing, out)
+		}
+	}
+}
