@@ -82,6 +82,10 @@ type Announceable struct {
 type Drains struct {
 	All  bool     `json:"all"`
 	VIPs []string `json:"vips"`
+	// GracefulShutdown marks every announced route with the
+	// GRACEFUL_SHUTDOWN community (RFC 8326): lbctl drain --all sets it
+	// before it withdraws them, undrain --all clears it.
+	GracefulShutdown bool `json:"graceful_shutdown,omitempty"`
 }
 
 // Drained reports whether the VIP is drained.

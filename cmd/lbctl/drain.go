@@ -25,7 +25,8 @@ func init() {
 func drainCommand() *cli.Command {
 	return &cli.Command{Name: "drain", Category: "node", Usage: "withdraw a VIP's route (or all) while HAProxy keeps serving existing connections (through the peers' flow handoff), then wait up to drain_time for them to close",
 		ArgsUsage: "VIP...|--all", Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "all", Usage: "every VIP"},
-			&clix.DurationFlag{Name: "wait", Value: -1, DefaultText: "drain_time from lbctl.yaml", Usage: "wait up to `DURATION` for open connections to close and report them (0: do not wait)"}},
+			&clix.DurationFlag{Name: "wait", Value: -1, DefaultText: "drain_time from lbctl.yaml", Usage: "wait up to `DURATION` for open connections to close and report them (0: do not wait)"},
+			&clix.DurationFlag{Name: "graceful-shutdown", Value: -1, DefaultText: "graceful_shutdown from lbctl.yaml", Usage: "with --all: announce every route with the GRACEFUL_SHUTDOWN community (RFC 8326, 65535:0) for `DURATION` before withdrawing them (0: withdraw at once)"}},
 		Action: runDrain(true)}
 }
 
@@ -44,6 +45,9 @@ func runDrain(on bool) cli.ActionFunc {
 		req := ops.DrainRequest{On: on, All: c.Bool("all"), Names: c.Args().Slice()}
 		if req.All == (len(req.Names) > 0) {
 			return cli.Exit(c.Command.Name+": name VIPs or give --all", 2)
+		}
+		if err := gracefulShutdown(c, cfg, store, req); err != nil {
+			return err
 		}
 		var unknown *ops.UnknownVIPError
 		if err := ops.SetDrains(store, req); errors.As(err, &unknown) {
@@ -66,6 +70,27 @@ func runDrain(on bool) cli.ActionFunc {
 		printDrained(c, left, wait, time.Since(start))
 		return nil
 	}
+}
+
+// gracefulShutdown runs the graceful shutdown step of drain --all, when
+// one is configured.
+func gracefulShutdown(c *cli.Context, cfg *config.Config, store *release.Store, req ops.DrainRequest) error {
+	gs := c.Duration("graceful-shutdown")
+	if gs < 0 {
+		gs = time.Duration(cfg.GracefulShutdown)
+	}
+	if !req.On || !req.All || gs <= 0 {
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "graceful shutdown: announcing every route with GRACEFUL_SHUTDOWN (65535:0) for %s, then withdrawing\n", gs)
+	ann, err := ops.GracefulShutdown(c.Context, cfg, store, gs)
+	if err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if !ann.ViaAgent {
+		fmt.Fprintln(c.App.Writer, "agent not running: BIRD told directly")
+	}
+	return nil
 }
 
 // announce makes the drain state take effect (ops.Announce) and says how.

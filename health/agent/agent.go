@@ -37,6 +37,13 @@ type Announcer interface {
 	Set(ctx context.Context, prefixes []netip.Prefix) error
 }
 
+// GracefulShutdowner is an Announcer that can mark every route with the
+// GRACEFUL_SHUTDOWN community (*bird.Announcer); SetGracefulShutdown
+// reports whether the setting changed.
+type GracefulShutdowner interface {
+	SetGracefulShutdown(on bool) bool
+}
+
 // Runtime asks a VIP's HAProxy whether it still answers (its runtime API);
 // the agent uses it to tell a hung HAProxy from a busy one when an accept
 // queue stops draining.
@@ -733,6 +740,9 @@ func (a *Agent) publish(force bool, changed ...*vipState) {
 		}
 	}
 	same := a.published && slices.Equal(want, a.announced)
+	if g, ok := a.cfg.Announcer.(GracefulShutdowner); ok && g.SetGracefulShutdown(a.drains.GracefulShutdown) {
+		same = false
+	}
 	a.announced, a.published = want, true
 	if force {
 		a.updateMetrics()

@@ -463,3 +463,54 @@ func TestOneListingServesEveryVIP(t *testing.T) {
 		t.Errorf("%d listings for %d evaluations: listings should not grow with the VIPs", lists, evals)
 	}
 }
+
+// gshutAnnouncer is a fakeAnnouncer that records graceful shutdown.
+type gshutAnnouncer struct {
+	fakeAnnouncer
+	gshut bool
+}
+
+func (g *gshutAnnouncer) SetGracefulShutdown(on bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := g.gshut != on
+	g.gshut = on
+	return changed
+}
+
+// TestGracefulShutdown: the drain state's graceful shutdown reaches the
+// announcer and is applied with the same set (the routes stay, marked);
+// clearing it applies the set again without the mark.
+func TestGracefulShutdown(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	ln, addr := serve(t)
+	defer ln.Close()
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: addr}}}}})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	ann := &gshutAnnouncer{fakeAnnouncer: fakeAnnouncer{ch: make(chan []netip.Prefix, 100)}}
+	a := New(Config{Store: store, Announcer: ann, Interval: 20 * time.Millisecond, FastInterval: 5 * time.Millisecond, Rise: 1, Fall: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- a.Run(ctx, nil) }()
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
+	waitFor(t, "VIP announced", func() bool { return slices.Equal(ann.last(), want) })
+	for _, on := range []bool{true, false} {
+		ann.mu.Lock()
+		n := len(ann.sets)
+		ann.mu.Unlock()
+		store.WriteDrains(health.Drains{GracefulShutdown: on})
+		if err := a.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("set applied again with graceful shutdown %v", on), func() bool {
+			ann.mu.Lock()
+			defer ann.mu.Unlock()
+			return ann.gshut == on && len(ann.sets) > n && slices.Equal(ann.sets[len(ann.sets)-1], want)
+		})
+	}
+	cancel()
+	<-done
+}

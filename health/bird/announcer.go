@@ -79,6 +79,8 @@ type AnnouncerState struct {
 	AppliedAt time.Time
 	// Err is the error of the last Set, nil if it succeeded.
 	Err error
+	// GracefulShutdown is whether the routes carry GRACEFUL_SHUTDOWN.
+	GracefulShutdown bool
 	// Configures counts configure commands BIRD answered (successfully or
 	// with an error reply); Writes counts include files rewritten; Dials
 	// counts connections opened.
@@ -99,6 +101,8 @@ type Announcer struct {
 	pending []netip.Prefix
 	hasPend bool
 	state   AnnouncerState
+	// gshut marks every announced route with GRACEFUL_SHUTDOWN.
+	gshut bool
 
 	wake chan struct{}
 }
@@ -149,6 +153,7 @@ func (a *Announcer) State() AnnouncerState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state
+	s.GracefulShutdown = a.gshut
 	s.Desired = slices.Clone(s.Desired)
 	s.Applied = slices.Clone(s.Applied)
 	return s
@@ -184,12 +189,27 @@ func (a *Announcer) Set(ctx context.Context, prefixes []netip.Prefix) error {
 	return err
 }
 
+// SetGracefulShutdown says whether the routes announced from now on carry
+// the GRACEFUL_SHUTDOWN community (RFC 8326), and reports whether that
+// changed. It applies nothing: the next Set (or Request) rewrites the
+// include files, which then differ.
+func (a *Announcer) SetGracefulShutdown(on bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	changed := a.gshut != on
+	a.gshut = on
+	return changed
+}
+
 func (a *Announcer) apply(ctx context.Context, v4, v6 []netip.Prefix) error {
-	changed4, err := a.writeInclude(a.cfg.Include4, v4)
+	a.mu.Lock()
+	gshut := a.gshut
+	a.mu.Unlock()
+	changed4, err := a.writeInclude(a.cfg.Include4, v4, gshut)
 	if err != nil {
 		return err
 	}
-	changed6, err := a.writeInclude(a.cfg.Include6, v6)
+	changed6, err := a.writeInclude(a.cfg.Include6, v6, gshut)
 	if err != nil {
 		return err
 	}
@@ -316,8 +336,8 @@ func diffPrefixes(want, got []netip.Prefix) (missing, unexpected []netip.Prefix)
 
 // writeInclude writes the include file if its content differs; it reports
 // whether it wrote.
-func (a *Announcer) writeInclude(path string, prefixes []netip.Prefix) (bool, error) {
-	data := RenderInclude(prefixes)
+func (a *Announcer) writeInclude(path string, prefixes []netip.Prefix, gshut bool) (bool, error) {
+	data := renderInclude(prefixes, gshut)
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, data) {
 		return false, nil

@@ -251,3 +251,31 @@ func TestNewAnnouncerRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnouncerGracefulShutdown: turning graceful shutdown on rewrites the
+// include files with GRACEFUL_SHUTDOWN on every route and reconfigures
+// even though the set is the same; turning it off takes it away again.
+func TestAnnouncerGracefulShutdown(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	set := pfx("192.0.2.10/32", "2001:db8::10/128")
+	if err := f.a.Set(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if !f.a.SetGracefulShutdown(true) || f.a.SetGracefulShutdown(true) {
+		t.Error("SetGracefulShutdown does not report the change once")
+	}
+	if err := f.a.Set(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	f.wantFake(t, "vips4 192.0.2.10/32 gshut", "vips6 2001:db8::10/128 gshut")
+	f.wantCounts(t, 2, 4, 1)
+	if !f.a.State().GracefulShutdown {
+		t.Error("state does not show graceful shutdown")
+	}
+	f.a.SetGracefulShutdown(false)
+	if err := f.a.Set(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	f.wantFake(t, "vips4 192.0.2.10/32", "vips6 2001:db8::10/128")
+}

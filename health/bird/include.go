@@ -15,12 +15,26 @@ const includeHeader = "# Written by the lbctl agent: the VIP routes this node an
 // With no prefixes it is a comment only, which BIRD accepts inside a static
 // protocol. The include statement must stand on a line of its own in
 // bird.conf (BIRD's lexer only recognises it there).
-func RenderInclude(prefixes []netip.Prefix) []byte {
+func RenderInclude(prefixes []netip.Prefix) []byte { return renderInclude(prefixes, false) }
+
+// GracefulShutdownAttr is the route attribute block that marks a route
+// with the GRACEFUL_SHUTDOWN community (RFC 8326, 65535:0): bird.conf's
+// export filters lower its local preference to 0 on iBGP, and receivers
+// (the route reflector stanzas lbctl renders) do the same.
+const GracefulShutdownAttr = "{ bgp_community.add((65535,0)); }"
+
+// renderInclude is RenderInclude; with gshut every route carries
+// GRACEFUL_SHUTDOWN.
+func renderInclude(prefixes []netip.Prefix, gshut bool) []byte {
 	ps := SortPrefixes(append([]netip.Prefix(nil), prefixes...))
 	var b bytes.Buffer
 	b.WriteString(includeHeader)
 	for _, p := range ps {
-		fmt.Fprintf(&b, "route %s blackhole;\n", p)
+		if gshut {
+			fmt.Fprintf(&b, "route %s blackhole %s;\n", p, GracefulShutdownAttr)
+		} else {
+			fmt.Fprintf(&b, "route %s blackhole;\n", p)
+		}
 	}
 	return b.Bytes()
 }

@@ -2,6 +2,9 @@ package bird
 
 import (
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,5 +34,30 @@ func TestSplitFamilies(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want %q", err, want)
 		}
+	}
+}
+
+// TestRenderIncludeGracefulShutdown: with graceful shutdown every route
+// carries GRACEFUL_SHUTDOWN, and BIRD accepts the file in a static
+// protocol.
+func TestRenderIncludeGracefulShutdown(t *testing.T) {
+	got := string(renderInclude(prefixes(t, "192.0.2.10/32", "192.0.2.11/32"), true))
+	want := includeHeader +
+		"route 192.0.2.10/32 blackhole { bgp_community.add((65535,0)); };\n" +
+		"route 192.0.2.11/32 blackhole { bgp_community.add((65535,0)); };\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	bin, err := exec.LookPath("bird")
+	if err != nil {
+		t.Skip("bird not installed")
+	}
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "a4.conf")
+	conf := filepath.Join(dir, "bird.conf")
+	os.WriteFile(inc, []byte(got), 0o644)
+	os.WriteFile(conf, []byte("router id 192.0.2.1;\nprotocol static vips4 {\n\tipv4;\n\tinclude \""+inc+"\";\n}\n"), 0o644)
+	if out, err := exec.Command(bin, "-p", "-c", conf).CombinedOutput(); err != nil {
+		t.Errorf("bird -p: %v\n%s", err, out)
 	}
 }

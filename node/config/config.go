@@ -45,6 +45,11 @@ type Config struct {
 	// DrainTime is how long a removed VIP keeps serving after its route is
 	// withdrawn. Default 5s.
 	DrainTime Duration `yaml:"drain_time"`
+	// GracefulShutdown is how long `lbctl drain --all` announces every
+	// route with the GRACEFUL_SHUTDOWN community (RFC 8326) before it
+	// withdraws them, so that routers move traffic away before the routes
+	// go. Default 0: withdraw at once.
+	GracefulShutdown Duration `yaml:"graceful_shutdown"`
 	// MinSerial is the lowest bundle serial this node installs, even with
 	// nothing installed (a fresh or wiped node); 0 pins nothing.
 	MinSerial uint64 `yaml:"min_serial"`

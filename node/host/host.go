@@ -314,6 +314,9 @@ func (h *Host) AnnounceVIPs(ctx context.Context, vips []health.VIP) error {
 	if err != nil {
 		return err
 	}
+	if g, ok := h.Announcer.(interface{ SetGracefulShutdown(bool) bool }); ok {
+		g.SetGracefulShutdown(drains.GracefulShutdown)
+	}
 	var prefixes []netip.Prefix
 	for _, v := range vips {
 		if drains.Drained(v.Name) {

@@ -52,6 +52,36 @@ func SetDrains(store *release.Store, req DrainRequest) error {
 	return store.WriteDrains(d)
 }
 
+// GracefulShutdown is the first step of `lbctl drain --all`: every
+// announced route gets the GRACEFUL_SHUTDOWN community (RFC 8326), which
+// routers honouring it (the route reflector stanzas lbctl renders) rank
+// below every other path, and stays announced for wait so that traffic
+// moves to the other nodes before SetDrains withdraws the routes.
+// `lbctl undrain --all` clears it. It returns what was announced, after
+// waiting (ctx ends the wait early, with its error).
+func GracefulShutdown(ctx context.Context, cfg *config.Config, store *release.Store, wait time.Duration) (*Announced, error) {
+	d, err := store.ReadDrains()
+	if err != nil {
+		return nil, err
+	}
+	d.GracefulShutdown = true
+	if err := store.WriteDrains(d); err != nil {
+		return nil, err
+	}
+	ann, err := Announce(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ann, ctx.Err()
+	case <-t.C:
+	}
+	return ann, nil
+}
+
 // Announced is how the announcements were brought up to date.
 type Announced struct {
 	// ViaAgent is true when the agent did it; VIPs is then what it

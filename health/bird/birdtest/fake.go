@@ -29,6 +29,8 @@ type Fake struct {
 	mu         sync.Mutex
 	includes   map[string]string // protocol -> include path
 	routes     map[string][]netip.Prefix
+	// gshut holds "proto prefix" of the routes carrying GRACEFUL_SHUTDOWN.
+	gshut      map[string]bool
 	disabled   map[string]bool
 	generation int
 	failNext   []error
@@ -120,7 +122,11 @@ func (f *Fake) String() string {
 			continue
 		}
 		for _, p := range f.routes[proto] {
-			lines = append(lines, proto+" "+p.String())
+			line := proto + " " + p.String()
+			if f.gshut[line] {
+				line += " gshut"
+			}
+			lines = append(lines, line)
 		}
 	}
 	slices.Sort(lines)
@@ -131,6 +137,7 @@ func (f *Fake) String() string {
 // leaves the routes unchanged then.
 func (f *Fake) load() error {
 	next := map[string][]netip.Prefix{}
+	gshut := map[string]bool{}
 	for proto, path := range f.includes {
 		data, err := os.ReadFile(path)
 		if os.IsNotExist(err) && f.generation == 0 && f.configures == 0 {
@@ -139,13 +146,16 @@ func (f *Fake) load() error {
 		if err != nil {
 			return &bird.ReplyError{Command: "configure", Code: bird.CodeConfigFileError, Message: err.Error()}
 		}
-		ps, err := parseInclude(data)
+		ps, gs, err := parseInclude(data)
 		if err != nil {
 			return &bird.ReplyError{Command: "configure", Code: bird.CodeConfigFileError, Message: fmt.Sprintf("%s:%v", path, err)}
 		}
 		next[proto] = ps
+		for _, p := range gs {
+			gshut[proto+" "+p.String()] = true
+		}
 	}
-	f.routes = next
+	f.routes, f.gshut = next, gshut
 	return nil
 }
 
@@ -227,24 +237,32 @@ func (c *conn) Close() error {
 }
 
 // parseInclude reads back what bird.RenderInclude wrote, as BIRD would: the prefixes of the
-// "route PREFIX blackhole;" lines. Blank and comment lines are skipped; any
-// other line is an error naming its line number.
-func parseInclude(data []byte) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+// "route PREFIX blackhole;" lines, and those of the lines that add
+// GRACEFUL_SHUTDOWN (bird.GracefulShutdownAttr) again in gshut. Blank and
+// comment lines are skipped; any other line is an error naming its line
+// number.
+func parseInclude(data []byte) (out, gshut []netip.Prefix, err error) {
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		g := false
+		if l, ok := strings.CutSuffix(line, " "+bird.GracefulShutdownAttr+";"); ok {
+			line, g = l+";", true
+		}
 		f := strings.Fields(strings.TrimSuffix(line, ";"))
 		if len(f) != 3 || f[0] != "route" || f[2] != "blackhole" || !strings.HasSuffix(line, ";") {
-			return nil, fmt.Errorf("line %d: not a blackhole route: %q", i+1, line)
+			return nil, nil, fmt.Errorf("line %d: not a blackhole route: %q", i+1, line)
 		}
 		p, err := netip.ParsePrefix(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("line %d: %w", i+1, err)
 		}
 		out = append(out, p)
+		if g {
+			gshut = append(gshut, p)
+		}
 	}
-	return bird.SortPrefixes(out), nil
+	return bird.SortPrefixes(out), gshut, nil
 }

@@ -11,7 +11,7 @@ import (
 
 func TestParseIncludeRoundTrip(t *testing.T) {
 	ps := []netip.Prefix{netip.MustParsePrefix("192.0.2.11/32"), netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("192.0.2.0/28")}
-	back, err := parseInclude(bird.RenderInclude(ps))
+	back, _, err := parseInclude(bird.RenderInclude(ps))
 	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28"), netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("192.0.2.11/32")}
 	if err != nil || !slices.Equal(back, want) {
 		t.Errorf("round trip: %v, %v", back, err)
@@ -24,7 +24,7 @@ func TestParseIncludeErrors(t *testing.T) {
 		{"# c\nroute 192.0.2.300/32 blackhole;\n", "line 2: netip.ParsePrefix"},
 		{"route 192.0.2.1/32 blackhole\n", "line 1: not a blackhole route"},
 	} {
-		_, err := parseInclude([]byte(tt.in))
+		_, _, err := parseInclude([]byte(tt.in))
 		if err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("%q: got %v, want %q", tt.in, err, tt.err)
 		}
