@@ -26,9 +26,9 @@ import (
 // Fake is an in-memory BIRD with two static protocols fed from include
 // files. The zero value is not usable; use New.
 type Fake struct {
-	mu         sync.Mutex
-	includes   map[string]string // protocol -> include path
-	routes     map[string][]netip.Prefix
+	mu       sync.Mutex
+	includes map[string]string // protocol -> include path
+	routes   map[string][]netip.Prefix
 	// gshut holds "proto prefix" of the routes carrying GRACEFUL_SHUTDOWN.
 	gshut      map[string]bool
 	disabled   map[string]bool
