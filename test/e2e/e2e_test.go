@@ -37,8 +37,17 @@ type sandbox struct {
 	work    string
 	pubkey  string
 	key     string
-	// prefixes are the router routes of every VIP address of the model.
-	prefixes []netip.Prefix
+	// prefixes are the router routes of every VIP address of the model
+	// (ECMP through every node), primaries those of primary/backup VIPs.
+	prefixes  []netip.Prefix
+	primaries []primaryRoute
+}
+
+// primaryRoute is the route of a primary/backup VIP address and the host
+// name of its primary node.
+type primaryRoute struct {
+	prefix netip.Prefix
+	node   string
 }
 
 // Addresses of examples/campus.
@@ -130,6 +139,11 @@ func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	for _, v := range sb.m.VIPs {
 		for _, a := range v.Addresses {
 			addr := a
+			if v.BGP.Primary != "" {
+				// A primary/backup VIP has one next hop, its primary's.
+				sb.primaries = append(sb.primaries, primaryRoute{netip.PrefixFrom(addr, addr.BitLen()), v.BGP.Primary})
+				continue
+			}
 			sb.prefixes = append(sb.prefixes, netip.PrefixFrom(addr, addr.BitLen()))
 		}
 	}
@@ -177,6 +191,13 @@ func setUpTree(t *testing.T, edit func(tree string)) *sandbox {
 	t.Logf("release 100 installed on both nodes in %v", time.Since(inst).Round(time.Millisecond))
 	if err := sb.s.WaitECMP(ctx, sb.prefixes, 60*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range sb.primaries {
+		if p.prefix.Addr().Is4() {
+			if err := sb.s.WaitRouteVia(ctx, p.prefix, []string{sb.s.NodeOfHost(p.node)}, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	t.Logf("set up in %v", time.Since(start).Round(time.Millisecond))
 	return sb
