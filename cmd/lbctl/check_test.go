@@ -64,7 +64,7 @@ func TestCheckFindsMistakes(t *testing.T) {
 		}, []string{"web/wiki.yaml:8:11: carriage return (CR) inside a line"}},
 		{"escaped NUL in the site file", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "site.yaml"), "dns: \"ns1\\0\"\n")
-		}, []string{"site.yaml:11:6: value \"ns1\\x00\" holds a control character U+0000 (NUL)"}},
+		}, []string{"site.yaml:15:6: value \"ns1\\x00\" holds a control character U+0000 (NUL)"}},
 		{"escaped CR in the inventory", func(t *testing.T, dir string) {
 			appendFile(t, filepath.Join(dir, "inventory.yaml"), "    extra:\n      hosts:\n        x1: {ansible_host: \"203.0.113.99\\r\"}\n")
 		}, []string{"holds a control character U+000D (carriage return)"}},
