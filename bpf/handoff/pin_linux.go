@@ -120,6 +120,9 @@ func (d *Datapath) dropLink(name string) error {
 	delete(d.links, name)
 	delete(d.stale, name)
 	var errs []error
+	// Detach at once: another holder of the link (a bpftool, a pin not
+	// yet evicted) must not keep it running.
+	_ = l.Detach()
 	if d.pinDir != "" {
 		if err := l.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("unpin %s: %w", name, err))
@@ -157,6 +160,12 @@ func (d *Datapath) Pinned() bool { return d.pinDir != "" }
 // Remove detaches the programs, frees the maps and deletes the pins: what
 // an uninstall does. The VXLAN device stays (RemoveDevice).
 func (d *Datapath) Remove() error {
+	d.mu.Lock()
+	for _, l := range d.links {
+		// At once, not when the last reference to the link goes.
+		_ = l.Detach()
+	}
+	d.mu.Unlock()
 	err := d.Close()
 	if d.pinDir == "" {
 		return err
