@@ -99,7 +99,12 @@ type HandoffStatus struct {
 	State    string   `json:"state"`
 	Attached []string `json:"attached,omitempty"`
 	Peers    []string `json:"peers,omitempty"`
-	// Counters since the agent started; Refused counts encapsulated
+	// Pins says where the programs are pinned ("pinned in DIR": they keep
+	// forwarding while the agent restarts) or why not ("not pinned
+	// (...)"); empty when the datapath is unavailable.
+	Pins string `json:"pins,omitempty"`
+	// Counters since the datapath was loaded (pinned: since the pins were
+	// made, across agent restarts); FilterRefused counts encapsulated
 	// packets the packet filter dropped because they did not come from a
 	// peer (since the table was last replaced).
 	Forwarded     uint64 `json:"forwarded"`

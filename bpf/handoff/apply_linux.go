@@ -35,6 +35,14 @@ func (d *Datapath) Apply(cfg Config) error {
 		// configuration.
 		errs := d.loadMaps(cfg, tun)
 		errs = append(errs, d.syncLinks(cfg, want)...)
+		if len(errs) == 0 && d.repin {
+			// Every link runs this process's program now: its maps
+			// replace the earlier layout's pins.
+			if err := d.pinMaps(); err != nil {
+				return err
+			}
+			d.repin = false
+		}
 		return errors.Join(errs...)
 	})
 }
@@ -83,15 +91,21 @@ func (d *Datapath) loadMaps(cfg Config, tun int) []error {
 	hc.Npeers = uint32(len(cfg.Peers))
 	copy(hc.TunnelMac[:], DeviceMAC)
 	var errs []error
-	vips, backs := v4(cfg.VIPs), v4(cfg.Backends)
-	if err := syncSet(d.objs.HoffVips, d.vips, vips); err != nil {
-		errs = append(errs, fmt.Errorf("flow handoff vips: %w", err))
+	vips4, vips6 := byFamily(cfg.VIPs)
+	backs4, backs6 := byFamily(cfg.Backends)
+	for _, s := range []struct {
+		what string
+		err  error
+	}{
+		{"vips", syncSet(d.objs.HoffVips, vips4)},
+		{"vips6", syncSet(d.objs.HoffVips6, vips6)},
+		{"backends", syncSet(d.objs.HoffBackends, backs4)},
+		{"backends6", syncSet(d.objs.HoffBackends6, backs6)},
+	} {
+		if s.err != nil {
+			errs = append(errs, fmt.Errorf("flow handoff %s: %w", s.what, s.err))
+		}
 	}
-	d.vips = vips
-	if err := syncSet(d.objs.HoffBackends, d.backs, backs); err != nil {
-		errs = append(errs, fmt.Errorf("flow handoff backends: %w", err))
-	}
-	d.backs = backs
 	if err := d.objs.HoffCfg.Put(uint32(0), hc); err != nil {
 		errs = append(errs, fmt.Errorf("flow handoff config: %w", err))
 	}
@@ -99,17 +113,32 @@ func (d *Datapath) loadMaps(cfg Config, tun int) []error {
 	return errs
 }
 
-// syncLinks attaches handoff_tunnel and handoff_uplink where want says and
-// detaches them from interfaces no longer listed.
+// syncLinks attaches handoff_tunnel and handoff_uplink where want says (and
+// pins the new links), moves adopted links still running an earlier
+// program to this one, and detaches them from interfaces no longer listed.
 func (d *Datapath) syncLinks(cfg Config, want map[string]int) []error {
 	var errs []error
-	for name, idx := range want {
-		if _, ok := d.links[name]; ok {
-			continue
-		}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		idx := want[name]
 		prog := d.objs.HandoffUplink
 		if name == "tunnel/"+cfg.Device {
 			prog = d.objs.HandoffTunnel
+		}
+		if l, ok := d.links[name]; ok {
+			if linkIfindex(l) == idx {
+				if d.stale[name] {
+					if err := l.Update(prog); err != nil {
+						errs = append(errs, fmt.Errorf("replace the program of %s: %w", name, err))
+						continue
+					}
+					delete(d.stale, name)
+				}
+				continue
+			}
+			// The interface was deleted or replaced: the link is defunct.
+			if err := d.dropLink(name); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		l, err := link.AttachTCX(link.TCXOptions{Interface: idx, Program: prog, Attach: ebpf.AttachTCXIngress})
 		if err != nil {
@@ -117,16 +146,19 @@ func (d *Datapath) syncLinks(cfg Config, want map[string]int) []error {
 			continue
 		}
 		d.links[name] = l
+		if d.pinDir != "" {
+			if err := l.Pin(linkPin(d.pinDir, name)); err != nil {
+				errs = append(errs, fmt.Errorf("pin %s: %w", name, err))
+			}
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.links)) {
 		if _, ok := want[name]; ok {
 			continue
 		}
-		if err := d.links[name].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach %s: %w", name, err))
-			continue
+		if err := d.dropLink(name); err != nil {
+			errs = append(errs, err)
 		}
-		delete(d.links, name)
 	}
 	return errs
 }

@@ -12,6 +12,9 @@ const (
 	DefaultDevice = "lbh0"
 	DefaultPort   = 4789   // VXLAN's IANA port
 	DefaultVNI    = 0x6c62 // "lb"
+	// DefaultPinDir is where a node pins the maps and links (a bpf file
+	// system; systemd mounts one on /sys/fs/bpf).
+	DefaultPinDir = "/sys/fs/bpf/lbctl/handoff"
 )
 
 // DeviceMAC is the MAC address of the handoff device on every node. Inner
@@ -40,11 +43,13 @@ type Config struct {
 	// forwarded packets, which the peers' nftables admit); unset: the
 	// kernel's route source.
 	Local netip.Addr
-	// Peers are the other LB nodes of the site, IPv4, at most MaxPeers.
+	// Peers are the other LB nodes of the site, IPv4, at most MaxPeers:
+	// the outer packets are IPv4 whatever the family of the packet they
+	// carry.
 	Peers []netip.Addr
 	// VIPs are the local VIP address:ports; Backends the servers of
-	// transparent VIPs, whose replies are handed off too. IPv6 entries are
-	// ignored: the datapath hands off IPv4 only.
+	// transparent VIPs, whose replies are handed off too. Both IPv4 and
+	// IPv6.
 	VIPs     []netip.AddrPort
 	Backends []netip.AddrPort
 }

@@ -14,7 +14,12 @@
 // peer; handoff_tunnel, at tc ingress on lbh0 of each peer, delivers the copy
 // where a socket owns it and drops it everywhere else. A forwarded packet is
 // never forwarded again, and replies leave the owning node straight to the
-// client. docs/flow-handoff.md explains the design.
+// client. IPv6 packets are handed off the same way, inside VXLAN between the
+// nodes' IPv4 addresses. docs/flow-handoff.md explains the design.
+//
+// LoadPinned pins the maps and the tc links in a bpf file system, so the
+// programs keep forwarding while the agent restarts; the next LoadPinned
+// adopts them and Apply moves the links to its own program in place.
 //
 // Load needs CAP_BPF, CAP_NET_ADMIN and a kernel with tcx (>= 6.6) and the
 // VXLAN driver; otherwise it returns an error wrapping ErrNotSupported and

@@ -31,14 +31,23 @@ type handoffHoffKey struct {
 	Pad  uint16
 }
 
+type handoffHoffKey6 struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+	Port uint16
+	Pad  uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	handoffMapHoffBackends   = "hoff_backends"
+	handoffMapHoffBackends6  = "hoff_backends6"
 	handoffMapHoffCfg        = "hoff_cfg"
 	handoffMapHoffStats      = "hoff_stats"
 	handoffMapHoffVips       = "hoff_vips"
+	handoffMapHoffVips6      = "hoff_vips6"
 	handoffProgHandoffTunnel = "handoff_tunnel"
 	handoffProgHandoffUplink = "handoff_uplink"
 )
@@ -93,10 +102,12 @@ type handoffProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type handoffMapSpecs struct {
-	HoffBackends *ebpf.MapSpec `ebpf:"hoff_backends"`
-	HoffCfg      *ebpf.MapSpec `ebpf:"hoff_cfg"`
-	HoffStats    *ebpf.MapSpec `ebpf:"hoff_stats"`
-	HoffVips     *ebpf.MapSpec `ebpf:"hoff_vips"`
+	HoffBackends  *ebpf.MapSpec `ebpf:"hoff_backends"`
+	HoffBackends6 *ebpf.MapSpec `ebpf:"hoff_backends6"`
+	HoffCfg       *ebpf.MapSpec `ebpf:"hoff_cfg"`
+	HoffStats     *ebpf.MapSpec `ebpf:"hoff_stats"`
+	HoffVips      *ebpf.MapSpec `ebpf:"hoff_vips"`
+	HoffVips6     *ebpf.MapSpec `ebpf:"hoff_vips6"`
 }
 
 // handoffVariableSpecs contains global variables before they are loaded into the kernel.
@@ -125,18 +136,22 @@ func (o *handoffObjects) Close() error {
 //
 // It can be passed to loadHandoffObjects or ebpf.CollectionSpec.LoadAndAssign.
 type handoffMaps struct {
-	HoffBackends *ebpf.Map `ebpf:"hoff_backends"`
-	HoffCfg      *ebpf.Map `ebpf:"hoff_cfg"`
-	HoffStats    *ebpf.Map `ebpf:"hoff_stats"`
-	HoffVips     *ebpf.Map `ebpf:"hoff_vips"`
+	HoffBackends  *ebpf.Map `ebpf:"hoff_backends"`
+	HoffBackends6 *ebpf.Map `ebpf:"hoff_backends6"`
+	HoffCfg       *ebpf.Map `ebpf:"hoff_cfg"`
+	HoffStats     *ebpf.Map `ebpf:"hoff_stats"`
+	HoffVips      *ebpf.Map `ebpf:"hoff_vips"`
+	HoffVips6     *ebpf.Map `ebpf:"hoff_vips6"`
 }
 
 func (m *handoffMaps) Close() error {
 	return _HandoffClose(
 		m.HoffBackends,
+		m.HoffBackends6,
 		m.HoffCfg,
 		m.HoffStats,
 		m.HoffVips,
+		m.HoffVips6,
 	)
 }
 

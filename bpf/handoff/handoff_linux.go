@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -18,32 +17,69 @@ import (
 // Datapath holds one node's loaded handoff programs and maps. It is safe for
 // concurrent use.
 type Datapath struct {
-	mu    sync.Mutex
-	objs  handoffObjects
-	links map[string]link.Link // by "uplink/IFNAME" or "tunnel/IFNAME"
+	mu     sync.Mutex
+	objs   handoffObjects
+	pinDir string               // bpffs directory of the maps and links; "" when not pinned
+	links  map[string]link.Link // by "uplink/IFNAME" or "tunnel/IFNAME"
+	// stale are adopted links that still run the program of the process
+	// that attached them: Apply moves them to this one's, atomically.
+	stale map[string]bool
+	// repin: the pinned maps had another layout (an upgrade changed
+	// them); this process's own maps replace their pins once Apply has
+	// filled them and moved the links.
+	repin bool
 	cfg   handoffHoffConfig
-	vips  []netip.AddrPort
-	backs []netip.AddrPort
 }
 
-// Load loads the committed eBPF objects. Nothing is attached and no peer is
-// configured until Apply.
+// Load loads the committed eBPF objects, not pinned: closing the Datapath
+// detaches the programs. Nothing is attached and no peer is configured
+// until Apply.
 //
-// The returned error wraps ErrNotSupported when the kernel or the privileges
-// cannot run the programs.
-func Load() (*Datapath, error) {
+// The returned error wraps ErrNotSupported when the kernel or the
+// privileges cannot run the programs.
+func Load() (*Datapath, error) { return LoadPinned("") }
+
+// LoadPinned loads the eBPF objects with their maps and links pinned in dir,
+// a directory on a bpf file system (DefaultPinDir on a node; created if
+// missing): the programs keep forwarding after Close and after the process
+// exits. What an earlier process pinned there is adopted: its maps, with
+// their entries and counters, when their layout is this program's, and its
+// links, which keep running the earlier program until Apply replaces it
+// with this one in place (bpf_link update: no packet goes without a
+// program). Maps of another layout stay pinned for the earlier program
+// until Apply has filled this process's maps and moved the links to them.
+// Remove deletes the pins.
+//
+// An error wraps ErrNotPinnable when dir is not on a bpf file system, and
+// ErrNotSupported as for Load.
+func LoadPinned(dir string) (*Datapath, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, classify("remove memlock limit", err)
 	}
-	d := &Datapath{links: map[string]link.Link{}}
-	if err := loadHandoffObjects(&d.objs, nil); err != nil {
-		return nil, classify("load flow handoff programs", err)
+	d := &Datapath{links: map[string]link.Link{}, stale: map[string]bool{}, pinDir: dir}
+	if dir == "" {
+		if err := loadHandoffObjects(&d.objs, nil); err != nil {
+			return nil, classify("load flow handoff programs", err)
+		}
+		return d, nil
+	}
+	if err := preparePinDir(dir); err != nil {
+		return nil, err
+	}
+	if err := d.loadPinnedObjects(); err != nil {
+		return nil, err
+	}
+	if err := d.adoptLinks(); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	return d, nil
 }
 
-// Close detaches the programs and frees the maps. The VXLAN device stays (it
-// is harmless without the programs); RemoveDevice deletes it.
+// Close closes the process's handles. Without pins this detaches the
+// programs and frees the maps; with pins (LoadPinned) the programs keep
+// forwarding with the maps as they are. The VXLAN device stays (it is
+// harmless without the programs); RemoveDevice deletes it.
 func (d *Datapath) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -76,13 +112,23 @@ func classify(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// key is the map key of a VIP or backend address and port, in network byte
-// order as the program reads them from the packet.
+// key is the map key of an IPv4 VIP or backend address and port, in
+// network byte order as the program reads them from the packet.
 func key(ap netip.AddrPort) handoffHoffKey {
 	a := ap.Addr().As4()
+	return handoffHoffKey{Addr: binary.NativeEndian.Uint32(a[:]), Port: netPort(ap.Port())}
+}
+
+// key6 is key for IPv6.
+func key6(ap netip.AddrPort) handoffHoffKey6 {
+	return handoffHoffKey6{Addr: ap.Addr().As16(), Port: netPort(ap.Port())}
+}
+
+// netPort is a port in network byte order, read as the host reads memory.
+func netPort(port uint16) uint16 {
 	var p [2]byte
-	binary.BigEndian.PutUint16(p[:], ap.Port())
-	return handoffHoffKey{Addr: binary.NativeEndian.Uint32(a[:]), Port: binary.NativeEndian.Uint16(p[:])}
+	binary.BigEndian.PutUint16(p[:], port)
+	return binary.NativeEndian.Uint16(p[:])
 }
 
 // hostOrder is an IPv4 address as bpf_tunnel_key wants it.
@@ -91,36 +137,53 @@ func hostOrder(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// syncSet makes the hash map m hold exactly want (old is what it holds now).
-func syncSet(m *ebpf.Map, old, want []netip.AddrPort) error {
+// syncSet makes the hash map m hold exactly the keys of want: it adds them,
+// then deletes every other key it finds in the map (which may hold what an
+// earlier process put there).
+func syncSet[K comparable](m *ebpf.Map, want []K) error {
 	var errs []error
+	keep := make(map[K]bool, len(want))
 	one := uint8(1)
-	for _, ap := range want {
-		if err := m.Put(key(ap), one); err != nil {
-			errs = append(errs, fmt.Errorf("add %s: %w", ap, err))
+	for _, k := range want {
+		keep[k] = true
+		if err := m.Put(k, one); err != nil {
+			errs = append(errs, fmt.Errorf("add %v: %w", k, err))
 		}
 	}
-	for _, ap := range old {
-		if slices.Contains(want, ap) {
-			continue
+	var (
+		k     K
+		v     uint8
+		extra []K
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !keep[k] {
+			extra = append(extra, k)
 		}
-		if err := m.Delete(key(ap)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", ap, err))
+	}
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("list entries: %w", err))
+	}
+	for _, k := range extra {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("remove %v: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// v4 keeps the IPv4 entries: the datapath hands off IPv4 only.
-func v4(aps []netip.AddrPort) []netip.AddrPort {
-	var out []netip.AddrPort
+// byFamily splits aps into the IPv4 and the IPv6 map keys, without
+// duplicates.
+func byFamily(aps []netip.AddrPort) (k4 []handoffHoffKey, k6 []handoffHoffKey6) {
 	for _, ap := range aps {
-		if ap.Addr().Unmap().Is4() {
-			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		a := ap.Addr().Unmap()
+		if a.Is4() {
+			k4 = append(k4, key(netip.AddrPortFrom(a, ap.Port())))
+		} else if a.Is6() {
+			k6 = append(k6, key6(netip.AddrPortFrom(a.WithZone(""), ap.Port())))
 		}
 	}
-	slices.SortFunc(out, netip.AddrPort.Compare)
-	return slices.Compact(out)
+	return k4, k6
 }
 
 // Counters reads the packet counters.

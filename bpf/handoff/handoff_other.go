@@ -23,3 +23,15 @@ func (d *Datapath) Counters() (Counters, error) { return Counters{}, ErrNotSuppo
 
 // Close does nothing.
 func (d *Datapath) Close() error { return nil }
+
+// LoadPinned reports that flow handoff needs Linux.
+func LoadPinned(string) (*Datapath, error) { return Load() }
+
+// Pinned is false.
+func (d *Datapath) Pinned() bool { return false }
+
+// Remove does nothing.
+func (d *Datapath) Remove() error { return nil }
+
+// RemovePinned does nothing off Linux.
+func RemovePinned(string) error { return nil }

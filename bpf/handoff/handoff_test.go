@@ -4,7 +4,6 @@ package handoff
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,42 +49,55 @@ func apply(t testing.TB, d *Datapath, cfg Config) {
 	}
 }
 
-// site is a router, a client and LB nodes that all hold the VIP on lo and
-// listen on it, with the router's route to the VIP pointing at one node.
+// site is a router, a client and LB nodes that all hold the VIPs (IPv4
+// and IPv6) on lo and listen on them, with the router's routes to the VIPs
+// pointing at one node. The nodes reach each other over IPv4 only: the
+// outer packets of handed-off IPv6 are IPv4.
 type site struct {
 	router, client *netnstest.NS
 	nodes          []*netnstest.NS
 	uplinks        []string
 	addrs          []netip.Addr
+	addrs6         []netip.Addr // the nodes' IPv6 addresses towards the router
 }
 
-var vip = netip.MustParseAddrPort("192.0.2.10:80")
+var (
+	vip  = netip.MustParseAddrPort("192.0.2.10:80")
+	vip6 = netip.MustParseAddrPort("[2001:db8::10]:80")
+)
 
 func newSite(t testing.TB, n int) *site {
 	s := &site{router: netnstest.New(t, "hr"), client: netnstest.New(t, "hc")}
-	netnstest.Veth(t, s.client, "198.51.100.2/24", s.router, "198.51.100.1/24")
+	netnstest.Veth(t, s.client, "198.51.100.2/24,2001:db8:c::2/64", s.router, "198.51.100.1/24,2001:db8:c::1/64")
 	s.client.IP(t, "route", "add", "default", "via", "198.51.100.1")
-	s.router.Exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	s.client.IP(t, "-6", "route", "add", "default", "via", "2001:db8:c::1")
+	s.router.Exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	for i := range n {
 		node := netnstest.New(t, fmt.Sprintf("hn%d", i+1))
 		routerAddr := fmt.Sprintf("203.0.113.%d", 4*i+1)
 		nodeAddr := fmt.Sprintf("203.0.113.%d", 4*i+2)
-		l := netnstest.Veth(t, node, nodeAddr+"/30", s.router, routerAddr+"/30")
+		routerAddr6, nodeAddr6 := fmt.Sprintf("2001:db8:%d::1", i+1), fmt.Sprintf("2001:db8:%d::2", i+1)
+		l := netnstest.Veth(t, node, nodeAddr+"/30,"+nodeAddr6+"/64", s.router, routerAddr+"/30,"+routerAddr6+"/64")
 		node.IP(t, "route", "add", "default", "via", routerAddr)
+		node.IP(t, "-6", "route", "add", "default", "via", routerAddr6)
 		node.AddAddr(t, "lo", vip.Addr().String()+"/32")
+		node.AddAddr(t, "lo", vip6.Addr().String()+"/128")
 		s.nodes = append(s.nodes, node)
 		s.uplinks = append(s.uplinks, l.A)
 		s.addrs = append(s.addrs, netip.MustParseAddr(nodeAddr))
-		echo(t, node)
+		s.addrs6 = append(s.addrs6, netip.MustParseAddr(nodeAddr6))
+		echo(t, node, vip)
+		echo(t, node, vip6)
 	}
 	s.routeTo(t, 0)
 	return s
 }
 
-// routeTo points the router's route to the VIP at node i, as a withdrawal
-// or an ECMP rehash does.
+// routeTo points the router's routes to the VIPs at node i, as a
+// withdrawal or an ECMP rehash does.
 func (s *site) routeTo(t testing.TB, i int) {
 	s.router.IP(t, "route", "replace", vip.Addr().String()+"/32", "via", s.addrs[i].String())
+	s.router.IP(t, "-6", "route", "replace", vip6.Addr().String()+"/128", "via", s.addrs6[i].String())
 }
 
 // peers is every node address but node i's.
@@ -99,12 +111,12 @@ func (s *site) peers(i int) []netip.Addr {
 	return out
 }
 
-// echo serves line echo on the VIP inside ns, prefixing each line with the
+// echo serves line echo on ap inside ns, prefixing each line with the
 // node's name so the client sees which node answered.
-func echo(t testing.TB, ns *netnstest.NS) {
+func echo(t testing.TB, ns *netnstest.NS, ap netip.AddrPort) {
 	var ln net.Listener
 	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", vip.String())
+		ln, err = net.Listen("tcp", ap.String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -139,10 +151,13 @@ type conn struct {
 	r *bufio.Reader
 }
 
-func (s *site) dial(t testing.TB) *conn {
+func (s *site) dial(t testing.TB) *conn { return s.dialVIP(t, vip) }
+
+// dialVIP connects the client to ap.
+func (s *site) dialVIP(t testing.TB, ap netip.AddrPort) *conn {
 	var c net.Conn
 	if err := s.client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp4", vip.String(), 5*time.Second)
+		c, err = net.DialTimeout("tcp", ap.String(), 5*time.Second)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -199,14 +214,18 @@ func TestRouteMoveResetsWithoutHandoff(t *testing.T) {
 // delivered. With three nodes a node forwards to both peers and exactly the
 // owner delivers.
 func TestHandoff(t *testing.T) {
-	for _, n := range []int{2, 3} {
-		t.Run(fmt.Sprintf("%d-nodes", n), func(t *testing.T) {
-			testHandoff(t, n)
+	for _, tc := range []struct {
+		name string
+		n    int
+		vip  netip.AddrPort
+	}{{"2-nodes", 2, vip}, {"3-nodes", 3, vip}, {"ipv6-2-nodes", 2, vip6}, {"ipv6-3-nodes", 3, vip6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			testHandoff(t, tc.n, tc.vip)
 		})
 	}
 }
 
-func testHandoff(t *testing.T, n int) {
+func testHandoff(t *testing.T, n int, target netip.AddrPort) {
 	mustLoad(t) // skip early when unsupported
 	s := newSite(t, n)
 	dps := make([]*Datapath, n)
@@ -217,7 +236,7 @@ func testHandoff(t *testing.T, n int) {
 			Uplinks: []string{s.uplinks[i]},
 			Local:   s.addrs[i],
 			Peers:   s.peers(i),
-			VIPs:    []netip.AddrPort{vip},
+			VIPs:    []netip.AddrPort{vip, vip6},
 		})
 	}
 	t.Cleanup(func() {
@@ -234,7 +253,7 @@ func testHandoff(t *testing.T, n int) {
 	conns := make([]*conn, n)
 	for i := range n {
 		s.routeTo(t, i)
-		conns[i] = s.dial(t)
+		conns[i] = s.dialVIP(t, target)
 		s.mustAsk(t, conns[i], "hello", i)
 	}
 	// Every connection, through every node.
@@ -266,5 +285,4 @@ func testHandoff(t *testing.T, n int) {
 	for owner, c := range conns {
 		s.mustAsk(t, c, "bye", owner)
 	}
-	_ = bytes.MinRead
 }

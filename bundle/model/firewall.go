@@ -52,10 +52,13 @@ type Handoff struct {
 
 // Flow handoff defaults: VXLAN's port, and the MSS that fits a 1500-byte
 // path once the 50 bytes of VXLAN encapsulation (outer IPv4, UDP, VXLAN,
-// inner Ethernet) are added: 1500 - 50 - 20 (IPv4) - 20 (TCP).
+// inner Ethernet) are added: 1500 - 50 - 20 (IPv4) - 20 (TCP). IPv6 VIP
+// connections are clamped to MSS - HandoffIPv6Extra (the IPv6 header is 40
+// bytes, not 20; the outer packet is IPv4 either way): 1390.
 const (
 	HandoffPort           = 4789
 	HandoffMSS            = 1410
+	HandoffIPv6Extra      = 20
 	HandoffRefusedCounter = "handoff_refused"
 )
 

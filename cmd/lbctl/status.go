@@ -69,6 +69,9 @@ func printHandoff(w io.Writer, h *nodeapi.HandoffStatus) {
 	if len(h.Peers) > 0 {
 		fmt.Fprintf(w, ", peers %s", strings.Join(h.Peers, " "))
 	}
+	if h.Pins != "" {
+		fmt.Fprintf(w, ", %s", h.Pins)
+	}
 	fmt.Fprintf(w, "\n  forwarded %d, delivered %d, dropped %d (not ours), refused %d (not VIP traffic), refused by the filter %d (not from a peer), errors %d\n",
 		h.Forwarded, h.Delivered, h.Dropped, h.Refused, h.FilterRefused, h.ForwardErrors+h.NoPeer)
 }

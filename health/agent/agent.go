@@ -217,11 +217,9 @@ type Agent struct {
 	snapErr  error
 	watching bool // the socket watcher keeps snap fresh
 
-	// handoffSerial and handoffAt: the release last handed to the flow
-	// handoff datapath, and when (guarded by handoffMu).
-	handoffMu     sync.Mutex
-	handoffSerial uint64
-	handoffAt     time.Time
+	// handoffMu serializes handing the committed release to the flow
+	// handoff datapath.
+	handoffMu sync.Mutex
 }
 
 // LastEvaluation is when the agent last completed an evaluation or a round
@@ -417,7 +415,7 @@ func (a *Agent) loadAndWatch() ([]*vipState, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.applyHandoff(true)
+	a.applyHandoff()
 	if err := a.watch(); err != nil {
 		// Polling still sees a closed listener, only later.
 		a.log.Error("listener events unavailable", "err", err)

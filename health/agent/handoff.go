@@ -23,32 +23,34 @@ type Handoff interface {
 // in nodeapi: `lbctl status --json` carries it).
 type HandoffStatus = nodeapi.HandoffStatus
 
-// handoffLoop applies the committed release to the datapath once a second
-// when it changed (an install commits after it asks the agent to reload),
-// apart from the VIPs' evaluations so that a failover never waits for it.
+// handoffLoop re-applies the committed release to the datapath every
+// handoffRefresh, apart from the VIPs' evaluations so that a failover never
+// waits for it: VIP ports kept for a drain expire, and a commit the agent
+// was not told about is picked up. An install tells it (POST /committed)
+// right after it commits.
 func (a *Agent) handoffLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(handoffRefresh)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.applyHandoff(false)
+			a.applyHandoff()
 		}
 	}
 }
 
-// handoffRefresh is how often the agent re-applies the datapath although
-// the committed release did not change (so that VIP ports kept for a drain
-// expire).
+// handoffRefresh is how often the agent re-applies the datapath without
+// being told.
 const handoffRefresh = 10 * time.Second
 
-// applyHandoff hands the committed release's firewall to the datapath when
-// the committed release changed since the last time, or force is set, or
-// handoffRefresh passed. An install commits after it asks the agent to
-// reload, so handoffLoop calls this too.
-func (a *Agent) applyHandoff(force bool) {
+// applyHandoff hands the committed release's firewall to the datapath (the
+// datapath makes applying the same release again change nothing). It runs
+// on every reload, when an install has committed (POST /committed: an
+// install asks the agent to reload before it commits) and every
+// handoffRefresh.
+func (a *Agent) applyHandoff() {
 	if a.cfg.Handoff == nil {
 		return
 	}
@@ -58,10 +60,6 @@ func (a *Agent) applyHandoff(force bool) {
 	if err != nil || !ok {
 		return
 	}
-	if !force && serial == a.handoffSerial && time.Since(a.handoffAt) < handoffRefresh {
-		return
-	}
-	a.handoffSerial, a.handoffAt = serial, time.Now()
 	fw, err := a.cfg.Store.Firewall(serial)
 	if err != nil {
 		a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)

@@ -16,7 +16,9 @@ import (
 const DefaultSocket = "/run/lbctl/agent.sock"
 
 // Handler serves the control API: GET /status, POST /reload (re-read the
-// announceable set and drains, publish, answer with the status).
+// announceable set and drains, publish, answer with the status), POST
+// /committed (an install committed a release: hand it to the flow handoff
+// datapath now, answer with the status).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +29,10 @@ func (a *Agent) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		writeJSON(w, a.Status())
+	})
+	mux.HandleFunc("POST /committed", func(w http.ResponseWriter, r *http.Request) {
+		a.applyHandoff()
 		writeJSON(w, a.Status())
 	})
 	return mux
@@ -115,6 +121,17 @@ func (c Client) Status(ctx context.Context) (Status, error) {
 func (c Client) Reload(ctx context.Context) (Status, error) {
 	var s Status
 	return s, c.do(ctx, http.MethodPost, "/reload", &s)
+}
+
+// CommittedIfRunning tells the agent that an install committed a release
+// (POST /committed); no agent running is no error.
+func (c Client) CommittedIfRunning(ctx context.Context) error {
+	var s Status
+	err := c.do(ctx, http.MethodPost, "/committed", &s)
+	if errors.Is(err, ErrNotRunning) {
+		return nil
+	}
+	return err
 }
 
 // ReloadIfRunning is Reload for a caller that falls back to something else

@@ -84,6 +84,11 @@ type Installer struct {
 	// distinct VIPs) an apply runs at once; 0 or 1 runs them one after
 	// the other.
 	Parallel int
+	// Committed, if set, tells the running agent that a release was
+	// committed, so that what it takes from the committed release (the
+	// flow handoff datapath: peers, VIP ports, backends) follows at once.
+	// A failure is only warned about: the release is committed.
+	Committed func(ctx context.Context) error
 }
 
 // Options of one install.
@@ -207,6 +212,11 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	if err := in.commit(v, res, opt, overrides, start); err != nil {
 		return nil, err
+	}
+	if in.Committed != nil {
+		if err := in.Committed(ctx); err != nil {
+			in.log().Warn("telling the agent about the commit", "err", err)
+		}
 	}
 	return res, nil
 }

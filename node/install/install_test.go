@@ -240,3 +240,42 @@ func mustOpen(b []byte) *Verified {
 	}
 	return v
 }
+
+// TestCommittedNotified checks that the agent is told of each commit,
+// after the release is current, and of nothing else: not of a dry run, a
+// no-op or a rolled-back install; and that a failing
+// notification does not fail the committed install.
+func TestCommittedNotified(t *testing.T) {
+	f := apply.NewFake()
+	in := newInstaller(t, f)
+	var seen []uint64
+	var fail error
+	in.Committed = func(context.Context) error {
+		cur, _, _ := in.Store.Current()
+		seen = append(seen, cur)
+		return fail
+	}
+	ctx := context.Background()
+	opt := Options{Node: "lb1"}
+	if _, err := in.Install(ctx, mkBundle(1, v1), opt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Install(ctx, mkBundle(2, v2), Options{Node: "lb1", DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := in.Install(ctx, mkBundle(1, v1), opt); err != nil || !res.NoOp {
+		t.Fatalf("same serial: %+v %v", res, err)
+	}
+	f.Unhealthy["192.0.2.12"] = true
+	if _, err := in.Install(ctx, mkBundle(2, v2), opt); err == nil {
+		t.Fatal("an unhealthy install committed")
+	}
+	delete(f.Unhealthy, "192.0.2.12")
+	fail = errors.New("agent gone")
+	if _, err := in.Install(ctx, mkBundle(3, v2), opt); err != nil {
+		t.Fatalf("a failing notification failed the committed install: %v", err)
+	}
+	if fmt.Sprint(seen) != "[1 3]" {
+		t.Fatalf("agent told of the commits %v (current release when told), want [1 3]", seen)
+	}
+}

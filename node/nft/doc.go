@@ -32,6 +32,7 @@
 //	chain output { type filter hook output priority mangle; policy accept;
 //		tcp flags syn ip saddr . tcp sport @svc4 tcp option maxseg size > 1410 tcp option maxseg size set 1410
 //		tcp flags syn ip daddr . tcp dport @hback4 tcp option maxseg size > 1410 tcp option maxseg size set 1410
+//		tcp flags syn ip6 saddr . tcp sport @svc6 tcp option maxseg size > 1390 tcp option maxseg size set 1390
 //	}
 //
 // so the number of rules depends only on Transparent, the intercepts and

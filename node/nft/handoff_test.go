@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/test/netnstest"
 )
@@ -74,5 +76,57 @@ func TestHandoffAdmission(t *testing.T) {
 	}
 	if n, ok, err := k.HandoffRefused(); err != nil || !ok || n != 1 {
 		t.Fatalf("handoff_refused = %d (ok %v, %v), want 1", n, ok, err)
+	}
+}
+
+// TestHandoffClampsMSS connects to a VIP port over IPv4 and IPv6 through a
+// 1500-byte link: the node's SYN-ACK announces at most model.HandoffMSS
+// (IPv4) and model.HandoffMSS-model.HandoffIPv6Extra (IPv6), so that a
+// full-size segment from the client still fits the link once a peer node
+// hands it off inside VXLAN.
+func TestHandoffClampsMSS(t *testing.T) {
+	lb := netnstest.New(t, "nft-mss-lb")
+	client := netnstest.New(t, "nft-mss-c")
+	netnstest.Veth(t, client, "198.51.100.2/24,2001:db8:c::2/64", lb, "198.51.100.1/24,2001:db8:c::1/64")
+	vip4, vip6 := netip.MustParseAddrPort("198.51.100.1:443"), netip.MustParseAddrPort("[2001:db8:c::1]:443")
+	k, err := New(WithNetNS(lb.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Apply(model.Firewall{
+		VIPs4: []netip.Addr{vip4.Addr()}, VIPs6: []netip.Addr{vip6.Addr()},
+		Accept4: []model.AddrPort{{Addr: vip4.Addr(), Port: 443}},
+		Accept6: []model.AddrPort{{Addr: vip6.Addr(), Port: 443}},
+		Handoff: &model.Handoff{Port: model.HandoffPort, MSS: model.HandoffMSS, Peers4: []netip.Addr{netip.MustParseAddr("198.51.100.12")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vip netip.AddrPort
+		max int
+	}{{vip4, model.HandoffMSS}, {vip6, model.HandoffMSS - model.HandoffIPv6Extra}} {
+		var ln net.Listener
+		if err := lb.Do(func() (err error) { ln, err = net.Listen("tcp", tc.vip.String()); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var c net.Conn
+		if err := client.Do(func() (err error) { c, err = net.DialTimeout("tcp", tc.vip.String(), 5*time.Second); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mss int
+		var serr error
+		if err := raw.Control(func(fd uintptr) { mss, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG) }); err != nil || serr != nil {
+			t.Fatal(err, serr)
+		}
+		// Without the clamp: 1460 (IPv4) or 1440 (IPv6), less options.
+		if mss > tc.max || mss < tc.max-40 {
+			t.Errorf("%s: the client's MSS is %d, want the clamp's %d (less TCP options)", tc.vip, mss, tc.max)
+		}
 	}
 }

@@ -237,9 +237,11 @@ func (r *tableReader) chain(want, ch *nftables.Chain) ([]dumpedRule, error) {
 }
 
 // readHandoff recovers the handoff port (from the admission rule of the
-// input chain) and the MSS (from the clamp rules of the output chain); the
-// caller then compares the whole rules with what Apply programs.
+// input chain) and the MSS (from the first clamp rule of the output chain,
+// the IPv4 one: the IPv6 rule clamps to MSS-20); the caller then compares
+// the whole rules with what Apply programs.
 func readHandoff(h *nftspec.Handoff, chain string, rules []dumpedRule) {
+	mssSeen := false
 	for _, r := range rules {
 		switch {
 		case chain == ChainInput && hasExpr[*expr.Objref](r):
@@ -251,8 +253,9 @@ func readHandoff(h *nftspec.Handoff, chain string, rules []dumpedRule) {
 			}
 		case chain == ChainOutput:
 			for _, e := range r.exprs {
-				if c, ok := e.(*expr.Cmp); ok && c.Op == expr.CmpOpGt && len(c.Data) == 2 {
+				if c, ok := e.(*expr.Cmp); ok && c.Op == expr.CmpOpGt && len(c.Data) == 2 && !mssSeen {
 					h.MSS = uint16(c.Data[0])<<8 | uint16(c.Data[1])
+					mssSeen = true
 				}
 			}
 		}

@@ -30,6 +30,7 @@ const (
 const (
 	offIPv4Daddr = 16 // network header
 	offIPv6Daddr = 24 // network header
+	offIPv6Saddr = 8  // network header
 	offTCPDport  = 2  // transport header
 	offIPv4Saddr = 12 // network header
 	offTCPSport  = 0  // transport header
@@ -135,21 +136,27 @@ func OutputChain(t *nftables.Table) *nftables.Chain {
 // ClampRules clamp the MSS the node announces on VIP connections (its
 // SYN-ACKs from a VIP:port) and on connections to transparent backends (its
 // SYNs to them), so that what the peer sends fits the path once a node
-// hands it off with 50 bytes of encapsulation:
+// hands it off with 50 bytes of encapsulation; on IPv6 VIP connections to
+// MSS-20 (model.HandoffMSS6: the IPv6 header is 20 bytes longer):
 //
 //	tcp flags syn ip saddr . tcp sport @svc4 tcp option maxseg size > MSS tcp option maxseg size set MSS
 //	tcp flags syn ip daddr . tcp dport @hback4 tcp option maxseg size > MSS tcp option maxseg size set MSS
+//	tcp flags syn ip6 saddr . tcp sport @svc6 tcp option maxseg size > MSS-20 tcp option maxseg size set MSS-20
 func ClampRules(ch *nftables.Chain, s Sets, mss uint16) []*nftables.Rule {
-	clamp := func(addrOff, portOff uint32, set *nftables.Set) *nftables.Rule {
+	clamp := func(fam byte, addrOff, addrLen, portOff uint32, set *nftables.Set, mss uint16) *nftables.Rule {
+		portReg := uint32(unix.NFT_REG32_01)
+		if fam == unix.NFPROTO_IPV6 {
+			portReg = unix.NFT_REG_2
+		}
 		var e []expr.Any
 		e = append(e, l4proto(unix.IPPROTO_TCP)...)
 		e = append(e, load(expr.PayloadBaseTransportHeader, offTCPFlags, 1, unix.NFT_REG_1)...)
 		e = append(e,
 			&expr.Bitwise{SourceRegister: unix.NFT_REG_1, DestRegister: unix.NFT_REG_1, Len: 1, Mask: []byte{tcpFlagSYN}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: unix.NFT_REG_1, Data: []byte{0}})
-		e = append(e, nfproto(unix.NFPROTO_IPV4)...)
-		e = append(e, load(expr.PayloadBaseNetworkHeader, addrOff, 4, unix.NFT_REG_1)...)
-		e = append(e, load(expr.PayloadBaseTransportHeader, portOff, 2, unix.NFT_REG32_01)...)
+		e = append(e, nfproto(fam)...)
+		e = append(e, load(expr.PayloadBaseNetworkHeader, addrOff, addrLen, unix.NFT_REG_1)...)
+		e = append(e, load(expr.PayloadBaseTransportHeader, portOff, 2, portReg)...)
 		e = append(e, lookup(set)...)
 		e = append(e,
 			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: tcpOptMSS, Offset: 2, Len: 2, DestRegister: unix.NFT_REG_1},
@@ -159,8 +166,9 @@ func ClampRules(ch *nftables.Chain, s Sets, mss uint16) []*nftables.Rule {
 		return &nftables.Rule{Table: ch.Table, Chain: ch, Exprs: e}
 	}
 	return []*nftables.Rule{
-		clamp(offIPv4Saddr, offTCPSport, s.Svc4),
-		clamp(offIPv4Daddr, offTCPDport, s.HBack4),
+		clamp(unix.NFPROTO_IPV4, offIPv4Saddr, 4, offTCPSport, s.Svc4, mss),
+		clamp(unix.NFPROTO_IPV4, offIPv4Daddr, 4, offTCPDport, s.HBack4, mss),
+		clamp(unix.NFPROTO_IPV6, offIPv6Saddr, 16, offTCPSport, s.Svc6, mss-model.HandoffIPv6Extra),
 	}
 }
 

@@ -137,7 +137,7 @@ func handoffCheck(ctx context.Context, socket string) Check {
 	if !tunnel || uplinks == 0 {
 		return Check{What: what, Detail: fmt.Sprintf("programs not attached everywhere: %v", h.Attached)}
 	}
-	return Check{What: what, OK: true, Detail: fmt.Sprintf("attached to %s; peers %s", strings.Join(h.Attached, " "), strings.Join(h.Peers, " "))}
+	return Check{What: what, OK: true, Detail: fmt.Sprintf("attached to %s; peers %s; %s", strings.Join(h.Attached, " "), strings.Join(h.Peers, " "), h.Pins)}
 }
 
 // CertChecks reports every certificate in dir (<name>.pem) whose leaf does

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lbctl/lbctl/bpf"
+	"github.com/lbctl/lbctl/bpf/handoff"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
@@ -37,11 +38,14 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 		return err
 	}
 	defer closeProbes()
-	ho := newHandoff(time.Duration(cfg.DrainTime) + 10*time.Second)
+	ho := newHandoff(time.Duration(cfg.DrainTime)+10*time.Second, handoff.DefaultPinDir)
 	defer ho.Close()
 	acfg.Handoff = ho
-	if ho.dp == nil {
+	switch {
+	case ho.dp == nil:
 		log.Warn("flow handoff unavailable: connections whose route moves to another node will be reset", "reason", ho.state)
+	case !ho.dp.Pinned():
+		log.Warn("flow handoff " + ho.pins)
 	}
 	ann, err := NewAnnouncer(cfg)
 	if err != nil {

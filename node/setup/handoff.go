@@ -24,6 +24,7 @@ type handoffDatapath struct {
 	keep  time.Duration
 	now   func() time.Time
 	state string
+	pins  string // "pinned in DIR" or "not pinned (why)"
 
 	mu      sync.Mutex
 	gone    map[netip.AddrPort]time.Time // entries removed from the release, and when
@@ -34,13 +35,21 @@ type handoffDatapath struct {
 
 var _ agent.Handoff = (*handoffDatapath)(nil)
 
-// newHandoff loads the datapath; on a kernel or unit without what it needs
-// it returns a Handoff that reports why and does nothing.
-func newHandoff(keep time.Duration) *handoffDatapath {
+// newHandoff loads the datapath pinned in pinDir (adopting what an earlier
+// agent pinned there, so that forwarding goes on while the agent
+// restarts), or unpinned when pinDir is not on a bpf file system; on a
+// kernel or unit without what it needs it returns a Handoff that reports
+// why and does nothing.
+func newHandoff(keep time.Duration, pinDir string) *handoffDatapath {
 	h := &handoffDatapath{keep: keep, now: time.Now, gone: map[netip.AddrPort]time.Time{}}
-	dp, err := handoff.Load()
+	dp, err := handoff.LoadPinned(pinDir)
+	h.pins = "pinned in " + pinDir
+	if errors.Is(err, handoff.ErrNotPinnable) {
+		h.pins = fmt.Sprintf("not pinned (%v): forwarding stops while the agent restarts", err)
+		dp, err = handoff.Load()
+	}
 	if err != nil {
-		h.state = fmt.Sprintf("unavailable (%v)", err)
+		h.state, h.pins = fmt.Sprintf("unavailable (%v)", err), ""
 		return h
 	}
 	h.dp = dp
@@ -51,7 +60,8 @@ func newHandoff(keep time.Duration) *handoffDatapath {
 	return h
 }
 
-// Close detaches the programs.
+// Close closes the agent's handles; pinned programs go on forwarding
+// with the maps as they are until the next agent adopts them.
 func (h *handoffDatapath) Close() error {
 	if h.dp == nil {
 		return nil
@@ -69,7 +79,7 @@ func (h *handoffDatapath) Apply(fw model.Firewall) error {
 	var vips, backs []netip.AddrPort
 	var peers []netip.Addr
 	var errs []error
-	for _, p := range fw.Accept4 {
+	for _, p := range append(slices.Clone(fw.Accept4), fw.Accept6...) {
 		if p.Addr.IsValid() {
 			vips = append(vips, netip.AddrPortFrom(p.Addr, uint16(p.Port)))
 		}
@@ -133,7 +143,7 @@ func (h *handoffDatapath) Apply(fw model.Firewall) error {
 func (h *handoffDatapath) Status() agent.HandoffStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := agent.HandoffStatus{State: h.state, Peers: slices.Clone(h.peers)}
+	st := agent.HandoffStatus{State: h.state, Peers: slices.Clone(h.peers), Pins: h.pins}
 	if h.dp == nil {
 		return st
 	}

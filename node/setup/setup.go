@@ -152,6 +152,7 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, store *rele
 		n.Host.Addresses = noAddresses{err}
 	}
 	n.Installer = n.installer(log)
+	n.Installer.Committed = agent.Client{Socket: cfg.Agent.Socket}.CommittedIfRunning
 	return n, nil
 }
 

@@ -28,10 +28,13 @@ var erpVIP = netip.MustParseAddr("192.0.2.40")
 func TestHandoff(t *testing.T) {
 	skipUnlessSandbox(t)
 	sb := setUp(t)
-	sb.waitHandoffActive(t)
+	sb.checkHandoffActive(t)
 	t.Run("DrainUndrain", sb.testDrainUndrain)
+	t.Run("DrainUndrainIPv6", sb.testDrainUndrainIPv6)
 	t.Run("Transparent", sb.testTransparentHandoff)
 	t.Run("InstallRemovesAndAddsVIP", sb.testInstallRemovesAndAddsVIP)
+	// After the previous sub-test lb1 runs the packaged agent unit.
+	t.Run("AgentKilledWhileForwarding", sb.testAgentKilledWhileForwarding)
 	// SIGKILL failover with the handoff programs attached: still
 	// milliseconds (figure in docs/BENCHMARKS.md).
 	t.Run("Failover", sb.testFailover)
@@ -51,7 +54,7 @@ func TestHandoffThreeNodes(t *testing.T) {
 	if len(sb.s.Nodes) != 3 {
 		t.Fatalf("sandbox has %d LB nodes, want 3", len(sb.s.Nodes))
 	}
-	sb.waitHandoffActive(t)
+	sb.checkHandoffActive(t)
 	t.Run("DrainUndrain", sb.testDrainUndrain)
 }
 
@@ -59,9 +62,10 @@ func TestHandoffThreeNodes(t *testing.T) {
 // sends a request every second until stop is closed.
 type keepAlive struct {
 	id    int
-	via   string // the node the first answer came through
-	n     int    // answered requests
-	err   error  // why it broke
+	vip   netip.Addr // www's address the connection goes to
+	via   string     // the node the first answer came through
+	n     int        // answered requests
+	err   error      // why it broke
 	start time.Time
 }
 
@@ -71,7 +75,7 @@ func (sb *sandbox) keepAlive(ctx context.Context, k *keepAlive, stop <-chan stru
 		k.err = err
 		return
 	}
-	raw, err := sb.s.Dial(ctx, "tcp", netip.AddrPortFrom(typo3VIP, 443).String())
+	raw, err := sb.s.Dial(ctx, "tcp", netip.AddrPortFrom(k.vip, 443).String())
 	if err != nil {
 		k.err = fmt.Errorf("dial: %w", err)
 		return
@@ -119,9 +123,15 @@ func (sb *sandbox) keepAlive(ctx context.Context, k *keepAlive, stop <-chan stru
 // testDrainUndrain: 40 keep-alive connections, one request per second
 // each; lb1 drains the VIP after 8 s; 20 more connections open during the
 // drain; lb1 undrains after 14 s; all 60 must keep working until 22 s.
-func (sb *sandbox) testDrainUndrain(t *testing.T) {
-	vip := typo3VIP.String()
-	sb.keepAliveRun(t, true, func(start time.Time) {
+func (sb *sandbox) testDrainUndrain(t *testing.T) { sb.drainUndrain(t, typo3VIP) }
+
+// testDrainUndrainIPv6 is testDrainUndrain over www's IPv6 address: the
+// nodes hand IPv6 off over VXLAN between their IPv4 addresses.
+func (sb *sandbox) testDrainUndrainIPv6(t *testing.T) { sb.drainUndrain(t, typo3VIP6) }
+
+func (sb *sandbox) drainUndrain(t *testing.T, addr netip.Addr) {
+	vip := typo3VIP.String() // the VIP's name: drain withdraws both its addresses
+	sb.keepAliveRun(t, addr, true, func(start time.Time) {
 		out, err := sb.s.Lbctl(t.Context(), "lb1", "drain", "--wait", "0", vip)
 		if err != nil {
 			t.Fatalf("drain: %v\n%s", err, out)
@@ -172,7 +182,7 @@ func (sb *sandbox) testInstallRemovesAndAddsVIP(t *testing.T) {
 		return done
 	}
 	var removed chan error
-	sb.keepAliveRun(t, true, func(start time.Time) {
+	sb.keepAliveRun(t, typo3VIP, true, func(start time.Time) {
 		t.Logf("lb1: installing release 101 (without %s) at %.1fs", typo3VIP, time.Since(start).Seconds())
 		removed = install(without, 101)
 	}, nil)
@@ -181,7 +191,7 @@ func (sb *sandbox) testInstallRemovesAndAddsVIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var added chan error
-	sb.keepAliveRun(t, false, func(start time.Time) {
+	sb.keepAliveRun(t, typo3VIP, false, func(start time.Time) {
 		t.Logf("lb1: installing release 102 (with %s again) at %.1fs", typo3VIP, time.Since(start).Seconds())
 		added = install(full, 102)
 	}, nil)
@@ -190,18 +200,18 @@ func (sb *sandbox) testInstallRemovesAndAddsVIP(t *testing.T) {
 	}
 }
 
-// keepAliveRun opens 40 keep-alive connections, calls at8 after 8 s, opens
-// 20 more at 9 s, calls at14 (if not nil) after 14 s, and checks at 22 s
-// that all 60 still work. bothNodes: the first answers must come through
-// both lb1 and lb2.
-func (sb *sandbox) keepAliveRun(t *testing.T, bothNodes bool, at8, at14 func(start time.Time)) {
+// keepAliveRun opens 40 keep-alive connections to www's address vip,
+// calls at8 after 8 s, opens 20 more at 9 s, calls at14 (if not nil) after
+// 14 s, and checks at 22 s that all 60 still work. bothNodes: the first
+// answers must come through both lb1 and lb2.
+func (sb *sandbox) keepAliveRun(t *testing.T, vip netip.Addr, bothNodes bool, at8, at14 func(start time.Time)) {
 	ctx := t.Context()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var conns []*keepAlive
 	open := func(n int) {
 		for range n {
-			k := &keepAlive{id: len(conns), start: time.Now()}
+			k := &keepAlive{id: len(conns), vip: vip, start: time.Now()}
 			conns = append(conns, k)
 			wg.Add(1)
 			go func() { defer wg.Done(); sb.keepAlive(ctx, k, stop) }()
@@ -279,25 +289,52 @@ func (sb *sandbox) testTransparentHandoff(t *testing.T) {
 	}
 }
 
-// waitHandoffActive waits until every node's status shows flow handoff
-// active: the agent hands the committed release to the datapath within a
-// second of the install's commit (its handoff loop), so right after an
-// install it may still say "off (no release yet)".
-func (sb *sandbox) waitHandoffActive(t *testing.T) {
+// checkHandoffActive checks that every node's status shows flow handoff
+// active right after the install: the installer tells the agent when it
+// commits (POST /committed), so the datapath has the release at once.
+func (sb *sandbox) checkHandoffActive(t *testing.T) {
 	t.Helper()
 	for _, n := range sb.s.Nodes {
-		var out []byte
-		var err error
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			out, err = sb.s.Lbctl(t.Context(), n.Name, "status")
-			if err == nil && strings.Contains(string(out), "flow handoff: active") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: flow handoff not active (%v):\n%s", n.Name, err, out)
-			}
-			time.Sleep(200 * time.Millisecond)
+		out, err := sb.s.Lbctl(t.Context(), n.Name, "status")
+		if err != nil || !strings.Contains(string(out), "flow handoff: active") {
+			t.Fatalf("%s: flow handoff not active right after the install (%v):\n%s", n.Name, err, out)
 		}
+	}
+}
+
+// testAgentKilledWhileForwarding: keep-alive connections as in the drain
+// test; lb2 drains the VIP at 8 s, so its connections now reach lb1, which
+// hands them to lb2; at 9 s lb1's agent is killed (SIGKILL: it withdraws
+// nothing) and systemd restarts it a second later. The programs are pinned,
+// so lb1 goes on handing off while no agent runs, and the new agent adopts
+// them: all 60 connections keep working.
+func (sb *sandbox) testAgentKilledWhileForwarding(t *testing.T) {
+	ctx := t.Context()
+	vip := typo3VIP.String()
+	pid := func() string {
+		out, _ := sb.s.NodeRun(ctx, "lb1", nil, "systemctl", "show", "-P", "MainPID", testbed.AgentUnitName)
+		return strings.TrimSpace(string(out))
+	}
+	before := pid()
+	sb.keepAliveRun(t, typo3VIP, true, func(start time.Time) {
+		if out, err := sb.s.Lbctl(ctx, "lb2", "drain", "--wait", "0", vip); err != nil {
+			t.Fatalf("drain: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+		if out, err := sb.s.NodeRun(ctx, "lb1", nil, "systemctl", "kill", "-s", "KILL", testbed.AgentUnitName); err != nil {
+			t.Fatalf("kill lb1's agent: %v\n%s", err, out)
+		}
+		t.Logf("lb2 drained %s, lb1's agent (PID %s) killed at %.1fs", vip, before, time.Since(start).Seconds())
+	}, func(start time.Time) {
+		if out, err := sb.s.Lbctl(ctx, "lb2", "undrain", vip); err != nil {
+			t.Fatalf("undrain: %v\n%s", err, out)
+		}
+	})
+	if after := pid(); after == before || after == "0" {
+		t.Errorf("lb1's agent main PID %s after the kill, was %s: systemd did not restart it", after, before)
+	}
+	out, err := sb.s.Lbctl(ctx, "lb1", "status")
+	if err != nil || !strings.Contains(string(out), "flow handoff: active") || !strings.Contains(string(out), "pinned in /sys/fs/bpf/lbctl/handoff") {
+		t.Errorf("lb1 after the restart (%v): want flow handoff active and pinned:\n%s", err, out)
 	}
 }

@@ -133,6 +133,9 @@ mkdir -p /etc/lbctl/certs
 mount --no-canonicalize --bind /proc/self/fd/3 /etc/lbctl/certs
 exec 3<&-
 mount -o remount,bind,ro /sys
+# A bpf file system of the node's own (the agent pins flow handoff there);
+# the host's /sys/fs/bpf is never touched.
+mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup

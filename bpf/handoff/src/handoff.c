@@ -3,7 +3,7 @@
 // lbctl flow handoff (issue 17): second-chance forwarding between LB nodes.
 //
 // handoff_uplink (tc ingress on the interfaces where VIP traffic and backend
-//                replies arrive): an IPv4 TCP packet that is not a SYN, that
+//                replies arrive): an IPv4 or IPv6 TCP packet that is not a SYN, that
 //                goes to a local VIP port (hoff_vips) or comes from a backend
 //                of a transparent VIP (hoff_backends), and that has no local
 //                socket (bpf_skc_lookup_tcp finds nothing, or only a
@@ -12,6 +12,11 @@
 // handoff_tunnel (tc ingress on that VXLAN device): a packet a peer forwarded
 //                is delivered when a local socket owns it and dropped
 //                otherwise. It is never forwarded again.
+//
+// IPv6 packets travel the same way: VXLAN carries Ethernet frames, so the
+// outer packet is IPv4 between the peers' IPv4 addresses whatever the inner
+// family. The loader pins the maps and the tc links in bpffs, so forwarding
+// goes on while the agent restarts.
 //
 // Regenerate with `make generate`; the objects are committed.
 
@@ -22,6 +27,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define LB_ETH_P_IP 0x0800
+#define LB_ETH_P_IPV6 0x86DD
 #define LB_IPPROTO_TCP 6
 #define LB_TCP_LISTEN 10
 #define LB_TCP_TIME_WAIT 6
@@ -33,6 +39,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // and TCP port, both in network byte order as on the wire.
 struct hoff_key {
 	__u32 addr;
+	__u16 port;
+	__u16 _pad;
+};
+
+// Key of hoff_vips6 and hoff_backends6: the same for IPv6.
+struct hoff_key6 {
+	__u8 addr[16];
 	__u16 port;
 	__u16 _pad;
 };
@@ -74,6 +87,20 @@ struct {
 } hoff_backends SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hoff_key6);
+	__type(value, __u8);
+} hoff_vips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hoff_key6);
+	__type(value, __u8);
+} hoff_backends6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -94,35 +121,55 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-// Parsed IPv4/TCP packet: the socket tuple and the TCP flags.
+// Parsed IPv4/TCP or IPv6/TCP packet: the socket tuple and the TCP flags.
 struct pkt {
 	struct bpf_sock_tuple tuple;
+	__u8 v6;
 	__u8 syn;
 	__u8 ack;
 };
 
 // parse reads an Ethernet/IPv4/TCP packet without options after the IPv4
 // header (ihl 5: the only kind handed off, so the nftables admission rules can
-// find the inner ports at a fixed offset). Returns 0 on success.
+// find the inner ports at a fixed offset), or an Ethernet/IPv6/TCP packet
+// without extension headers (TCP is the next header: what a TCP stack
+// sends). Returns 0 on success.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(LB_ETH_P_IP))
+	struct tcphdr *tcp;
+	if ((void *)(eth + 1) > end)
 		return -1;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != LB_IPPROTO_TCP)
+	if (eth->h_proto == bpf_htons(LB_ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != LB_IPPROTO_TCP)
+			return -1;
+		tcp = (void *)(ip6 + 1);
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		__builtin_memcpy(p->tuple.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->tuple.ipv6.daddr, &ip6->daddr, 16);
+		p->tuple.ipv6.sport = tcp->source;
+		p->tuple.ipv6.dport = tcp->dest;
+		p->v6 = 1;
+	} else if (eth->h_proto == bpf_htons(LB_ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != LB_IPPROTO_TCP)
+			return -1;
+		if (ip->frag_off & bpf_htons(0x3fff)) // fragment
+			return -1;
+		tcp = (void *)(ip + 1);
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		p->tuple.ipv4.saddr = ip->saddr;
+		p->tuple.ipv4.daddr = ip->daddr;
+		p->tuple.ipv4.sport = tcp->source;
+		p->tuple.ipv4.dport = tcp->dest;
+	} else {
 		return -1;
-	if (ip->frag_off & bpf_htons(0x3fff)) // fragment
-		return -1;
-	struct tcphdr *tcp = (void *)(ip + 1);
-	if ((void *)(tcp + 1) > end)
-		return -1;
-	p->tuple.ipv4.saddr = ip->saddr;
-	p->tuple.ipv4.daddr = ip->daddr;
-	p->tuple.ipv4.sport = tcp->source;
-	p->tuple.ipv4.dport = tcp->dest;
+	}
 	p->syn = tcp->syn;
 	p->ack = tcp->ack;
 	return 0;
@@ -135,7 +182,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 // the TIME_WAIT socket here would only answer it with an ACK or a reset.
 static __always_inline int owned(struct __sk_buff *skb, struct pkt *p, int timewait)
 {
-	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &p->tuple, sizeof(p->tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	__u32 size = p->v6 ? sizeof(p->tuple.ipv6) : sizeof(p->tuple.ipv4);
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &p->tuple, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
 	int ok = sk->state != LB_TCP_LISTEN && (timewait || sk->state != LB_TCP_TIME_WAIT);
@@ -147,6 +195,15 @@ static __always_inline int owned(struct __sk_buff *skb, struct pkt *p, int timew
 // VIP port, or from a backend of a transparent VIP.
 static __always_inline int handed(struct pkt *p)
 {
+	if (p->v6) {
+		struct hoff_key6 k = {.port = p->tuple.ipv6.dport};
+		__builtin_memcpy(k.addr, p->tuple.ipv6.daddr, 16);
+		if (bpf_map_lookup_elem(&hoff_vips6, &k))
+			return 1;
+		__builtin_memcpy(k.addr, p->tuple.ipv6.saddr, 16);
+		k.port = p->tuple.ipv6.sport;
+		return bpf_map_lookup_elem(&hoff_backends6, &k) != 0;
+	}
 	struct hoff_key k = {.addr = p->tuple.ipv4.daddr, .port = p->tuple.ipv4.dport};
 	if (bpf_map_lookup_elem(&hoff_vips, &k))
 		return 1;

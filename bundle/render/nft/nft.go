@@ -253,6 +253,8 @@ func NFTText(fw model.Firewall) string {
 		fmt.Fprintf(&b, "\n\tchain output {\n\t\ttype filter hook output priority mangle; policy accept;\n")
 		fmt.Fprintf(&b, "\t\ttcp flags syn ip saddr . tcp sport @svc4 %s\n", clamp)
 		fmt.Fprintf(&b, "\t\ttcp flags syn ip daddr . tcp dport @hback4 %s\n", clamp)
+		mss6 := h.MSS - model.HandoffIPv6Extra
+		fmt.Fprintf(&b, "\t\ttcp flags syn ip6 saddr . tcp sport @svc6 tcp option maxseg size > %d tcp option maxseg size set %d\n", mss6, mss6)
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")

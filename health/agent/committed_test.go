@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/node/plan"
+	"github.com/lbctl/lbctl/node/release"
+)
+
+// recordingHandoff records the firewalls the agent hands to the datapath.
+type recordingHandoff struct {
+	mu  sync.Mutex
+	fws []model.Firewall
+}
+
+func (h *recordingHandoff) Apply(fw model.Firewall) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fws = append(h.fws, fw)
+	return nil
+}
+
+func (h *recordingHandoff) Status() HandoffStatus { return HandoffStatus{State: "active"} }
+
+func (h *recordingHandoff) last() (model.Firewall, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.fws) == 0 {
+		return model.Firewall{}, 0
+	}
+	return h.fws[len(h.fws)-1], len(h.fws)
+}
+
+func releaseWithVIPPort(t *testing.T, store *release.Store, serial uint64, vip string) {
+	t.Helper()
+	a := netip.MustParseAddr(vip)
+	st := &plan.State{Serial: serial, Firewall: model.Firewall{VIPs4: []netip.Addr{a}, Accept4: []model.AddrPort{{Addr: a, Port: 80}}}}
+	if err := store.Stage(&release.Release{Serial: serial, State: st}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Commit(serial); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCommittedAppliesHandoff checks that POST /committed hands the newly
+// committed release to the flow handoff datapath before it answers (an
+// install no longer waits for the agent's timer), and that telling an
+// agent that does not run is no error.
+func TestCommittedAppliesHandoff(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	releaseWithVIPPort(t, store, 3, "192.0.2.10")
+	ho := &recordingHandoff{}
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{ch: make(chan []netip.Prefix, 10)}, Rise: 1, Interval: time.Hour, Handoff: ho})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx, nil)
+	sock := t.TempDir() + "/agent.sock"
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.Handler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	waitFor(t, "the datapath gets the committed release at start", func() bool {
+		fw, _ := ho.last()
+		return len(fw.Accept4) == 1 && fw.Accept4[0].Addr.String() == "192.0.2.10"
+	})
+	releaseWithVIPPort(t, store, 4, "192.0.2.11")
+	if err := (Client{Socket: sock}).CommittedIfRunning(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fw, _ := ho.last(); len(fw.Accept4) != 1 || fw.Accept4[0].Addr.String() != "192.0.2.11" {
+		t.Fatalf("after POST /committed the datapath has %+v, want release 4's VIP port", fw.Accept4)
+	}
+	if err := (Client{Socket: sock + ".nope"}).CommittedIfRunning(ctx); err != nil {
+		t.Fatalf("no agent running: %v, want no error", err)
+	}
+}
