@@ -43,6 +43,10 @@ type field struct {
 	min, max *int64
 	required bool
 	doc      string
+	// grammar names the field's grammar in the schema (grammar.go);
+	// unique says the loader refuses a list that repeats an item.
+	grammar string
+	unique  bool
 }
 
 type structInfo struct {
@@ -64,7 +68,8 @@ func infoOf(t reflect.Type) *structInfo {
 		if name == "" || name == "-" || !sf.IsExported() {
 			continue
 		}
-		f := field{name: name, index: i, required: sf.Tag.Get("required") == "true", doc: sf.Tag.Get("doc")}
+		f := field{name: name, index: i, required: sf.Tag.Get("required") == "true", doc: sf.Tag.Get("doc"),
+			grammar: sf.Tag.Get("grammar"), unique: sf.Tag.Get("unique") == "true"}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.enum = strings.Split(e, ",")
 		}
@@ -279,7 +284,11 @@ func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
 	if n.kind != kindMap {
 		want := "a mapping"
 		if sh, ok := v.Interface().(shorthandSchemaer); ok {
-			switch sh.shorthandSchema()["type"] {
+			short := sh.shorthandSchema()
+			if alts, ok := short["anyOf"].([]any); ok {
+				short = alts[0].(map[string]any)
+			}
+			switch short["type"] {
 			case "boolean":
 				want = "a boolean (true/false, on/off, yes/no) or a mapping"
 			case "string":

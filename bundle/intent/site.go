@@ -3,10 +3,10 @@ package intent
 // SiteFile is site.yaml at the root of an intents tree. Paths are relative
 // to the tree root.
 type SiteFile struct {
-	Site       string     `yaml:"site" required:"true" doc:"Name of the site."`
+	Site       string     `yaml:"site" required:"true" grammar:"name" example:"campus" doc:"Name of the site."`
 	Inventory  string     `yaml:"inventory" doc:"Ansible YAML inventory with the backend groups and hosts."`
 	Zone       string     `yaml:"zone" doc:"Zone file (RFC 1035 master format) answering all DNS lookups, for hermetic builds."`
-	DNS        string     `yaml:"dns" doc:"DNS server (host or host:port) to resolve names with, when there is no zone."`
+	DNS        string     `yaml:"dns" example:"192.0.2.53:53" doc:"DNS server (host or host:port) to resolve names with, when there is no zone."`
 	Nodes      string     `yaml:"nodes" doc:"Directory of LB node profiles, one file per node (default nodes)."`
 	Monitoring Monitoring `yaml:"monitoring" doc:"The monitoring hosts that check the VIPs and the backends (Icinga 2)."`
 	BGP        SiteBGP    `yaml:"bgp" doc:"BGP attributes of every route of every node of the site."`
@@ -20,7 +20,7 @@ type SiteBGP struct {
 
 // Monitoring names the hosts the rendered Icinga 2 checks run from.
 type Monitoring struct {
-	Hosts []Prefix `yaml:"hosts" doc:"Addresses or prefixes of the monitoring hosts; the backend firewall admits them to the ports Icinga 2 checks there. At least /8 (IPv4) or /16 (IPv6)."`
+	Hosts []Prefix `yaml:"hosts" grammar:"monitoring" unique:"true" doc:"Addresses or prefixes of the monitoring hosts; the backend firewall admits them to the ports Icinga 2 checks there. At least /8 (IPv4) or /16 (IPv6)."`
 }
 
 // NodeProfile is one file in the nodes directory: one LB node.
@@ -28,13 +28,13 @@ type NodeProfile struct {
 	// Source is the file's path in the tree.
 	Source string `yaml:"-"`
 
-	Hostname        string   `yaml:"hostname" doc:"Host name of the node (default: the file name without .yaml)."`
-	RouterID        string   `yaml:"router_id" required:"true" doc:"BGP router id (an IPv4 address)."`
+	Hostname        string   `yaml:"hostname" grammar:"hostname" doc:"Host name of the node (default: the file name without .yaml)."`
+	RouterID        string   `yaml:"router_id" required:"true" grammar:"ipv4" example:"198.51.100.1" doc:"BGP router id (an IPv4 address)."`
 	ASN             uint32   `yaml:"asn" required:"true" min:"1" max:"4294967295" doc:"The node's autonomous system number."`
 	RouteReflectors []Peer   `yaml:"route_reflectors" doc:"BGP route reflectors the node peers with."`
 	BFD             *bool    `yaml:"bfd" doc:"Run BFD on the BGP sessions (default false)."`
-	VIPInterface    string   `yaml:"vip_interface" doc:"Interface carrying the VIP addresses (default lo)."`
-	Addresses       []string `yaml:"addresses" doc:"The node's own addresses."`
+	VIPInterface    string   `yaml:"vip_interface" grammar:"interface" doc:"Interface carrying the VIP addresses (default lo)."`
+	Addresses       []string `yaml:"addresses" grammar:"ip" doc:"The node's own addresses."`
 	BGP             NodeBGP  `yaml:"bgp" doc:"BGP attributes of the node's routes and graceful restart."`
 
 	src *node
@@ -42,8 +42,8 @@ type NodeProfile struct {
 
 // Peer is a BGP neighbour.
 type Peer struct {
-	Name    string `yaml:"name" required:"true" doc:"Name of the peer."`
-	Address string `yaml:"address" required:"true" doc:"Address of the peer."`
+	Name    string `yaml:"name" required:"true" grammar:"name" doc:"Name of the peer."`
+	Address string `yaml:"address" required:"true" grammar:"ip" doc:"Address of the peer."`
 	ASN     uint32 `yaml:"asn" required:"true" min:"1" max:"4294967295" doc:"AS number of the peer."`
 
 	PasswordFile  string  `yaml:"password_file" doc:"File on the node holding the session's TCP MD5 password as one BIRD statement, password \"SECRET\"; (mode 0640, owner root:bird). BIRD includes it: the secret is never in a bundle."`

@@ -21,18 +21,18 @@ type Service struct {
 	// Source is the file's path in the tree.
 	Source string `yaml:"-"`
 
-	FQDN        string      `yaml:"fqdn" doc:"Host name of the service; its A/AAAA records are the VIP addresses." required:"true"`
-	Aliases     []string    `yaml:"aliases" doc:"Further host names routed to this service (Host header / SNI)."`
+	FQDN        string      `yaml:"fqdn" grammar:"fqdn" example:"www.campus.example" doc:"Host name of the service; its A/AAAA records are the VIP addresses." required:"true"`
+	Aliases     []string    `yaml:"aliases" grammar:"fqdn" unique:"true" doc:"Further host names routed to this service (Host header / SNI)."`
 	Mode        string      `yaml:"mode" enum:"http,tcp" doc:"Proxy mode; inferred from backend.software (postfix, dovecot and slapd mean tcp, everything else http)."`
-	Listeners   []Listener  `yaml:"listeners" doc:"Ports the service accepts connections on; inferred from mode, TLS and software when omitted."`
-	TLS         TLS         `yaml:"tls" doc:"TLS termination on the load balancer."`
-	Backend     Backend     `yaml:"backend" doc:"The backend pool." required:"true"`
+	Listeners   []Listener  `yaml:"listeners" example:"[80, 443]" doc:"Ports the service accepts connections on; inferred from mode, TLS and software when omitted."`
+	TLS         TLS         `yaml:"tls" example:"true" doc:"TLS termination on the load balancer."`
+	Backend     Backend     `yaml:"backend" example:"typo3_web" doc:"The backend pool." required:"true"`
 	Redirects   []Redirect  `yaml:"redirects" doc:"HTTP redirects answered by the load balancer (mode http)."`
-	Allow       []Prefix    `yaml:"allow" doc:"Client source prefixes admitted; empty admits everyone."`
+	Allow       []Prefix    `yaml:"allow" example:"[\"192.0.2.0/24\", \"2001:db8::/32\"]" doc:"Client source prefixes admitted; empty admits everyone."`
 	Transparent Transparent `yaml:"transparent" doc:"Backends see the client's address (TPROXY on the node)."`
 	Timeouts    Timeouts    `yaml:"timeouts" doc:"Timeouts; inferred from mode when omitted."`
-	Owner       string      `yaml:"owner" doc:"Owning team, for monitoring."`
-	Contacts    []string    `yaml:"contacts" doc:"E-mail addresses notified by monitoring."`
+	Owner       string      `yaml:"owner" grammar:"name" example:"web-team" doc:"Owning team, for monitoring."`
+	Contacts    []string    `yaml:"contacts" grammar:"email" doc:"E-mail addresses notified by monitoring."`
 	BGP         ServiceBGP  `yaml:"bgp" doc:"BGP attributes of the VIP's routes: communities, primary node."`
 
 	// file is the service file as shown to the operator.
@@ -71,7 +71,7 @@ func (Listener) shorthandSchema() map[string]any {
 // TLS is TLS termination on the load balancer.
 type TLS struct {
 	Enabled     *bool  `yaml:"enabled" doc:"Terminate TLS on the load balancer."`
-	Certificate string `yaml:"certificate" doc:"Certificate name on the node (/etc/lbctl/certs/NAME.pem); default: the FQDN."`
+	Certificate string `yaml:"certificate" grammar:"name" doc:"Certificate name on the node (/etc/lbctl/certs/NAME.pem); default: the FQDN."`
 	Redirect    *bool  `yaml:"redirect" doc:"Plain HTTP listeners answer with a redirect to https (default true); false passes them to the backend."`
 	MinVersion  string `yaml:"min_version" enum:"1.2,1.3" doc:"Minimum TLS version (default 1.2)."`
 	Ciphers     string `yaml:"ciphers" enum:"modern,intermediate,old" doc:"Mozilla cipher profile (default intermediate)."`
@@ -85,7 +85,7 @@ func (TLS) shorthandSchema() map[string]any { return boolSchema("Short for {enab
 
 // Backend is the backend pool of a service.
 type Backend struct {
-	Group      string   `yaml:"group" doc:"Inventory group whose hosts are the servers."`
+	Group      string   `yaml:"group" grammar:"name" example:"typo3_web" doc:"Inventory group whose hosts are the servers."`
 	Hosts      []string `yaml:"hosts" doc:"Servers by inventory host name, DNS name or address (instead of group)."`
 	Port       int      `yaml:"port" min:"1" max:"65535" doc:"Port on the servers; inferred from software."`
 	Software   string   `yaml:"software" enum:"apache2,nginx,tomcat,iis,postfix,dovecot,slapd,generic" doc:"Server software; sets the default mode, port and health check (default generic)."`
@@ -116,16 +116,16 @@ func (Backend) shorthand(n *node) *node {
 }
 
 func (Backend) shorthandSchema() map[string]any {
-	return map[string]any{"type": "string", "description": "Short for {group: NAME}."}
+	return map[string]any{"type": "string", "$ref": "#/$defs/name", "description": "Short for {group: NAME}."}
 }
 
 // Check is a backend health check.
 type Check struct {
 	Type     string   `yaml:"type" enum:"http,tcp,smtp,ldap,none" doc:"Check type; inferred from software."`
 	Method   string   `yaml:"method" enum:"GET,HEAD,OPTIONS" doc:"HTTP method (default GET)."`
-	Path     string   `yaml:"path" doc:"HTTP path (default /)."`
-	Host     string   `yaml:"host" doc:"HTTP Host header (default: the FQDN)."`
-	Expect   string   `yaml:"expect" doc:"Expected HTTP status, e.g. 200 or 2xx (default: any 2xx or 3xx)."`
+	Path     string   `yaml:"path" grammar:"checkpath" example:"/healthz" doc:"HTTP path (default /)."`
+	Host     string   `yaml:"host" grammar:"fqdn" doc:"HTTP Host header (default: the FQDN)."`
+	Expect   string   `yaml:"expect" grammar:"status" example:"200" doc:"Expected HTTP status, e.g. 200 or 2xx (default: any 2xx or 3xx)."`
 	Interval Duration `yaml:"interval" doc:"Check interval (default 2s)."`
 	Rise     int      `yaml:"rise" min:"1" max:"100" doc:"Successful checks to mark a server up (default 2)."`
 	Fall     int      `yaml:"fall" min:"1" max:"100" doc:"Failed checks to mark a server down (default 3)."`
@@ -145,8 +145,8 @@ func (Check) shorthandSchema() map[string]any {
 
 // Redirect is an HTTP redirect answered by the load balancer.
 type Redirect struct {
-	From string `yaml:"from" doc:"Path prefix, starting with /." required:"true"`
-	To   string `yaml:"to" doc:"Target URL or path." required:"true"`
+	From string `yaml:"from" grammar:"urlpath" example:"/old" doc:"Path prefix, starting with /." required:"true"`
+	To   string `yaml:"to" grammar:"redirect" example:"https://new.campus.example/" doc:"Target URL or path." required:"true"`
 	Code int    `yaml:"code" min:"301" max:"308" doc:"301, 302, 303, 307 or 308 (default 301)."`
 }
 
@@ -188,10 +188,6 @@ func (d *Duration) decodeScalar(n *node) error {
 	return nil
 }
 
-func (Duration) scalarSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`}
-}
-
 // MS is the duration in milliseconds.
 func (d Duration) MS() int { return int(time.Duration(d) / time.Millisecond) }
 
@@ -226,10 +222,6 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func (Prefix) scalarSchema() map[string]any {
-	return map[string]any{"type": "string", "description": "IP prefix (address/length) or address."}
-}
-
 // mapOf builds a one-key map node at pos.
 func mapOf(pos Pos, key string, val *node) *node {
 	k := &node{kind: kindScalar, tag: tagStr, value: key, pos: pos}
@@ -246,10 +238,6 @@ func boolShorthand(n *node, key string) *node {
 		return nil
 	}
 	return mapOf(n.pos, key, n)
-}
-
-func boolSchema(desc string) map[string]any {
-	return map[string]any{"type": "boolean", "description": desc}
 }
 
 // parseBool accepts YAML booleans and the words an operator writes for them.
