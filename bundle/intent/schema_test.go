@@ -14,6 +14,8 @@ import (
 	"testing/fstest"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/lbctl/lbctl/test/scale"
 )
 
 // TestSchemaGolden keeps the JSON Schemas under review: they are generated
@@ -131,6 +133,13 @@ func TestSchemaAcceptsValidTrees(t *testing.T) {
 	if len(trees) < 2 {
 		t.Fatal("no example trees found")
 	}
+	// And a generated site of the scale benchmark: every kind of service
+	// it makes.
+	gen := filepath.Join(t.TempDir(), "gen")
+	if _, err := scale.Generate("../../examples/campus", gen, 40); err != nil {
+		t.Fatal(err)
+	}
+	trees = append(trees, gen)
 	counts := map[string]int{}
 	for _, dir := range trees {
 		for rel, kind := range treeKinds(t, dir) {
