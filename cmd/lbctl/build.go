@@ -40,17 +40,6 @@ func init() {
 			), trustFlags()...),
 			Action: runBuild,
 		},
-		&cli.Command{
-			Name:      "diff",
-			Usage:     "show what changes from one bundle to another: resolved intents and every rendered file, per node",
-			ArgsUsage: "OLD NEW",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "pubkey", Usage: "trust this public key `FILE`"},
-				&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the public keys in `DIR`"},
-				&cli.BoolFlag{Name: "summary", Usage: "print only the summary"},
-			},
-			Action: runDiff,
-		},
 	)
 }
 
@@ -236,34 +225,4 @@ func openBundle(c *cli.Context, file string) (*archive.Bundle, error) {
 		return nil, cli.Exit(fmt.Sprintf("%s %s: INVALID: %v", c.Command.Name, file, err), 1)
 	}
 	return b, nil
-}
-
-func runDiff(c *cli.Context) error {
-	args, err := positional(c)
-	if err != nil {
-		return err
-	}
-	if len(args) != 2 {
-		return cli.Exit("diff: want two arguments, OLD and NEW bundles", 2)
-	}
-	var sites [2]*model.Site
-	for i, f := range args {
-		b, err := openBundle(c, f)
-		if err != nil {
-			return err
-		}
-		if sites[i], err = pack.Site(b); err != nil {
-			return cli.Exit(fmt.Sprintf("diff: %s: %v", f, err), 1)
-		}
-	}
-	d, err := bundlediff.Compute(sites[0], sites[1])
-	if err != nil {
-		return err
-	}
-	d.WriteSummary(c.App.Writer)
-	if !c.Bool("summary") {
-		io.WriteString(c.App.Writer, "\n")
-		d.WriteUnified(c.App.Writer)
-	}
-	return nil
 }
