@@ -179,13 +179,19 @@ func (c *client) exchange(ctx context.Context, name string, qtype uint16) (*mdns
 }
 
 func (c *client) exchangeNet(ctx context.Context, network string, m *mdns.Msg) (*mdns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	qctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	dc := &mdns.Client{Net: network, Timeout: c.timeout, UDPSize: udpSize}
-	resp, _, err := dc.ExchangeContext(ctx, m, c.server)
+	resp, _, err := dc.ExchangeContext(qctx, m, c.server)
 	if err != nil {
 		if resp != nil && resp.Truncated {
 			return resp, nil
+		}
+		// The network failed, not the caller's context: the server
+		// is unreachable.
+		var ne net.Error
+		if ctx.Err() == nil && (errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)) {
+			err = &UnreachableError{Server: c.server, Err: err}
 		}
 		return nil, fmt.Errorf("query %s over %s: %w", c.server, network, err)
 	}

@@ -261,3 +261,34 @@ func TestServerAddr(t *testing.T) {
 		}
 	}
 }
+
+// closedPort returns a loopback UDP address nothing listens on: a socket
+// bound and closed again.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
+
+// TestClientUnreachable: a server that refuses (ICMP port unreachable on
+// loopback) is ErrUnreachable, naming the server and the cause, and not
+// ErrNotFound: nothing is known about the name.
+func TestClientUnreachable(t *testing.T) {
+	server := closedPort(t)
+	_, err := NewClient(server).Lookup(context.Background(), "www.example.org")
+	var ue *UnreachableError
+	if !errors.Is(err, ErrUnreachable) || !errors.As(err, &ue) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup through a closed port: %v", err)
+	}
+	if ue.Server != server || ue.Cause() != "connection refused" {
+		t.Errorf("server %q cause %q, want %s and connection refused", ue.Server, ue.Cause(), server)
+	}
+	if ServerAddr("192.0.2.53") != "192.0.2.53:53" {
+		t.Error(ServerAddr("192.0.2.53"))
+	}
+}

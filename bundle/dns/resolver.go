@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 
@@ -21,6 +23,46 @@ var ErrNotFound = errors.New("name does not resolve")
 // ErrCNAMELoop is wrapped by Lookup when CNAMEs loop or chain more than
 // eight deep.
 var ErrCNAMELoop = errors.New("cname chain loops or is too long")
+
+// ErrUnreachable is wrapped by Lookup when the DNS server did not answer
+// (connection refused, no route, timeout): nothing is known about the name,
+// and every other name would fail the same way. The error is an
+// *UnreachableError naming the server.
+var ErrUnreachable = errors.New("DNS server unreachable")
+
+// UnreachableError is a query the server did not answer.
+type UnreachableError struct {
+	// Server is the server's address (host:port).
+	Server string
+	// Err is the network error.
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("DNS server %s unreachable: %v", e.Server, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnreachable) hold.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// Cause is the network error in words an operator reads: "connection
+// refused", "i/o timeout", without the sockets' addresses.
+func (e *UnreachableError) Cause() string {
+	var se *os.SyscallError
+	if errors.As(e.Err, &se) {
+		return se.Err.Error()
+	}
+	var ne net.Error
+	if errors.As(e.Err, &ne) && ne.Timeout() {
+		return "no answer (timeout)"
+	}
+	return e.Err.Error()
+}
+
+// ServerAddr is the host:port a Resolver of NewClient(server) asks.
+func ServerAddr(server string) string { return serverAddr(server) }
 
 // Resolver resolves a name to its A and AAAA addresses.
 type Resolver interface {

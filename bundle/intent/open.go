@@ -3,6 +3,8 @@ package intent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,21 +50,30 @@ func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error)
 		return nil, errs.Err()
 	}
 	<-sources
+	var missing []*sourceError
+	var brokenInv, brokenZone *brokenSource
 	if err != nil {
 		// Report the source's problems and resolve the rest without
 		// repeating them for every name.
-		for _, line := range strings.Split(err.Error(), "\n") {
-			errs.AddErr(textError(line))
-		}
+		missing = sourceErrors(err, errs)
 		if inv == nil && t.Site.Inventory != "" {
-			inv = brokenSource{}
+			brokenInv = &brokenSource{}
+			inv = brokenInv
 		}
 		if r == nil {
-			r = brokenSource{}
+			brokenZone = &brokenSource{}
+			r = brokenZone
 		}
 	}
 	site, err := t.Resolve(ctx, r, inv)
-	if err != nil {
+	for _, se := range missing {
+		asked := brokenZone
+		if se.key == "inventory" {
+			asked = brokenInv
+		}
+		t.reportMissing(se, asked, errs)
+	}
+	if err != nil && (!errors.Is(err, errSkip) || errs.Empty()) {
 		var es Errors
 		if errors.As(err, &es) {
 			for _, e := range es {
@@ -76,6 +87,64 @@ func Resolve(ctx context.Context, dir string, opts Options) (*model.Site, error)
 		return nil, err
 	}
 	return site, nil
+}
+
+// sourceError is a source site.yaml names (key: inventory or zone) that
+// could not be opened.
+type sourceError struct {
+	key, path string
+	err       error
+}
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// sourceErrors adds the problems in err (from Sources) to errs, except the
+// sources that could not be opened, which it returns: reportMissing
+// reports them once the resolver has counted what they failed.
+func sourceErrors(err error, errs *errList) []*sourceError {
+	var missing []*sourceError
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	for _, e := range list {
+		var se *sourceError
+		var pe *fs.PathError
+		if errors.As(e, &se) && errors.As(se.err, &pe) && pe.Op == "open" {
+			missing = append(missing, se)
+			continue
+		}
+		for _, line := range strings.Split(e.Error(), "\n") {
+			errs.AddErr(textError(line))
+		}
+	}
+	return missing
+}
+
+// reportMissing reports a source that could not be opened once, at the
+// line of site.yaml that names it, with the lookups it failed.
+func (t *Tree) reportMissing(se *sourceError, asked *brokenSource, errs *errList) {
+	cause := se.err.Error()
+	var pe *fs.PathError
+	if errors.As(se.err, &pe) {
+		cause = pe.Err.Error()
+	}
+	site := filepath.Join(t.Root, SiteFileName)
+	if t.Root == "" {
+		site = SiteFileName
+	}
+	what := "backend groups and hosts"
+	if se.key == "zone" {
+		what = "names"
+	}
+	msg := fmt.Sprintf("%s %s: %s", se.key, se.path, cause)
+	if asked != nil {
+		if names := asked.askedFor(); len(names) > 0 {
+			msg += fmt.Sprintf(": %d %s not looked up: %s", len(names), what, nameList(names, 3))
+		}
+	}
+	errs.Add(t.siteSrc.keyPos(se.key, site), "%s", msg)
 }
 
 var posPrefix = regexp.MustCompile(`^(.+?):(\d+):(\d+): (.*)$`)
@@ -101,7 +170,7 @@ func (t *Tree) Sources(opts Options) (Inventory, dns.Resolver, error) {
 	if t.Site.Inventory != "" {
 		i, err := inventory.Load(filepath.Join(t.Root, filepath.FromSlash(t.Site.Inventory)))
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &sourceError{key: "inventory", path: t.Site.Inventory, err: err})
 		} else {
 			inv = i
 		}
@@ -122,7 +191,9 @@ func (t *Tree) Sources(opts Options) (Inventory, dns.Resolver, error) {
 		errs = append(errs, errors.New("set a zone or a DNS server, not both"))
 	case zone != "":
 		z, err := dns.LoadZone(zone)
-		if err != nil {
+		if err != nil && opts.Zone == "" {
+			errs = append(errs, &sourceError{key: "zone", path: t.Site.Zone, err: err})
+		} else if err != nil {
 			errs = append(errs, err)
 		} else {
 			r = z

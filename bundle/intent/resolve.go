@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"path/filepath"
@@ -30,11 +31,46 @@ type Inventory interface {
 // load; its own error is reported once, these are not.
 var errSkip = errors.New("source did not load")
 
-type brokenSource struct{}
+// brokenSource stands for an inventory or a zone that did not load; it
+// counts what it was asked, for the one report of the source's problem.
+type brokenSource struct {
+	mu    sync.Mutex
+	asked map[string]bool
+}
 
-func (brokenSource) Group(string) ([]inventory.Host, error) { return nil, errSkip }
-func (brokenSource) Host(string) (inventory.Host, bool)     { return inventory.Host{}, false }
-func (brokenSource) Lookup(context.Context, string) ([]netip.Addr, error) {
+func (b *brokenSource) note(what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.asked == nil {
+		b.asked = map[string]bool{}
+	}
+	b.asked[what] = true
+}
+
+// askedFor lists what it was asked, sorted.
+func (b *brokenSource) askedFor() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.asked))
+	for k := range b.asked {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (b *brokenSource) Group(name string) ([]inventory.Host, error) {
+	b.note(name)
+	return nil, errSkip
+}
+
+func (b *brokenSource) Host(name string) (inventory.Host, bool) {
+	b.note(name)
+	return inventory.Host{}, false
+}
+
+func (b *brokenSource) Lookup(_ context.Context, name string) ([]netip.Addr, error) {
+	b.note(name)
 	return nil, errSkip
 }
 
@@ -52,6 +88,10 @@ func (t *Tree) Resolve(ctx context.Context, r dns.Resolver, inv Inventory) (*mod
 	site := rs.resolve(ctx)
 	if err := rs.errs.Err(); err != nil {
 		return nil, err
+	}
+	if rs.skipped {
+		// A source did not load; whoever gave it reports why.
+		return nil, fmt.Errorf("resolve: %w: the inventory, the zone or the DNS server", errSkip)
 	}
 	// The grammar of the resolved model (what a node checks again when
 	// it decodes the bundle): whatever the checks above let through is
@@ -157,6 +197,9 @@ type resolver struct {
 	// shared errors, see flush.
 	shared      map[string]*sharedErr
 	sharedOrder []string
+	// skipped is set when a service's error was left out because a
+	// source did not load (errSkip): the site is incomplete.
+	skipped bool
 }
 
 func (rs *resolver) display(rel string) string {
@@ -185,6 +228,7 @@ type sharedErr struct {
 func (rs *resolver) flush(se *serviceErrs) {
 	for _, e := range se.All() {
 		if errors.Is(e.Err, errSkip) {
+			rs.skipped = true
 			continue
 		}
 		if e.Pos.File == se.file {
@@ -276,12 +320,17 @@ func (rs *resolver) backendNames(s *Service, names map[string]bool) {
 	}
 }
 
-// lookupAll looks the names up concurrently, each once.
+// lookupAll looks the names up concurrently, each once. A DNS server that
+// does not answer is one problem, reported once (unreachable).
 func (rs *resolver) lookupAll(ctx context.Context, names map[string]bool) {
 	rs.lookups = make(map[string]lookupResult, len(names))
 	if rs.dns == nil {
+		if len(names) > 0 {
+			list := slices.Sorted(maps.Keys(names))
+			rs.errs.Add(Pos{File: rs.display(SiteFileName), Line: 1, Col: 1}, "no zone or DNS server: set zone or dns in %s: %d names not looked up: %s", SiteFileName, len(list), nameList(list, 3))
+		}
 		for n := range names {
-			rs.lookups[n] = lookupResult{err: errors.New("no zone or DNS server: set zone or dns in " + SiteFileName)}
+			rs.lookups[n] = lookupResult{err: errSkip}
 		}
 		return
 	}
@@ -296,30 +345,94 @@ func (rs *resolver) lookupAll(ctx context.Context, names map[string]bool) {
 		next <- i
 	}
 	close(next)
+	// After a few lookups the server did not answer and none it did, the
+	// rest are not asked: each would wait for its own timeout.
+	var down, answered atomic.Int64
 	var wg sync.WaitGroup
 	for range min(lookupWorkers, len(list)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
-				a, err := rs.dns.Lookup(ctx, list[i])
-				if err == nil && len(a) == 0 {
-					err = fmt.Errorf("%s: no addresses: %w", list[i], dns.ErrNotFound)
+				if down.Load() >= unreachableAfter && answered.Load() == 0 {
+					results[i] = lookupResult{err: errNotAsked}
+					continue
 				}
-				a = slices.Clone(a) // the resolver's slice may be shared (cache)
-				for j := range a {
-					a[j] = a[j].Unmap()
+				results[i] = rs.lookup(ctx, list[i])
+				if errors.Is(results[i].err, dns.ErrUnreachable) {
+					down.Add(1)
+				} else {
+					answered.Add(1)
 				}
-				slices.SortFunc(a, netip.Addr.Compare)
-				a = slices.Compact(a)
-				results[i] = lookupResult{addrs: a, err: err}
 			}
-		}()
+		})
 	}
 	wg.Wait()
+	rs.unreachable(list, results)
 	for i, n := range list {
 		rs.lookups[n] = results[i]
 	}
+}
+
+// unreachableAfter is how many lookups the DNS server must leave without
+// an answer, and answer none, before the others are not asked.
+const unreachableAfter = 4
+
+// errNotAsked marks a name not looked up because the DNS server did not
+// answer the lookups before it.
+var errNotAsked = fmt.Errorf("not asked: %w", dns.ErrUnreachable)
+
+// lookup looks one name up, its addresses unmapped, sorted and distinct.
+func (rs *resolver) lookup(ctx context.Context, name string) lookupResult {
+	a, err := rs.dns.Lookup(ctx, name)
+	if err == nil && len(a) == 0 {
+		err = fmt.Errorf("%s: no addresses: %w", name, dns.ErrNotFound)
+	}
+	a = slices.Clone(a) // the resolver's slice may be shared (cache)
+	for j := range a {
+		a[j] = a[j].Unmap()
+	}
+	slices.SortFunc(a, netip.Addr.Compare)
+	return lookupResult{addrs: slices.Compact(a), err: err}
+}
+
+// unreachable reports the lookups that failed because the DNS server did
+// not answer as one problem, at the line of site.yaml that names the
+// server, with how many lookups it failed and which; their own errors are
+// left out (errSkip).
+func (rs *resolver) unreachable(list []string, results []lookupResult) {
+	var failed []string
+	var first *dns.UnreachableError
+	for i, r := range results {
+		if !errors.Is(r.err, dns.ErrUnreachable) {
+			continue
+		}
+		failed = append(failed, list[i])
+		if first == nil {
+			errors.As(r.err, &first)
+		}
+		results[i].err = errSkip
+	}
+	if len(failed) == 0 {
+		return
+	}
+	server, cause := "", "no answer"
+	if first != nil {
+		server, cause = first.Server, first.Cause()
+	}
+	pos := Pos{File: rs.display(SiteFileName)}
+	if d := rs.tree.Site.DNS; d != "" && (server == "" || dns.ServerAddr(d) == server) {
+		pos = rs.tree.siteSrc.keyPos("dns", pos.File)
+	} else if server != "" {
+		server += " (--dns)"
+	}
+	rs.errs.Add(pos, "DNS server %s unreachable (%s): %d of %d lookups failed: %s", server, cause, len(failed), len(list), nameList(failed, 3))
+}
+
+// nameList is "a, b, c and 5 more".
+func nameList(names []string, show int) string {
+	if len(names) <= show+1 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:show], ", "), len(names)-show)
 }
 
 func (rs *resolver) resolve(ctx context.Context) *model.Site {

@@ -37,6 +37,10 @@ type Tree struct {
 	Services []*Service
 	// Nodes sorted by Hostname.
 	Nodes []*NodeProfile
+
+	// siteSrc is site.yaml's node tree, for positions of problems with
+	// what it names (the DNS server, the inventory).
+	siteSrc *node
 }
 
 // Defaults is one loaded defaults.yaml.
@@ -220,6 +224,7 @@ func (l *loader) load() *Tree {
 	if site == nil {
 		return nil
 	}
+	t.siteSrc = site
 	files := l.walk(t, site)
 	t.Defaults = l.loadDefaults(files.defaults)
 	byDir := l.linkDefaults(t.Defaults)
