@@ -36,8 +36,8 @@ func diffCommand() *cli.Command {
 		Description: "Prints a summary (services, VIPs, nodes and files added, removed and changed), then the unified diffs: " +
 			"the resolved model's, and each rendered file's once for all the nodes it changes the same way on. On a terminal " +
 			"the output is coloured (unless NO_COLOR is set) and paged with $LBCTL_PAGER, $PAGER or less (LESS=FRX unless set).\n\n" +
-			"Exit status: 0 (with --exit-code: nothing changes), 1 (with --exit-code: something changes), 2 (usage), 3 (a bundle " +
-			"could not be read or verified).",
+			"Exit status: 0 success (with --exit-code: and nothing changes); 1 with --exit-code: something changes; 2 usage error; " +
+			"3 a bundle could not be read or verified.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pubkey", Usage: "trust this public key `FILE`"},
 			&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the public keys in `DIR`"},
