@@ -12,15 +12,16 @@ import (
 	"github.com/lbctl/lbctl/bundle/bundlediff"
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/bundle/pack"
-	"github.com/lbctl/lbctl/bundle/sign"
+	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 	"github.com/lbctl/lbctl/internal/pager"
 )
 
-// Exit statuses of lbctl diff, as git diff --exit-code has them: 1 means
-// "something changes", so errors have their own.
+// Exit statuses of lbctl diff --exit-code, as git diff --exit-code has
+// them: 1 means "something changes", so errors, 1 for every other command
+// (and for diff without --exit-code), have their own.
 const (
 	diffExitChanges = 1
-	diffExitUsage   = 2
+	diffExitUsage   = clix.ExitUsage
 	diffExitError   = 3
 )
 
@@ -36,18 +37,16 @@ func diffCommand() *cli.Command {
 		Description: "Prints a summary (services, VIPs, nodes and files added, removed and changed), then the unified diffs: " +
 			"the resolved model's, and each rendered file's once for all the nodes it changes the same way on. On a terminal " +
 			"the output is coloured (unless NO_COLOR is set) and paged with $LBCTL_PAGER, $PAGER or less (LESS=FRX unless set).\n\n" +
-			"Exit status: 0 success (with --exit-code: and nothing changes); 1 with --exit-code: something changes; 2 usage error; " +
-			"3 a bundle could not be read or verified.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pubkey", Usage: "trust this public key `FILE`"},
-			&cli.StringFlag{Name: "trusted", Value: sign.DefaultTrustDir, Usage: "trust the public keys in `DIR`"},
+			"Exit status: 0 success (with --exit-code: and nothing changes); 1 a bundle could not be read or verified, or with " +
+			"--exit-code: something changes; 2 usage error; 3 with --exit-code: a bundle could not be read or verified.",
+		Flags: append(trustFlags(),
 			&cli.BoolFlag{Name: "summary", Usage: "print only the summary"},
 			&cli.BoolFlag{Name: "stat", Usage: "print the summary and the changed lines per file, no diffs"},
 			&cli.BoolFlag{Name: "json", Usage: "print the diff as JSON (docs/operations.md; without diffs with --summary or --stat)"},
 			&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when something changes, 0 when nothing does"},
 			&cli.BoolFlag{Name: "no-pager", Usage: "do not page the output on a terminal"},
 			&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour the output: `WHEN` auto (on a terminal, unless NO_COLOR is set), always or never"},
-		},
+		),
 		Action: runDiff,
 	}
 }
@@ -55,14 +54,14 @@ func diffCommand() *cli.Command {
 func runDiff(c *cli.Context) error {
 	sites, err := diffSites(c)
 	if err != nil {
-		return diffError(err)
+		return diffError(c, err)
 	}
 	d, err := bundlediff.Compute(sites[0], sites[1])
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("diff: %v", err), diffExitError)
+		return diffError(c, fmt.Errorf("diff: %w", err))
 	}
 	if err := writeDiff(c, d); err != nil {
-		return diffError(err)
+		return diffError(c, err)
 	}
 	if c.Bool("exit-code") && d.Changed() {
 		return cli.Exit("", diffExitChanges)
@@ -78,7 +77,7 @@ func diffSites(c *cli.Context) ([2]*model.Site, error) {
 		return sites, err
 	}
 	if len(args) != 2 {
-		return sites, cli.Exit("diff: want two arguments, OLD and NEW bundles", diffExitUsage)
+		return sites, clix.Usagef("diff: want two arguments, OLD and NEW bundles")
 	}
 	for i, f := range args {
 		b, err := openBundle(c, f)
@@ -92,10 +91,11 @@ func diffSites(c *cli.Context) ([2]*model.Site, error) {
 	return sites, nil
 }
 
-// diffError gives every error but a usage error the exit status 3.
-func diffError(err error) error {
+// diffError gives every error but a usage error the exit status 3 with
+// --exit-code, where 1 means "something changes".
+func diffError(c *cli.Context, err error) error {
 	var ec cli.ExitCoder
-	if errors.As(err, &ec) && ec.ExitCode() == diffExitUsage {
+	if !c.Bool("exit-code") || errors.As(err, &ec) && ec.ExitCode() == diffExitUsage {
 		return err
 	}
 	return cli.Exit(err.Error(), diffExitError)
@@ -140,7 +140,7 @@ func diffColor(when string, tty bool) (bool, error) {
 	case "auto":
 		return tty && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb", nil
 	}
-	return false, cli.Exit(fmt.Sprintf("diff: --color %q: want auto, always or never", when), diffExitUsage)
+	return false, clix.Usagef("diff: --color %q: want auto, always or never", when)
 }
 
 // diffOutput is the pager when paging is wanted and one starts, else the

@@ -89,8 +89,9 @@ func TestDiffExitCode(t *testing.T) {
 	}
 }
 
-// TestDiffExitStatuses: 0 when nothing changes, 2 for usage, 3 when a
-// bundle cannot be read or verified (not 1, which means "changes").
+// TestDiffExitStatuses: 0 when nothing changes, 2 for usage; a bundle
+// that cannot be read or verified exits 1 like any failed command, and 3
+// with --exit-code, where 1 means "changes".
 func TestDiffExitStatuses(t *testing.T) {
 	old, _, pub := diffBundles(t, func(string) {})
 	out, stderr, code := run(t, "diff", "--exit-code", "--pubkey", pub, old, old)
@@ -106,7 +107,10 @@ func TestDiffExitStatuses(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.bundle")
 	os.WriteFile(bad, []byte("not a bundle"), 0o644)
 	if _, stderr, code := run(t, "diff", "--exit-code", "--pubkey", pub, old, bad); code != 3 || !strings.Contains(stderr, "bad.bundle") {
-		t.Errorf("bad bundle: exit %d, want 3: %s", code, stderr)
+		t.Errorf("bad bundle, --exit-code: exit %d, want 3: %s", code, stderr)
+	}
+	if _, stderr, code := run(t, "diff", "--pubkey", pub, old, bad); code != 1 || !strings.Contains(stderr, "bad.bundle") {
+		t.Errorf("bad bundle: exit %d, want 1: %s", code, stderr)
 	}
 }
 

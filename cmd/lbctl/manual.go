@@ -125,6 +125,16 @@ var manExtra = map[string]clix.ManExtra{
 			{Command: "lbctl verify campus.bundle --pubkey site.pub", Text: "Verify a bundle on a workstation."},
 			{Command: "lbctl verify --json", Text: "On a node: compare the live node with its release."},
 		}},
+	"diff": {Env: []clix.ManItem{
+		{Name: "LBCTL_PAGER, PAGER", Text: "The pager for output to a terminal (default less; empty or cat: none)."},
+		{Name: "LESS", Text: "less's options (default FRX)."},
+		{Name: "NO_COLOR", Text: "No colour with --color auto."},
+	}, Exit: "A bundle could not be read or verified; with --exit-code: something changes (and an unreadable bundle exits 3).",
+		Examples: []clix.ManExample{
+			{Command: "lbctl diff previous.bundle campus.bundle", Text: "Review what a new bundle changes, paged on a terminal."},
+			{Command: "lbctl diff --exit-code --summary previous.bundle campus.bundle", Text: "In a script: exit 1 when anything changes, with the summary."},
+			{Command: "lbctl diff --json --stat previous.bundle campus.bundle | jq '.vips.changed'", Text: "The changed VIPs, every one."},
+		}},
 	"inspect":     {Examples: []clix.ManExample{{Command: "LBCTL_PUBKEY=site.pub lbctl inspect campus.bundle --json", Text: "Show what a bundle deploys, as JSON."}}},
 	"keygen":      {Env: []clix.ManItem{{Name: sign.PassphraseEnv, Text: "The passphrase that encrypts the secret key; without it lbctl asks on the terminal."}}, Examples: []clix.ManExample{{Command: "lbctl keygen site", Text: "Create site.key and site.pub."}}},
 	"install":     {Examples: []clix.ManExample{{Command: "lbctl install campus.bundle", Text: "Install a bundle; any failure rolls back."}, {Command: "ssh lb1 lbctl install - < campus.bundle", Text: "From standard input."}}},
