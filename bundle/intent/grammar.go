@@ -64,12 +64,18 @@ func prefixPattern(b4, b6 string) string {
 	return `^(?:` + ipv4Pattern + `(?:/` + b4 + `)?|` + ipv6Pattern + `(?:/` + b6 + `)?)$`
 }
 
-// grammarRef is a reference to the grammar name in the schema's $defs
-// (schemaMap adds the definitions a schema refers to).
+// grammarRef refers to the grammar name in the schema's definitions
+// (schemaMap adds the ones a schema refers to). The reference sits alone
+// in an allOf: in draft-07, which editors implement, the keywords beside a
+// $ref are ignored, and the field's description and type go beside it.
 func grammarRef(name string) map[string]any {
 	grammarSchema(name) // panics on an unknown grammar
-	return map[string]any{"$ref": "#/$defs/" + name}
+	return map[string]any{"allOf": []any{map[string]any{"$ref": defsPrefix + name}}}
 }
+
+// defsPrefix is where a schema's grammars are ("definitions": draft-07's
+// name; a JSON pointer, so draft 2020-12 validators find them too).
+const defsPrefix = "#/definitions/"
 
 // grammarSchema returns a fresh schema of the grammar name.
 func grammarSchema(name string) map[string]any {

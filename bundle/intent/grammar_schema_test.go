@@ -143,9 +143,9 @@ func randomAddrs(n int) []string {
 }
 
 // crossCheckJS matches the same inputs with JavaScript's regular
-// expressions (with the u flag, as JSON Schema validators such as
-// yaml-language-server's use them), when node is installed: the patterns
-// must mean the same to editors.
+// expressions, with the u flag (as ajv uses them) and without (as VS Code's
+// and yaml-language-server's JSON language service do), when node is
+// installed: the patterns must mean the same to editors.
 func crossCheckJS(t *testing.T, inputs map[string][]string) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -167,21 +167,23 @@ func crossCheckJS(t *testing.T, inputs map[string][]string) {
 	res = append(res, regexp.MustCompile(boolWordsPattern))
 	in, _ := json.Marshal(jobs)
 	script := `const jobs = JSON.parse(require("fs").readFileSync(0, "utf8"));
-process.stdout.write(JSON.stringify(jobs.map(j => { const re = new RegExp(j.pattern, "u"); return j.inputs.map(s => re.test(s)); })));`
+process.stdout.write(JSON.stringify(["u", ""].map(f => jobs.map(j => { const re = new RegExp(j.pattern, f); return j.inputs.map(s => re.test(s)); }))));`
 	cmd := exec.Command(node, "-e", script)
 	cmd.Stdin = strings.NewReader(string(in))
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node: %v", err)
 	}
-	var got [][]bool
+	var got [2][][]bool // with and without the u flag
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("node output %q: %v", out, err)
 	}
-	for i, j := range jobs {
-		for k, s := range j.Inputs {
-			if want := res[i].MatchString(s); got[i][k] != want {
-				t.Errorf("pattern %d on %q: JavaScript %v, Go %v", i, s, got[i][k], want)
+	for f, flag := range []string{"u", "none"} {
+		for i, j := range jobs {
+			for k, s := range j.Inputs {
+				if want := res[i].MatchString(s); got[f][i][k] != want {
+					t.Errorf("pattern %d on %q: JavaScript (flags %s) %v, Go %v", i, s, flag, got[f][i][k], want)
+				}
 			}
 		}
 	}

@@ -63,7 +63,8 @@ var schemaFiles = map[string]schemaFile{
 		"site: campus\ninventory: inventory.yaml\nzone: campus.zone\nnodes: nodes\nmonitoring:\n  hosts: [198.51.100.60, 2001:db8:100::60]\n", false},
 }
 
-// Schema returns a JSON Schema (draft 2020-12) of one kind of intents file
+// Schema returns a JSON Schema (draft-07, what yaml-language-server and
+// VS Code implement; the same schema is valid draft 2020-12) of one kind of intents file
 // ("service", "defaults", "node" or "site"), generated from the Go types
 // the loader decodes into, so that it cannot drift from the loader.
 func Schema(kind string) ([]byte, error) {
@@ -92,7 +93,7 @@ func schemaMap(kind string) (map[string]any, error) {
 	if f.empty {
 		s["type"] = []string{"object", "null"}
 	}
-	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	s["$schema"] = "http://json-schema.org/draft-07/schema#"
 	s["$id"] = "https://lbctl.invalid/schema/" + kind + ".json"
 	s["title"] = f.title
 	s["description"] = f.desc
@@ -104,7 +105,7 @@ func schemaMap(kind string) (map[string]any, error) {
 	defs := map[string]any{}
 	addDefs(s, defs)
 	if len(defs) > 0 {
-		s["$defs"] = defs
+		s["definitions"] = defs
 	}
 	return s, nil
 }
@@ -114,7 +115,7 @@ func addDefs(v any, defs map[string]any) {
 	switch v := v.(type) {
 	case map[string]any:
 		if ref, ok := v["$ref"].(string); ok {
-			name := strings.TrimPrefix(ref, "#/$defs/")
+			name := strings.TrimPrefix(ref, defsPrefix)
 			if _, done := defs[name]; !done {
 				defs[name] = grammarSchema(name)
 				addDefs(defs[name], defs)

@@ -50,9 +50,25 @@ func TestSchemaGolden(t *testing.T) {
 	}
 }
 
-// schemas compiles the four schemas with a real JSON Schema validator
-// (draft 2020-12).
-func schemas(t testing.TB) map[string]*jsonschema.Schema {
+// schemaDrafts are the drafts the schemas are checked under: the one they
+// declare (draft-07, what editors implement) and the current one.
+var schemaDrafts = []string{"http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft/2020-12/schema"}
+
+// draftNames name schemaDrafts in subtests.
+var draftNames = []string{"draft-07", "2020-12"}
+
+// schemaSets compiles the four schemas with a real JSON Schema validator,
+// once per draft of schemaDrafts.
+func schemaSets(t testing.TB) []map[string]*jsonschema.Schema {
+	var out []map[string]*jsonschema.Schema
+	for _, d := range schemaDrafts {
+		out = append(out, schemasFor(t, d))
+	}
+	return out
+}
+
+// schemasFor compiles the four schemas as draft.
+func schemasFor(t testing.TB, draft string) map[string]*jsonschema.Schema {
 	t.Helper()
 	c := jsonschema.NewCompiler()
 	out := map[string]*jsonschema.Schema{}
@@ -65,6 +81,10 @@ func schemas(t testing.TB) map[string]*jsonschema.Schema {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if doc.(map[string]any)["$schema"] != schemaDrafts[0] {
+			t.Fatalf("%s declares %v", kind, doc.(map[string]any)["$schema"])
+		}
+		doc.(map[string]any)["$schema"] = draft
 		if err := c.AddResource(kind+".json", doc); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +144,7 @@ func treeKinds(t testing.TB, dir string) map[string]string {
 // TestSchemaAcceptsValidTrees: every file of examples/ and of the valid
 // test trees passes its schema, in a real validator.
 func TestSchemaAcceptsValidTrees(t *testing.T) {
-	sch := schemas(t)
+	sets := schemaSets(t)
 	trees := []string{"testdata/base"}
 	ex, _ := filepath.Glob("../../examples/*/site.yaml")
 	for _, s := range ex {
@@ -151,8 +171,10 @@ func TestSchemaAcceptsValidTrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := sch[kind].Validate(v); err != nil {
-				t.Errorf("%s/%s (%s): %v", dir, rel, kind, err)
+			for i, sch := range sets {
+				if err := sch[kind].Validate(v); err != nil {
+					t.Errorf("%s/%s (%s, %s): %v", dir, rel, kind, draftNames[i], err)
+				}
 			}
 			counts[kind]++
 		}
@@ -200,7 +222,12 @@ var schemaDetects = map[string][]string{
 // TestSchemaRefusesBrokenTrees runs the files of each broken tree through
 // the schemas.
 func TestSchemaRefusesBrokenTrees(t *testing.T) {
-	sch := schemas(t)
+	for i, sch := range schemaSets(t) {
+		t.Run(draftNames[i], func(t *testing.T) { refusesBrokenTrees(t, sch) })
+	}
+}
+
+func refusesBrokenTrees(t *testing.T, sch map[string]*jsonschema.Schema) {
 	cases, err := os.ReadDir("testdata/broken")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +300,12 @@ func fileKind(rel string) string {
 // booleans, numbers as strings and null, the schema accepts exactly what
 // the loader's decoder accepts.
 func TestSchemaAgreesWithLoader(t *testing.T) {
-	sch := schemas(t)
+	for i, sch := range schemaSets(t) {
+		t.Run(draftNames[i], func(t *testing.T) { agreesWithLoader(t, sch) })
+	}
+}
+
+func agreesWithLoader(t *testing.T, sch map[string]*jsonschema.Schema) {
 	accepted, refused := 0, 0
 	for _, tc := range []struct{ kind, file string }{
 		{"service", "tls: on"},
@@ -371,7 +403,12 @@ func decodeFile(kind, file string) error {
 
 // TestSchemaExamples: the examples each schema carries pass it.
 func TestSchemaExamples(t *testing.T) {
-	sch := schemas(t)
+	for _, sch := range schemaSets(t) {
+		schemaExamples(t, sch)
+	}
+}
+
+func schemaExamples(t *testing.T, sch map[string]*jsonschema.Schema) {
 	for _, kind := range SchemaKinds {
 		s, err := schemaMap(kind)
 		if err != nil {

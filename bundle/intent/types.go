@@ -116,7 +116,9 @@ func (Backend) shorthand(n *node) *node {
 }
 
 func (Backend) shorthandSchema() map[string]any {
-	return map[string]any{"type": "string", "$ref": "#/$defs/name", "description": "Short for {group: NAME}."}
+	s := grammarRef("name")
+	s["type"], s["description"] = "string", "Short for {group: NAME}."
+	return s
 }
 
 // Check is a backend health check.
