@@ -134,7 +134,7 @@ func TestSchemaCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
+	if s["$schema"] != "http://json-schema.org/draft-07/schema#" { // what editors implement
 		t.Errorf("$schema = %v", s["$schema"])
 	}
 	props, _ := s["properties"].(map[string]any)
