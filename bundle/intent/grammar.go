@@ -126,6 +126,15 @@ func grammarSchema(name string) map[string]any {
 		s := str(durationPattern, 0, "A duration like 5s, 1m30s or 500ms (1ms to 24h).")
 		s["examples"] = []any{"5s", "1m30s"}
 		return s
+	case "community":
+		s := str(`^`+dec16+`:`+dec16+`$`, 0, "A BGP community ASN:VALUE, each 0..65535 (not 65535:0, graceful shutdown).")
+		s["not"] = map[string]any{"enum": []any{"65535:0"}}
+		s["examples"] = []any{"65000:100"}
+		return s
+	case "large_community":
+		s := str(`^`+dec32+`:`+dec32+`:`+dec32+`$`, 0, "A BGP large community ASN:VALUE:VALUE, each 0..4294967295.")
+		s["examples"] = []any{"4200000001:1:2"}
+		return s
 	case "monitoring":
 		return str(prefixPattern(bits4Mon, bits6Mon), 0, "An IP address or prefix of at least /8 (IPv4) or /16 (IPv6).")
 	}
@@ -133,6 +142,16 @@ func grammarSchema(name string) map[string]any {
 }
 
 func (Prefix) scalarSchema() map[string]any { return grammarRef("prefix") }
+
+// Decimal numbers without leading zeros (model.parseDecimal) up to 65535
+// and 4294967295: the parts of BGP communities.
+const (
+	dec16 = `(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])`
+	dec32 = `(?:0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])`
+)
+
+func (Community) scalarSchema() map[string]any      { return grammarRef("community") }
+func (LargeCommunity) scalarSchema() map[string]any { return grammarRef("large_community") }
 
 // durationPattern is what time.ParseDuration takes (without a sign: the
 // loader wants a positive duration).

@@ -51,6 +51,15 @@ var grammarCases = []struct {
 	}, []string{
 		"5s", "1m30s", "500ms", "1.5h", ".5s", "1.s", "2h45m", "+5s", "5", "5 s", "5S", "1d", "10us", "1500us", "1500µs", ""},
 		[]string{"10us"}}, // out of range 1ms..24h: the loader says so
+	{"community", func(s string) bool {
+		var c Community
+		return c.decodeScalar(&node{kind: kindScalar, tag: tagStr, value: s}) == nil
+	}, []string{"65000:100", "0:0", "65535:65535", "65535:0", "65536:1", "65000:0100", "-1:5", "65000 :1", "650001", "1:2:3", "x:1"}, nil},
+	{"large_community", func(s string) bool {
+		var c LargeCommunity
+		return c.decodeScalar(&node{kind: kindScalar, tag: tagStr, value: s}) == nil
+	}, []string{"4200000001:1:2", "0:0:0", "4294967295:4294967295:4294967295", "4294967296:1:1", "4294967299:1:1", "65000:1", "1:2:3 ",
+		"x:1:2", "01:2:3", "3999999999:1:1", "4294967290:0:0"}, nil},
 	{"interface", func(s string) bool { return checkInterfaceName(s) }, []string{"lo", "eth0", "bond0.100", "en-p1_s0", ".", "..", "", "a/b", strings.Repeat("x", 16)}, nil},
 }
 

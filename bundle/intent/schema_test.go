@@ -194,6 +194,8 @@ func TestSchemaAcceptsValidTrees(t *testing.T) {
 // DNS make wrong, and it never flags a correct file.
 var schemaDetects = map[string][]string{
 	"bad-bool":                          {"svc.yaml"},
+	"bgp-node-hostile":                  {"nodes/lb2.yaml"},
+	"bgp-service-hostile":               {"svc.yaml"},
 	"bad-duration":                      {"svc.yaml"},
 	"bad-prefix":                        {"svc.yaml"},
 	"cr-in-crlf-file":                   {"svc.yaml"}, // owner "team web"

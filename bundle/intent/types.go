@@ -289,10 +289,6 @@ func (c *Community) decodeScalar(n *node) error {
 	return nil
 }
 
-func (Community) scalarSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": `^[0-9]{1,5}:[0-9]{1,5}$`, "description": "BGP community ASN:VALUE, each 0..65535."}
-}
-
 // LargeCommunity is a BGP large community, ASN:VALUE:VALUE.
 type LargeCommunity struct{ model.LargeCommunity }
 
@@ -303,10 +299,6 @@ func (c *LargeCommunity) decodeScalar(n *node) error {
 	}
 	c.LargeCommunity = v
 	return nil
-}
-
-func (LargeCommunity) scalarSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": `^[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$`, "description": "BGP large community ASN:VALUE:VALUE, each 0..4294967295."}
 }
 
 // communities returns the decoded communities, sorted and distinct.
