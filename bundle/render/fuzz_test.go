@@ -175,7 +175,7 @@ var haproxySections = map[string]bool{"global": true, "defaults": true, "fronten
 	"cache": true, "fcgi-app": true}
 
 var haproxyKeywords = map[string][]string{
-	"global": {"master-worker", "log", "stats", "maxconn", "hard-stop-after", "tune.ssl.default-dh-param", "nbthread", "cpu-map", "spread-checks",
+	"global": {"master-worker", "log", "log-tag", "stats", "maxconn", "hard-stop-after", "tune.ssl.default-dh-param", "nbthread", "cpu-map", "spread-checks",
 		"ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options"},
 	"defaults": {"log", "option", "timeout"},
 	"frontend": {"mode", "option", "bind", "timeout", "acl", "tcp-request", "http-request", "default_backend", "use_backend"},

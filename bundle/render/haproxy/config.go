@@ -89,6 +89,15 @@ func AdminSocket(runtimeDir, vip string) string {
 	return path.Join(runtimeDir, "vips", vip, "admin.sock")
 }
 
+// EventsSocket is the agent's unix datagram socket under runtimeDir where
+// every VIP's HAProxy sends its server and backend state changes.
+func EventsSocket(runtimeDir string) string {
+	if runtimeDir == "" {
+		runtimeDir = DefaultRuntimeDir
+	}
+	return path.Join(runtimeDir, "haproxy-events.sock")
+}
+
 // File is one rendered file of a VIP, named relative to the VIP's directory
 // (Options.VIPDir/<vip>/).
 type File struct {
@@ -429,6 +438,11 @@ func (r *vipRender) global() {
 	w.Line("master-worker")
 	// Under systemd (Type=notify) stdout goes to the journal.
 	w.Line("log stdout format raw local0")
+	// Server and backend state changes (notice and above, not the
+	// traffic logs) to the agent, which then reads this VIP's state at
+	// once (health/haproxy.Events); the tag names the VIP.
+	w.Line("log %s len 1024 format rfc5424 local0 notice", r.word("unix@"+EventsSocket(r.opts.RuntimeDir), false))
+	w.Line("log-tag %s", r.word(r.vip.Name, false))
 	w.Line("stats socket %s mode 600 level admin", r.word(AdminSocket(r.opts.RuntimeDir, r.vip.Name), false))
 	w.Line("stats timeout 30s")
 	w.Line("maxconn %d", r.opts.MaxConn)
