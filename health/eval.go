@@ -65,6 +65,8 @@ type Result struct {
 	// (EvaluateReusing), not measured by this evaluation.
 	Probed       Probed
 	ProbesReused bool
+	// BackendsReused says that Up was passed in (Reused.Up), not read.
+	BackendsReused bool
 	// Up counts the servers up per backend (nil without Backends or when
 	// they could not be read).
 	Up map[string]int
@@ -101,17 +103,62 @@ func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result 
 	return EvaluateReusing(ctx, v, d, listeners, nil)
 }
 
-// EvaluateReusing is Evaluate with the active probes' outcome taken from
-// last instead of probing again, when last is not nil and every other check
-// (unit, listeners, backends) passes; when one fails, the probes run after
-// all, so a failing evaluation always has the whole picture. The result
-// says whether the probes ran (ProbesReused).
-func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, last *Probed) Result {
+// Reused is what an evaluation takes from an earlier one instead of
+// measuring it again (EvaluateReusing).
+type Reused struct {
+	// Probed is the active probes' last outcome.
+	Probed Probed
+	// Up, when not nil, stands for the servers up per backend: the caller
+	// learns of any change from HAProxy's state events (VIP.Events) and
+	// passes nil once one arrived.
+	Up map[string]int
+}
+
+// EvaluateReusing is Evaluate with the active probes' outcome (and the
+// servers up, when reuse.Up is set) taken from reuse instead of measured
+// again, when reuse is not nil and every other check passes; when one
+// fails, everything is measured after all, so a failing evaluation always
+// has the whole picture. The result says what was reused (ProbesReused,
+// BackendsReused).
+func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, reuse *Reused) Result {
 	r := Result{VIP: v.Name}
 	// Reasons in the order the checks are listed: unit and listeners,
 	// probes, backends.
-	var pre, post []string
-	fail := func(format string, args ...any) { pre = append(pre, fmt.Sprintf(format, args...)) }
+	pre := unitAndListeners(ctx, v, d, listeners)
+	if reuse == nil || len(pre) > 0 {
+		reuse = nil
+		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
+	} else {
+		r.Probed, r.ProbesReused = reuse.Probed, true
+	}
+	var post []string
+	var unknown int
+	if d.Backends != nil && len(v.Backends) > 0 {
+		var cached map[string]int
+		if reuse != nil {
+			cached = reuse.Up
+		}
+		post, unknown, r.Up = backends(ctx, v, d.Backends, cached)
+		r.BackendsReused = cached != nil && len(post) == 0
+		if cached != nil && len(post) > 0 {
+			post, unknown, r.Up = backends(ctx, v, d.Backends, nil)
+		}
+	}
+	if r.ProbesReused && len(post) > 0 {
+		r.Probed, r.ProbesReused = runProbes(ctx, v.Probes, d.ProbeTimeout), false
+	}
+	r.Reasons = slices.Concat(pre, r.Probed.Reasons, post)
+	r.ProbeLatency = r.Probed.Latency
+	r.OK = len(r.Reasons) == 0
+	r.Unknown = unknown > 0 && unknown == len(r.Reasons)
+	return r
+}
+
+// unitAndListeners checks a VIP's unit and listeners and returns the
+// reasons they fail.
+func unitAndListeners(ctx context.Context, v *VIP, d Deps, listeners []Listener) []string {
+	var out []string
+	fail := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	if d.Units != nil {
 		if ok, err := d.Units.Active(ctx, v.Name); err != nil {
 			fail("unit: %v", err)
@@ -119,63 +166,56 @@ func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, 
 			fail("unit not active")
 		}
 	}
-	if d.Sockets != nil && listeners == nil {
+	if d.Sockets == nil {
+		return out
+	}
+	if listeners == nil {
 		var err error
 		if listeners, err = d.Sockets.Listeners(ctx); err != nil {
 			fail("listeners: %v", err)
 		}
 	}
-	if d.Sockets != nil {
-		for _, want := range Expected(v) {
-			i := slices.IndexFunc(listeners, func(l Listener) bool { return l.Addr == want })
-			switch {
-			case i < 0:
-				fail("no listener on %s", want)
-			case listeners[i].MaxBacklog > 0 && listeners[i].Backlog >= listeners[i].MaxBacklog:
-				fail("accept queue of %s full (%d/%d)", want, listeners[i].Backlog, listeners[i].MaxBacklog)
-			}
+	for _, want := range Expected(v) {
+		i := slices.IndexFunc(listeners, func(l Listener) bool { return l.Addr == want })
+		switch {
+		case i < 0:
+			fail("no listener on %s", want)
+		case listeners[i].MaxBacklog > 0 && listeners[i].Backlog >= listeners[i].MaxBacklog:
+			fail("accept queue of %s full (%d/%d)", want, listeners[i].Backlog, listeners[i].MaxBacklog)
 		}
 	}
-	if last == nil {
-		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
+	return out
+}
+
+// backends checks a VIP's backends against the servers up, read through b
+// unless cached is not nil, and returns the reasons they fail, how many of
+// those only wait for first checks, and the servers up.
+func backends(ctx context.Context, v *VIP, b Backends, cached map[string]int) (reasons []string, unknown int, up map[string]int) {
+	fail := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
+	var starting map[string]int
+	var err error
+	switch sb, ok := b.(StartingBackends); {
+	case cached != nil:
+		up = cached
+	case ok:
+		up, starting, err = sb.UpAndStarting(ctx, v.Name)
+	default:
+		up, err = b.UpCount(ctx, v.Name)
 	}
-	fail = func(format string, args ...any) { post = append(post, fmt.Sprintf(format, args...)) }
-	unknown := 0
-	if d.Backends != nil && len(v.Backends) > 0 {
-		var up, starting map[string]int
-		var err error
-		if sb, ok := d.Backends.(StartingBackends); ok {
-			up, starting, err = sb.UpAndStarting(ctx, v.Name)
-		} else {
-			up, err = d.Backends.UpCount(ctx, v.Name)
-		}
-		if err != nil {
-			fail("backends: %v", err)
-		}
-		r.Up = up
-		for _, b := range v.Backends {
-			switch {
-			case err != nil || up[b.Name] >= b.MinUp:
-			case up[b.Name]+starting[b.Name] >= b.MinUp:
-				unknown++
-				fail("backend %s: %d of at least %d servers up, %d waiting for their first check", b.Name, up[b.Name], b.MinUp, starting[b.Name])
-			default:
-				fail("backend %s: %d of at least %d servers up", b.Name, up[b.Name], b.MinUp)
-			}
-		}
+	if err != nil {
+		fail("backends: %v", err)
 	}
-	if last != nil {
-		if len(pre)+len(post) == 0 {
-			r.Probed, r.ProbesReused = *last, true
-		} else {
-			r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
+	for _, be := range v.Backends {
+		switch {
+		case err != nil || up[be.Name] >= be.MinUp:
+		case up[be.Name]+starting[be.Name] >= be.MinUp:
+			unknown++
+			fail("backend %s: %d of at least %d servers up, %d waiting for their first check", be.Name, up[be.Name], be.MinUp, starting[be.Name])
+		default:
+			fail("backend %s: %d of at least %d servers up", be.Name, up[be.Name], be.MinUp)
 		}
 	}
-	r.Reasons = slices.Concat(pre, r.Probed.Reasons, post)
-	r.ProbeLatency = r.Probed.Latency
-	r.OK = len(r.Reasons) == 0
-	r.Unknown = unknown > 0 && unknown == len(r.Reasons)
-	return r
+	return reasons, unknown, up
 }
 
 // Expected returns the listeners a VIP must have: one per probed address.

@@ -24,6 +24,11 @@ type VIP struct {
 	// Backends are the HAProxy backends of the VIP with the number of
 	// servers that must be up.
 	Backends []Backend `json:"backends,omitempty"`
+	// Events says that the VIP's HAProxy sends its server and backend
+	// state changes to the agent (health/haproxy.Events): the agent then
+	// reads a stable VIP's backends only on such an event and every probe
+	// interval, not at every evaluation.
+	Events bool `json:"events,omitempty"`
 }
 
 // Probe kinds.

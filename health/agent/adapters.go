@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"slices"
+	"sync"
 
 	"github.com/lbctl/lbctl/bpf"
 	"github.com/lbctl/lbctl/health"
@@ -62,25 +66,89 @@ func (u UnitWatch) Active(_ context.Context, vip string) (bool, error) {
 type Stats struct {
 	// Socket returns the admin socket of a VIP.
 	Socket func(vip string) string
+	// Workers, when set, learns at each read which processes serve the
+	// VIP (the agent's Processes).
+	Workers *Workers
 }
 
 // UpCount implements health.Backends.
 func (s Stats) UpCount(ctx context.Context, vip string) (map[string]int, error) {
-	servers, err := haproxy.Stats(ctx, s.Socket(vip))
-	if err != nil {
-		return nil, err
-	}
-	return haproxy.UpCount(servers), nil
+	up, _, err := s.UpAndStarting(ctx, vip)
+	return up, err
 }
 
 // UpAndStarting implements health.StartingBackends: a server waiting for
 // its first check (INI, right after a reload) is neither up nor down.
 func (s Stats) UpAndStarting(ctx context.Context, vip string) (up, starting map[string]int, err error) {
-	servers, err := haproxy.Stats(ctx, s.Socket(vip))
+	servers, pid, err := haproxy.StatsFrom(ctx, s.Socket(vip))
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.Workers != nil && pid > 0 {
+		s.Workers.learn(vip, pid)
+	}
 	return haproxy.UpCount(servers), haproxy.StartingCount(servers), nil
+}
+
+// Workers remembers, per VIP, the HAProxy processes that serve it, as
+// learned from the process listening on its admin socket at each read of
+// its state (Stats), and tells whether they are stopped: it implements
+// Processes with one read of /proc per worker.
+type Workers struct {
+	// Proc is where /proc is mounted (default haproxy.ProcRoot).
+	Proc  string
+	mu    sync.Mutex
+	byVIP map[string][]int
+}
+
+func (w *Workers) proc() string {
+	if w.Proc == "" {
+		return haproxy.ProcRoot
+	}
+	return w.Proc
+}
+
+// learn records the workers of the HAProxy listening with pid.
+func (w *Workers) learn(vip string, pid int) {
+	ws, err := haproxy.Workers(w.proc(), pid)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byVIP == nil {
+		w.byVIP = map[string][]int{}
+	}
+	if err != nil {
+		delete(w.byVIP, vip) // cannot tell
+		return
+	}
+	w.byVIP[vip] = ws
+}
+
+// Stopped implements Processes: every known worker of the VIP is stopped.
+// Workers that exited are forgotten; none known means it cannot tell.
+func (w *Workers) Stopped(vip string) ([]int, bool) {
+	w.mu.Lock()
+	ws := w.byVIP[vip]
+	w.mu.Unlock()
+	var alive []int
+	stopped := 0
+	for _, pid := range ws {
+		st, err := haproxy.Stopped(w.proc(), pid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		alive = append(alive, pid)
+		if err == nil && st {
+			stopped++
+		}
+	}
+	if len(alive) != len(ws) {
+		w.mu.Lock()
+		if slices.Equal(w.byVIP[vip], ws) {
+			w.byVIP[vip] = alive
+		}
+		w.mu.Unlock()
+	}
+	return alive, len(alive) > 0 && stopped == len(alive)
 }
 
 // Responds implements Runtime: HAProxy answers "show info" on the VIP's
@@ -142,4 +210,36 @@ func (a *Agent) watch() error {
 		return fmt.Errorf("watch listeners: %w", err)
 	}
 	return nil
+}
+
+// ListenBackendEvents listens on path for the state events of every VIP's
+// HAProxy (health/haproxy.Events) and forwards them until ctx ends; bad is
+// told about messages that do not parse (nil: ignored). The returned
+// function closes the socket and waits for the reader.
+func ListenBackendEvents(ctx context.Context, path string, bad func(error)) (<-chan BackendEvent, func(), error) {
+	evs, err := haproxy.ListenEvents(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan BackendEvent, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		err := evs.Run(ctx, func(e haproxy.Event) {
+			select {
+			case out <- BackendEvent{VIP: e.Tag, Text: e.Text}:
+			case <-ctx.Done():
+			}
+		}, bad)
+		if err != nil && bad != nil {
+			bad(err)
+		}
+	}()
+	return out, func() {
+		cancel()
+		<-done
+		evs.Close()
+	}, nil
 }

@@ -17,6 +17,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -51,6 +52,22 @@ type Runtime interface {
 	Responds(ctx context.Context, vip string) error
 }
 
+// BackendEvent is a VIP's HAProxy logging a change of one of its servers'
+// or backends' state (health/haproxy.Event): a hint to read the VIP's
+// backends at once, never a verdict.
+type BackendEvent struct {
+	VIP  string
+	Text string
+}
+
+// Processes tells whether a VIP's HAProxy is stopped (SIGSTOP): a hung
+// HAProxy that the kernel shows as such, without asking it anything.
+type Processes interface {
+	// Stopped reports whether every worker of the VIP's HAProxy is
+	// stopped and names them; false when it cannot tell.
+	Stopped(vip string) (workers []int, stopped bool)
+}
+
 // ListenerEvent is a listener of the LB's namespace opening or closing.
 type ListenerEvent struct {
 	Addr netip.AddrPort
@@ -77,6 +94,13 @@ type Config struct {
 	// kernel-side filter told which listeners to report (in the network
 	// namespace with inode WatchNetNS; 0 means any).
 	Events     <-chan ListenerEvent
+	// BackendEvents are the VIPs' HAProxy state changes (nil: none). With
+	// them, a stable VIP whose HAProxy sends them (health.VIP.Events) has
+	// its backends read only on an event and every ProbeInterval.
+	BackendEvents <-chan BackendEvent
+	// Processes, when set, is asked by the socket watcher about every
+	// VIP about twice a second: a stopped HAProxy is withdrawn at once.
+	Processes Processes
 	Watcher    Watcher
 	WatchNetNS uint64
 	// Interval between evaluations of a VIP; FastInterval while the VIP is
@@ -150,6 +174,7 @@ type Status struct {
 // the channels are guarded by Agent.mu.
 type vipState struct {
 	kick chan struct{} // evaluate soon (a listener of the VIP opened)
+	poke chan struct{} // evaluate now (its backends changed)
 	stop context.CancelFunc
 	// evaluated is closed after the first evaluation.
 	evaluated chan struct{}
@@ -167,8 +192,9 @@ type vipState struct {
 	confirming bool
 	calmUntil  time.Time
 	// evals counts completed evaluations, probeRuns those that ran the
-	// active probes.
-	evals, probeRuns int
+	// active probes, statReads those that read the backends;
+	// backendEvents counts HAProxy's state events.
+	evals, probeRuns, statReads, backendEvents int
 	// steady counts the evaluations in a row (up to Agent.window) that
 	// found the VIP healthy and unchanged; alert is set by anything that
 	// makes the VIP unstable (unsettleLocked) and cleared once it is
@@ -325,6 +351,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	if a.cfg.Events != nil {
 		a.wg.Go(func() { a.events(wctx, a.cfg.Events) })
 	}
+	if a.cfg.BackendEvents != nil {
+		a.wg.Go(func() { a.backendEvents(wctx, a.cfg.BackendEvents) })
+	}
 	if a.cfg.Handoff != nil {
 		a.wg.Go(func() { a.handoffLoop(wctx) })
 	}
@@ -376,7 +405,7 @@ func (a *Agent) load() ([]*vipState, error) {
 	for _, v := range ann.VIPs {
 		s := a.vips[v.Name]
 		if s == nil {
-			s = &vipState{kick: make(chan struct{}, 1), evaluated: make(chan struct{}),
+			s = &vipState{kick: make(chan struct{}, 1), poke: make(chan struct{}, 1), evaluated: make(chan struct{}),
 				tracker: health.NewTracker(a.cfg.Rise, a.cfg.Fall), since: time.Now()}
 			var wctx context.Context
 			wctx, s.stop = context.WithCancel(a.runCtx)
@@ -475,6 +504,8 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 				timer.Reset(a.untilSlot(time.Now(), time.Until(due)))
 			}
 			continue
+		case <-s.poke:
+			timer.Stop() // reset below
 		case <-timer.C:
 		}
 		changing := a.evaluate(ctx, s, kicked)
@@ -513,11 +544,25 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 		return false
 	}
 	a.mu.Lock()
+	rising := !s.tracker.Healthy()
+	a.mu.Unlock()
+	if p := a.cfg.Processes; p != nil && rising {
+		// A stopped HAProxy can pass a TCP probe (the kernel completes
+		// the handshake): it must not rise until continued.
+		if workers, stopped := p.Stopped(v.Name); stopped {
+			r.OK, r.Unknown = false, false
+			r.Reasons = append(r.Reasons, fmt.Sprintf("HAProxy hung: stopped (process %v in state T)", workers))
+		}
+	}
+	a.mu.Lock()
 	now := time.Now()
 	a.lastEval = now
 	s.evals++
 	if !r.ProbesReused {
 		s.probeRuns++
+	}
+	if !r.BackendsReused && r.Up != nil {
+		s.statReads++
 	}
 	if a.vips[v.Name] != s || s.downs != downs {
 		// Reloaded away, or withdrawn by an event while this ran: the
@@ -561,17 +606,23 @@ func (a *Agent) probeEvery() int {
 	return max(int((a.cfg.ProbeInterval+a.cfg.Interval/2)/a.cfg.Interval), 1)
 }
 
-// reuseProbesLocked returns the probes' outcome the next evaluation of s
-// reuses instead of probing, or nil when it must probe: s is not stable
-// (healthy, nothing changing, for its window) or its probes are due. a.mu
-// is held.
-func (a *Agent) reuseProbesLocked(s *vipState) *health.Probed {
+// reuseProbesLocked returns what the next evaluation of s reuses instead
+// of measuring (the probes' outcome and, when HAProxy's state events are
+// on, the servers up), or nil when it must measure everything: s is not
+// stable (healthy, nothing changing, for its window) or its probes are due.
+// a.mu is held.
+func (a *Agent) reuseProbesLocked(s *vipState) *health.Reused {
 	if !s.tracker.Healthy() || s.tracker.Changing() || s.alert || s.steady < a.window() ||
 		s.sinceProbe+1 >= a.probeEvery() {
 		return nil
 	}
-	p := s.probed
-	return &p
+	r := &health.Reused{Probed: s.probed}
+	if a.cfg.BackendEvents != nil && s.vip.Events {
+		// Any change of a server's state arrives as an event, which
+		// unsettles the VIP (backendEvent).
+		r.Up = s.up
+	}
+	return r
 }
 
 // settleLocked records what evaluation r says about the VIP's stability,
@@ -662,6 +713,43 @@ func (a *Agent) events(ctx context.Context, ch <-chan ListenerEvent) {
 			}
 			a.event(ev)
 		}
+	}
+}
+
+// backendEvents reads HAProxy's state events until ctx ends.
+func (a *Agent) backendEvents(ctx context.Context, ch <-chan BackendEvent) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			a.backendEvent(ev)
+		}
+	}
+}
+
+// backendEvent makes the VIP's next evaluation read its backends, at once:
+// HAProxy's own checks decided that a server went down or came back, and
+// the agent learns it without polling. An event for an unknown VIP is
+// ignored.
+func (a *Agent) backendEvent(ev BackendEvent) {
+	a.mu.Lock()
+	s := a.vips[ev.VIP]
+	if s != nil {
+		a.unsettleLocked(s)
+		s.backendEvents++
+	}
+	a.mu.Unlock()
+	if s == nil {
+		return
+	}
+	a.log.Debug("haproxy state event", "vip", ev.VIP, "event", ev.Text)
+	select {
+	case s.poke <- struct{}{}:
+	default:
 	}
 }
 

@@ -44,13 +44,20 @@ type siteOptions struct {
 	frontendExtra string
 	// server is the backend server address; "" serves 200 from HAProxy.
 	server string
+	// noEvents leaves out the log lines that send HAProxy's state changes
+	// to the agent (a release rendered before them).
+	noEvents bool
 }
 
 // siteHAProxy is the configuration of one VIP's HAProxy.
 func siteHAProxy(v health.VIP, runDir string, o siteOptions) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n  nbthread 1\n  stats socket %s mode 600 level admin\n", renderhaproxy.AdminSocket(runDir, v.Name))
-	b.WriteString("defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
+	if v.Events {
+		// As bundle/render/haproxy writes them: state changes to the agent.
+		fmt.Fprintf(&b, "  log unix@%s len 1024 format rfc5424 local0 notice\n  log-tag %s\n", renderhaproxy.EventsSocket(runDir), v.Name)
+	}
+	b.WriteString("defaults\n  log global\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
 	fmt.Fprintf(&b, "frontend fe\n  bind %s\n", v.Probes[0].Addr)
 	if o.frontendExtra != "" {
 		fmt.Fprintf(&b, "  %s\n", o.frontendExtra)
@@ -86,6 +93,7 @@ func newSiteOn(t *testing.T, tb *testbed, n int, o siteOptions) ([]*siteVIP, *re
 			Addresses: []netip.Addr{a},
 			Probes:    []health.Probe{{Kind: health.ProbeHTTP, Addr: netip.AddrPortFrom(a, 80), Host: "www.example.org", Path: "/"}},
 			Backends:  []health.Backend{{Name: "be", MinUp: 1}},
+			Events:    !o.noEvents,
 		}}
 	}
 	// One ip -batch for every address: n execs of ip take seconds.

@@ -47,7 +47,9 @@ func (a *Agent) watchSockets(ctx context.Context) {
 	t := time.NewTicker(a.cfg.StallInterval)
 	defer t.Stop()
 	var prev map[netip.AddrPort]health.Listener
-	for {
+	// Every VIP's HAProxy process state about twice a second.
+	every := max(int(stoppedInterval/a.cfg.StallInterval), 1)
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -56,6 +58,9 @@ func (a *Agent) watchSockets(ctx context.Context) {
 		a.mu.Lock()
 		a.lastEval = time.Now()
 		a.mu.Unlock()
+		if a.cfg.Processes != nil && tick%every == 0 {
+			a.checkStopped()
+		}
 		if a.cfg.Deps.Sockets == nil {
 			continue
 		}
@@ -138,6 +143,41 @@ func (a *Agent) confirmStall(ctx context.Context, s *vipState, l health.Listener
 	if changed {
 		a.log.Warn("HAProxy hung, withdrawing", "vip", name, "addr", l.Addr, "backlog", l.Backlog, "err", err)
 		a.publish(false, s)
+	}
+}
+
+// stoppedInterval is about how often the socket watcher asks Processes
+// whether each VIP's HAProxy is stopped: one read of /proc per VIP, so a
+// SIGSTOPped HAProxy is withdrawn within about half a second whether
+// clients connect or not.
+const stoppedInterval = 450 * time.Millisecond
+
+// checkStopped withdraws, at once, every healthy VIP whose HAProxy is
+// stopped (every worker in state T): it serves nothing until continued.
+// A busy HAProxy is running or sleeping, never stopped.
+func (a *Agent) checkStopped() {
+	a.mu.Lock()
+	names := make([]string, 0, len(a.order))
+	for _, s := range a.order {
+		if s.tracker.Healthy() {
+			names = append(names, s.vip.Name)
+		}
+	}
+	a.mu.Unlock()
+	for _, name := range names {
+		workers, stopped := a.cfg.Processes.Stopped(name)
+		if !stopped {
+			continue
+		}
+		reason := fmt.Sprintf("HAProxy hung: stopped (process %v in state T)", workers)
+		a.mu.Lock()
+		s := a.vips[name]
+		changed := s != nil && a.downLocked(s, reason)
+		a.mu.Unlock()
+		if changed {
+			a.log.Warn("HAProxy stopped, withdrawing", "vip", name, "workers", workers)
+			a.publish(false, s)
+		}
 	}
 }
 

@@ -47,11 +47,19 @@ func (s Server) Starting() bool {
 // backend (the FRONTEND and BACKEND summary rows are left out). It asks for
 // server rows only ("-1 4 -1": every proxy, type server, every server id).
 func Stats(ctx context.Context, socket string) ([]Server, error) {
-	out, err := Command(ctx, socket, "show stat -1 4 -1")
+	servers, _, err := StatsFrom(ctx, socket)
+	return servers, err
+}
+
+// StatsFrom is Stats that also returns the process listening on the socket
+// (SO_PEERCRED; 0 when unknown): HAProxy's master in master-worker mode.
+func StatsFrom(ctx context.Context, socket string) ([]Server, int, error) {
+	out, pid, err := command(ctx, socket, "show stat -1 4 -1")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return parseStat(out)
+	servers, err := parseStat(out)
+	return servers, pid, err
 }
 
 // UpCount returns the number of servers up per backend.
@@ -82,25 +90,33 @@ func StartingCount(servers []Server) map[string]int {
 
 // Command sends one runtime API command and returns the answer.
 func Command(ctx context.Context, socket, cmd string) (string, error) {
+	out, _, err := command(ctx, socket, cmd)
+	return out, err
+}
+
+// command is Command that also returns the PID that listens on the socket
+// (0 when unknown).
+func command(ctx context.Context, socket, cmd string) (string, int, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return "", fmt.Errorf("haproxy socket %s: %w", socket, err)
+		return "", 0, fmt.Errorf("haproxy socket %s: %w", socket, err)
 	}
 	defer c.Close()
+	pid := peerPID(c)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(2 * time.Second)
 	}
 	_ = c.SetDeadline(deadline)
 	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
-		return "", fmt.Errorf("haproxy socket %s: %w", socket, err)
+		return "", 0, fmt.Errorf("haproxy socket %s: %w", socket, err)
 	}
 	b, err := io.ReadAll(io.LimitReader(c, 16<<20))
 	if err != nil {
-		return "", fmt.Errorf("haproxy socket %s: %s: %w", socket, cmd, err)
+		return "", 0, fmt.Errorf("haproxy socket %s: %s: %w", socket, cmd, err)
 	}
-	return string(b), nil
+	return string(b), pid, nil
 }
 
 // parseStat reads "show stat" CSV. HAProxy quotes a field only when it

@@ -54,7 +54,22 @@ type VIP struct {
 // Health returns the VIP's health specification: what the agent and the
 // install's health gate evaluate.
 func (v *VIP) Health() health.VIP {
-	return health.VIP{Name: v.Name, Addresses: v.Addresses, Probes: v.Probes, Backends: v.Backends}
+	return health.VIP{Name: v.Name, Addresses: v.Addresses, Probes: v.Probes, Backends: v.Backends,
+		Events: v.sendsEvents()}
+}
+
+// sendsEvents reports whether the VIP's haproxy.cfg sends its server and
+// backend state changes to the agent: bundle/render/haproxy writes a
+// "log unix@.../haproxy-events.sock" line (issue 16); a
+// release rendered before does not, and the agent then reads the VIP's
+// state every interval as it did.
+func (v *VIP) sendsEvents() bool {
+	for _, f := range v.Files {
+		if f.Path == "haproxy.cfg" {
+			return bytes.Contains(f.Data, []byte("/haproxy-events.sock "))
+		}
+	}
+	return false
 }
 
 // State is the node state a release asks for.

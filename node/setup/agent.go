@@ -14,6 +14,7 @@ import (
 
 	"github.com/lbctl/lbctl/bpf"
 	"github.com/lbctl/lbctl/bpf/handoff"
+	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health/agent"
 	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
@@ -38,6 +39,14 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 		return err
 	}
 	defer closeProbes()
+	evs, closeEvents, err := agent.ListenBackendEvents(ctx, haproxy.EventsSocket(cfg.RuntimeDir),
+		func(err error) { log.Debug("haproxy events socket", "err", err) })
+	if err != nil {
+		log.Warn("HAProxy state events unavailable: backends are read at every evaluation", "err", err)
+	} else {
+		defer closeEvents()
+		acfg.BackendEvents = evs
+	}
 	ho := newHandoff(time.Duration(cfg.DrainTime)+10*time.Second, handoff.DefaultPinDir)
 	defer ho.Close()
 	acfg.Handoff = ho
@@ -88,6 +97,12 @@ func agentConfig(ctx context.Context, cfg *config.Config, store *release.Store, 
 		Interval: time.Duration(cfg.Agent.Interval), FastInterval: time.Duration(cfg.Agent.FastInterval),
 		ProbeInterval: time.Duration(cfg.Agent.ProbeInterval), Rise: cfg.Agent.Rise, Fall: cfg.Agent.Fall,
 		KeepRoutesOnShutdown: cfg.Agent.KeepRoutesOnShutdown}
+	if st, ok := acfg.Deps.Backends.(agent.Stats); ok {
+		// The processes behind each VIP's admin socket, to withdraw a
+		// stopped HAProxy at once.
+		st.Workers = &agent.Workers{}
+		acfg.Deps.Backends, acfg.Processes = st, st.Workers
+	}
 	if rt, ok := acfg.Deps.Backends.(agent.Runtime); ok {
 		acfg.Runtime = rt
 	}
