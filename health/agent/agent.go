@@ -94,6 +94,8 @@ type Config struct {
 	// kernel-side filter told which listeners to report (in the network
 	// namespace with inode WatchNetNS; 0 means any).
 	Events     <-chan ListenerEvent
+	Watcher    Watcher
+	WatchNetNS uint64
 	// BackendEvents are the VIPs' HAProxy state changes (nil: none). With
 	// them, a stable VIP whose HAProxy sends them (health.VIP.Events) has
 	// its backends read only on an event and every ProbeInterval.
@@ -101,8 +103,6 @@ type Config struct {
 	// Processes, when set, is asked by the socket watcher about every
 	// VIP about twice a second: a stopped HAProxy is withdrawn at once.
 	Processes Processes
-	Watcher    Watcher
-	WatchNetNS uint64
 	// Interval between evaluations of a VIP; FastInterval while the VIP is
 	// changing state. Defaults 1 s and 200 ms. Each VIP's timer is
 	// jittered by up to a tenth of the interval, so evaluations spread over

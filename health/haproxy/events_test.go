@@ -64,7 +64,9 @@ func TestEventsFromHAProxy(t *testing.T) {
 	got := make(chan Event, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- evs.Run(ctx, func(e Event) { got <- e }, func(err error) { t.Errorf("bad event: %v", err) }) }()
+	go func() {
+		done <- evs.Run(ctx, func(e Event) { got <- e }, func(err error) { t.Errorf("bad event: %v", err) })
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
