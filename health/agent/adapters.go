@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"slices"
 	"sync"
@@ -93,12 +92,12 @@ func (s Stats) UpAndStarting(ctx context.Context, vip string) (up, starting map[
 // Workers remembers, per VIP, the HAProxy processes that serve it, as
 // learned from the process listening on its admin socket at each read of
 // its state (Stats), and tells whether they are stopped: it implements
-// Processes with one read of /proc per worker.
+// Processes with one pread of each worker's /proc/<pid>/stat, kept open.
 type Workers struct {
 	// Proc is where /proc is mounted (default haproxy.ProcRoot).
 	Proc  string
 	mu    sync.Mutex
-	byVIP map[string][]int
+	byVIP map[string][]*haproxy.Stat
 }
 
 func (w *Workers) proc() string {
@@ -110,45 +109,61 @@ func (w *Workers) proc() string {
 
 // learn records the workers of the HAProxy listening with pid.
 func (w *Workers) learn(vip string, pid int) {
-	ws, err := haproxy.Workers(w.proc(), pid)
+	pids, err := haproxy.Workers(w.proc(), pid)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.byVIP == nil {
-		w.byVIP = map[string][]int{}
+		w.byVIP = map[string][]*haproxy.Stat{}
 	}
-	if err != nil {
+	old := w.byVIP[vip]
+	var keep []*haproxy.Stat
+	for _, p := range pids {
+		i := slices.IndexFunc(old, func(s *haproxy.Stat) bool { return s.PID() == p })
+		if i >= 0 {
+			keep, old[i] = append(keep, old[i]), nil
+			continue
+		}
+		if s, err := haproxy.OpenStat(w.proc(), p); err == nil {
+			keep = append(keep, s)
+		}
+	}
+	for _, s := range old {
+		if s != nil {
+			s.Close()
+		}
+	}
+	if err != nil || len(keep) == 0 {
 		delete(w.byVIP, vip) // cannot tell
 		return
 	}
-	w.byVIP[vip] = ws
+	w.byVIP[vip] = keep
 }
 
 // Stopped implements Processes: every known worker of the VIP is stopped.
 // Workers that exited are forgotten; none known means it cannot tell.
 func (w *Workers) Stopped(vip string) ([]int, bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	ws := w.byVIP[vip]
-	w.mu.Unlock()
-	var alive []int
-	stopped := 0
-	for _, pid := range ws {
-		st, err := haproxy.Stopped(w.proc(), pid)
-		if errors.Is(err, fs.ErrNotExist) {
+	var pids []int
+	stopped, alive := 0, ws[:0]
+	for _, s := range ws {
+		st, err := s.Stopped()
+		if errors.Is(err, haproxy.ErrGone) {
+			s.Close()
 			continue
 		}
-		alive = append(alive, pid)
+		alive, pids = append(alive, s), append(pids, s.PID())
 		if err == nil && st {
 			stopped++
 		}
 	}
-	if len(alive) != len(ws) {
-		w.mu.Lock()
-		if slices.Equal(w.byVIP[vip], ws) {
-			w.byVIP[vip] = alive
-		}
-		w.mu.Unlock()
+	if len(alive) == 0 {
+		delete(w.byVIP, vip)
+	} else {
+		w.byVIP[vip] = alive
 	}
-	return alive, len(alive) > 0 && stopped == len(alive)
+	return pids, len(alive) > 0 && stopped == len(alive)
 }
 
 // Responds implements Runtime: HAProxy answers "show info" on the VIP's

@@ -182,3 +182,71 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 		t.Fatalf("after a listener opened: %d probes, fast %v, healthy %v", p, fast, healthy())
 	}
 }
+
+// TestBackendEventsReplaceShowStat: a stable VIP whose HAProxy sends its
+// state changes reads show stat only with its probes (every 5th
+// evaluation), and a state event makes the VIP's own goroutine evaluate at
+// once (its timer is an hour away) and read show stat; the server down it
+// finds then counts towards Fall like any failure. A VIP whose HAProxy does
+// not send events (a release rendered before them) reads show stat at every
+// evaluation.
+func TestBackendEventsReplaceShowStat(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	probes, addr := countingServer(t)
+	be := &countingBackends{}
+	be.up.Store(2)
+	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+		Probes:   []health.Probe{{Kind: health.ProbeTCP, Addr: addr}},
+		Backends: []health.Backend{{Name: "be", MinUp: 1}}, Events: true}
+	old := vip
+	old.Name, old.Addresses, old.Events = "old", []netip.Addr{netip.MustParseAddr("192.0.2.11")}, false
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip, old}})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	events := make(chan BackendEvent) // on; events are handed in by hand below
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
+		BackendEvents: events, Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); a.wg.Wait() }()
+	a.runCtx = ctx
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	s, o := a.vips["a"], a.vips["old"]
+	<-s.evaluated
+	<-o.evaluated
+	waitFor(t, "the first evaluations' probes accepted", func() bool { return probes.Load() == 2 })
+	counts := func(s *vipState) (evals, stats int) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return s.evals, s.statReads
+	}
+	for _, v := range []*vipState{s, o} {
+		for range 22 { // rise (1), settle (1), then 20 stable
+			a.evaluate(ctx, v, time.Time{})
+		}
+	}
+	if _, n := counts(s); n != 1+2+4 {
+		t.Errorf("VIP with events: %d show stat in 23 evaluations, want 7 (3 until stable, then 1 in 5)", n)
+	}
+	if _, n := counts(o); n != 23 {
+		t.Errorf("VIP without events: %d show stat in 23 evaluations, want 23", n)
+	}
+
+	be.up.Store(0)
+	e0, n0 := counts(s)
+	a.backendEvent(BackendEvent{VIP: "a", Text: "Server be/s1 is DOWN"}) // what Run's reader calls
+
+	waitFor(t, "the VIP's own evaluation after the event", func() bool {
+		e, n := counts(s)
+		return e == e0+1 && n == n0+1
+	})
+	a.evaluate(ctx, s, time.Time{}) // Fall 2
+	a.mu.Lock()
+	healthy := s.tracker.Healthy()
+	a.mu.Unlock()
+	if healthy {
+		t.Error("no server up in two evaluations: still healthy")
+	}
+	a.backendEvent(BackendEvent{VIP: "unknown", Text: "x"}) // ignored
+}
