@@ -16,6 +16,7 @@ import (
 	"github.com/lbctl/lbctl/bpf/handoff"
 	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/health/agent"
+	"github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/health/traffic"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/release"
@@ -56,7 +57,10 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	case !ho.dp.Pinned():
 		log.Warn("flow handoff " + ho.pins)
 	}
-	ann, err := NewAnnouncer(cfg)
+	ann, err := newAnnouncer(cfg, func(tm bird.Timing) {
+		log.Info("routes applied in BIRD", "prefixes", tm.Prefixes, "write", tm.Write.Round(time.Microsecond),
+			"configure", tm.Configure.Round(time.Microsecond), "verify", tm.Verify.Round(time.Microsecond), "err", tm.Err)
+	})
 	if err != nil {
 		return err
 	}

@@ -248,10 +248,16 @@ func Opener(trustedDir string, now func() time.Time) func([]byte) (*install.Veri
 
 // NewAnnouncer returns the BIRD announcer of the node's include files.
 func NewAnnouncer(cfg *config.Config) (*bird.Announcer, error) {
+	return newAnnouncer(cfg, nil)
+}
+
+// newAnnouncer is NewAnnouncer telling observe how each change was spent.
+func newAnnouncer(cfg *config.Config, observe func(bird.Timing)) (*bird.Announcer, error) {
 	return bird.NewAnnouncer(bird.AnnouncerConfig{
 		Include4: filepath.Join(cfg.Bird.IncludeDir, renderbird.Include4Name),
 		Include6: filepath.Join(cfg.Bird.IncludeDir, renderbird.Include6Name),
 		Dial:     bird.SocketDialer(cfg.Bird.Socket),
+		Observe:  observe,
 	})
 }
 
