@@ -634,9 +634,28 @@ func TestHelperErrorsAndStop(t *testing.T) {
 	if st, err = m.State(ctx, tp); err != nil || st.MainPID == 0 {
 		t.Fatalf("state of %s: %v %v", tp, st, err)
 	}
+	// ... and Notify tells of it as it happens.
+	notified := make(chan string, 64)
+	watch.Notify(func(unit, state string) {
+		if unit == tp {
+			select {
+			case notified <- state:
+			default:
+			}
+		}
+	})
 	t0 = time.Now()
 	if err := syscall.Kill(int(st.MainPID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case state := <-notified:
+		if state == "active" || state == "reloading" {
+			t.Errorf("first notification after SIGKILL of %s: %q, want a state that is not active", tp, state)
+		}
+		t.Logf("unit watch: SIGKILL of %s's main PID notified %v later (%s)", tp, time.Since(t0).Round(time.Microsecond), state)
+	case <-time.After(10 * time.Second):
+		t.Errorf("no notification of %s after SIGKILL of its main PID", tp)
 	}
 	waitState(tp, func(s string) bool { return s != "active" }, "not active after SIGKILL")
 	t.Logf("unit watch: SIGKILL of %s's main PID seen %v later", tp, time.Since(t0).Round(time.Microsecond))

@@ -23,6 +23,17 @@ type UnitWatch struct {
 	states map[string]string // unit -> ActiveState
 	err    error             // last resync error
 	lists  uint64
+	notify func(unit, state string)
+}
+
+// Notify makes the watch call fn, from its own goroutine, whenever a
+// signal changes a unit's ActiveState (not on the periodic re-list): the
+// agent withdraws a VIP the moment systemd sees its HAProxy's main process
+// die, before the worker has even noticed. fn must not block.
+func (w *UnitWatch) Notify(fn func(unit, state string)) {
+	w.mu.Lock()
+	w.notify = fn
+	w.mu.Unlock()
 }
 
 // WatchResync is how often a UnitWatch re-lists its units.
@@ -86,8 +97,13 @@ func (w *UnitWatch) apply(u *sdbus.PropertiesUpdate) {
 		return
 	}
 	w.mu.Lock()
+	old := w.states[u.UnitName]
 	w.states[u.UnitName] = s
+	fn := w.notify
 	w.mu.Unlock()
+	if fn != nil && old != s {
+		fn(u.UnitName, s)
+	}
 }
 
 // resync lists the matching units once.

@@ -68,6 +68,12 @@ type Processes interface {
 	Stopped(vip string) (workers []int, stopped bool)
 }
 
+// UnitEvent is a VIP's HAProxy unit changing its ActiveState, from
+// systemd's signals (systemd.UnitWatch.Notify).
+type UnitEvent struct {
+	VIP, State string
+}
+
 // ListenerEvent is a listener of the LB's namespace opening or closing.
 type ListenerEvent struct {
 	Addr netip.AddrPort
@@ -100,6 +106,11 @@ type Config struct {
 	// them, a stable VIP whose HAProxy sends them (health.VIP.Events) has
 	// its backends read only on an event and every ProbeInterval.
 	BackendEvents <-chan BackendEvent
+	// UnitEvents are the VIPs' units changing state (nil: none). A unit
+	// that leaves active (its HAProxy's main process died, a restart, a
+	// stop) withdraws the VIP at once: systemd sees the master die before
+	// the worker has closed its listeners.
+	UnitEvents <-chan UnitEvent
 	// Processes, when set, is asked by the socket watcher about every
 	// VIP about twice a second: a stopped HAProxy is withdrawn at once.
 	Processes Processes
@@ -353,6 +364,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	}
 	if a.cfg.BackendEvents != nil {
 		a.wg.Go(func() { a.backendEvents(wctx, a.cfg.BackendEvents) })
+	}
+	if a.cfg.UnitEvents != nil {
+		a.wg.Go(func() { a.unitEvents(wctx, a.cfg.UnitEvents) })
 	}
 	if a.cfg.Handoff != nil {
 		a.wg.Go(func() { a.handoffLoop(wctx) })
@@ -750,6 +764,49 @@ func (a *Agent) backendEvent(ev BackendEvent) {
 	select {
 	case s.poke <- struct{}{}:
 	default:
+	}
+}
+
+// unitEvents reads unit state changes until ctx ends.
+func (a *Agent) unitEvents(ctx context.Context, ch <-chan UnitEvent) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			a.unitEvent(ev)
+		}
+	}
+}
+
+// unitEvent withdraws a VIP whose unit left active, at once, and pulls the
+// next evaluation of one whose unit became active forward (like a listener
+// opening). A reload keeps the unit active ("reloading").
+func (a *Agent) unitEvent(ev UnitEvent) {
+	active := ev.State == "active" || ev.State == "reloading"
+	a.mu.Lock()
+	s := a.vips[ev.VIP]
+	if s == nil {
+		a.mu.Unlock()
+		return
+	}
+	if active {
+		a.unsettleLocked(s)
+		a.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	changed := a.downLocked(s, "unit "+ev.State)
+	a.mu.Unlock()
+	if changed {
+		a.log.Warn("unit not active, withdrawing", "vip", ev.VIP, "state", ev.State)
+		a.publish(false, s)
 	}
 }
 

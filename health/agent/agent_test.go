@@ -199,6 +199,31 @@ func TestListenerEventWithdrawsWithoutPolling(t *testing.T) {
 	}
 }
 
+// TestUnitEventWithdrawsWithoutPolling: as with a listener event, only the
+// unit's state change (its main PID died: systemd says deactivating) can
+// withdraw the VIP here; a reload (reloading) does not, and the unit
+// active again lets it rise (Rise 1) on its next evaluation.
+func TestUnitEventWithdrawsWithoutPolling(t *testing.T) {
+	units := make(chan UnitEvent, 8)
+	o := startOneVIP(t, Config{Interval: time.Hour, FastInterval: 10 * time.Millisecond, Rise: 1, Fall: 1000, UnitEvents: units})
+	waitFor(t, "VIP announced after its first evaluation", func() bool { return slices.Equal(o.ann.last(), o.want) })
+	units <- UnitEvent{VIP: "a", State: "reloading"}
+	units <- UnitEvent{VIP: "other", State: "failed"}
+	units <- UnitEvent{VIP: "a", State: "deactivating"}
+	waitFor(t, "VIP withdrawn on the unit event", func() bool { return len(o.ann.last()) == 0 })
+	o.ann.mu.Lock()
+	sets := slices.Clone(o.ann.sets)
+	o.ann.mu.Unlock()
+	if len(sets) != 2 {
+		t.Errorf("announcements %v: want the VIP, then nothing (reloading and another VIP's unit change nothing)", sets)
+	}
+	if st := o.a.Status(); st.VIPs[0].Healthy || !slices.Equal(st.VIPs[0].Reasons, []string{"unit deactivating"}) {
+		t.Errorf("status after the event %+v", st.VIPs[0])
+	}
+	units <- UnitEvent{VIP: "a", State: "active"}
+	waitFor(t, "VIP announced again once its unit is active", func() bool { return slices.Equal(o.ann.last(), o.want) })
+}
+
 func TestControlSocket(t *testing.T) {
 	store, _ := release.Open(t.TempDir())
 	_, addr := serve(t)

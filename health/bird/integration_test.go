@@ -259,7 +259,7 @@ func TestIntegrationAnnounceWithdraw(t *testing.T) {
 	}
 	waitRoutes(t, rr, pfx("192.0.2.11/32"), 2*time.Second)
 
-	measureWithdraw(t, a, lb, rr, "include files on "+fsType(t, topo.include4))
+	measureWithdraw(t, a, lb, rr, 0, "include files on "+fsType(t, topo.include4))
 
 	if st := a.State(); st.Dials != 1 {
 		t.Errorf("dials %d, want 1", st.Dials)
@@ -298,15 +298,24 @@ func TestIntegrationAnnounceWithdraw(t *testing.T) {
 	waitRoutes(t, rr, pfx("192.0.2.12/32", "2001:db8::12/128"), 5*time.Second)
 }
 
-// measureWithdraw times 20 withdrawals of 192.0.2.10/32: from the start of
-// Set to the route gone from the route reflector's table, polled every
-// millisecond; and 20 announcements the same way.
-func measureWithdraw(t *testing.T, a *bird.Announcer, lb, rr *bird.Client, what string) {
+// measureWithdraw times 20 withdrawals of 192.0.2.10/32 with others more
+// routes announced besides 192.0.2.11/32: from the start of Set to the
+// route gone from the route reflector's table, polled every millisecond;
+// and 20 announcements the same way.
+func measureWithdraw(t *testing.T, a *bird.Announcer, lb, rr *bird.Client, others int, what string) {
 	t.Helper()
 	ctx := context.Background()
 	const trials = 20
 	var withdraw, announce, setDur, configure []time.Duration
-	two, one := pfx("192.0.2.10/32", "192.0.2.11/32"), pfx("192.0.2.11/32")
+	one := pfx("192.0.2.11/32")
+	for i := range others {
+		one = append(one, netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32))
+		if i >= 256 {
+			t.Fatalf("at most 256 other routes")
+		}
+	}
+	one = bird.SortPrefixes(one)
+	two := bird.SortPrefixes(append(pfx("192.0.2.10/32"), one...))
 	for range trials {
 		start := time.Now()
 		if err := a.Set(ctx, two); err != nil {
@@ -338,7 +347,7 @@ func measureWithdraw(t *testing.T, a *bird.Announcer, lb, rr *bird.Client, what 
 		return fmt.Sprintf("p50 %v p95 %v max %v", percentile(ds, .5).Round(10*time.Microsecond),
 			percentile(ds, .95).Round(10*time.Microsecond), slices.Max(ds).Round(10*time.Microsecond))
 	}
-	t.Logf("%s, %d trials, route reflector polled every 1 ms:", what, trials)
+	t.Logf("%s, %d other routes, %d trials, route reflector polled every 1 ms:", what, others+1, trials)
 	t.Logf("  withdraw (Set start -> gone at RR):     %s", stats(withdraw))
 	t.Logf("  announce (Set start -> present at RR):  %s", stats(announce))
 	t.Logf("  Set() for a withdrawal (write+configure+verify): %s", stats(setDur))
@@ -380,7 +389,20 @@ func TestIntegrationWithdrawTmpfs(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	topo := newTopologyIn(t, false, dir)
 	a := topo.announcer(t)
-	measureWithdraw(t, a, topo.lb.client(t), topo.rr.client(t), "include files on "+fsType(t, topo.include4))
+	measureWithdraw(t, a, topo.lb.client(t), topo.rr.client(t), 0, "include files on "+fsType(t, topo.include4))
+}
+
+// TestIntegrationWithdrawScale is the withdrawal measurement with the routes
+// of 150 VIPs announced (LBCTL_BIRD_SCALE=1): what a reconfigure costs
+// when the include file holds 150 routes.
+func TestIntegrationWithdrawScale(t *testing.T) {
+	needRoot(t)
+	if os.Getenv("LBCTL_BIRD_SCALE") == "" {
+		t.Skip("a benchmark: set LBCTL_BIRD_SCALE=1")
+	}
+	topo := newTopology(t, false)
+	a := topo.announcer(t)
+	measureWithdraw(t, a, topo.lb.client(t), topo.rr.client(t), 149, "include files on "+fsType(t, topo.include4))
 }
 
 // TestIntegrationFrozenNode freezes the LB's BIRD (SIGSTOP) and measures how

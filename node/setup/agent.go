@@ -117,9 +117,25 @@ func agentConfig(ctx context.Context, cfg *config.Config, store *release.Store, 
 			log.Warn("watching unit state failed, asking systemd per VIP", "err", err)
 		} else {
 			acfg.Deps.Units = agent.UnitWatch{Watch: uw}
+			acfg.UnitEvents = unitEvents(uw)
 		}
 	}
 	return acfg
+}
+
+// unitEvents forwards the state changes of the VIPs' units; a change that
+// finds the channel full is dropped (the next evaluation sees the state).
+func unitEvents(uw *systemd.UnitWatch) <-chan agent.UnitEvent {
+	ch := make(chan agent.UnitEvent, 256)
+	uw.Notify(func(unit, state string) {
+		if vip, ok := systemd.InstanceOf(unit); ok {
+			select {
+			case ch <- agent.UnitEvent{VIP: vip, State: state}:
+			default:
+			}
+		}
+	})
+	return ch
 }
 
 // attachProbes loads the eBPF socket probes into acfg, or notes in
