@@ -67,6 +67,9 @@ type Result struct {
 	ProbesReused bool
 	// BackendsReused says that Up was passed in (Reused.Up), not read.
 	BackendsReused bool
+	// ProbesSkipped says that the probes did not run because a cheaper
+	// check had failed already (Probed is empty).
+	ProbesSkipped bool
 	// Up counts the servers up per backend (nil without Backends or when
 	// they could not be read).
 	Up map[string]int
@@ -116,38 +119,40 @@ type Reused struct {
 
 // EvaluateReusing is Evaluate with the active probes' outcome (and the
 // servers up, when reuse.Up is set) taken from reuse instead of measured
-// again, when reuse is not nil and every other check passes; when one
-// fails, everything is measured after all, so a failing evaluation always
-// has the whole picture. The result says what was reused (ProbesReused,
-// BackendsReused).
+// again, when reuse is not nil. The cheap checks come first: unit,
+// listeners, then the backends (read afresh when a reused count would
+// fail). When one of them fails the evaluation fails at once and the
+// probes do not run (ProbesSkipped): a probe through an HAProxy whose
+// backend just died can take its whole timeout (HAProxy retries the
+// connection a second later), and the verdict must not wait for it. The
+// result says what was reused (ProbesReused, BackendsReused).
 func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, reuse *Reused) Result {
 	r := Result{VIP: v.Name}
-	// Reasons in the order the checks are listed: unit and listeners,
-	// probes, backends.
-	pre := unitAndListeners(ctx, v, d, listeners)
-	if reuse == nil || len(pre) > 0 {
-		reuse = nil
-		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
-	} else {
-		r.Probed, r.ProbesReused = reuse.Probed, true
-	}
-	var post []string
+	// Reasons in the order the checks run: unit and listeners, backends.
+	r.Reasons = unitAndListeners(ctx, v, d, listeners)
 	var unknown int
-	if d.Backends != nil && len(v.Backends) > 0 {
+	if len(r.Reasons) == 0 && d.Backends != nil && len(v.Backends) > 0 {
 		var cached map[string]int
 		if reuse != nil {
 			cached = reuse.Up
 		}
+		var post []string
 		post, unknown, r.Up = backends(ctx, v, d.Backends, cached)
 		r.BackendsReused = cached != nil && len(post) == 0
 		if cached != nil && len(post) > 0 {
 			post, unknown, r.Up = backends(ctx, v, d.Backends, nil)
 		}
+		r.Reasons = post
 	}
-	if r.ProbesReused && len(post) > 0 {
-		r.Probed, r.ProbesReused = runProbes(ctx, v.Probes, d.ProbeTimeout), false
+	switch {
+	case len(r.Reasons) > 0:
+		r.ProbesSkipped = true
+	case reuse != nil:
+		r.Probed, r.ProbesReused = reuse.Probed, true
+	default:
+		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
 	}
-	r.Reasons = slices.Concat(pre, r.Probed.Reasons, post)
+	r.Reasons = slices.Concat(r.Reasons, r.Probed.Reasons)
 	r.ProbeLatency = r.Probed.Latency
 	r.OK = len(r.Reasons) == 0
 	r.Unknown = unknown > 0 && unknown == len(r.Reasons)
@@ -185,6 +190,14 @@ func unitAndListeners(ctx context.Context, v *VIP, d Deps, listeners []Listener)
 		}
 	}
 	return out
+}
+
+// CheckBackends reads a VIP's servers up through b and returns why its
+// backends fail (nil when they pass) and whether every failure is only
+// servers waiting for their first check.
+func CheckBackends(ctx context.Context, v *VIP, b Backends) (reasons []string, unknown bool) {
+	reasons, n, _ := backends(ctx, v, b, nil)
+	return reasons, n > 0 && n == len(reasons)
 }
 
 // backends checks a VIP's backends against the servers up, read through b

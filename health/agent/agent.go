@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,6 +207,8 @@ type vipState struct {
 	// active probes, statReads those that read the backends;
 	// backendEvents counts HAProxy's state events.
 	evals, probeRuns, statReads, backendEvents int
+	// readingBackends is set while a backend event's read runs.
+	readingBackends bool
 	// steady counts the evaluations in a row (up to Agent.window) that
 	// found the VIP healthy and unchanged; alert is set by anything that
 	// makes the VIP unstable (unsettleLocked) and cleared once it is
@@ -572,7 +575,7 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 	now := time.Now()
 	a.lastEval = now
 	s.evals++
-	if !r.ProbesReused {
+	if !r.ProbesReused && !r.ProbesSkipped {
 		s.probeRuns++
 	}
 	if !r.BackendsReused && r.Up != nil {
@@ -642,9 +645,10 @@ func (a *Agent) reuseProbesLocked(s *vipState) *health.Reused {
 // settleLocked records what evaluation r says about the VIP's stability,
 // after the tracker observed it. a.mu is held.
 func (a *Agent) settleLocked(s *vipState, r health.Result) {
-	if r.ProbesReused {
+	switch {
+	case r.ProbesReused:
 		s.sinceProbe++
-	} else {
+	case !r.ProbesSkipped:
 		s.probed, s.sinceProbe = r.Probed, 0
 	}
 	moved := r.Up != nil && s.up != nil && !maps.Equal(r.Up, s.up)
@@ -745,25 +749,54 @@ func (a *Agent) backendEvents(ctx context.Context, ch <-chan BackendEvent) {
 	}
 }
 
-// backendEvent makes the VIP's next evaluation read its backends, at once:
-// HAProxy's own checks decided that a server went down or came back, and
-// the agent learns it without polling. An event for an unknown VIP is
-// ignored.
+// backendEvent reads the VIP's backends at once and withdraws it when one
+// has too few servers up, and makes its next evaluation come at once:
+// HAProxy's own checks (with their own fall count) decided that a server
+// went down or came back, and the agent learns it without polling. The
+// read runs beside the VIP's evaluation, which may be waiting for a probe
+// that HAProxy holds while it retries the dead server. An event for an
+// unknown VIP is ignored.
 func (a *Agent) backendEvent(ev BackendEvent) {
 	a.mu.Lock()
 	s := a.vips[ev.VIP]
+	read := false
 	if s != nil {
 		a.unsettleLocked(s)
 		s.backendEvents++
+		read = !s.readingBackends && s.tracker.Healthy() && a.cfg.Deps.Backends != nil
+		s.readingBackends = s.readingBackends || read
 	}
 	a.mu.Unlock()
 	if s == nil {
 		return
 	}
 	a.log.Debug("haproxy state event", "vip", ev.VIP, "event", ev.Text)
+	if read {
+		a.wg.Go(func() { a.readBackends(s) })
+	}
 	select {
 	case s.poke <- struct{}{}:
 	default:
+	}
+}
+
+// readBackends withdraws s at once when its backends fail (not only for
+// servers waiting for their first check).
+func (a *Agent) readBackends(s *vipState) {
+	a.mu.Lock()
+	v, ctx := s.vip, a.runCtx
+	a.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.EvalTimeout)
+	reasons, unknown := health.CheckBackends(rctx, &v, a.cfg.Deps.Backends)
+	cancel()
+	a.mu.Lock()
+	s.readingBackends = false
+	changed := len(reasons) > 0 && !unknown && ctx.Err() == nil && a.vips[v.Name] == s &&
+		a.downLocked(s, strings.Join(reasons, "; "))
+	a.mu.Unlock()
+	if changed {
+		a.log.Warn("backend down, withdrawing", "vip", v.Name, "reasons", reasons)
+		a.publish(false, s)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,17 +134,19 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 		t.Fatalf("stable again, 5 evaluations: %d probes, want 1", p)
 	}
 
-	// show stat fails (no server up): that same evaluation probes, asks
-	// for FastInterval, and so does every one until the VIP settled
-	// unhealthy; it is then probed at every evaluation.
+	// show stat fails (no server up): that evaluation fails without
+	// probing (the verdict does not wait for a probe through an HAProxy
+	// without servers), asks for FastInterval, and so does every one
+	// until the VIP settled unhealthy; show stat is then read at every
+	// evaluation, and the probes wait until it passes.
 	be.up.Store(0)
-	if p, _, fast := step(1); p != 1 || !fast || !healthy() {
-		t.Fatalf("show stat failing, first evaluation: %d probes, fast %v, healthy %v", p, fast, healthy())
+	if p, c, fast := step(1); p != 0 || c != 1 || !fast || !healthy() {
+		t.Fatalf("show stat failing, first evaluation: %d probes, %d show stat, fast %v, healthy %v", p, c, fast, healthy())
 	}
-	if p, _, _ := step(1); p != 1 || healthy() {
+	if p, _, _ := step(1); p != 0 || healthy() {
 		t.Fatalf("fall: %d probes, healthy %v", p, healthy())
 	}
-	if p, c, fast := step(4); p != 4 || c != 4 || fast {
+	if p, c, fast := step(4); p != 0 || c != 4 || fast {
 		t.Fatalf("unhealthy, 4 evaluations: %d probes, %d show stat, fast %v", p, c, fast)
 	}
 	// Rise is not slowed: Rise evaluations, each probing.
@@ -186,8 +189,9 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 // TestBackendEventsReplaceShowStat: a stable VIP whose HAProxy sends its
 // state changes reads show stat only with its probes (every 5th
 // evaluation), and a state event makes the VIP's own goroutine evaluate at
-// once (its timer is an hour away) and read show stat; the server down it
-// finds then counts towards Fall like any failure. A VIP whose HAProxy does
+// once (its timer is an hour away) and read show stat, and a read of its
+// own withdraws the VIP at once when a backend has too few servers up
+// (HAProxy's check has its own fall count). A VIP whose HAProxy does
 // not send events (a release rendered before them) reads show stat at every
 // evaluation.
 func TestBackendEventsReplaceShowStat(t *testing.T) {
@@ -236,17 +240,22 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 	be.up.Store(0)
 	e0, n0 := counts(s)
 	a.backendEvent(BackendEvent{VIP: "a", Text: "Server be/s1 is DOWN"}) // what Run's reader calls
-
 	waitFor(t, "the VIP's own evaluation after the event", func() bool {
 		e, n := counts(s)
 		return e == e0+1 && n == n0+1
 	})
-	a.evaluate(ctx, s, time.Time{}) // Fall 2
+	// HAProxy's check decided (with its own fall): the event's read of
+	// show stat withdraws at once, without the agent's Fall 2.
+	waitFor(t, "the VIP withdrawn by the event's read", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return !s.tracker.Healthy()
+	})
 	a.mu.Lock()
-	healthy := s.tracker.Healthy()
+	healthy, reasons := s.tracker.Healthy(), s.last.Reasons
 	a.mu.Unlock()
-	if healthy {
-		t.Error("no server up in two evaluations: still healthy")
+	if healthy || !slices.Equal(reasons, []string{"backend be: 0 of at least 1 servers up"}) {
+		t.Errorf("after the event with no server up: healthy %v, reasons %q", healthy, reasons)
 	}
 	a.backendEvent(BackendEvent{VIP: "unknown", Text: "x"}) // ignored
 }

@@ -44,6 +44,8 @@ type siteOptions struct {
 	frontendExtra string
 	// server is the backend server address; "" serves 200 from HAProxy.
 	server string
+	// check is added to the server line (e.g. " check inter 100ms").
+	check string
 	// noEvents leaves out the log lines that send HAProxy's state changes
 	// to the agent (a release rendered before them).
 	noEvents bool
@@ -67,7 +69,7 @@ func siteHAProxy(v health.VIP, runDir string, o siteOptions) string {
 		b.WriteString("  http-request return status 200 content-type text/plain string ok if { path / }\n")
 		server = "127.0.0.1:9"
 	}
-	fmt.Fprintf(&b, "  default_backend be\nbackend be\n  server s1 %s\n", server)
+	fmt.Fprintf(&b, "  default_backend be\nbackend be\n  server s1 %s%s\n", server, o.check)
 	return b.String()
 }
 
