@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bpf"
+	renderhaproxy "github.com/lbctl/lbctl/bundle/render/haproxy"
 )
 
 // backlogOf returns the accept queue of the listener on addr in the LB
@@ -32,11 +36,39 @@ func (tb *testbed) backlogOf(t *testing.T, addr netip.AddrPort) int {
 	return -1
 }
 
+// unixBacklog returns how many connections wait in the accept queue of the
+// unix socket listening at path in the LB namespace (ss's Recv-Q), -1 when
+// there is none. HAProxy binds a temporary name and renames it, and the
+// kernel keeps the name it was bound to (path.<pid>.tmp).
+func (tb *testbed) unixBacklog(t *testing.T, path string) int {
+	t.Helper()
+	var out []byte
+	if err := tb.lb.Do(func() (err error) {
+		out, err = exec.Command("ss", "-xlH").Output()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(out)) {
+		f := strings.Fields(l)
+		if len(f) < 5 || f[4] != path && !strings.HasPrefix(f[4], path+".") {
+			continue
+		}
+		n, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatalf("ss -xl: %q", l)
+		}
+		return n
+	}
+	return -1
+}
+
 // TestIntegrationFrozenVIPDoesNotHoldUpAnother: with VIP v000's HAProxy
-// frozen (SIGSTOP) and the agent's probe of it hanging, a SIGKILL of VIP
-// v001's HAProxy withdraws v001 through its listener event, before the
-// frozen VIP's probe reaches its deadline: the agent checks each VIP
-// apart, and an event never waits for another VIP's evaluation.
+// frozen (SIGSTOP; withdrawn for it) and the agent's evaluation of it
+// hanging on its admin socket, a SIGKILL of VIP v001's HAProxy withdraws
+// v001 through its listener event, before the frozen VIP's evaluation
+// reaches its deadline: the agent checks each VIP apart, and an event never
+// waits for another VIP's evaluation.
 func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 	needTestbed(t)
 	if !ebpfUsable(t) {
@@ -52,17 +84,17 @@ func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { frozen.h.proc.Signal(syscall.SIGCONT) })
-	// The agent's next probe of the frozen VIP connects (the kernel
-	// completes the handshake) and then waits for an answer that never
-	// comes, until its deadline: from the moment its connection shows in
-	// the accept queue, that evaluation is hanging.
-	// A stable VIP is probed every probe_interval (5 s), or sooner once its
-	// show stat times out: the wait is a guard against a hang, not a target.
-	faddr := frozen.vip.Probes[0].Addr
-	waitUntil(t, 30*time.Second, "the agent's probe connection queued at the frozen HAProxy", func() bool {
-		return tb.backlogOf(t, faddr) > 0
+	// The agent's next evaluation of the frozen VIP connects to its admin
+	// socket (the kernel completes the connection) and then waits for an
+	// answer to show stat that never comes, until the evaluation's
+	// deadline: from the moment its connection shows in the socket's
+	// accept queue, that evaluation is hanging. The wait is a guard
+	// against a hang, not a target.
+	admin := renderhaproxy.AdminSocket(filepath.Join(tb.dir, "run"), frozen.vip.Name)
+	waitUntil(t, 30*time.Second, "the agent's evaluation waiting at the frozen HAProxy's admin socket", func() bool {
+		return tb.unixBacklog(t, admin) > 0
 	})
-	probeDeadline := time.Now().Add(2 * time.Second) // health/probe.DefaultTimeout, the latest it can end
+	probeDeadline := time.Now().Add(2500 * time.Millisecond) // the evaluation's deadline, the latest it can end
 	// That evaluation is not counted until it ends.
 	hanging := vipStatus(t, a.status(t), frozen.vip.Name).Evaluations
 	if err := killed.h.proc.Signal(syscall.SIGKILL); err != nil {
@@ -74,7 +106,7 @@ func TestIntegrationFrozenVIPDoesNotHoldUpAnother(t *testing.T) {
 	gone := time.Now()
 	t.Logf("with v000 frozen, SIGKILL of v001's HAProxy: gone at the route reflector after %v", d.Round(10*time.Microsecond))
 	if !gone.Before(probeDeadline) {
-		t.Errorf("v001 withdrawn %v after the frozen VIP's probe deadline: its withdrawal waited for the frozen VIP's evaluation",
+		t.Errorf("v001 withdrawn %v after the frozen VIP's evaluation deadline: its withdrawal waited for the frozen VIP's evaluation",
 			gone.Sub(probeDeadline))
 	}
 	if n := vipStatus(t, a.status(t), frozen.vip.Name).Evaluations; n != hanging {
