@@ -30,7 +30,8 @@ type Failover struct {
 	Prefix netip.Prefix `json:"prefix"`
 	Via    netip.Addr   `json:"via"`
 	// Withdrawn is the time from the SIGKILL until the router's route
-	// had lost the node's next hop (polled every few milliseconds).
+	// had lost the node's next hop (read over rtnetlink every
+	// millisecond).
 	Withdrawn time.Duration `json:"withdrawn"`
 	// After is the router's route once the next hop was gone ("" when the
 	// route is gone altogether).
@@ -73,27 +74,36 @@ func (s *Site) KillHAProxy(ctx context.Context, node, vip string, timeout time.D
 	if !s.routeHas(ctx, f.Prefix, f.Via) {
 		return nil, fmt.Errorf("testbed: the router's route to %s does not go through %s (%s) before the kill", f.Prefix, node, f.Via)
 	}
+	look, err := s.lookRoutes()
+	if err != nil {
+		return nil, err
+	}
+	defer look.Close()
+	if ok, err := look.hasVia(f.Prefix, f.Via); err != nil || !ok {
+		return nil, fmt.Errorf("testbed: rtnetlink at the router does not see %s through %s (%v)", f.Prefix, f.Via, err)
+	}
 	start := time.Now()
 	if err := unix.Kill(f.HostPID, unix.SIGKILL); err != nil {
 		return nil, fmt.Errorf("testbed: kill %d: %w", f.HostPID, err)
 	}
 	for {
-		rs, err := s.Routes(ctx)
+		ok, err := look.hasVia(f.Prefix, f.Via)
 		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(rs, func(r Route) bool { return r.Prefix == f.Prefix })
-		if i < 0 || !slices.ContainsFunc(rs[i].NextHops, func(h NextHop) bool { return h.Via == f.Via }) {
+		if !ok {
 			f.Withdrawn = time.Since(start)
-			if i >= 0 {
-				f.After = rs[i].String()
+			if rs, err := s.Routes(ctx); err == nil {
+				if i := slices.IndexFunc(rs, func(r Route) bool { return r.Prefix == f.Prefix }); i >= 0 {
+					f.After = rs[i].String()
+				}
 			}
 			return f, nil
 		}
 		if time.Since(start) > timeout {
 			return f, fmt.Errorf("testbed: the router still routes %s through %s %v after the kill", f.Prefix, node, timeout)
 		}
-		if err := sleepCtx(ctx, 2*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
