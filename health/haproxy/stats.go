@@ -1,6 +1,9 @@
 // Package haproxy reads a VIP's HAProxy runtime state through its stats
 // (admin) socket: which backend servers are up. It speaks the runtime API
-// directly over the unix socket; no socat, no haproxyctl.
+// directly over the unix socket; no socat, no haproxyctl. It also receives
+// HAProxy's server and backend state changes from its logs (Events), and
+// tells whether the HAProxy behind a socket is stopped (Workers, Stat).
+// It never decides health.
 package haproxy
 
 import (
