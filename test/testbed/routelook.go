@@ -13,7 +13,7 @@ import (
 )
 
 // routeLook reads the router's routes over rtnetlink inside the router's
-// namespace: one route dump of one family per look and no process started.
+// namespace: one route dump per look and no process started.
 // Routes (two runs of `ip -j route show`) takes 10-40 ms per look on a busy
 // machine, which was the granularity of every failover figure.
 type routeLook struct {
@@ -41,13 +41,14 @@ func (l *routeLook) hasVia(p netip.Prefix, via netip.Addr) (bool, error) {
 	if p.Addr().Is6() {
 		fam = unix.AF_INET6
 	}
-	msgs, err := l.c.Route.Get(&rtnetlink.RouteMessage{Family: fam})
+	// One dump of every route (a filtered dump by family returns none).
+	msgs, err := l.c.Route.List()
 	if err != nil {
 		return false, fmt.Errorf("testbed: router routes: %w", err)
 	}
 	want := net.IP(via.AsSlice())
 	for _, m := range msgs {
-		if int(m.DstLength) != p.Bits() || !m.Attributes.Dst.Equal(net.IP(p.Addr().AsSlice())) {
+		if m.Family != fam || int(m.DstLength) != p.Bits() || !m.Attributes.Dst.Equal(net.IP(p.Addr().AsSlice())) {
 			continue
 		}
 		if m.Attributes.Gateway.Equal(want) {
