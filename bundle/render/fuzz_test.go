@@ -176,6 +176,7 @@ var haproxySections = map[string]bool{"global": true, "defaults": true, "fronten
 
 var haproxyKeywords = map[string][]string{
 	"global": {"master-worker", "log", "log-tag", "stats", "maxconn", "hard-stop-after", "tune.ssl.default-dh-param", "nbthread", "cpu-map", "spread-checks",
+		"httpclient.ssl.verify",
 		"ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options"},
 	"defaults": {"log", "option", "timeout"},
 	"frontend": {"mode", "option", "bind", "timeout", "acl", "tcp-request", "http-request", "default_backend", "use_backend"},
