@@ -603,13 +603,14 @@ func TestHelperErrorsAndStop(t *testing.T) {
 		t.Errorf("restart: before %v, after %v %v", before, after, err)
 	}
 
-	// A start that fails in ExecStartPre is a job error naming it.
+	// A start that fails (HAProxy refuses the config) is a job error
+	// naming the command, with HAProxy's reason from the journal.
 	if err := os.WriteFile(systemd.ConfigPath("tpno"), []byte("global\n    bogus-global\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err = m.Restart(ctx, systemd.UnitName("tpno"))
 	var je *systemd.JobError
-	if !errors.As(err, &je) || !strings.Contains(err.Error(), "ExecStartPre /usr/sbin/haproxy -c -f") || !strings.Contains(err.Error(), "bogus-global") {
+	if !errors.As(err, &je) || !strings.Contains(err.Error(), "ExecStart /usr/sbin/haproxy -Ws -f") || !strings.Contains(err.Error(), "bogus-global") {
 		t.Errorf("restart with a broken config: %v", err)
 	}
 	t.Logf("restart with a broken config: %v", err)

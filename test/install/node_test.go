@@ -277,7 +277,7 @@ func newNode(t testing.TB, sites ...*model.Site) *node {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// ExecStartPre checks the config as the haproxy user.
+		// HAProxy reads them as the haproxy user.
 		sd.WriteFile(t, filepath.Join(certDir, name+".pem"), pem, 0o644)
 	}
 	n.serveBackends(sites)
