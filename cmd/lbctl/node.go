@@ -312,6 +312,13 @@ func printResult(w io.Writer, res *install.Result) {
 	}
 	fmt.Fprintf(w, "installed release %d (was %s) in %v: %d added, %d changed, %d removed, %d unchanged\n",
 		res.To, from, res.Duration.Round(time.Millisecond), len(res.Plan.Added), len(res.Plan.Changed), len(res.Plan.Removed), len(res.Plan.Unchanged))
+	if len(res.Phases) > 0 {
+		took := make([]string, len(res.Phases))
+		for i, p := range res.Phases {
+			took[i] = p.Name + " " + p.Took.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  took: %s\n", strings.Join(took, ", "))
+	}
 }
 
 func printPlan(w io.Writer, res *install.Result) {

@@ -123,6 +123,31 @@ type Result struct {
 	Plan     *plan.Plan
 	NoOp     bool
 	Duration time.Duration
+	// Phases is where the time went, in order (the phases reached):
+	// verify (signature, manifest, decode), render, lock (and restore an
+	// interrupted install), plan, validate (haproxy -c of the added and
+	// changed VIPs, bird -p, certificates), stage, apply (the plan's
+	// steps, health gate included), commit.
+	Phases []Phase
+}
+
+// Phase is how long one part of an install took.
+type Phase struct {
+	Name string
+	Took time.Duration
+}
+
+// phaseClock appends a Phase per mark, timed from the previous mark.
+type phaseClock struct {
+	now    func() time.Time
+	last   time.Time
+	phases []Phase
+}
+
+func (c *phaseClock) mark(name string) {
+	t := c.now()
+	c.phases = append(c.phases, Phase{Name: name, Took: t.Sub(c.last)})
+	c.last = t
 }
 
 // Refusals of the anti-replay checks.
@@ -158,10 +183,11 @@ func (in *Installer) log() *slog.Logger {
 // apply (the plan's health gate included), commit.
 func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*Result, error) {
 	start := in.now()
+	clock := &phaseClock{now: in.now, last: start}
 	if opt.Op == "" {
 		opt.Op = "install"
 	}
-	v, next, err := in.verifyAndRender(bundle, opt)
+	v, next, err := in.verifyAndRender(bundle, opt, clock)
 	if err != nil {
 		return nil, err
 	}
@@ -178,10 +204,12 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		return nil, err
 	}
 	defer unlock()
+	clock.mark("lock")
 	res, cur, err := in.current(v.Serial)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { res.Phases = clock.phases }()
 	if res.HasFrom && v.Serial == res.From {
 		if !opt.rollback {
 			if err := in.checkSameSerial(v); err != nil {
@@ -198,18 +226,22 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 		}
 	}
 	res.Plan = plan.Compute(cur, next)
+	clock.mark("plan")
 	if err := in.Validate(ctx, v.Site, next, res.Plan); err != nil {
 		return nil, fmt.Errorf("validate release %d: %w", v.Serial, err)
 	}
+	clock.mark("validate")
 	if opt.DryRun {
 		return res, nil
 	}
 	if err := in.stage(bundle, next, res, opt, start); err != nil {
 		return nil, err
 	}
+	clock.mark("stage")
 	if err := in.apply(ctx, res, opt, overrides, start); err != nil {
 		return nil, err
 	}
+	clock.mark("apply")
 	if err := in.commit(v, res, opt, overrides, start); err != nil {
 		return nil, err
 	}
@@ -218,6 +250,7 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 			in.log().Warn("telling the agent about the commit", "err", err)
 		}
 	}
+	clock.mark("commit")
 	return res, nil
 }
 
@@ -232,7 +265,7 @@ func (in *Installer) progress(total int) func(int, plan.Step) {
 
 // verifyAndRender verifies the bundle (a kept release for a rollback) and
 // renders this node's state from it. It writes nothing.
-func (in *Installer) verifyAndRender(bundle []byte, opt Options) (*Verified, *plan.State, error) {
+func (in *Installer) verifyAndRender(bundle []byte, opt Options, clock *phaseClock) (*Verified, *plan.State, error) {
 	open := in.Open
 	if opt.rollback && in.OpenKept != nil {
 		open = in.OpenKept
@@ -241,6 +274,7 @@ func (in *Installer) verifyAndRender(bundle []byte, opt Options) (*Verified, *pl
 	if err != nil {
 		return nil, nil, fmt.Errorf("verify bundle: %w", err)
 	}
+	clock.mark("verify")
 	node := v.Site.Node(opt.Node)
 	if node == nil {
 		var names []string
@@ -254,6 +288,7 @@ func (in *Installer) verifyAndRender(bundle []byte, opt Options) (*Verified, *pl
 		return nil, nil, fmt.Errorf("render for node %s: %w", opt.Node, err)
 	}
 	next.Serial = v.Serial
+	clock.mark("render")
 	return v, next, nil
 }
 

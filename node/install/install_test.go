@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/node/apply"
@@ -277,5 +278,42 @@ func TestCommittedNotified(t *testing.T) {
 	}
 	if fmt.Sprint(seen) != "[1 3]" {
 		t.Fatalf("agent told of the commits %v (current release when told), want [1 3]", seen)
+	}
+}
+
+// TestPhases: an install says where its time went, phase by phase in
+// order, and the phases add up to its duration (a clock that advances one
+// second per reading).
+func TestPhases(t *testing.T) {
+	in := newInstaller(t, apply.NewFake())
+	var ticks int
+	base := time.Unix(1700000000, 0)
+	in.Now = func() time.Time { ticks++; return base.Add(time.Duration(ticks) * time.Second) }
+	res, err := in.Install(context.Background(), mkBundle(1, v1), Options{Node: "lb1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var sum time.Duration
+	for _, p := range res.Phases {
+		names = append(names, p.Name)
+		if p.Took <= 0 {
+			t.Errorf("phase %s took %v", p.Name, p.Took)
+		}
+		sum += p.Took
+	}
+	if got, want := strings.Join(names, " "), "verify render lock plan validate stage apply commit"; got != want {
+		t.Errorf("phases %q, want %q", got, want)
+	}
+	if sum < res.Duration || sum > res.Duration+2*time.Second {
+		t.Errorf("phases add up to %v, the install took %v", sum, res.Duration)
+	}
+	// A dry run stops after validate.
+	res, err = in.Install(context.Background(), mkBundle(2, v2), Options{Node: "lb1", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Phases); n != 5 || res.Phases[n-1].Name != "validate" {
+		t.Errorf("dry run phases %v, want verify to validate", res.Phases)
 	}
 }
