@@ -28,17 +28,21 @@ import (
 // TestScale is the scale benchmark (`make bench-scale`, scripts/bench-scale.sh).
 // It runs only when LBCTL_SCALE_SIZES names the sizes ("8,50,150,500"):
 // for each, it generates the site, brings the sandbox up with systemd LB
-// nodes, and measures on both nodes the cold install (with where its time
-// goes, from the install's step lines), incremental installs that change
-// one service, failover and re-announce (SIGKILL of a VIP's HAProxy on lb1,
-// LBCTL_SCALE_TRIALS times), the agent's CPU and RSS and the health checks
-// reaching one backend server shared by many VIPs over an idle window
-// (LBCTL_SCALE_IDLE), HAProxy's processes, threads and PSS, and BIRD's
-// reconfigure time. It writes the Markdown table and growth curves to
-// LBCTL_SCALE_OUT (default: the test log).
+// nodes, and measures the cold install of each node alone (lb1 while lb2
+// is provisioned but idle, then lb2 while lb1 serves; with where lb1's
+// time went, from the install's phase and step lines, and the CPU the
+// node's processes used meanwhile, from its cgroups), incremental
+// installs that change one service, failover and re-announce (SIGKILL of
+// a VIP's HAProxy on lb1, LBCTL_SCALE_TRIALS times), the agent's CPU and
+// RSS and the health checks reaching one backend server shared by many
+// VIPs over an idle window (LBCTL_SCALE_IDLE), HAProxy's processes,
+// threads and PSS, and BIRD's reconfigure time. The load average is taken
+// with every figure. It writes the Markdown table and growth curves to
+// LBCTL_SCALE_OUT (default: the test log) after every size.
 //
-// LBCTL_SCALE_PLAIN=500 runs the sizes listed there on plain-namespace
-// nodes (no systemd: the install is not measured there, see the docs).
+// Each size is a subtest with its own deadline (sizeTimeout, a hang
+// guard): a size that fails is reported in the table with the stage it
+// failed in, its sandbox is torn down and the next size runs.
 func TestScale(t *testing.T) {
 	sizes := os.Getenv("LBCTL_SCALE_SIZES")
 	if sizes == "" {
@@ -52,16 +56,29 @@ func TestScale(t *testing.T) {
 			t.Skipf("needs %s (make deps): %v", tool, err)
 		}
 	}
-	b := newBench(t)
-	var rows []*Row
+	var ns []int
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < CampusVIPs {
 			t.Fatalf("LBCTL_SCALE_SIZES: %q: want VIP counts of at least %d", f, CampusVIPs)
 		}
-		r := b.run(t, n)
+		ns = append(ns, n)
+	}
+	b := newBench(t)
+	var rows []*Row
+	for _, n := range ns {
+		r := newRow(n)
+		start := time.Now()
+		if !t.Run(fmt.Sprintf("vips=%d", n), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), sizeTimeout(n))
+			defer cancel()
+			b.run(t, ctx, r)
+		}) {
+			r.Failed = r.Stage
+		}
+		r.Took = time.Since(start)
 		rows = append(rows, r)
-		t.Logf("size %d done: %+v", n, *r)
+		t.Logf("size %d: %s in %v", n, map[bool]string{true: "done", false: "FAILED during " + r.Stage}[r.Failed == ""], r.Took.Round(time.Second))
 		// Written after every size, so a later failure keeps these.
 		md := Markdown(rows, time.Now())
 		if p := os.Getenv("LBCTL_SCALE_OUT"); p != "" {
@@ -72,6 +89,10 @@ func TestScale(t *testing.T) {
 		t.Log("\n" + md)
 	}
 }
+
+// sizeTimeout bounds one size, sandbox up to teardown (a hang guard, not a
+// target): 10 minutes plus 3 s per VIP (25 minutes at 500).
+func sizeTimeout(vips int) time.Duration { return 10*time.Minute + time.Duration(vips)*3*time.Second }
 
 type bench struct {
 	root, work, lbctl, key, pubkey, agentUnit string
@@ -147,11 +168,48 @@ func (b *bench) bundle(t *testing.T, tree string, serial int) []byte {
 	return data
 }
 
-func (b *bench) run(t *testing.T, vips int) *Row {
-	ctx := t.Context()
-	r := &Row{VIPs: vips, Load: loadavg(), Cold: map[string]time.Duration{}, Incr: map[string]time.Duration{}}
-	tree := filepath.Join(b.work, fmt.Sprintf("site%d", vips))
-	svcs, err := Generate(filepath.Join(b.root, "examples", "campus"), tree, vips)
+// sizeRun is one size's sandbox and what its stages share.
+type sizeRun struct {
+	s        *testbed.Site
+	nodes    []string
+	prefixes []netip.Prefix
+	tree     string
+	serial   int
+	// checks reads the SYN counter at the shared group's first server.
+	checks func() (uint64, error)
+}
+
+// run measures one size into r, stage by stage (r.Stage names the one
+// under way, for the table when it fails).
+func (b *bench) run(t *testing.T, ctx context.Context, r *Row) {
+	r.Stage = "sandbox up"
+	sr, down := b.setUp(t, ctx, r)
+	defer down()
+	r.Stage = "cold install"
+	b.coldInstalls(t, ctx, r, sr)
+	r.Stage = "routes through both nodes"
+	ecmp := time.Now()
+	if err := sr.s.WaitECMP(ctx, sr.prefixes, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r.ECMP = time.Since(ecmp)
+	r.Stage = "incremental installs"
+	b.incrementals(t, ctx, r, sr)
+	r.Stage = "failover trials"
+	b.failovers(t, ctx, r, sr)
+	r.Stage = "idle window"
+	b.idleWindow(t, r, sr)
+	r.Stage = "HAProxy footprint and BIRD"
+	b.footprint(t, ctx, r, sr)
+	r.Stage = ""
+}
+
+// setUp generates the site, brings the sandbox up and provisions both
+// nodes (binary, configuration, key, agent running; nothing installed).
+func (b *bench) setUp(t *testing.T, ctx context.Context, r *Row) (*sizeRun, func()) {
+	sr := &sizeRun{tree: filepath.Join(b.work, fmt.Sprintf("site%d", r.VIPs)), serial: 100,
+		checks: func() (uint64, error) { return 0, nil }}
+	svcs, err := Generate(filepath.Join(b.root, "examples", "campus"), sr.tree, r.VIPs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,79 +218,82 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 			r.SharedBy++
 		}
 	}
-	var m *model.Site
-	if m, err = model.Decode(b.lbctlRun(t, "resolve", tree, "--json")); err != nil {
+	m, err := model.Decode(b.lbctlRun(t, "resolve", sr.tree, "--json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	var prefixes []netip.Prefix
 	for _, v := range m.VIPs {
 		for _, a := range v.Addresses {
-			addr := a
-			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
+			sr.prefixes = append(sr.prefixes, netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
-	serial := 100
-	cold := b.bundle(t, tree, serial)
-
-	opts := testbed.Options{
-		Dir:            filepath.Join(b.work, fmt.Sprintf("sandbox%d", vips)),
+	r.Load = loadavg()
+	sr.s, err = testbed.Up(ctx, m, testbed.Options{
+		Dir:            filepath.Join(b.work, fmt.Sprintf("sandbox%d", r.VIPs)),
 		Prefix:         fmt.Sprintf("lbsc%03x-", rand.IntN(1<<12)),
 		BackendCommand: b.backend,
 		LaunchNode:     testbed.SystemdNodes{}.Launch,
 		Timeout:        120 * time.Second,
-	}
-	s, err := testbed.Up(ctx, m, opts)
+	})
 	if err != nil {
-		t.Fatalf("sandbox up (%d VIPs): %v", vips, err)
+		t.Fatalf("sandbox up (%d VIPs): %v", r.VIPs, err)
 	}
-	defer func() {
-		if err := s.Down(context.Background()); err != nil {
+	down := func() {
+		if err := sr.s.Down(context.Background()); err != nil {
 			t.Errorf("sandbox down: %v", err)
 		}
-	}()
-	nodes := []string{}
-	for _, n := range s.Nodes {
-		nodes = append(nodes, n.Name)
 	}
-	eachNode(t, nodes, func(node string) error {
-		return s.Provision(ctx, node, testbed.NodeSetup{LBCTL: b.lbctl, TrustedKeys: []string{b.pubkey},
-			Config: testbed.NodeConfig(s.Node(node).Hostname, 10*time.Minute), AgentUnit: b.agentUnit})
+	for _, n := range sr.s.Nodes {
+		sr.nodes = append(sr.nodes, n.Name)
+	}
+	eachNode(t, sr.nodes, func(node string) error {
+		return sr.s.Provision(ctx, node, testbed.NodeSetup{LBCTL: b.lbctl, TrustedKeys: []string{b.pubkey},
+			Config: testbed.NodeConfig(sr.s.Node(node).Hostname, 10*time.Minute), AgentUnit: b.agentUnit})
 	})
 	// The shared group exists from 18 VIPs on (one generated VIP in ten).
-	counter := func() (uint64, error) { return 0, nil }
 	if r.SharedBy > 0 {
-		if counter, err = countChecks(ctx, s, BackendAddr(BackendHosts), SharedPort); err != nil {
+		if sr.checks, err = countChecks(ctx, sr.s, BackendAddr(BackendHosts), SharedPort); err != nil {
+			down()
 			t.Fatal(err)
 		}
 	}
+	return sr, down
+}
 
-	// Cold install on both nodes at once.
-	profiles := map[string]Profile{}
-	var mu sync.Mutex
-	eachNode(t, nodes, func(node string) error {
-		d, p, err := timedInstall(ctx, s, node, cold)
-		mu.Lock()
-		defer mu.Unlock()
-		r.Cold[node], profiles[node] = d, p
-		return err
-	})
-	r.Profile = profiles[nodes[0]]
-	r.LoadCold = loadavg()
-	ecmp := time.Now()
-	if err := s.WaitECMP(ctx, prefixes, 5*time.Minute); err != nil {
-		t.Fatal(err)
+// coldInstalls installs the first release on one node at a time: lb1
+// while lb2 is idle (the per-node figure), then lb2 while lb1 serves. It
+// records lb1's profile and the CPU its node used meanwhile.
+func (b *bench) coldInstalls(t *testing.T, ctx context.Context, r *Row, sr *sizeRun) {
+	cold := b.bundle(t, sr.tree, sr.serial)
+	for i, node := range sr.nodes {
+		r.Stage = "cold install of " + node
+		cg := sr.s.Node(node).Cgroup
+		before := readCPU(cg)
+		d, p, err := timedInstall(ctx, sr.s, node, cold)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Cold[node], r.LoadCold[node] = d, loadavg()
+		if i == 0 {
+			r.Profile, r.ColdCPU = p, readCPU(cg).since(before)
+			r.ColdCPU.Install = p.CPU
+		}
+		t.Logf("%d VIPs: cold install of %s %v (load %.1f), phases %v, steps %v", r.VIPs, node, d, r.LoadCold[node], p.Phases, p.ByKind)
 	}
-	r.ECMP = time.Since(ecmp)
-	t.Logf("%d VIPs: cold install %v, profile of %s %+v, ECMP %v", vips, r.Cold, nodes[0], r.Profile, r.ECMP)
+	t.Logf("%d VIPs: CPU during lb1's cold install: %+v", r.VIPs, r.ColdCPU)
+}
 
-	// Incremental installs: web/wiki's balance algorithm, back and forth.
-	wiki := filepath.Join(tree, "web", "wiki.yaml")
+// incrementals changes web/wiki's balance algorithm back and forth, three
+// installs on each node, one node after the other.
+func (b *bench) incrementals(t *testing.T, ctx context.Context, r *Row, sr *sizeRun) {
+	wiki := filepath.Join(sr.tree, "web", "wiki.yaml")
 	orig, err := os.ReadFile(wiki)
 	if err != nil {
 		t.Fatal(err)
 	}
 	changed := strings.Replace(string(orig), "balance: source", "balance: roundrobin", 1)
 	incr := map[string][]time.Duration{}
+	var profiles []Profile
 	for i := range 3 {
 		data := changed
 		if i%2 == 1 {
@@ -241,56 +302,70 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 		if err := os.WriteFile(wiki, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		serial++
-		bun := b.bundle(t, tree, serial)
-		eachNode(t, nodes, func(node string) error {
-			d, p, err := timedInstall(ctx, s, node, bun)
-			mu.Lock()
-			defer mu.Unlock()
+		sr.serial++
+		bun := b.bundle(t, sr.tree, sr.serial)
+		for _, node := range sr.nodes {
+			d, p, err := timedInstall(ctx, sr.s, node, bun)
+			if err != nil {
+				t.Fatal(err)
+			}
 			incr[node] = append(incr[node], d)
-			if node == nodes[0] {
+			if node == sr.nodes[0] {
+				profiles = append(profiles, p)
 				r.IncrReloads = p.Steps["reload-vip"] + p.Steps["restart-unit"] + p.Steps["start-unit"]
 			}
-			return err
-		})
+		}
 	}
 	for n, ds := range incr {
 		r.Incr[n] = median(ds)
 	}
-	t.Logf("%d VIPs: incremental installs %v (%d units started or reloaded)", vips, incr, r.IncrReloads)
+	// lb1's profile of its median install.
+	for _, p := range profiles {
+		if p.Wall == r.Incr[sr.nodes[0]] {
+			r.IncrProfile = p
+		}
+	}
+	r.LoadIncr = loadavg()
+	t.Logf("%d VIPs: incremental installs %v (%d units started or reloaded), lb1's median: phases %v, steps %v",
+		r.VIPs, incr, r.IncrReloads, r.IncrProfile.Phases, r.IncrProfile.ByKind)
+}
 
-	// Failover and re-announce of wiki on lb1, once every route is back
-	// after the incremental installs.
-	if err := s.WaitECMP(ctx, prefixes, 5*time.Minute); err != nil {
+// failovers kills wiki's HAProxy on lb1 and times the withdrawal at the
+// router and the way back, once every route is back.
+func (b *bench) failovers(t *testing.T, ctx context.Context, r *Row, sr *sizeRun) {
+	if err := sr.s.WaitECMP(ctx, sr.prefixes, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	wikiPrefix := []netip.Prefix{netip.MustParsePrefix("192.0.2.11/32")}
 	for range b.trials {
-		if err := s.WaitECMP(ctx, wikiPrefix, time.Minute); err != nil {
+		if err := sr.s.WaitECMP(ctx, wikiPrefix, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		f, err := s.KillHAProxy(ctx, nodes[0], "192.0.2.11", 10*time.Second)
+		f, err := sr.s.KillHAProxy(ctx, sr.nodes[0], "192.0.2.11", 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := s.WaitBack(ctx, f, 2*time.Minute)
+		back, err := sr.s.WaitBack(ctx, f, 2*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Failover = append(r.Failover, f.Withdrawn)
 		r.Reannounce = append(r.Reannounce, back)
-		t.Logf("%d VIPs: failover trial %d: withdrawn %v, back %v", vips, len(r.Failover), f.Withdrawn, back)
+		t.Logf("%d VIPs: failover trial %d: withdrawn %v, back %v", r.VIPs, len(r.Failover), f.Withdrawn, back)
 		time.Sleep(200 * time.Millisecond)
 	}
+	r.LoadFailover = loadavg()
+}
 
-	// Idle window: agent CPU and RSS, checks at the shared server.
-	procs := nodeProcs(t, s, nodes[0])
-	agent := procs.agent
+// idleWindow measures lb1's agent (CPU, max RSS) and the checks reaching
+// the shared server over the idle window.
+func (b *bench) idleWindow(t *testing.T, r *Row, sr *sizeRun) {
+	agent := nodeProcs(t, sr.s, sr.nodes[0]).agent
 	if agent == 0 {
-		t.Fatalf("no agent process on %s", nodes[0])
+		t.Fatalf("no agent process on %s", sr.nodes[0])
 	}
 	cpu0, _ := cpuTicks(agent)
-	c0, err := counter()
+	c0, err := sr.checks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +378,7 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 		time.Sleep(time.Second)
 	}
 	cpu1, _ := cpuTicks(agent)
-	c1, err := counter()
+	c1, err := sr.checks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,26 +386,27 @@ func (b *bench) run(t *testing.T, vips int) *Row {
 	r.AgentCPU = float64(cpu1-cpu0) / clkTck / elapsed.Seconds()
 	r.AgentRSSMB = maxRSS
 	r.Checks = float64(c1-c0) / elapsed.Seconds()
+	r.LoadIdle = loadavg()
+}
 
-	// HAProxy footprint on lb1.
-	procs = nodeProcs(t, s, nodes[0])
+// footprint reads HAProxy's processes, threads and PSS on lb1 and times
+// `birdc configure` there (same config: what a reconfigure costs).
+func (b *bench) footprint(t *testing.T, ctx context.Context, r *Row, sr *sizeRun) {
+	procs := nodeProcs(t, sr.s, sr.nodes[0])
 	r.HAProxyProcs = len(procs.haproxy)
 	for _, pid := range procs.haproxy {
 		r.HAProxyThreads += int(statusKB(pid, "Threads"))
 		r.HAProxyPSSMB += rollupKB(pid, "Pss") / 1024
 	}
-
-	// BIRD reconfigure on lb1 (same config: what a reconfigure costs).
 	var bird []time.Duration
 	for range 5 {
 		st := time.Now()
-		if _, err := s.NodeRun(ctx, nodes[0], nil, "birdc", "-s", testbed.NodeBirdSocket, "configure"); err != nil {
+		if _, err := sr.s.NodeRun(ctx, sr.nodes[0], nil, "birdc", "-s", testbed.NodeBirdSocket, "configure"); err != nil {
 			t.Fatal(err)
 		}
 		bird = append(bird, time.Since(st))
 	}
 	r.BirdConfigure = median(bird)
-	return r
 }
 
 func eachNode(t *testing.T, nodes []string, fn func(node string) error) {
@@ -346,12 +422,17 @@ func eachNode(t *testing.T, nodes []string, fn func(node string) error) {
 	}
 }
 
-var stepLine = regexp.MustCompile(`^step (\d+)/(\d+): (\S+)`)
+var (
+	stepLine = regexp.MustCompile(`^step (\d+)/(\d+): (\S+)`)
+	tookLine = regexp.MustCompile(`^\s*took: (.*)$`)
+)
 
-// timedInstall runs `lbctl install` on the node and times it and its steps
-// from the step lines it prints on standard error.
+// timedInstall runs `lbctl install` on the node and times it, its phases
+// (from the "took:" line under its result) and its steps (from the step
+// lines it prints on standard error), and takes the CPU it and its
+// children (haproxy -c) used.
 func timedInstall(ctx context.Context, s *testbed.Site, node string, bundle []byte) (time.Duration, Profile, error) {
-	p := Profile{ByKind: map[string]time.Duration{}, Steps: map[string]int{}}
+	p := Profile{ByKind: map[string]time.Duration{}, Steps: map[string]int{}, Phases: map[string]time.Duration{}}
 	cmd, err := s.NodeCommand(ctx, node, testbed.NodeLBCTL, "install", "--config", testbed.NodeConfigPath, "-")
 	if err != nil {
 		return 0, p, err
@@ -386,11 +467,10 @@ func timedInstall(ctx context.Context, s *testbed.Site, node string, bundle []by
 	if err != nil {
 		return 0, p, fmt.Errorf("install on %s: %w\n%s%s", node, err, out.String(), errOut.String())
 	}
-	if len(marks) == 0 {
-		p.Before = end.Sub(start)
-		return end.Sub(start), p, nil
-	}
-	p.Before = marks[0].at.Sub(start)
+	// nsenter's usage includes lbctl's and its children's, which it waited for.
+	p.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	p.Wall = end.Sub(start)
+	parseTook(out.String(), p.Phases)
 	for i, m := range marks {
 		next := end
 		if i+1 < len(marks) {
@@ -399,7 +479,24 @@ func timedInstall(ctx context.Context, s *testbed.Site, node string, bundle []by
 		p.ByKind[m.kind] += next.Sub(m.at)
 		p.Steps[m.kind]++
 	}
-	return end.Sub(start), p, nil
+	return p.Wall, p, nil
+}
+
+// parseTook reads the phases of an install's "took:" line ("verify 82ms,
+// render 82ms, ...") into phases.
+func parseTook(out string, phases map[string]time.Duration) {
+	for _, l := range strings.Split(out, "\n") {
+		m := tookLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		for _, f := range strings.Split(m[1], ", ") {
+			name, d, ok := strings.Cut(f, " ")
+			if v, err := time.ParseDuration(d); ok && err == nil {
+				phases[name] = v
+			}
+		}
+	}
 }
 
 // countChecks puts an nftables counter of TCP connections (SYNs) to port
@@ -504,8 +601,9 @@ func procField(path, field string) float64 {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			f := strings.Fields(v)
+		// "Field: 12 kB" in /proc, "field 12" in cgroup files.
+		if v, ok := strings.CutPrefix(l, field); ok && (strings.HasPrefix(v, ":") || strings.HasPrefix(v, " ")) {
+			f := strings.Fields(strings.TrimPrefix(v, ":"))
 			if len(f) > 0 {
 				x, _ := strconv.ParseFloat(f[0], 64)
 				return x
@@ -522,4 +620,25 @@ func loadavg() float64 {
 	}
 	x, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return x
+}
+
+// NodeCPU is CPU time used on an LB node, by its cgroups: everything, the
+// HAProxy units, systemd (PID 1), the agent; and Install, the install
+// command's own (lbctl, haproxy -c), which runs outside them.
+type NodeCPU struct {
+	Total, HAProxy, Systemd, Agent, Install time.Duration
+}
+
+func (c NodeCPU) since(b NodeCPU) NodeCPU {
+	return NodeCPU{Total: c.Total - b.Total, HAProxy: c.HAProxy - b.HAProxy, Systemd: c.Systemd - b.Systemd, Agent: c.Agent - b.Agent}
+}
+
+// readCPU reads usage_usec of the node's cgroup and of its HAProxy slice,
+// init.scope and agent service (zero for one that does not exist yet).
+func readCPU(cg string) NodeCPU {
+	usage := func(rel string) time.Duration {
+		return time.Duration(procField(filepath.Join(cg, rel, "cpu.stat"), "usage_usec")) * time.Microsecond
+	}
+	return NodeCPU{Total: usage("."), HAProxy: usage(`system.slice/system-lb\x2dhaproxy.slice`),
+		Systemd: usage("init.scope"), Agent: usage("system.slice/" + testbed.AgentUnitName)}
 }
