@@ -290,6 +290,11 @@ func runProbes(ctx context.Context, probes []Probe, timeout time.Duration) Probe
 // polling every interval, or until ctx ends; the error then lists the last
 // reasons of every VIP that is not healthy, from the last evaluation that ran
 // to completion (one cut short by the deadline only says that it timed out).
+//
+// Each round lists the listeners once for all VIPs and evaluates the VIPs
+// not yet healthy at once, at most gateParallel at a time: with 150 VIPs an
+// install's gate took 5.4 s evaluating them one after the other (load 14),
+// each listing every listener of the node again.
 func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Duration) error {
 	trackers := map[string]*Tracker{}
 	last := map[string]Result{}
@@ -297,13 +302,15 @@ func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Dura
 		trackers[v.Name] = NewTracker(rise, 1)
 	}
 	for {
-		pending := 0
+		var due []*VIP
 		for _, v := range vips {
-			t := trackers[v.Name]
-			if t.Healthy() {
-				continue
+			if !trackers[v.Name].Healthy() {
+				due = append(due, v)
 			}
-			r := Evaluate(ctx, v, d, nil)
+		}
+		pending := 0
+		for i, r := range gateRound(ctx, due, d) {
+			v := due[i]
 			if !r.OK && ctx.Err() != nil {
 				// The deadline cut this evaluation short: its reasons
 				// are the deadline's, not the VIP's. Report the last
@@ -315,7 +322,7 @@ func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Dura
 				continue
 			}
 			last[v.Name] = r
-			if !t.Observe(r.OK) {
+			if !trackers[v.Name].Observe(r.OK) {
 				pending++
 			}
 		}
@@ -334,4 +341,32 @@ func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Dura
 		case <-time.After(interval):
 		}
 	}
+}
+
+// gateParallel bounds the evaluations a gate round runs at once (each
+// mostly waits: a probe, the unit's state, HAProxy's stats socket).
+const gateParallel = 8
+
+// gateRound evaluates vips once, concurrently, with one listing of the
+// listeners for all of them (when it fails each evaluation lists them
+// itself and reports why). The results are in vips' order.
+func gateRound(ctx context.Context, vips []*VIP, d Deps) []Result {
+	var listeners []Listener
+	if d.Sockets != nil && len(vips) > 1 {
+		if ls, err := d.Sockets.Listeners(ctx); err == nil && ls != nil {
+			listeners = ls
+		}
+	}
+	out := make([]Result, len(vips))
+	sem := make(chan struct{}, gateParallel)
+	var wg sync.WaitGroup
+	for i, v := range vips {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i] = Evaluate(ctx, v, d, listeners)
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -109,6 +111,59 @@ func TestGateReportsLastCompleteEvaluation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "backend be_ghost: 0 of at least 1 servers up") ||
 		strings.Contains(err.Error(), "backends: context deadline exceeded") {
 		t.Fatalf("gate cut short by its deadline: %v (after %d evaluations), want the last complete reason", err, b.calls)
+	}
+}
+
+// countingSockets counts listings and has each VIP's listener.
+type countingSockets struct {
+	listings atomic.Int32
+	ls       []Listener
+}
+
+func (c *countingSockets) Listeners(context.Context) ([]Listener, error) {
+	c.listings.Add(1)
+	return c.ls, nil
+}
+
+// gatedUnits holds every Active call until as many run at once as want:
+// the gate evaluates the VIPs concurrently, or it never gets there.
+type gatedUnits struct {
+	want    int32
+	running atomic.Int32
+	all     chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedUnits) Active(ctx context.Context, _ string) (bool, error) {
+	if g.running.Add(1) == g.want {
+		g.once.Do(func() { close(g.all) })
+	}
+	select {
+	case <-g.all:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// TestGateRounds: a gate round lists the listeners once for all its VIPs
+// and evaluates them at once (at most gateParallel).
+func TestGateRounds(t *testing.T) {
+	var vips []*VIP
+	socks := &countingSockets{}
+	for i := range gateParallel {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
+		vips = append(vips, &VIP{Name: a.String()})
+		socks.ls = append(socks.ls, Listener{Addr: netip.AddrPortFrom(a, 80)})
+	}
+	units := &gatedUnits{want: gateParallel, all: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Gate(ctx, vips, Deps{Units: units, Sockets: socks}, 2, time.Millisecond); err != nil {
+		t.Fatalf("gate: %v (%d Active calls were running at once at most, want %d)", err, units.running.Load(), gateParallel)
+	}
+	if n := socks.listings.Load(); n != 2 {
+		t.Errorf("%d listings for 2 rounds of %d VIPs, want one per round", n, len(vips))
 	}
 }
 
