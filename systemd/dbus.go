@@ -216,6 +216,19 @@ func mapBusError(err error) error {
 	return err
 }
 
+// ActiveState returns the unit's ActiveState ("active", "reloading",
+// "inactive", ...) with one property read: State reads every property of
+// the unit and of its service, which systemd (one thread for every
+// client) answers far more slowly when an install's health gate asks for
+// hundreds of units at once.
+func (d *DBus) ActiveState(ctx context.Context, unit string) (string, error) {
+	p, err := d.conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
+	if err != nil {
+		return "", fmt.Errorf("state %s: %w", unit, mapBusError(err))
+	}
+	return str(p.Value.Value()), nil
+}
+
 // State implements Manager.
 func (d *DBus) State(ctx context.Context, unit string) (UnitState, error) {
 	st, _, err := d.state(ctx, unit)

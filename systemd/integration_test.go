@@ -602,6 +602,13 @@ func TestHelperErrorsAndStop(t *testing.T) {
 	if after, err := m.State(ctx, tp); err != nil || !after.Active() || after.MainPID == before.MainPID || after.MainPID == 0 {
 		t.Errorf("restart: before %v, after %v %v", before, after, err)
 	}
+	// ActiveState, the health gate's one property read, agrees.
+	if st, err := m.ActiveState(ctx, tp); err != nil || st != "active" {
+		t.Errorf("active state of %s: %q %v", tp, st, err)
+	}
+	if st, err := m.ActiveState(ctx, "lbtest-nope.service"); err != nil || st != "inactive" {
+		t.Errorf("active state of an unknown unit: %q %v", st, err)
+	}
 
 	// A start that fails (HAProxy refuses the config) is a job error
 	// naming the command, with HAProxy's reason from the journal.
