@@ -292,9 +292,9 @@ func runProbes(ctx context.Context, probes []Probe, timeout time.Duration) Probe
 // to completion (one cut short by the deadline only says that it timed out).
 //
 // Each round lists the listeners once for all VIPs and evaluates the VIPs
-// not yet healthy at once, at most gateParallel at a time: with 150 VIPs an
-// install's gate took 5.4 s evaluating them one after the other (load 14),
-// each listing every listener of the node again.
+// not yet healthy at once, at most gateParallel at a time (each evaluation
+// mostly waits), rather than one after the other, each listing every
+// listener of the node again.
 func Gate(ctx context.Context, vips []*VIP, d Deps, rise int, interval time.Duration) error {
 	trackers := map[string]*Tracker{}
 	last := map[string]Result{}
