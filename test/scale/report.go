@@ -2,6 +2,7 @@ package scale
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -210,4 +211,34 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(s)
 	i := int(p*float64(len(s))+0.5) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// NodeCPU is CPU time used on an LB node, by its cgroups: everything, the
+// HAProxy units, systemd (PID 1), the agent; and Install, the install
+// command's own (lbctl, haproxy -c), which runs outside them.
+type NodeCPU struct {
+	Total, HAProxy, Systemd, Agent, Install time.Duration
+}
+
+func (c NodeCPU) since(b NodeCPU) NodeCPU {
+	return NodeCPU{Total: c.Total - b.Total, HAProxy: c.HAProxy - b.HAProxy, Systemd: c.Systemd - b.Systemd, Agent: c.Agent - b.Agent}
+}
+
+var tookLine = regexp.MustCompile(`^\s*took: (.*)$`)
+
+// parseTook reads the phases of an install's "took:" line ("verify 82ms,
+// render 82ms, ...") into phases.
+func parseTook(out string, phases map[string]time.Duration) {
+	for _, l := range strings.Split(out, "\n") {
+		m := tookLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		for _, f := range strings.Split(m[1], ", ") {
+			name, d, ok := strings.Cut(f, " ")
+			if v, err := time.ParseDuration(d); ok && err == nil {
+				phases[name] = v
+			}
+		}
+	}
 }

@@ -422,10 +422,7 @@ func eachNode(t *testing.T, nodes []string, fn func(node string) error) {
 	}
 }
 
-var (
-	stepLine = regexp.MustCompile(`^step (\d+)/(\d+): (\S+)`)
-	tookLine = regexp.MustCompile(`^\s*took: (.*)$`)
-)
+var stepLine = regexp.MustCompile(`^step (\d+)/(\d+): (\S+)`)
 
 // timedInstall runs `lbctl install` on the node and times it, its phases
 // (from the "took:" line under its result) and its steps (from the step
@@ -480,23 +477,6 @@ func timedInstall(ctx context.Context, s *testbed.Site, node string, bundle []by
 		p.Steps[m.kind]++
 	}
 	return p.Wall, p, nil
-}
-
-// parseTook reads the phases of an install's "took:" line ("verify 82ms,
-// render 82ms, ...") into phases.
-func parseTook(out string, phases map[string]time.Duration) {
-	for _, l := range strings.Split(out, "\n") {
-		m := tookLine.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		for _, f := range strings.Split(m[1], ", ") {
-			name, d, ok := strings.Cut(f, " ")
-			if v, err := time.ParseDuration(d); ok && err == nil {
-				phases[name] = v
-			}
-		}
-	}
 }
 
 // countChecks puts an nftables counter of TCP connections (SYNs) to port
@@ -620,17 +600,6 @@ func loadavg() float64 {
 	}
 	x, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return x
-}
-
-// NodeCPU is CPU time used on an LB node, by its cgroups: everything, the
-// HAProxy units, systemd (PID 1), the agent; and Install, the install
-// command's own (lbctl, haproxy -c), which runs outside them.
-type NodeCPU struct {
-	Total, HAProxy, Systemd, Agent, Install time.Duration
-}
-
-func (c NodeCPU) since(b NodeCPU) NodeCPU {
-	return NodeCPU{Total: c.Total - b.Total, HAProxy: c.HAProxy - b.HAProxy, Systemd: c.Systemd - b.Systemd, Agent: c.Agent - b.Agent}
 }
 
 // readCPU reads usage_usec of the node's cgroup and of its HAProxy slice,
