@@ -103,6 +103,10 @@ func curve(b *strings.Builder, rows []*Row, title string, f func(*Row) float64) 
 	fmt.Fprintf(b, "%s\n", title)
 	for _, r := range rows {
 		v := f(r)
+		if v == 0 {
+			fmt.Fprintf(b, "  %4d VIPs | —\n", r.VIPs) // not measured (a failed size)
+			continue
+		}
 		n := 0
 		if top > 0 {
 			n = int(40*v/top + 0.5)

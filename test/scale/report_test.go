@@ -43,6 +43,9 @@ func TestMarkdownFailedSize(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, md)
 		}
 	}
+	if !strings.Contains(md, "   500 VIPs | —\n") {
+		t.Errorf("an unmeasured figure drawn in a growth curve:\n%s", md)
+	}
 	if strings.Contains(md, "8 VIPs failed") {
 		t.Errorf("a completed size reported as failed:\n%s", md)
 	}
