@@ -118,7 +118,7 @@ func (w *Workers) learn(vip string, pid int) {
 	old := w.byVIP[vip]
 	var keep []*haproxy.Stat
 	for _, p := range pids {
-		i := slices.IndexFunc(old, func(s *haproxy.Stat) bool { return s.PID() == p })
+		i := slices.IndexFunc(old, func(s *haproxy.Stat) bool { return s != nil && s.PID() == p })
 		if i >= 0 {
 			keep, old[i] = append(keep, old[i]), nil
 			continue
