@@ -168,6 +168,8 @@ type VIPStatus struct {
 	Since        time.Time `json:"since"`
 	// Evaluations counts the VIP's completed evaluations.
 	Evaluations int `json:"evaluations"`
+	// StateEvents counts the state changes its HAProxy reported.
+	StateEvents int `json:"state_events"`
 }
 
 // Status is the agent's view of the node.
@@ -763,6 +765,9 @@ func (a *Agent) backendEvent(ev BackendEvent) {
 	if s != nil {
 		a.unsettleLocked(s)
 		s.backendEvents++
+		if m := a.cfg.Metrics; m != nil {
+			m.StateEvents.WithLabelValues(ev.VIP).Inc()
+		}
 		read = !s.readingBackends && s.tracker.Healthy() && a.cfg.Deps.Backends != nil
 		s.readingBackends = s.readingBackends || read
 	}
@@ -958,7 +963,8 @@ func (a *Agent) Status() Status {
 		t := s.tracker
 		vs := VIPStatus{Name: s.vip.Name, Healthy: t.Healthy(), Drained: a.drains.Drained(s.vip.Name),
 			Reasons: s.last.Reasons, Transitions: t.Transitions,
-			ProbeLatency: s.last.ProbeLatency.Seconds(), Since: s.since, Evaluations: s.evals}
+			ProbeLatency: s.last.ProbeLatency.Seconds(), Since: s.since, Evaluations: s.evals,
+			StateEvents: s.backendEvents}
 		for _, ad := range s.vip.Addresses {
 			vs.Addresses = append(vs.Addresses, ad.String())
 		}

@@ -14,9 +14,14 @@ type Metrics struct {
 	Drained      *prometheus.GaugeVec
 	ProbeLatency *prometheus.GaugeVec
 	Transitions  *prometheus.CounterVec
-	Serial       prometheus.Gauge
-	LastInstall  prometheus.Gauge
-	EBPF         prometheus.Gauge
+	// StateEvents counts the server and backend state changes each VIP's
+	// HAProxy sent to the agent's events socket: a VIP whose HAProxy never
+	// sends one while its servers change state is read only every
+	// probe_interval (see health/haproxy's events).
+	StateEvents *prometheus.CounterVec
+	Serial      prometheus.Gauge
+	LastInstall prometheus.Gauge
+	EBPF        prometheus.Gauge
 	// handoff reads the flow handoff counters at scrape time.
 	handoff *handoffCollector
 	// transitions is the count each VIP's Transitions counter shows.
@@ -32,6 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Drained:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_drained", Help: "1 if an operator drained the VIP on this node."}, vip),
 		ProbeLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lbctl_vip_probe_latency_seconds", Help: "Duration of the slowest active probe of the VIP's last evaluation."}, vip),
 		Transitions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbctl_vip_health_transitions_total", Help: "Health state changes of the VIP since the agent started."}, vip),
+		StateEvents:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbctl_haproxy_state_events_total", Help: "Server and backend state changes the VIP's HAProxy reported to the agent since it started."}, vip),
 		Serial:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_bundle_serial", Help: "Serial of the announceable release."}),
 		LastInstall:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_last_install_success", Help: "1 if the last install committed, 0 if it was rolled back or failed."}),
 		EBPF:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "lbctl_ebpf_probe", Help: "1 if the eBPF socket probe is in use, 0 for the sock_diag fallback."}),
@@ -39,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Flow handoff packets since the agent started, by kind: forwarded to a peer, delivered or dropped after a peer forwarded them, refused, forward_errors, no_peer; filter_refused counts encapsulated packets from non-peers the packet filter dropped (since the nftables table was last replaced).",
 			[]string{"kind"}, nil)},
 	}
-	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.Serial, m.LastInstall, m.EBPF, m.handoff)
+	reg.MustRegister(m.Healthy, m.Announced, m.Drained, m.ProbeLatency, m.Transitions, m.StateEvents, m.Serial, m.LastInstall, m.EBPF, m.handoff)
 	return m
 }
 
@@ -102,6 +108,7 @@ func (a *Agent) updateMetrics() {
 	for name := range m.transitions {
 		if _, ok := a.vips[name]; !ok {
 			m.Transitions.DeleteLabelValues(name)
+			m.StateEvents.DeleteLabelValues(name)
 			delete(m.transitions, name)
 		}
 	}

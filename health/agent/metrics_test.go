@@ -52,3 +52,33 @@ func setVIPs(a *Agent, vips []health.VIP, trackers ...*health.Tracker) {
 		a.order = append(a.order, s)
 	}
 }
+
+// Each state event of an installed VIP's HAProxy counts once in
+// lbctl_haproxy_state_events_total and in the VIP's status; an event for a
+// VIP not installed counts nowhere, and the series goes with its VIP.
+func TestStateEventsCounter(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	a := New(Config{Metrics: NewMetrics(reg)})
+	setVIPs(a, []health.VIP{{Name: "a"}, {Name: "b"}}, health.NewTracker(1, 1), health.NewTracker(1, 1))
+	a.updateMetrics()
+	for _, vip := range []string{"a", "a", "b", "gone"} {
+		a.backendEvent(BackendEvent{VIP: vip, Text: "Server be/s1 enters drain state."})
+	}
+	m := a.cfg.Metrics.StateEvents
+	if v := testutil.ToFloat64(m.WithLabelValues("a")); v != 2 {
+		t.Errorf("a: %v, want 2", v)
+	}
+	if n := testutil.CollectAndCount(m, "lbctl_haproxy_state_events_total"); n != 2 {
+		t.Errorf("%d series, want 2 (a, b; none for a VIP not installed)", n)
+	}
+	for _, v := range a.Status().VIPs {
+		if want := map[string]int{"a": 2, "b": 1}[v.Name]; v.StateEvents != want {
+			t.Errorf("status of %s: %d state events, want %d", v.Name, v.StateEvents, want)
+		}
+	}
+	setVIPs(a, []health.VIP{{Name: "a"}}, health.NewTracker(1, 1))
+	a.updateMetrics()
+	if n := testutil.CollectAndCount(m, "lbctl_haproxy_state_events_total"); n != 1 {
+		t.Errorf("%d series after b left, want 1", n)
+	}
+}

@@ -101,6 +101,43 @@ func (sb *sandbox) lbctlAll(t *testing.T, args ...string) {
 	})
 }
 
+// stateEvents reads, per node, how many server state changes the typo3
+// VIP's HAProxy reported on the agent's events socket.
+func (sb *sandbox) stateEvents(t *testing.T) map[string]float64 {
+	t.Helper()
+	n := map[string]float64{}
+	for _, node := range sb.s.Nodes {
+		n[node.Name] = sum(sb.scrapeNode(t, node.Name), "lbctl_haproxy_state_events_total", map[string]string{"vip": typo3VIP.String()})
+	}
+	return n
+}
+
+// waitStateEvents: the drain reached each node's agent as HAProxy's own
+// state event ("enters drain state"), through the hardened
+// lb-haproxy@.service (user haproxy, read-only file system) to the agent's
+// events socket; without it the agent reads the VIP's servers only every
+// probe_interval.
+func (sb *sandbox) waitStateEvents(t *testing.T, before map[string]float64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		now, missing := sb.stateEvents(t), []string{}
+		for node, b := range before {
+			if now[node] <= b {
+				missing = append(missing, node)
+			}
+		}
+		if len(missing) == 0 {
+			t.Logf("state events of %s: %v before the drain, %v after", typo3VIP, before, now)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no HAProxy state event of %s reached the agent on %v after lbctl server drain (before %v, now %v)", typo3VIP, missing, before, now)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // waitServerState polls until every backend of the typo3 VIP shows the
 // server in state on both nodes (the agent re-applies an operator's state
 // after a reload, restart or install).
@@ -241,6 +278,7 @@ func (sb *sandbox) testObserve(t *testing.T) {
 			}
 		}
 	}()
+	eventsBefore := sb.stateEvents(t)
 	start := time.Now()
 	sb.lbctlAll(t, "server", "drain", "typo3-web2")
 	sb.lbctlAll(t, "server", "drain", "mx2")
@@ -258,6 +296,7 @@ func (sb *sandbox) testObserve(t *testing.T) {
 	}
 	t.Logf("no new request reached typo3-web2 through either node %v after lbctl server drain started, %v after the commands returned",
 		stopped.Round(time.Millisecond), (stopped - returned.Sub(start)).Round(time.Millisecond))
+	sb.waitStateEvents(t, eventsBefore)
 	close(stopTalk)
 	if err := <-talked; err != nil {
 		t.Errorf("the SMTP session open on mx2 broke during the drain: %v", err)
