@@ -13,6 +13,9 @@ import "time"
 // Status is what `lbctl status --json` prints.
 type Status struct {
 	Node string `json:"node"`
+	// Site is the site of the releases the node runs (its site pin,
+	// written by its first install); empty before that.
+	Site string `json:"site,omitempty"`
 	// Installed is false when the node has no state at all.
 	Installed bool           `json:"installed"`
 	Serial    uint64         `json:"serial"`

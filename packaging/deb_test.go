@@ -341,6 +341,10 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("node %q", got.Node)
 	}
 	got.Node = def.Node
+	if got.Site != "campus" {
+		t.Errorf("site %q", got.Site)
+	}
+	got.Site = def.Site // an example, as node: no default but the pin
 	// Load leaves these zero; their owners apply the defaults: the agent
 	// (health/agent.Config: 1s, 200ms, probe interval 5s, rise 3, fall 2)
 	// and the renderer.

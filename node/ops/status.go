@@ -31,6 +31,9 @@ func Status(ctx context.Context, cfg *config.Config, store *release.Store) (*nod
 		return nil, err
 	}
 	st.Serial, st.Installed = cur, ok
+	if pin, ok, _ := store.ReadSite(); ok {
+		st.Site = pin.Site
+	}
 	if h, _ := store.History(); len(h) > 0 {
 		st.Last = &h[len(h)-1]
 	}
