@@ -427,7 +427,7 @@ func printManifest(tw io.Writer, file string, in *inspection) {
 	}
 	fmt.Fprintf(tw, "bundle\t%s\n", file)
 	if in.ManifestSite != "" {
-		fmt.Fprintf(tw, "site\t%s (signed in the manifest)\n", safe(in.ManifestSite))
+		fmt.Fprintf(tw, "site\t%s (signed in the manifest; nodes of other sites refuse it)\n", safe(in.ManifestSite))
 	}
 	fmt.Fprintf(tw, "serial\t%d\n", in.Serial)
 	fmt.Fprintf(tw, "signer\t%s\n", in.Signer)
@@ -436,7 +436,7 @@ func printManifest(tw io.Writer, file string, in *inspection) {
 	fmt.Fprintf(tw, "revision\t%s\n", rev)
 	fmt.Fprintf(tw, "files\t%d, %d bytes\n", len(in.Files), total)
 	if s := in.Site; s != nil {
-		fmt.Fprintf(tw, "site\t%s: %d services, %d VIPs, %d nodes\n", safe(s.Name), len(s.Services), len(s.VIPs), len(s.Nodes))
+		fmt.Fprintf(tw, "contents\t%s: %d services, %d VIPs, %d nodes\n", safe(s.Name), len(s.Services), len(s.VIPs), len(s.Nodes))
 		if len(in.Refused) == 0 {
 			fmt.Fprintf(tw, "nodes\twould install it (the resolved model passes the grammar check)\n")
 		} else {
