@@ -123,7 +123,11 @@ func (c *cliHelp) helpOf(t *testing.T, path []string) string {
 	if h, ok := c.help[key]; ok {
 		return h
 	}
-	out, err := exec.Command(c.bin, append(slices.Clone(path), "--help")...).CombinedOutput()
+	args := append(slices.Clone(path), "--help")
+	if len(path) == 0 {
+		args = []string{"help"} // lbctl's own help of the top level
+	}
+	out, err := exec.Command(c.bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("lbctl %s --help: %v\n%s", key, err, out)
 	}
@@ -230,7 +234,7 @@ func runAdmin(t *testing.T, lbctl string, cmds []doccmd.Command) {
 	}
 	want := map[string][]string{
 		"lbctl inspect":                          {"site      campus (signed in the manifest", "certificates (on every node; never in the bundle)", "/etc/lbctl/certs/wildcard.campus.example.pem", "/etc/lbctl/certs/ldap.campus.example.pem"},
-		"cat out/site/route-reflectors/rr1.conf": {"protocol bgp lbctl_lb1", "protocol bgp lbctl_lb2", "rr client;"},
+		"cat site-files/route-reflectors/rr1.conf": {"protocol bgp lbctl_lb1", "protocol bgp lbctl_lb2", "rr client;"},
 		"lbctl diff":                             {"services: unchanged"},
 		"lbctl build campus --key campus-admin.key --serial $S2": {"against serial"},
 	}
@@ -246,7 +250,7 @@ func runAdmin(t *testing.T, lbctl string, cmds []doccmd.Command) {
 			}
 		}
 	}
-	for _, p := range []string{"out/lb1/bird/bird.conf", "out/icinga2"} {
+	for _, p := range []string{"lb1-files/bird/bird.conf", "icinga2"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("after the admin commands: %v", err)
 		}
