@@ -233,9 +233,9 @@ func runAdmin(t *testing.T, lbctl string, cmds []doccmd.Command) {
 		t.Logf("deploy.md:%d: %s\n%s", c.Line, c.Text, outs[i])
 	}
 	want := map[string][]string{
-		"lbctl inspect":                          {"site      campus (signed in the manifest", "certificates (on every node; never in the bundle)", "/etc/lbctl/certs/wildcard.campus.example.pem", "/etc/lbctl/certs/ldap.campus.example.pem"},
+		"lbctl inspect": {"site      campus (signed in the manifest", "certificates (on every node; never in the bundle)", "/etc/lbctl/certs/wildcard.campus.example.pem", "/etc/lbctl/certs/ldap.campus.example.pem"},
 		"cat site-files/route-reflectors/rr1.conf": {"protocol bgp lbctl_lb1", "protocol bgp lbctl_lb2", "rr client;"},
-		"lbctl diff":                             {"services: unchanged"},
+		"lbctl diff": {"services: unchanged"},
 		"lbctl build campus --key campus-admin.key --serial $S2": {"against serial"},
 	}
 	for prefix, subs := range want {
