@@ -32,8 +32,8 @@ import (
 // nodes one at a time (both on the new serial, every VIP routed through
 // both again); server.yml drains a backend server in both nodes' HAProxy
 // and enables it again. Then a bundle whose new VIP never gets healthy,
-// rolled out the same way, stops at lb1, which rolls back, while lb2 is
-// never touched.
+// rolled out the same way with a drain before each install, stops at lb1,
+// which rolls back and is announced again, while lb2 is never touched.
 //
 // Ansible reaches the nodes through a test-only connection plugin
 // (testdata/ansible/connection_plugins/lbctl_nsenter.py) that enters each
@@ -79,10 +79,11 @@ func TestAnsibleRollout(t *testing.T) {
 		t.Fatalf("ran only %d commands of docs/deploy.md", ran)
 	}
 
-	// A bundle whose new VIP never gets healthy: lb1 rolls it back, the
+	// A bundle whose new VIP never gets healthy, rolled out with a drain
+	// before each install: lb1 rolls it back and is announced again, the
 	// play stops there, lb2 is never touched.
 	an.bundle(t, ghostTree(t), 500)
-	out, err := an.shell(t, "ansible-playbook -i inventory.yml rollout.yml -e lbctl_bundle=campus-500.bundle")
+	out, err := an.shell(t, "ansible-playbook -i inventory.yml rollout.yml -e lbctl_bundle=campus-500.bundle -e lbctl_drain_before=true")
 	if err == nil {
 		t.Fatalf("the rollout of a bundle that never gets healthy succeeded:\n%s", out)
 	}
@@ -95,6 +96,33 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 	if st2.Serial != 400 || st2.Last == nil || st2.Last.To != 400 || st2.Last.Result != "committed" {
 		t.Errorf("lb2 after the failed rollout: serial %d, last install %+v; want 400, untouched", st2.Serial, st2.Last)
+	}
+	if !strings.Contains(out, "Withdraw the node's routes before the install] ***") || !strings.Contains(out, "Announce the node's routes again after the failed install] ***") {
+		t.Errorf("the failed rollout did not drain lb1 before its install and undrain it after:\n%s", out)
+	}
+	an.waitAnnounced(t, "lb1")
+}
+
+// waitAnnounced waits until node announces every VIP again, none drained
+// (a 30 s hang guard).
+func (an *ansible) waitAnnounced(t *testing.T, node string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := an.sb.status(t, node)
+		var out []string
+		for _, v := range st.VIPs {
+			if v.Drained || !v.Announced {
+				out = append(out, v.Name)
+			}
+		}
+		if len(out) == 0 && len(st.VIPs) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: VIPs %v still drained or not announced 30s after the failed rollout", node, out)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
