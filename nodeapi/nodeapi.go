@@ -17,14 +17,17 @@ type Status struct {
 	// written by its first install); empty before that.
 	Site string `json:"site,omitempty"`
 	// Installed is false when the node has no state at all.
-	Installed bool           `json:"installed"`
-	Serial    uint64         `json:"serial"`
-	Pending   *Intent        `json:"interrupted_install,omitempty"`
-	Agent     string         `json:"agent"`
-	Probe     string         `json:"probe,omitempty"`
-	Handoff   *HandoffStatus `json:"handoff,omitempty"`
-	VIPs      []VIPStatus    `json:"vips"`
-	Last      *LogEntry      `json:"last_install,omitempty"`
+	Installed bool    `json:"installed"`
+	Serial    uint64  `json:"serial"`
+	Pending   *Intent `json:"interrupted_install,omitempty"`
+	Agent     string  `json:"agent"`
+	// AgentSerial is the release the running agent has taken up (its
+	// health view is of that release); 0 when the agent does not run.
+	AgentSerial uint64         `json:"agent_serial,omitempty"`
+	Probe       string         `json:"probe,omitempty"`
+	Handoff     *HandoffStatus `json:"handoff,omitempty"`
+	VIPs        []VIPStatus    `json:"vips"`
+	Last        *LogEntry      `json:"last_install,omitempty"`
 	// Servers an operator took out (lbctl server drain|disable).
 	Servers []ServerEntry `json:"servers_out,omitempty"`
 }

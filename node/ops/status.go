@@ -71,7 +71,7 @@ func askAgent(ctx context.Context, cfg *config.Config, st *nodeapi.Status) map[s
 	as, err := (agent.Client{Socket: cfg.Agent.Socket}).Status(ctx)
 	switch {
 	case err == nil:
-		st.Agent, st.Probe, st.Handoff = "running", as.Probe, as.Handoff
+		st.Agent, st.Probe, st.Handoff, st.AgentSerial = "running", as.Probe, as.Handoff, as.Serial
 		for _, v := range as.VIPs {
 			view[v.Name] = v
 		}
