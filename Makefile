@@ -13,8 +13,10 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Debian packages the tests and the demo need at run time.
 DEB_PKGS  := haproxy bird2 nftables iproute2 minisign systemd openssl patch icinga2-bin curl lintian
 # Extra packages only the tests need (the status page is checked in a real
-# headless browser; shell completion is loaded in real zsh and fish).
-TEST_PKGS := chromium zsh fish groff-base
+# headless browser; shell completion is loaded in real zsh and fish; the
+# Ansible role is run with Debian's ansible-playbook against the sandbox,
+# test/e2e TestAnsibleRollout).
+TEST_PKGS := chromium zsh fish groff-base ansible-core
 # Extra packages only for regenerating eBPF objects.
 GEN_PKGS  := clang llvm libbpf-dev bpftool
 

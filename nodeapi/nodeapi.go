@@ -13,15 +13,21 @@ import "time"
 // Status is what `lbctl status --json` prints.
 type Status struct {
 	Node string `json:"node"`
+	// Site is the site of the releases the node runs (its site pin,
+	// written by its first install); empty before that.
+	Site string `json:"site,omitempty"`
 	// Installed is false when the node has no state at all.
-	Installed bool           `json:"installed"`
-	Serial    uint64         `json:"serial"`
-	Pending   *Intent        `json:"interrupted_install,omitempty"`
-	Agent     string         `json:"agent"`
-	Probe     string         `json:"probe,omitempty"`
-	Handoff   *HandoffStatus `json:"handoff,omitempty"`
-	VIPs      []VIPStatus    `json:"vips"`
-	Last      *LogEntry      `json:"last_install,omitempty"`
+	Installed bool    `json:"installed"`
+	Serial    uint64  `json:"serial"`
+	Pending   *Intent `json:"interrupted_install,omitempty"`
+	Agent     string  `json:"agent"`
+	// AgentSerial is the release the running agent has taken up (its
+	// health view is of that release); 0 when the agent does not run.
+	AgentSerial uint64         `json:"agent_serial,omitempty"`
+	Probe       string         `json:"probe,omitempty"`
+	Handoff     *HandoffStatus `json:"handoff,omitempty"`
+	VIPs        []VIPStatus    `json:"vips"`
+	Last        *LogEntry      `json:"last_install,omitempty"`
 	// Servers an operator took out (lbctl server drain|disable).
 	Servers []ServerEntry `json:"servers_out,omitempty"`
 }

@@ -41,6 +41,18 @@ var (
 		"/usr/share/doc/lbctl/changelog.gz",
 		"/usr/share/doc/lbctl/copyright",
 		"/usr/share/fish/vendor_completions.d/lbctl.fish",
+		"/usr/share/lbctl/ansible/inventory.example.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/defaults/main.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/handlers/main.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/tasks/gate.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/tasks/main.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/tasks/rollout.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/tasks/server.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/tasks/setup.yml",
+		"/usr/share/lbctl/ansible/roles/lbctl/templates/lbctl.yaml.j2",
+		"/usr/share/lbctl/ansible/rollout.yml",
+		"/usr/share/lbctl/ansible/server.yml",
+		"/usr/share/lbctl/ansible/setup.yml",
 		"/usr/share/lbctl/grafana/lbctl-site.json",
 		"/usr/share/lintian/overrides/lbctl",
 		"/usr/share/zsh/vendor-completions/_lbctl",
@@ -174,6 +186,13 @@ func TestContents(t *testing.T) {
 		}
 	}
 	slices.Sort(files)
+	// Every file of the Ansible role is shipped (and so listed above).
+	filepath.WalkDir("ansible", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !slices.Contains(wantFiles, "/usr/share/lbctl/"+p) {
+			t.Errorf("ansible/%s is not shipped: add it to nfpm.yaml and wantFiles", strings.TrimPrefix(p, "ansible/"))
+		}
+		return err
+	})
 	// Every man page the binary makes, and only those: lbctl.1.gz and one
 	// per command.
 	want := slices.Clone(wantFiles)
@@ -341,6 +360,10 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("node %q", got.Node)
 	}
 	got.Node = def.Node
+	if got.Site != "campus" {
+		t.Errorf("site %q", got.Site)
+	}
+	got.Site = def.Site // an example, as node: no default but the pin
 	// Load leaves these zero; their owners apply the defaults: the agent
 	// (health/agent.Config: 1s, 200ms, probe interval 5s, rise 3, fall 2)
 	// and the renderer.

@@ -103,6 +103,7 @@ func badCases() []badCase {
 		{name: "manifest names another key", want: ErrKeyMismatch, build: signedWith(keyA, func(m *Manifest) {
 			m.KeyID = testManifest(nil, keyB).KeyID
 		}, files)},
+		{name: "signed site name outside the grammar", want: ErrBadManifest, build: signedWith(keyA, func(m *Manifest) { m.Site = "campus/../lab" }, files)},
 		{name: "wrong format version", want: ErrFormatVersion, build: signedWith(keyA, func(m *Manifest) { m.Format = 2 }, files)},
 		{name: "expired", want: ErrExpired, build: signedWith(keyA, func(m *Manifest) {
 			e := testNow.Add(-time.Second)

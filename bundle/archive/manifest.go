@@ -23,6 +23,12 @@ const (
 type Manifest struct {
 	// Format is FormatVersion.
 	Format int `json:"format"`
+	// Site is the name of the site the bundle belongs to (site.yaml's
+	// `site`, the resolved model's name), signed with the rest: a node
+	// refuses a bundle of another site than its own. Empty in bundles
+	// built before sites were named here; their site is then the one
+	// the resolved model names.
+	Site string `json:"site,omitempty"`
 	// Serial orders bundles: a node installs only newer serials.
 	Serial uint64 `json:"serial"`
 	// Created is the build time, UTC, whole seconds.
@@ -97,6 +103,11 @@ func (m *Manifest) check(lim Limits) error {
 	if m.Expires != nil && !isCanonicalTime(*m.Expires) {
 		return fmt.Errorf("%w: expires %s is not UTC whole seconds", ErrBadManifest, *m.Expires)
 	}
+	if m.Site != "" {
+		if err := CheckSite(m.Site); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadManifest, err)
+		}
+	}
 	if int64(len(m.Files))+2 > int64(lim.MaxMembers) {
 		return fmt.Errorf("%d files, limit %d members: %w", len(m.Files), lim.MaxMembers, ErrTooManyMembers)
 	}
@@ -127,6 +138,25 @@ func (m *Manifest) check(lim Limits) error {
 		}
 		if len(f.SHA256) != sha256.Size*2 || hex.EncodeToString(mustHex(f.SHA256)) != f.SHA256 {
 			return fmt.Errorf("%w: file %q: sha256 is not 64 lower-case hex digits", ErrBadManifest, f.Path)
+		}
+	}
+	return nil
+}
+
+// maxSite bounds a site name (the resolved model's name grammar).
+const maxSite = 128
+
+// CheckSite checks a site name's grammar: 1 to 128 of [A-Za-z0-9._-],
+// starting with a letter or digit (the resolved model's name grammar).
+func CheckSite(s string) error {
+	if s == "" || len(s) > maxSite {
+		return fmt.Errorf("site name %q: want 1 to %d characters", s, maxSite)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("site name %q: want [A-Za-z0-9._-], starting with a letter or digit", s)
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ const gzipLevel = gzip.DefaultCompression
 
 // Write writes a signed bundle of files to w and returns its manifest.
 //
-// From m, Serial, Created (required), Expires and Revision are used; Created
+// From m, Site, Serial, Created (required), Expires and Revision are used; Created
 // and Expires are converted to UTC and truncated to whole seconds. Format,
 // KeyID and Files are computed and must be left zero. Files may come in any
 // order; they are written sorted by path, and their paths must be safe
@@ -74,6 +74,11 @@ func (m *Manifest) prepare(key minisign.PrivateKey) error {
 	}
 	if m.Created.IsZero() {
 		return errors.New("creation time not set")
+	}
+	if m.Site != "" {
+		if err := CheckSite(m.Site); err != nil {
+			return err
+		}
 	}
 	m.Format = FormatVersion
 	m.Created = m.Created.UTC().Truncate(time.Second)

@@ -25,13 +25,13 @@ func writeBundle(t testing.TB, m Manifest, files []File, key testKey) ([]byte, *
 
 func TestWriteReadRoundTrip(t *testing.T) {
 	exp := testCreated.Add(24 * time.Hour)
-	data, wm := writeBundle(t, Manifest{Serial: 42, Created: testCreated.Add(500 * time.Millisecond), Expires: &exp, Revision: "3f2a9c1"}, testFiles(), keyA)
+	data, wm := writeBundle(t, Manifest{Site: "campus", Serial: 42, Created: testCreated.Add(500 * time.Millisecond), Expires: &exp, Revision: "3f2a9c1"}, testFiles(), keyA)
 	b, err := Read(bytes.NewReader(data), testTrust(), testNow, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := b.Manifest
-	if m.Serial != 42 || !m.Created.Equal(testCreated) || !m.Expires.Equal(exp) || m.Revision != "3f2a9c1" ||
+	if m.Site != "campus" || m.Serial != 42 || !m.Created.Equal(testCreated) || !m.Expires.Equal(exp) || m.Revision != "3f2a9c1" ||
 		m.KeyID != sign.FormatKeyID(keyA.pub.ID()) || m.Format != FormatVersion || b.Signer != keyA.pub.ID() {
 		t.Errorf("manifest %+v", m)
 	}
@@ -121,6 +121,8 @@ func TestWriteRefuses(t *testing.T) {
 		files []File
 	}{
 		{"no creation time", Manifest{Serial: 1}, testFiles()},
+		{"site name with a slash", Manifest{Site: "campus/a", Serial: 1, Created: testCreated}, testFiles()},
+		{"site name starting with a dot", Manifest{Site: ".campus", Serial: 1, Created: testCreated}, testFiles()},
 		{"format given", Manifest{Serial: 1, Created: testCreated, Format: 1}, testFiles()},
 		{"expiry not after creation", Manifest{Serial: 1, Created: testCreated, Expires: &exp}, testFiles()},
 		{"dot-dot path", Manifest{Serial: 1, Created: testCreated}, []File{{Path: "../x"}}},

@@ -61,6 +61,10 @@ type FileDiff struct {
 type Diff struct {
 	// VIPs changed include every VIP one of whose files changed on any
 	// node, not only those whose resolved model changed.
+	// OldSite and NewSite are the sites' names; they differ when the two
+	// bundles belong to different sites (SiteChanged), which a review
+	// must not miss: nodes of one site refuse the other's bundles.
+	OldSite, NewSite      string
 	Services, VIPs, Nodes Change
 	// Resolved is the unified diff of the resolved models.
 	Resolved string
@@ -70,12 +74,14 @@ type Diff struct {
 
 // Changed reports whether anything differs.
 func (d *Diff) Changed() bool {
-	return d.Resolved != "" || len(d.Files) > 0 || !d.Services.Empty() || !d.VIPs.Empty() || !d.Nodes.Empty()
+	return d.SiteChanged() || d.Resolved != "" || len(d.Files) > 0 || !d.Services.Empty() || !d.VIPs.Empty() || !d.Nodes.Empty()
 }
 
 // Compute compares old and new.
 func Compute(old, new *model.Site) (*Diff, error) {
 	d := &Diff{
+		OldSite:  old.Name,
+		NewSite:  new.Name,
 		Services: compare(old.Services, new.Services, func(s model.Service) string { return s.Name }),
 		VIPs:     compare(old.VIPs, new.VIPs, func(v model.VIP) string { return v.Name }),
 		Nodes:    compare(old.Nodes, new.Nodes, func(n model.Node) string { return n.Hostname }),
@@ -269,3 +275,6 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return reflect.DeepEqual(x, y)
 }
+
+// SiteChanged reports whether the two bundles belong to different sites.
+func (d *Diff) SiteChanged() bool { return d.OldSite != d.NewSite }

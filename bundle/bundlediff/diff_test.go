@@ -212,3 +212,31 @@ func TestStatAndColor(t *testing.T) {
 		t.Errorf("coloured diff:\n%q", col.String())
 	}
 }
+
+// TestSiteChanged: two sites with the same node names differ loudly: the
+// summary's first line, Changed, and the report name both sites.
+func TestSiteChanged(t *testing.T) {
+	old, new := campus(t), campus(t)
+	new.Name = "campus-b"
+	d, err := Compute(old, new)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.SiteChanged() || !d.Changed() {
+		t.Fatalf("SiteChanged %v Changed %v", d.SiteChanged(), d.Changed())
+	}
+	var b strings.Builder
+	d.WriteSummary(&b)
+	if !strings.HasPrefix(b.String(), `SITE CHANGED: "campus" -> "campus-b": these bundles belong to different sites`) {
+		t.Errorf("summary:\n%s", b.String())
+	}
+	if r := d.Report(false); r.OldSite != "campus" || r.NewSite != "campus-b" || !r.Changed {
+		t.Errorf("report %+v", r)
+	}
+	same, _ := Compute(old, campus(t))
+	b.Reset()
+	same.WriteSummary(&b)
+	if same.SiteChanged() || strings.Contains(b.String(), "SITE") {
+		t.Errorf("one site: %s", b.String())
+	}
+}

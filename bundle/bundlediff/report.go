@@ -12,6 +12,10 @@ type Report struct {
 	// Changed is true when anything differs (lbctl diff --exit-code
 	// exits 1).
 	Changed bool `json:"changed"`
+	// OldSite and NewSite name the bundles' sites; they differ only when
+	// the bundles belong to different sites (lbctl diff --cross-site).
+	OldSite string `json:"old_site"`
+	NewSite string `json:"new_site"`
 	// Counts of what changes.
 	Counts ReportCounts `json:"counts"`
 	// Services, VIPs and nodes added, removed and changed, every name.
@@ -67,6 +71,8 @@ func (d *Diff) Report(diffs bool) Report {
 	r := Report{
 		Format:   ReportFormat,
 		Changed:  d.Changed(),
+		OldSite:  d.OldSite,
+		NewSite:  d.NewSite,
 		Counts:   ReportCounts{countOf(d.Services), countOf(d.VIPs), countOf(d.Nodes), fileCounts(d.Files)},
 		Services: d.Services,
 		VIPs:     d.VIPs,

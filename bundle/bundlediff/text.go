@@ -86,6 +86,10 @@ func changeItems(c Change) []item {
 //	files:    1 changed on lb1, lb2
 //	          ~vips/192.0.2.11/haproxy.cfg
 func (t Text) Summary(w io.Writer, d *Diff) {
+	if d.SiteChanged() {
+		fmt.Fprintln(w, t.paint(ansiBold+ansiRed, fmt.Sprintf("SITE CHANGED: %q -> %q: these bundles belong to different sites; nodes of site %q refuse the new one",
+			d.OldSite, d.NewSite, d.OldSite)))
+	}
 	for _, k := range []struct {
 		kind string
 		c    Change

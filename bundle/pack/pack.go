@@ -38,8 +38,14 @@ func Files(site *model.Site) ([]archive.File, error) {
 	return files, nil
 }
 
+// Manifest is m for a bundle of site: m with the site's name.
+func Manifest(site *model.Site, m archive.Manifest) archive.Manifest {
+	m.Site = site.Name
+	return m
+}
+
 // Site decodes the resolved model of a verified bundle and checks that the
-// node profile files agree with it.
+// node profile files and the manifest's site name agree with it.
 func Site(b *archive.Bundle) (*model.Site, error) {
 	raw, ok := b.File(ResolvedPath)
 	if !ok {
@@ -48,6 +54,9 @@ func Site(b *archive.Bundle) (*model.Site, error) {
 	site, err := model.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %d: %w", b.Manifest.Serial, err)
+	}
+	if m := b.Manifest.Site; m != "" && m != site.Name {
+		return nil, fmt.Errorf("bundle %d: the manifest names site %q, its %s site %q", b.Manifest.Serial, m, ResolvedPath, site.Name)
 	}
 	want, err := Files(site)
 	if err != nil {

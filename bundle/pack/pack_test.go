@@ -29,9 +29,12 @@ func TestRoundTrip(t *testing.T) {
 	if len(files) != 3 || files[0].Path != "nodes/lb1.json" || files[2].Path != ResolvedPath {
 		t.Fatalf("files %v", files)
 	}
-	write := func(files []archive.File) *archive.Bundle {
+	write := func(files []archive.File, siteName ...string) *archive.Bundle {
 		var buf bytes.Buffer
 		m := archive.Manifest{Serial: 5, Created: time.Unix(1700000000, 0).UTC()}
+		if len(siteName) > 0 {
+			m.Site = siteName[0]
+		}
 		if _, err := archive.Write(&buf, m, files, priv); err != nil {
 			t.Fatal(err)
 		}
@@ -50,5 +53,17 @@ func TestRoundTrip(t *testing.T) {
 	bad[0] = archive.File{Path: "nodes/lb1.json", Data: []byte("{}\n")}
 	if _, err := Site(write(bad)); err == nil || !strings.Contains(err.Error(), "nodes/lb1.json does not match") {
 		t.Fatalf("mismatch: %v", err)
+	}
+	// The manifest carries the site's name, signed; it must agree with
+	// the resolved model's.
+	b := write(files, Manifest(site, archive.Manifest{}).Site)
+	if b.Manifest.Site != "campus" {
+		t.Fatalf("manifest site %q", b.Manifest.Site)
+	}
+	if _, err := Site(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Site(write(files, "lab")); err == nil || !strings.Contains(err.Error(), `the manifest names site "lab", its resolved.json site "campus"`) {
+		t.Fatalf("site mismatch: %v", err)
 	}
 }

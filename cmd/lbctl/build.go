@@ -37,10 +37,25 @@ func init() {
 				&cli.StringFlag{Name: "expires", Value: defaultExpiry, Usage: "nodes refuse the bundle this `DURATION` after its creation time (e.g. 720h, 30d); 0 or never: no expiry, which must be asked for"},
 				&cli.StringFlag{Name: "time", Usage: "creation `TIME` (RFC 3339 or Unix seconds; default $SOURCE_DATE_EPOCH or now): the same tree, serial and time give the same bytes"},
 				&cli.StringFlag{Name: "against", Usage: "print what changes against the previous `BUNDLE` (verified with --pubkey/--trusted)"},
+				crossSiteFlag,
 			), trustFlags()...),
 			Action: runBuild,
 		},
 	)
+}
+
+// crossSiteFlag lets build --against and diff compare bundles of two
+// sites, which they refuse otherwise: nodes of one site refuse the other's
+// bundles, so such a comparison is almost always the wrong file.
+var crossSiteFlag = &cli.BoolFlag{Name: "cross-site", Usage: "compare bundles of two different sites (refused otherwise; the summary starts with SITE CHANGED)"}
+
+// checkSameSite refuses bundles of two sites without --cross-site.
+func checkSameSite(c *cli.Context, oldFile string, old, new *model.Site) error {
+	if old.Name == new.Name || c.Bool("cross-site") {
+		return nil
+	}
+	return cli.Exit(fmt.Sprintf("%s: %s is a bundle of site %q, the other of site %q: nodes of one site refuse the other's bundles (give --cross-site to compare them anyway)",
+		c.Command.Name, oldFile, old.Name, new.Name), 1)
 }
 
 // defaultExpiry is how long after its creation a bundle is accepted unless
@@ -110,7 +125,8 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	m.Revision = gitRevision(dir)
-	prev, err := againstBundle(c, m.Serial)
+	m = pack.Manifest(site, m)
+	prev, err := againstBundle(c, m.Serial, site)
 	if err != nil {
 		return err
 	}
@@ -129,17 +145,19 @@ func runBuild(c *cli.Context) error {
 	return printAgainst(c.App.Writer, prev, site)
 }
 
+// against is the --against bundle: its serial and resolved model.
+type against struct {
+	serial uint64
+	site   *model.Site
+}
+
 // printAgainst summarises what changed since the --against bundle.
-func printAgainst(w io.Writer, prev *archive.Bundle, site *model.Site) error {
-	old, err := pack.Site(prev)
+func printAgainst(w io.Writer, prev *against, site *model.Site) error {
+	d, err := bundlediff.Compute(prev.site, site)
 	if err != nil {
 		return err
 	}
-	d, err := bundlediff.Compute(old, site)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "against serial %d:\n", prev.Manifest.Serial)
+	fmt.Fprintf(w, "against serial %d:\n", prev.serial)
 	d.WriteSummary(w)
 	return nil
 }
@@ -172,8 +190,9 @@ func buildManifest(c *cli.Context) (archive.Manifest, error) {
 }
 
 // againstBundle opens the --against bundle (nil without the flag), whose
-// serial must be older than serial.
-func againstBundle(c *cli.Context, serial uint64) (*archive.Bundle, error) {
+// serial must be older than serial and whose site must be site's (unless
+// --cross-site). It runs before the new bundle is written.
+func againstBundle(c *cli.Context, serial uint64, site *model.Site) (*against, error) {
 	p := c.String("against")
 	if p == "" {
 		return nil, nil
@@ -185,7 +204,14 @@ func againstBundle(c *cli.Context, serial uint64) (*archive.Bundle, error) {
 	if serial <= prev.Manifest.Serial {
 		return nil, cli.Exit(fmt.Sprintf("build: serial %d is not newer than %s's %d: nodes would refuse it", serial, p, prev.Manifest.Serial), 1)
 	}
-	return prev, nil
+	old, err := pack.Site(prev)
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("build: %s: %v", p, err), 1)
+	}
+	if err := checkSameSite(c, p, old, site); err != nil {
+		return nil, err
+	}
+	return &against{serial: prev.Manifest.Serial, site: old}, nil
 }
 
 // writeBundle signs the site's bundle with --key and writes it to

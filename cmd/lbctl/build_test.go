@@ -91,3 +91,50 @@ func TestBuildRefusesCarriageReturn(t *testing.T) {
 		t.Errorf("a bundle was written: %v", err)
 	}
 }
+
+// TestBuildAndDiffAcrossSites: two sites with the same node names. build
+// --against and diff refuse to compare their bundles (writing nothing)
+// unless --cross-site, and then say SITE CHANGED first; the manifest
+// carries the site, which inspect shows.
+func TestBuildAndDiffAcrossSites(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "site")
+	keygen(t, key)
+	tree := campusCopy(t)
+	a, b := filepath.Join(dir, "a.bundle"), filepath.Join(dir, "b.bundle")
+	if _, stderr, code := run(t, "build", tree, "-o", a, "--key", key+".key", "--serial", "1"); code != 0 {
+		t.Fatalf("build: %d %s", code, stderr)
+	}
+	if out, _, code := run(t, "inspect", a, "--pubkey", key+".pub", "--json"); code != 0 || !strings.Contains(out, `"manifest_site": "campus"`) {
+		t.Fatalf("inspect: %d %s", code, out)
+	}
+	// inspect lists the certificate files the VIPs need, with their users.
+	out, _, code := run(t, "inspect", a, "--pubkey", key+".pub", "--cert-dir", "/srv/certs")
+	for _, want := range []string{"site      campus (signed in the manifest", "/srv/certs/ldap.campus.example.pem", "/srv/certs/wildcard.campus.example.pem", "services directory/ldap"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("inspect (%d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	site := filepath.Join(tree, "site.yaml")
+	src, _ := os.ReadFile(site)
+	os.WriteFile(site, bytes.Replace(src, []byte("site: campus"), []byte("site: campus-b"), 1), 0o644)
+	args := []string{"build", tree, "-o", b, "--key", key + ".key", "--serial", "2", "--against", a, "--pubkey", key + ".pub"}
+	_, stderr, code := run(t, args...)
+	if code != 1 || !strings.Contains(stderr, `is a bundle of site "campus", the other of site "campus-b"`) {
+		t.Fatalf("build --against another site: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(b); !os.IsNotExist(err) {
+		t.Fatalf("a bundle was written: %v", err)
+	}
+	out, stderr, code = run(t, append(args, "--cross-site")...)
+	if code != 0 || !strings.Contains(out, `SITE CHANGED: "campus" -> "campus-b"`) {
+		t.Fatalf("build --against --cross-site: %d %s %s", code, out, stderr)
+	}
+	if _, stderr, code := run(t, "diff", a, b, "--pubkey", key+".pub"); code != 1 || !strings.Contains(stderr, "nodes of one site refuse the other's bundles") {
+		t.Fatalf("diff of two sites: %d %s", code, stderr)
+	}
+	out, _, code = run(t, "diff", a, b, "--pubkey", key+".pub", "--cross-site", "--summary")
+	if code != 0 || !strings.HasPrefix(out, `SITE CHANGED: "campus" -> "campus-b"`) || !strings.Contains(out, "services: unchanged") {
+		t.Fatalf("diff --cross-site: %d\n%s", code, out)
+	}
+}

@@ -46,6 +46,7 @@ func diffCommand() *cli.Command {
 			&cli.BoolFlag{Name: "exit-code", Usage: "exit 1 when something changes, 0 when nothing does"},
 			&cli.BoolFlag{Name: "no-pager", Usage: "do not page the output on a terminal"},
 			&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour the output: `WHEN` auto (on a terminal, unless NO_COLOR is set), always or never"},
+			crossSiteFlag,
 		),
 		Action: runDiff,
 	}
@@ -69,7 +70,8 @@ func runDiff(c *cli.Context) error {
 	return nil
 }
 
-// diffSites reads and verifies the two bundles' resolved models.
+// diffSites reads and verifies the two bundles' resolved models, which
+// must be of the same site unless --cross-site.
 func diffSites(c *cli.Context) ([2]*model.Site, error) {
 	var sites [2]*model.Site
 	args, err := positional(c)
@@ -88,7 +90,7 @@ func diffSites(c *cli.Context) ([2]*model.Site, error) {
 			return sites, fmt.Errorf("diff: %s: %w", f, err)
 		}
 	}
-	return sites, nil
+	return sites, checkSameSite(c, args[0], sites[0], sites[1])
 }
 
 // diffError gives every error but a usage error the exit status 3 with

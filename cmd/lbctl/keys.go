@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/lbctl/lbctl/bundle/archive"
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/bundle/render/haproxy"
 	"github.com/lbctl/lbctl/bundle/sign"
 	"github.com/lbctl/lbctl/cmd/lbctl/internal/clix"
 )
@@ -46,11 +48,13 @@ func init() {
 		},
 		&cli.Command{
 			Name:      "inspect",
-			Usage:     "verify a bundle and show its manifest and what it deploys",
+			Usage:     "verify a bundle and show its manifest, what it deploys and the certificate files its VIPs need on the nodes",
 			ArgsUsage: "BUNDLE",
-			Description: "Verifies BUNDLE as verify does, then shows its manifest (serial, signer, creation, expiry, revision,\n" +
-				"files) and what it deploys: services, VIPs and nodes, and whether nodes would refuse its resolved model.",
-			Flags:  append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+			Description: "Verifies BUNDLE as verify does, then shows its manifest (site, serial, signer, creation, expiry, revision,\n" +
+				"files), what it deploys: services, VIPs and nodes, whether nodes would refuse its resolved model, and the\n" +
+				"certificate files its VIPs need on every node (never in the bundle), with the VIPs and services using each.",
+			Flags: append(trustFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				&cli.StringFlag{Name: "cert-dir", Value: haproxy.DefaultCertDir, Usage: "the nodes' certificate `DIR` (lbctl.yaml cert_dir), for the paths listed"}),
 			Action: runInspect,
 		},
 	)
@@ -278,13 +282,18 @@ func expiryText(m archive.Manifest) string {
 
 // inspection is inspect's JSON output.
 type inspection struct {
-	Serial   uint64              `json:"serial"`
-	Signer   string              `json:"signer"`
-	Created  time.Time           `json:"created"`
-	Expires  *time.Time          `json:"expires,omitempty"`
-	Revision string              `json:"revision,omitempty"`
-	Files    []archive.FileEntry `json:"files"`
-	Site     *siteSummary        `json:"site,omitempty"`
+	// ManifestSite is the site the signed manifest names (empty in
+	// bundles built before manifests named it).
+	ManifestSite string              `json:"manifest_site,omitempty"`
+	Serial       uint64              `json:"serial"`
+	Signer       string              `json:"signer"`
+	Created      time.Time           `json:"created"`
+	Expires      *time.Time          `json:"expires,omitempty"`
+	Revision     string              `json:"revision,omitempty"`
+	Files        []archive.FileEntry `json:"files"`
+	Site         *siteSummary        `json:"site,omitempty"`
+	// Certificates are the files the VIPs need on every node.
+	Certificates []certificateLine `json:"certificates,omitempty"`
 	// Refused lists why a node would refuse the bundle's resolved model
 	// (model.Site.Validate), one field per line; empty when it would not.
 	Refused []string `json:"refused,omitempty"`
@@ -295,6 +304,12 @@ type siteSummary struct {
 	Services []serviceLine `json:"services"`
 	VIPs     []vipLine     `json:"vips"`
 	Nodes    []nodeLine    `json:"nodes"`
+}
+
+// certificateLine is a certificate file the bundle's VIPs need.
+type certificateLine struct {
+	model.CertificateUse
+	Path string `json:"path"`
 }
 
 type serviceLine struct {
@@ -317,9 +332,9 @@ type nodeLine struct {
 	ASN      uint32     `json:"asn"`
 }
 
-func summarise(b *archive.Bundle) (*inspection, error) {
+func summarise(b *archive.Bundle, certDir string) (*inspection, error) {
 	m := b.Manifest
-	in := &inspection{Serial: m.Serial, Signer: sign.FormatKeyID(b.Signer), Created: m.Created, Expires: m.Expires, Revision: m.Revision, Files: m.Files}
+	in := &inspection{ManifestSite: m.Site, Serial: m.Serial, Signer: sign.FormatKeyID(b.Signer), Created: m.Created, Expires: m.Expires, Revision: m.Revision, Files: m.Files}
 	data, ok := b.File(archive.ResolvedFile)
 	if !ok {
 		return in, nil
@@ -352,6 +367,9 @@ func summarise(b *archive.Bundle) (*inspection, error) {
 		s.Nodes = append(s.Nodes, nodeLine{Hostname: n.Hostname, RouterID: n.RouterID, ASN: n.ASN})
 	}
 	in.Site = s
+	for _, u := range site.Certificates() {
+		in.Certificates = append(in.Certificates, certificateLine{CertificateUse: u, Path: path.Join(certDir, u.Name+".pem")})
+	}
 	return in, nil
 }
 
@@ -360,7 +378,7 @@ func runInspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	in, err := summarise(b)
+	in, err := summarise(b, c.String("cert-dir"))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("inspect %s: %v", file, err), 1)
 	}
@@ -384,6 +402,7 @@ func printInspection(w io.Writer, file string, in *inspection) {
 	if in.Site != nil {
 		printInspectedSite(w, tw, in.Site)
 	}
+	printCertificates(w, tw, in.Certificates)
 	fmt.Fprintln(w, "\nfiles")
 	for _, f := range in.Files {
 		fmt.Fprintf(tw, "  %d\t%s\n", f.Size, safe(f.Path))
@@ -407,6 +426,9 @@ func printManifest(tw io.Writer, file string, in *inspection) {
 		exp = in.Expires.Format(time.RFC3339)
 	}
 	fmt.Fprintf(tw, "bundle\t%s\n", file)
+	if in.ManifestSite != "" {
+		fmt.Fprintf(tw, "site\t%s (signed in the manifest; nodes of other sites refuse it)\n", safe(in.ManifestSite))
+	}
 	fmt.Fprintf(tw, "serial\t%d\n", in.Serial)
 	fmt.Fprintf(tw, "signer\t%s\n", in.Signer)
 	fmt.Fprintf(tw, "created\t%s\n", in.Created.Format(time.RFC3339))
@@ -414,7 +436,7 @@ func printManifest(tw io.Writer, file string, in *inspection) {
 	fmt.Fprintf(tw, "revision\t%s\n", rev)
 	fmt.Fprintf(tw, "files\t%d, %d bytes\n", len(in.Files), total)
 	if s := in.Site; s != nil {
-		fmt.Fprintf(tw, "site\t%s: %d services, %d VIPs, %d nodes\n", safe(s.Name), len(s.Services), len(s.VIPs), len(s.Nodes))
+		fmt.Fprintf(tw, "contents\t%s: %d services, %d VIPs, %d nodes\n", safe(s.Name), len(s.Services), len(s.VIPs), len(s.Nodes))
 		if len(in.Refused) == 0 {
 			fmt.Fprintf(tw, "nodes\twould install it (the resolved model passes the grammar check)\n")
 		} else {
@@ -443,6 +465,20 @@ func printInspectedSite(w io.Writer, tw *tabwriter.Writer, s *siteSummary) {
 	fmt.Fprintln(w, "\nnodes")
 	for _, l := range s.Nodes {
 		fmt.Fprintf(tw, "  %s\trouter id %s\tAS%d\n", safe(l.Hostname), safe(model.AddrText(l.RouterID)), l.ASN)
+	}
+	tw.Flush()
+}
+
+// printCertificates lists the certificate files the VIPs need, with the
+// VIPs and services using each.
+func printCertificates(w io.Writer, tw *tabwriter.Writer, certs []certificateLine) {
+	fmt.Fprintln(w, "\ncertificates (on every node; never in the bundle)")
+	if len(certs) == 0 {
+		fmt.Fprintln(w, "  none: no service terminates TLS")
+	}
+	for _, l := range certs {
+		fmt.Fprintf(tw, "  %s\tvip %s\tservices %s\tcovers %s\n", safe(l.Path), safe(strings.Join(l.VIPs, ",")),
+			safe(strings.Join(l.Services, ",")), safe(strings.Join(l.Hosts, ",")))
 	}
 	tw.Flush()
 }

@@ -45,7 +45,11 @@ func runStatus(c *cli.Context) error {
 }
 
 func printStatus(w io.Writer, st *nodeapi.Status) {
-	fmt.Fprintf(w, "node %s, release %d, agent %s\n", st.Node, st.Serial, st.Agent)
+	site := ""
+	if st.Site != "" {
+		site = ", site " + st.Site
+	}
+	fmt.Fprintf(w, "node %s%s, release %d, agent %s\n", st.Node, site, st.Serial, st.Agent)
 	if st.Probe != "" {
 		fmt.Fprintf(w, "socket probe: %s\n", st.Probe)
 	}

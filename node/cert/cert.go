@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,7 +39,12 @@ func Path(dir, name string) string { return filepath.Join(dir, name+".pem") }
 func CheckFile(dir, name string, hosts []string, now time.Time) (*Info, error) {
 	p := Path(dir, name)
 	data, err := os.ReadFile(p)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("certificate %s: %s is missing (certificates never travel in bundles: put the chain and key there, docs/deploy.md): %w", name, p, err)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("certificate %s: %s is not readable: %w", name, p, err)
+	case err != nil:
 		return nil, fmt.Errorf("certificate %s: %w", name, err)
 	}
 	info, err := Check(data, hosts, now)

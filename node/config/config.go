@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/lbctl/lbctl/bundle/archive"
 )
 
 // DefaultPath is the node configuration file.
@@ -24,6 +26,11 @@ type Config struct {
 	// Node is this node's host name in the bundles' node profiles; default
 	// the machine's host name.
 	Node string `yaml:"node"`
+	// Site is the site this node belongs to (site.yaml's site): a bundle
+	// of another site is refused, even one signed by a trusted key.
+	// Default: the site of the first bundle installed here, pinned in
+	// <state_dir>/site.json.
+	Site string `yaml:"site"`
 	// StateDir holds the releases store. Default /var/lib/lbctl.
 	StateDir string `yaml:"state_dir"`
 	// TrustedDir holds the trusted minisign public keys (*.pub). Default
@@ -138,6 +145,11 @@ func Load(path string) (*Config, error) {
 		// A file of comments only (all defaults) decodes to nothing.
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("node config %s: %s", path, yaml.FormatError(err, false, true))
+		}
+	}
+	if c.Site != "" {
+		if err := archive.CheckSite(c.Site); err != nil {
+			return nil, fmt.Errorf("node config %s: site: %v", path, err)
 		}
 	}
 	if t := c.HAProxy.Threads; t < 0 || t > MaxThreads {

@@ -32,6 +32,14 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p); err != nil || c.HAProxy.Threads != 2 {
 		t.Fatalf("haproxy.threads: %+v %v", c, err)
 	}
+	os.WriteFile(p, []byte("site: campus\n"), 0o644)
+	if c, err := Load(p); err != nil || c.Site != "campus" {
+		t.Fatalf("site: %+v %v", c, err)
+	}
+	os.WriteFile(p, []byte("site: campus/a\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p+": site: site name \"campus/a\"") {
+		t.Fatalf("site campus/a: %v", err)
+	}
 	os.WriteFile(p, []byte("haproxy:\n  threads: 65\n"), 0o644)
 	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "haproxy.threads: 65") || !strings.Contains(err.Error(), p) {
 		t.Fatalf("haproxy.threads 65: %v", err)

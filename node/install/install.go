@@ -70,6 +70,12 @@ type Installer struct {
 	OpenKept func(bundle []byte) (*Verified, error)
 	// Replay is the anti-replay policy.
 	Replay Replay
+	// Site is the site this node belongs to (lbctl.yaml's site): a bundle
+	// of another site is refused before anything is written. Empty: the
+	// site pinned by the first install (release.SitePin), else that of
+	// the current release; a node with neither takes any site and pins
+	// it.
+	Site string
 	// Render computes this node's state from the resolved model (pure).
 	Render func(site *model.Site, node *model.Node, serial uint64) (*plan.State, error)
 	// Validate checks the configs of the VIPs a plan starts or reloads,
@@ -160,6 +166,8 @@ var (
 	ErrSerialReused = errors.New("serial reused by another bundle")
 	// ErrSerialJump: the serial or the build time is far ahead.
 	ErrSerialJump = errors.New("bundle is far ahead of this node (use --allow-serial-jump)")
+	// ErrOtherSite: the bundle belongs to another site than this node.
+	ErrOtherSite = errors.New("bundle of another site")
 )
 
 func (in *Installer) now() time.Time {
@@ -189,6 +197,9 @@ func (in *Installer) Install(ctx context.Context, bundle []byte, opt Options) (*
 	}
 	v, next, err := in.verifyAndRender(bundle, opt, clock)
 	if err != nil {
+		return nil, err
+	}
+	if err := in.checkSite(v); err != nil {
 		return nil, err
 	}
 	// The anti-replay checks run once before the lock, so that a refusal
@@ -385,6 +396,10 @@ func (in *Installer) commit(v *Verified, res *Result, opt Options, overrides []s
 	if err := in.Store.RaiseHighest(release.Highest{Serial: v.Serial, ManifestSHA256: v.ManifestSHA256, Time: in.now().UTC()}); err != nil {
 		return err
 	}
+	// The site is pinned before the intent is cleared, like the record.
+	if err := in.pinSite(v); err != nil {
+		return err
+	}
 	if err := in.Store.ClearIntent(); err != nil {
 		return err
 	}
@@ -507,6 +522,57 @@ func (in *Installer) Rollback(ctx context.Context, serial uint64, opt Options) (
 	}
 	opt.rollback, opt.Op = true, "rollback"
 	return in.Install(ctx, r.Bundle, opt)
+}
+
+// checkSite refuses a bundle of another site than this node's. It runs
+// before anything is written, for installs and rollbacks alike.
+func (in *Installer) checkSite(v *Verified) error {
+	want, from, err := in.NodeSite()
+	if err != nil || want == "" || v.Site.Name == want {
+		return err
+	}
+	return fmt.Errorf("bundle %d belongs to site %q, this node to site %q (%s); nothing was changed: %w",
+		v.Serial, v.Site.Name, want, from, ErrOtherSite)
+}
+
+// pinSite records the committed release's site as the node's (a model
+// without a name, which only tests build, pins nothing).
+func (in *Installer) pinSite(v *Verified) error {
+	if v.Site.Name == "" {
+		return nil
+	}
+	return in.Store.PinSite(release.SitePin{Site: v.Site.Name, Serial: v.Serial, Time: in.now().UTC()})
+}
+
+// NodeSite is the site this node belongs to and where that comes from:
+// the node configuration, the pin of the first install, or the current
+// release (a node installed before sites were pinned). Empty when the node
+// has none of them: its first install pins the bundle's site.
+func (in *Installer) NodeSite() (site, from string, err error) {
+	if in.Site != "" {
+		return in.Site, "site in the node configuration", nil
+	}
+	pin, ok, err := in.Store.ReadSite()
+	if err != nil || ok {
+		return pin.Site, fmt.Sprintf("pinned by release %d in %s", pin.Serial, in.Store.SitePath()), err
+	}
+	cur, ok, err := in.Store.Current()
+	if err != nil || !ok {
+		return "", "", err
+	}
+	r, err := in.Store.Load(cur)
+	if err != nil {
+		return "", "", fmt.Errorf("the site of the current release: %w", err)
+	}
+	open := in.OpenKept
+	if open == nil {
+		open = in.Open
+	}
+	v, err := open(r.Bundle)
+	if err != nil {
+		return "", "", fmt.Errorf("the site of the current release %d: %w", cur, err)
+	}
+	return v.Site.Name, fmt.Sprintf("the site of the current release %d", cur), nil
 }
 
 // precheck is checkReplay without the lock.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,80 @@ func TestPhases(t *testing.T) {
 	}
 	if n := len(res.Phases); n != 5 || res.Phases[n-1].Name != "validate" {
 		t.Errorf("dry run phases %v, want verify to validate", res.Phases)
+	}
+}
+
+func mkSiteBundle(t *testing.T, site string, serial uint64, vips map[string]string) []byte {
+	t.Helper()
+	var tb testBundle
+	if err := json.Unmarshal(mkBundle(serial, vips), &tb); err != nil {
+		t.Fatal(err)
+	}
+	tb.Site.Name = site
+	b, _ := json.Marshal(tb)
+	return b
+}
+
+// TestInstallRefusesAnotherSite: the first install pins its site; a bundle
+// of another site is then refused before anything is written, by install,
+// dry run and rollback alike, unless the node configuration names the
+// other site (the operator moved the node), whose install moves the pin.
+func TestInstallRefusesAnotherSite(t *testing.T) {
+	f := apply.NewFake()
+	in := newInstaller(t, f)
+	ctx := context.Background()
+	if _, err := in.Install(ctx, mkSiteBundle(t, "campus", 1, v1), Options{Node: "lb1"}); err != nil {
+		t.Fatal(err)
+	}
+	pin, ok, err := in.Store.ReadSite()
+	if err != nil || !ok || pin.Site != "campus" || pin.Serial != 1 {
+		t.Fatalf("pin %+v %v %v", pin, ok, err)
+	}
+	before, calls := f.String(), f.Calls
+	for _, dry := range []bool{true, false} {
+		_, err := in.Install(ctx, mkSiteBundle(t, "lab", 2, v2), Options{Node: "lb1", DryRun: dry})
+		if !errors.Is(err, ErrOtherSite) || !strings.Contains(err.Error(), `bundle 2 belongs to site "lab", this node to site "campus" (pinned by release 1 in `) {
+			t.Fatalf("dry run %v: %v", dry, err)
+		}
+	}
+	if f.String() != before || f.Calls != calls {
+		t.Errorf("a refused bundle changed the host (%d calls):\n%s", f.Calls-calls, f.String())
+	}
+	if cur, _, _ := in.Store.Current(); cur != 1 {
+		t.Errorf("current %d", cur)
+	}
+	// The configuration names the node's site: it wins over the pin.
+	in.Site = "lab"
+	if _, err := in.Install(ctx, mkSiteBundle(t, "campus", 3, v2), Options{Node: "lb1"}); !errors.Is(err, ErrOtherSite) || !strings.Contains(err.Error(), "(site in the node configuration)") {
+		t.Fatalf("configured site: %v", err)
+	}
+	if _, err := in.Install(ctx, mkSiteBundle(t, "lab", 4, v2), Options{Node: "lb1"}); err != nil {
+		t.Fatal(err)
+	}
+	if pin, _, _ := in.Store.ReadSite(); pin.Site != "lab" || pin.Serial != 4 {
+		t.Errorf("pin after the move %+v", pin)
+	}
+	// A rollback to the other site's release is refused too.
+	if _, err := in.Rollback(ctx, 1, Options{Node: "lb1"}); !errors.Is(err, ErrOtherSite) {
+		t.Fatalf("rollback across sites: %v", err)
+	}
+}
+
+// TestNodeSiteOfAnUnpinnedNode: a node installed before sites were pinned
+// belongs to its current release's site.
+func TestNodeSiteOfAnUnpinnedNode(t *testing.T) {
+	in := newInstaller(t, apply.NewFake())
+	if s, _, err := in.NodeSite(); s != "" || err != nil {
+		t.Fatalf("fresh node: %q %v", s, err)
+	}
+	if _, err := in.Install(context.Background(), mkSiteBundle(t, "campus", 1, v1), Options{Node: "lb1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(in.Store.SitePath()); err != nil {
+		t.Fatal(err)
+	}
+	s, from, err := in.NodeSite()
+	if s != "campus" || from != "the site of the current release 1" || err != nil {
+		t.Fatalf("unpinned node: %q %q %v", s, from, err)
 	}
 }

@@ -60,16 +60,17 @@ func newReplayNode(t *testing.T, pol install.Replay) *replayNode {
 }
 
 func replayRender(site *model.Site, _ *model.Node, serial uint64) (*plan.State, error) {
-	st := &plan.State{Serial: serial, BirdConf: []byte("bird " + site.Name)}
+	label := site.Nodes[0].Source // what makes the test's bundles differ
+	st := &plan.State{Serial: serial, BirdConf: []byte("bird " + label)}
 	for _, v := range site.VIPs {
 		a := v.Addresses[0]
 		st.VIPs = append(st.VIPs, plan.VIP{Name: v.Name, Addresses: []netip.Addr{a},
-			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(site.Name)}}})
+			Files: []plan.File{{Path: "haproxy.cfg", Data: []byte(label)}}})
 	}
 	return st, nil
 }
 
-// bundle is a signed bundle as lbctl build writes it: created an hour
+// bundle is a signed bundle of site campus as lbctl build writes it: created an hour
 // before the node's clock, expiring 30 days after (build's default).
 func (n *replayNode) bundle(serial uint64, name string) []byte {
 	created := n.now.Add(-time.Hour)
@@ -79,7 +80,7 @@ func (n *replayNode) bundle(serial uint64, name string) []byte {
 
 func (n *replayNode) bundleAt(serial uint64, name string, created time.Time, expires *time.Time) []byte {
 	n.t.Helper()
-	site := &model.Site{FormatVersion: model.FormatVersion, Name: name, Nodes: []model.Node{{Hostname: "lb1", RouterID: netip.MustParseAddr("198.51.100.11")}},
+	site := &model.Site{FormatVersion: model.FormatVersion, Name: "campus", Nodes: []model.Node{{Hostname: "lb1", Source: "nodes/" + name + ".yaml", RouterID: netip.MustParseAddr("198.51.100.11")}},
 		VIPs: []model.VIP{{Name: "192.0.2.10", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}}}
 	return n.key.Bundle(n.t, site, archive.Manifest{Serial: serial, Created: created, Expires: expires})
 }
@@ -301,7 +302,7 @@ func TestReplayRecordAfterCrash(t *testing.T) {
 	n.mustInstall(n.bundle(10, "ten"), install.Options{})
 	b11 := n.bundle(11, "eleven")
 	st := n.in.Store
-	state, _ := replayRender(&model.Site{Name: "eleven"}, nil, 11)
+	state, _ := replayRender(&model.Site{Name: "campus", Nodes: []model.Node{{Source: "nodes/eleven.yaml"}}}, nil, 11)
 	if err := st.Stage(&release.Release{Serial: 11, Bundle: b11, State: state}); err != nil {
 		t.Fatal(err)
 	}

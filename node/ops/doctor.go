@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/lbctl/lbctl/bpf"
+	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health/agent"
 	birdc "github.com/lbctl/lbctl/health/bird"
 	"github.com/lbctl/lbctl/node/cert"
 	"github.com/lbctl/lbctl/node/config"
 	"github.com/lbctl/lbctl/node/nft"
 	"github.com/lbctl/lbctl/node/nft/nftspec"
+	"github.com/lbctl/lbctl/node/setup"
 	"github.com/lbctl/lbctl/systemd"
 )
 
@@ -38,7 +40,8 @@ func finding(what string, err error, okDetail string) Check {
 
 // Doctor checks what this node needs: nftables, eBPF and sock_diag, BIRD's
 // control socket, HAProxy, systemd, the agent's flow handoff and the
-// certificates (expiring within 30 days is a problem). It changes nothing.
+// certificates (expiring within 30 days is a problem; one the current
+// release needs is checked as an install would). It changes nothing.
 func Doctor(ctx context.Context, cfg *config.Config) []Check {
 	checks := []Check{nftCheck()}
 	checks = append(checks, probeChecks()...)
@@ -46,7 +49,52 @@ func Doctor(ctx context.Context, cfg *config.Config) []Check {
 	defer cancel()
 	checks = append(checks, birdCheck(ctx, cfg.Bird.Socket), haproxyCheck(), dbusCheck(ctx),
 		handoffCheck(ctx, cfg.Agent.Socket))
-	return append(checks, CertChecks(cfg.CertDir, time.Now(), 30*24*time.Hour)...)
+	needs, err := releaseCertificates(cfg)
+	if err != nil {
+		checks = append(checks, finding("certificates of the current release", err, ""))
+	}
+	return append(checks, CertificateChecks(needs, cfg.CertDir, time.Now(), 30*24*time.Hour)...)
+}
+
+// releaseCertificates lists the certificates the current release's VIPs
+// use (none when nothing is installed).
+func releaseCertificates(cfg *config.Config) ([]model.CertificateUse, error) {
+	store, err := ReadStore(cfg)
+	if err != nil || store == nil {
+		return nil, err
+	}
+	r, err := current(store)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	v, err := setup.Opener(cfg.TrustedDir, func() time.Time { return time.Time{} })(r.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("release %d: %w", r.Serial, err)
+	}
+	return v.Site.Certificates(), nil
+}
+
+// CertificateChecks is CertChecks of dir, with every certificate in needs
+// (those the current release's VIPs use) checked in full as an install
+// checks it: present, readable, chain and key matching, covering the
+// services' names, not expired. A failure names the VIPs and services
+// that need it and replaces the file's own check.
+func CertificateChecks(needs []model.CertificateUse, dir string, now time.Time, soon time.Duration) []Check {
+	checks := CertChecks(dir, now, soon)
+	for _, u := range needs {
+		_, err := cert.CheckFile(dir, u.Name, u.Hosts, now)
+		if err == nil {
+			continue
+		}
+		c := Check{What: "certificate " + u.Name,
+			Detail: fmt.Sprintf("%v (needed by VIP %s: %s)", err, strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", "))}
+		if i := slices.IndexFunc(checks, func(x Check) bool { return x.What == c.What }); i >= 0 {
+			checks[i] = c
+		} else {
+			checks = append(checks, c)
+		}
+	}
+	return checks
 }
 
 func nftCheck() Check {

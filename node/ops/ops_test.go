@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbctl/lbctl/bundle/model"
 	"github.com/lbctl/lbctl/health"
 	"github.com/lbctl/lbctl/internal/testcert"
 	"github.com/lbctl/lbctl/node/plan"
@@ -114,5 +115,52 @@ func TestSetDrains(t *testing.T) {
 		if d := drains(); d.All != s.all || !slices.Equal(d.VIPs, s.vips) {
 			t.Errorf("step %d %+v: drains %+v, want all=%v %v", i, s.req, d, s.all, s.vips)
 		}
+	}
+}
+
+// TestCertificateChecks: a certificate the release needs that is missing
+// is reported with who needs it; one that does not cover a service's name
+// replaces its file's own (passing) check; one not needed keeps its
+// expiry check.
+func TestCertificateChecks(t *testing.T) {
+	ca, err := testcert.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	dir := t.TempDir()
+	for name, host := range map[string]string{"www": "www.example.org", "spare": "spare.example.org"} {
+		b, err := ca.Issue([]string{host}, now.Add(-time.Hour), now.Add(90*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".pem"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	needs := []model.CertificateUse{
+		{Name: "gone", VIPs: []string{"192.0.2.10"}, Services: []string{"web/a"}, Hosts: []string{"a.example.org"}},
+		{Name: "www", VIPs: []string{"192.0.2.11"}, Services: []string{"web/b"}, Hosts: []string{"www.example.org", "b.example.org"}},
+	}
+	got := CertificateChecks(needs, dir, now, 30*24*time.Hour)
+	want := []struct {
+		what   string
+		ok     bool
+		detail string
+	}{
+		{"certificate spare", true, "valid until "},
+		{"certificate www", false, "certificate www (" + filepath.Join(dir, "www.pem") + "): does not cover b.example.org (needed by VIP 192.0.2.11: web/b)"},
+		{"certificate gone", false, "certificate gone: " + filepath.Join(dir, "gone.pem") + " is missing"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d checks, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if got[i].What != w.what || got[i].OK != w.ok || !strings.HasPrefix(got[i].Detail, w.detail) {
+			t.Errorf("check %d: got %+v, want %s ok=%v detail %q...", i, got[i], w.what, w.ok, w.detail)
+		}
+	}
+	if !strings.HasSuffix(got[2].Detail, "(needed by VIP 192.0.2.10: web/a)") {
+		t.Errorf("missing certificate: %s", got[2].Detail)
 	}
 }

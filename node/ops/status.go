@@ -31,6 +31,9 @@ func Status(ctx context.Context, cfg *config.Config, store *release.Store) (*nod
 		return nil, err
 	}
 	st.Serial, st.Installed = cur, ok
+	if pin, ok, _ := store.ReadSite(); ok {
+		st.Site = pin.Site
+	}
 	if h, _ := store.History(); len(h) > 0 {
 		st.Last = &h[len(h)-1]
 	}
@@ -68,7 +71,7 @@ func askAgent(ctx context.Context, cfg *config.Config, st *nodeapi.Status) map[s
 	as, err := (agent.Client{Socket: cfg.Agent.Socket}).Status(ctx)
 	switch {
 	case err == nil:
-		st.Agent, st.Probe, st.Handoff = "running", as.Probe, as.Handoff
+		st.Agent, st.Probe, st.Handoff, st.AgentSerial = "running", as.Probe, as.Handoff, as.Serial
 		for _, v := range as.VIPs {
 			view[v.Name] = v
 		}

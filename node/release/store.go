@@ -11,6 +11,7 @@
 //	  install.log                one JSON line per install, rollback or recovery
 //	  lock                       flock(2) held by the one install at a time
 //	  highest-serial.json        the highest serial ever committed here (anti-replay)
+//	  site.json                  the site this node's releases belong to, pinned by its first install
 //
 // highest-serial.json lives outside releases/ on purpose: pruning, a
 // rollback or deleting the releases store leaves it, and the .deb has no
@@ -506,6 +507,59 @@ func (s *Store) RaiseHighest(h Highest) error {
 	}
 	if err := renameio.WriteFile(filepath.Join(s.Root, HighestName), append(b, '\n'), 0o640); err != nil {
 		return fmt.Errorf("highest serial record: %w", err)
+	}
+	return syncDir(s.Root)
+}
+
+// SiteName is the file of the site pin in the state directory.
+const SiteName = "site.json"
+
+// SitePin records which site this node belongs to: written by the first
+// install (and by an install for the site lbctl.yaml names, when the
+// operator moved the node to another site). An install of a bundle of
+// another site is refused. Like highest-serial.json it survives pruning,
+// rollbacks and the package's removal.
+type SitePin struct {
+	Site string `json:"site"`
+	// Serial is the release that pinned it.
+	Serial uint64    `json:"serial"`
+	Time   time.Time `json:"time"`
+}
+
+// SitePath is the site pin's file.
+func (s *Store) SitePath() string { return filepath.Join(s.Root, SiteName) }
+
+// ReadSite returns the site pin; ok is false when there is none.
+func (s *Store) ReadSite() (p SitePin, ok bool, err error) {
+	b, err := os.ReadFile(s.SitePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return p, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &p)
+	}
+	if err == nil && p.Site == "" {
+		err = errors.New("no site named")
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("site pin %s: %w", s.SitePath(), err)
+	}
+	return p, true, nil
+}
+
+// PinSite records p as the node's site unless it is pinned to that site
+// already. The file is replaced atomically and synced.
+func (s *Store) PinSite(p SitePin) error {
+	cur, ok, err := s.ReadSite()
+	if err == nil && ok && cur.Site == p.Site {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(s.SitePath(), append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("site pin: %w", err)
 	}
 	return syncDir(s.Root)
 }

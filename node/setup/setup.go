@@ -103,6 +103,7 @@ func (n *Node) installer(log *slog.Logger) *install.Installer {
 		Open:     Opener(cfg.TrustedDir, time.Now),
 		OpenKept: Opener(cfg.TrustedDir, func() time.Time { return time.Time{} }),
 		Replay:   ReplayPolicy(cfg),
+		Site:     cfg.Site,
 		Render:   n.render,
 		Validate: (&validate.Validator{CertDir: cfg.CertDir, VIPDir: cfg.VIPDir, BirdIncludeDir: cfg.Bird.IncludeDir}).Validate,
 		Log:      log,

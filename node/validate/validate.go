@@ -171,29 +171,20 @@ func (v *Validator) bird(ctx context.Context, scratch string, conf []byte) error
 	return nil
 }
 
-// certs checks the certificates of the services on the release's VIPs.
+// certs checks the certificates of the services on the release's VIPs,
+// each error naming the file and the VIPs and services that need it.
 func (v *Validator) certs(site *model.Site, next *plan.State) error {
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
 	}
-	hosts := map[string][]string{}
-	for _, s := range site.Services {
-		if s.TLS == nil || next.VIP(s.VIP) == nil {
+	var errs []error
+	for _, u := range site.Certificates() {
+		if !u.Uses(func(vip string) bool { return next.VIP(vip) != nil }) {
 			continue
 		}
-		hosts[s.TLS.Certificate] = append(hosts[s.TLS.Certificate], s.FQDN)
-		hosts[s.TLS.Certificate] = append(hosts[s.TLS.Certificate], s.Aliases...)
-	}
-	names := make([]string, 0, len(hosts))
-	for n := range hosts {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var errs []error
-	for _, n := range names {
-		if _, err := cert.CheckFile(v.CertDir, n, hosts[n], now()); err != nil {
-			errs = append(errs, err)
+		if _, err := cert.CheckFile(v.CertDir, u.Name, u.Hosts, now()); err != nil {
+			errs = append(errs, fmt.Errorf("%w (needed by VIP %s: %s)", err, strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", ")))
 		}
 	}
 	return errors.Join(errs...)

@@ -87,7 +87,9 @@ func TestValidate(t *testing.T) {
 		{"bird syntax", func(_ *model.Site, n *plan.State) { n.BirdConf = []byte("router id nonsense;\n") },
 			"bird.conf: bird -p:"},
 		{"missing certificate", func(s *model.Site, _ *plan.State) { s.Services[0].TLS.Certificate = "nope" },
-			"certificate nope"},
+			"certificate nope: " + filepath.Join(certDir, "nope.pem") + " is missing"},
+		{"missing certificate names its users", func(s *model.Site, _ *plan.State) { s.Services[0].TLS.Certificate = "nope" },
+			"(needed by VIP 192.0.2.10: www)"},
 		{"expired certificate", func(s *model.Site, _ *plan.State) {
 			s.Services[0].TLS.Certificate, s.Services[0].FQDN = "old", "old.campus.example"
 		}, "expired on"},

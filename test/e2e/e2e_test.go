@@ -533,13 +533,10 @@ func (sb *sandbox) testBadBundle(t *testing.T) {
 	sb.wantUnchanged(t, before)
 }
 
-// testUnhealthyRolledBack installs a bundle adding a VIP (192.0.2.41)
-// whose only backend does not exist while clients keep using two other
-// VIPs: each node starts the new HAProxy, its health gate never passes,
-// and the node rolls back to release 100. No request to the other VIPs
-// fails, no route to the new VIP ever reaches the router, and the other
-// VIPs' HAProxy processes are untouched.
-func (sb *sandbox) testUnhealthyRolledBack(t *testing.T) {
+// ghostTree is a copy of examples/campus with a VIP (192.0.2.41, service
+// legacy/ghost) whose only backend does not exist: it never gets healthy.
+func ghostTree(t *testing.T) string {
+	t.Helper()
 	tree := copyTree(t, filepath.Join(t.TempDir(), "campus"))
 	if err := os.WriteFile(filepath.Join(tree, "legacy", "ghost.yaml"), []byte(`# Its backend does not exist: it never gets healthy.
 fqdn: ghost.campus.example
@@ -562,7 +559,17 @@ backend:
 	if err := os.WriteFile(inv, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ghost := sb.bundle(t, tree, 300)
+	return tree
+}
+
+// testUnhealthyRolledBack installs a bundle adding a VIP (192.0.2.41)
+// whose only backend does not exist while clients keep using two other
+// VIPs: each node starts the new HAProxy, its health gate never passes,
+// and the node rolls back to release 100. No request to the other VIPs
+// fails, no route to the new VIP ever reaches the router, and the other
+// VIPs' HAProxy processes are untouched.
+func (sb *sandbox) testUnhealthyRolledBack(t *testing.T) {
+	ghost := sb.bundle(t, ghostTree(t), 300)
 	before := sb.pids(t)
 
 	ctx := t.Context()

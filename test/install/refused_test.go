@@ -71,6 +71,16 @@ func TestRefused(t *testing.T) {
 	n := newNode(t, resolve(t, r1), resolve(t, r2))
 	n.install(n.put(build(t, n.keys, r1, 1), "1"))
 	good2 := build(t, n.keys, r2, 2)
+	// The node trusts the keys of two sites; release 1 pinned its site.
+	lab := newKeys(t, "lab")
+	labPub, err := os.ReadFile(lab.public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.sd.WriteFile(t, filepath.Join(trustedDir, "lab.pub"), labPub, 0o644)
+	labEdits := upgradeEdits(t)
+	labEdits["site.yaml"] = replace(t, "site: campus\n", "site: lab\n")
+	lab2 := build(t, lab, tree(t, labEdits), 2)
 	ref := n.capture()
 	refLog := len(n.history())
 
@@ -111,6 +121,8 @@ func TestRefused(t *testing.T) {
 		}
 		return data
 	}), "tampered-2"), "verify bundle")
+	refuse("a bundle of another site signed by another trusted key", n.put(lab2, "lab-2"),
+		`bundle 2 belongs to site "lab", this node to site "campus" (pinned by release 1 in /var/lib/lbctl/site.json); nothing was changed`)
 
 	// Certificates live on the node: a missing one, or one that does not
 	// cover the service, fails the install before anything changes.

@@ -56,9 +56,10 @@ func (k Key) Sign(m archive.Manifest, files []archive.File) ([]byte, error) {
 }
 
 // Bundle is the signed bundle of site (the files `lbctl build` packs) with
-// manifest m.
+// manifest m, which names the site as build's does.
 func (k Key) Bundle(t testing.TB, site *model.Site, m archive.Manifest) []byte {
 	t.Helper()
+	m = pack.Manifest(site, m)
 	files, err := pack.Files(site)
 	if err != nil {
 		t.Fatal(err)
