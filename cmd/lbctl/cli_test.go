@@ -52,6 +52,8 @@ func TestCLIConventions(t *testing.T) {
 		{"bad expiry", []string{"build", f.tree, "-o", "x", "--key", f.key + ".key", "--expires", "soon"}, 2, "", `--expires "soon"`},
 		{"too many arguments", []string{"check", f.tree, f.tree}, 2, "", "want exactly one argument"},
 		{"help", []string{"help"}, 0, "COMMANDS:", ""},
+		{"--help", []string{"--help"}, 0, "COMMANDS:", ""},
+		{"-h", []string{"-h"}, 0, "COMMANDS:", ""},
 		{"help of a command", []string{"help", "build"}, 0, "lbctl build [command options] DIR", ""},
 		{"help of a subcommand", []string{"help", "render", "node"}, 0, "DIR HOSTNAME OUT", ""},
 		{"help of an unknown command", []string{"help", "biuld"}, 2, "", `did you mean "build"?`},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -56,6 +57,11 @@ func Main(app *cli.App, args []string) int {
 // urfave/cli's "help, h" subcommand (`lbctl help COMMAND` is the help).
 func Install(app *cli.App) {
 	app.HideHelpCommand = true
+	// urfave/cli adds --help to the app only when it has no command named
+	// help, and lbctl has its own (lbctl help [COMMAND]).
+	if !slices.ContainsFunc(app.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "help") }) {
+		app.Flags = append(app.Flags, cli.HelpFlag)
+	}
 	app.OnUsageError = onUsageError
 	app.Action = groupAction
 	walk(app.Commands, func(c *cli.Command) {
