@@ -49,13 +49,16 @@ type VIP struct {
 	// Backends are the HAProxy backends of the VIP with the number of
 	// servers that must be up.
 	Backends []health.Backend `json:"backends,omitempty"`
+	// SendsEvents records, for a VIP without its files (an Announce op),
+	// what sendsEvents read from its haproxy.cfg.
+	SendsEvents bool `json:"sends_events,omitempty"`
 }
 
 // Health returns the VIP's health specification: what the agent and the
 // install's health gate evaluate.
 func (v *VIP) Health() health.VIP {
 	return health.VIP{Name: v.Name, Addresses: v.Addresses, Probes: v.Probes, Backends: v.Backends,
-		Events: v.sendsEvents()}
+		Events: v.SendsEvents || v.sendsEvents()}
 }
 
 // sendsEvents reports whether the VIP's haproxy.cfg sends its server and
@@ -368,7 +371,8 @@ func (t *transition) gateAndAnnounce(curAnn Op) {
 	if !bytes.Equal(t.cur.BirdConf, t.next.BirdConf) {
 		t.add(Op{Kind: Bird, Bird: t.next.BirdConf}, &Op{Kind: Bird, Bird: t.cur.BirdConf})
 	}
-	if nextAnn := Announcement(t.next, t.nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) || !bytes.Equal(t.cur.BirdConf, t.next.BirdConf) {
+	if nextAnn := Announcement(t.next, t.nextNames); !slices.Equal(nextAnn.Addrs, curAnn.Addrs) ||
+		!bytes.Equal(t.cur.BirdConf, t.next.BirdConf) || !sameHealth(curAnn.VIPs, nextAnn.VIPs) {
 		undo := curAnn
 		t.add(nextAnn, &undo)
 	}
@@ -451,10 +455,18 @@ func Announcement(s *State, names []string) Op {
 	op := Op{Kind: Announce, Names: names, Addrs: addrsOf(s, names), VIPs: []VIP{}}
 	for _, n := range names {
 		v := *s.VIP(n)
+		v.SendsEvents = v.sendsEvents()
 		v.Files = nil
 		op.VIPs = append(op.VIPs, v)
 	}
 	return op
+}
+
+// sameHealth reports whether two announcements give the agent the same
+// VIPs to evaluate: a VIP whose probes, backends or events changed while
+// its addresses did not must still reach the agent.
+func sameHealth(a, b []VIP) bool {
+	return slices.EqualFunc(a, b, func(x, y VIP) bool { return reflect.DeepEqual(x.Health(), y.Health()) })
 }
 
 func addrsOf(s *State, names []string) []netip.Addr {

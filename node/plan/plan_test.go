@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lbctl/lbctl/bundle/model"
+	"github.com/lbctl/lbctl/health"
 )
 
 func vip(name string, transparent bool, cfg string, addrs ...string) VIP {
@@ -341,5 +342,34 @@ func TestFirewallUnionKeepsHandoff(t *testing.T) {
 	fw := model.Firewall{Handoff: h("198.51.100.3", "198.51.100.2")}.Canonical()
 	if !reflect.DeepEqual(fw, unionFW(fw, fw)) {
 		t.Errorf("union of a firewall with itself differs: %+v", unionFW(fw, fw))
+	}
+}
+
+// TestAnnounceCarriesHealthChanges: a VIP whose addresses stay but whose
+// health specification changes (a backend's min_up, a probe) is announced
+// again, so the agent evaluates the new specification; the announcement
+// keeps what the VIP's haproxy.cfg says about state events although it
+// carries no files; an unchanged specification announces nothing.
+func TestAnnounceCarriesHealthChanges(t *testing.T) {
+	const events = "global\n  log unix@/run/lbctl/haproxy-events.sock len 1024 format rfc5424 local0 notice\n"
+	a := vip("192.0.2.10", false, events+"a1", "192.0.2.10")
+	a.Backends = []health.Backend{{Name: "be", MinUp: 1}}
+	a2 := vip("192.0.2.10", false, events+"a2", "192.0.2.10")
+	a2.Backends = []health.Backend{{Name: "be", MinUp: 2}}
+	a3 := vip("192.0.2.10", false, events+"a3", "192.0.2.10")
+	a3.Backends = a.Backends
+	cur := state(1, "bird", fw("192.0.2.10:80"), a)
+
+	p := Compute(cur, state(2, "bird", fw("192.0.2.10:80"), a2))
+	i := indexOf(p, func(o Op) bool { return o.Kind == Announce })
+	if i < 0 {
+		t.Fatalf("min_up 1 -> 2 announces nothing:\n%s", render(p))
+	}
+	got := p.Steps[i].Do.VIPs
+	if len(got) != 1 || len(got[0].Files) != 0 || !reflect.DeepEqual(got[0].Health().Backends, a2.Backends) || !got[0].Health().Events {
+		t.Errorf("announced %+v, want the new backends, no files, events on", got)
+	}
+	if n := count(Compute(cur, state(2, "bird", fw("192.0.2.10:80"), a3)), Announce); n != 0 {
+		t.Errorf("a haproxy.cfg change with the same health specification announces %d times, want 0", n)
 	}
 }
