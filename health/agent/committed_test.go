@@ -80,6 +80,12 @@ func TestCommittedAppliesHandoff(t *testing.T) {
 	if fw, _ := ho.last(); len(fw.Accept4) != 1 || fw.Accept4[0].Addr.String() != "192.0.2.11" {
 		t.Fatalf("after POST /committed the datapath has %+v, want release 4's VIP port", fw.Accept4)
 	}
+	// The install reloaded the agent before it committed; the status
+	// (lbctl status's agent_serial, which a rollout waits for) says the
+	// committed release at once, not at the next reload.
+	if got := a.Status().Serial; got != 4 {
+		t.Errorf("agent serial %d after POST /committed, want 4", got)
+	}
 	if err := (Client{Socket: sock + ".nope"}).CommittedIfRunning(ctx); err != nil {
 		t.Fatalf("no agent running: %v, want no error", err)
 	}

@@ -41,6 +41,23 @@ func (a *Agent) handoffLoop(ctx context.Context) {
 	}
 }
 
+// takeCommitted makes the agent's serial the committed release's: an
+// install reloads the agent (its announce step) before it commits, so
+// without this the agent would report the previous serial until the next
+// reload.
+func (a *Agent) takeCommitted() {
+	serial, ok, err := a.cfg.Store.Current()
+	if err != nil || !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.serial = serial
+	if m := a.cfg.Metrics; m != nil {
+		m.Serial.Set(float64(serial))
+	}
+}
+
 // handoffRefresh is how often the agent re-applies the datapath without
 // being told.
 const handoffRefresh = 10 * time.Second

@@ -32,6 +32,7 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, a.Status())
 	})
 	mux.HandleFunc("POST /committed", func(w http.ResponseWriter, r *http.Request) {
+		a.takeCommitted()
 		a.applyHandoff()
 		writeJSON(w, a.Status())
 	})
