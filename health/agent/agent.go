@@ -365,13 +365,13 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	}
 	a.wg.Go(func() { a.watchSockets(wctx) })
 	if a.cfg.Events != nil {
-		a.wg.Go(func() { a.events(wctx, a.cfg.Events) })
+		a.wg.Go(func() { consume(wctx, a.cfg.Events, a.event) })
 	}
 	if a.cfg.BackendEvents != nil {
-		a.wg.Go(func() { a.backendEvents(wctx, a.cfg.BackendEvents) })
+		a.wg.Go(func() { consume(wctx, a.cfg.BackendEvents, a.backendEvent) })
 	}
 	if a.cfg.UnitEvents != nil {
-		a.wg.Go(func() { a.unitEvents(wctx, a.cfg.UnitEvents) })
+		a.wg.Go(func() { consume(wctx, a.cfg.UnitEvents, a.unitEvent) })
 	}
 	if a.cfg.Handoff != nil {
 		a.wg.Go(func() { a.handoffLoop(wctx) })
@@ -719,10 +719,12 @@ func (a *Agent) refreshListeners(ctx context.Context) []health.Listener {
 	return l
 }
 
-// events withdraws a VIP at once when one of its listeners closes, and
-// pulls its next evaluation forward when one opens. Each event costs a map
-// lookup; no other VIP is looked at.
-func (a *Agent) events(ctx context.Context, ch <-chan ListenerEvent) {
+// consume hands every event of ch to handle until ctx ends or ch closes:
+// listener events (a VIP withdrawn at once when one of its listeners
+// closes, its next evaluation pulled forward when one opens), HAProxy's
+// state events and unit state changes. Each event costs a map lookup; no
+// other VIP is looked at.
+func consume[E any](ctx context.Context, ch <-chan E, handle func(E)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -731,22 +733,7 @@ func (a *Agent) events(ctx context.Context, ch <-chan ListenerEvent) {
 			if !ok {
 				return
 			}
-			a.event(ev)
-		}
-	}
-}
-
-// backendEvents reads HAProxy's state events until ctx ends.
-func (a *Agent) backendEvents(ctx context.Context, ch <-chan BackendEvent) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-ch:
-			if !ok {
-				return
-			}
-			a.backendEvent(ev)
+			handle(ev)
 		}
 	}
 }
@@ -802,21 +789,6 @@ func (a *Agent) readBackends(s *vipState) {
 	if changed {
 		a.log.Warn("backend down, withdrawing", "vip", v.Name, "reasons", reasons)
 		a.publish(false, s)
-	}
-}
-
-// unitEvents reads unit state changes until ctx ends.
-func (a *Agent) unitEvents(ctx context.Context, ch <-chan UnitEvent) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-ch:
-			if !ok {
-				return
-			}
-			a.unitEvent(ev)
-		}
 	}
 }
 
