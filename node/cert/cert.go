@@ -49,11 +49,24 @@ func CheckFile(dir, name string, hosts []string, now time.Time) (*Info, error) {
 	}
 	info, err := Check(data, hosts, now)
 	if err != nil {
-		return nil, fmt.Errorf("certificate %s (%s): %w", name, p, err)
+		return nil, &FileError{Name: name, Path: p, Err: err}
 	}
 	info.Name, info.Path = name, p
 	return info, nil
 }
+
+// FileError is a certificate file that is there and readable but does not
+// pass Check: Err says why (expired, a name not covered, no key...).
+type FileError struct {
+	Name, Path string
+	Err        error
+}
+
+func (e *FileError) Error() string {
+	return fmt.Sprintf("certificate %s (%s): %v", e.Name, e.Path, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
 
 // Check verifies a PEM bundle: it holds a certificate chain and a private
 // key, the key matches the leaf, the leaf covers every host name and is

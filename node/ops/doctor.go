@@ -86,8 +86,13 @@ func CertificateChecks(needs []model.CertificateUse, dir string, now time.Time, 
 		if err == nil {
 			continue
 		}
-		c := Check{What: "certificate " + u.Name,
-			Detail: fmt.Sprintf("%v (needed by VIP %s: %s)", err, strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", "))}
+		needed := fmt.Sprintf("needed by VIP %s: %s", strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", "))
+		c := Check{What: "certificate " + u.Name, Detail: fmt.Sprintf("%v (%s)", err, needed)}
+		// What names the certificate already: "expired on ... (PATH;
+		// needed by ...)".
+		if fe := (*cert.FileError)(nil); errors.As(err, &fe) {
+			c.Detail = fmt.Sprintf("%v (%s; %s)", fe.Err, fe.Path, needed)
+		}
 		if i := slices.IndexFunc(checks, func(x Check) bool { return x.What == c.What }); i >= 0 {
 			checks[i] = c
 		} else {

@@ -149,7 +149,7 @@ func TestCertificateChecks(t *testing.T) {
 		detail string
 	}{
 		{"certificate spare", true, "valid until "},
-		{"certificate www", false, "certificate www (" + filepath.Join(dir, "www.pem") + "): does not cover b.example.org (needed by VIP 192.0.2.11: web/b)"},
+		{"certificate www", false, "does not cover b.example.org (" + filepath.Join(dir, "www.pem") + "; needed by VIP 192.0.2.11: web/b)"},
 		{"certificate gone", false, "certificate gone: " + filepath.Join(dir, "gone.pem") + " is missing"},
 	}
 	if len(got) != len(want) {
