@@ -48,6 +48,13 @@ func (t *Tracker) Observe(ok bool) bool {
 	return true
 }
 
+// Resume marks the VIP healthy at once without counting a transition: the
+// agent restarted while the VIP was announced, so its rise was met before;
+// the caller has just seen it pass.
+func (t *Tracker) Resume() {
+	t.healthy, t.run = true, 0
+}
+
 // Down marks the VIP unhealthy at once (a listener closed) and reports
 // whether the state changed. Coming back still takes Rise evaluations.
 func (t *Tracker) Down() bool {

@@ -39,6 +39,12 @@ type Announcer interface {
 	Set(ctx context.Context, prefixes []netip.Prefix) error
 }
 
+// PreviousAnnouncer is an Announcer that knows what the node announced
+// before the agent started (*bird.Announcer: its include files).
+type PreviousAnnouncer interface {
+	Previous() []netip.Prefix
+}
+
 // GracefulShutdowner is an Announcer that can mark every route with the
 // GRACEFUL_SHUTDOWN community (*bird.Announcer); SetGracefulShutdown
 // reports whether the setting changed.
@@ -195,9 +201,13 @@ type vipState struct {
 
 	vip      health.VIP
 	expected []netip.AddrPort
-	tracker  *health.Tracker
-	last     health.Result
-	since    time.Time
+	// resume: the node announced the VIP when the agent started (it
+	// restarted); a first evaluation that passes makes it healthy at once
+	// instead of after Rise evaluations, so a restart does not withdraw it.
+	resume  bool
+	tracker *health.Tracker
+	last    health.Result
+	since   time.Time
 	// downs counts immediate withdrawals (listener closed, hung); an
 	// evaluation that started before the latest one is discarded.
 	downs int
@@ -235,6 +245,9 @@ type vipPrefix struct {
 type Agent struct {
 	cfg Config
 	log *slog.Logger
+	// announcedAtStart are the prefixes BIRD's include files held when
+	// Run started (PreviousAnnouncer); nil after the first load.
+	announcedAtStart map[netip.Prefix]bool
 
 	reload chan chan error
 
@@ -347,7 +360,11 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	if a.cfg.Deps.Sockets != nil {
 		a.refreshListeners(wctx)
 	}
+	a.rememberAnnounced()
 	started, err := a.loadAndWatch()
+	a.mu.Lock()
+	a.announcedAtStart = nil // VIPs of later reloads are new: Rise applies
+	a.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -426,6 +443,9 @@ func (a *Agent) load() ([]*vipState, error) {
 		if s == nil {
 			s = &vipState{kick: make(chan struct{}, 1), poke: make(chan struct{}, 1), evaluated: make(chan struct{}),
 				tracker: health.NewTracker(a.cfg.Rise, a.cfg.Fall), since: time.Now()}
+			for _, ad := range v.Addresses {
+				s.resume = s.resume || a.announcedAtStart[netip.PrefixFrom(ad, ad.BitLen())]
+			}
 			var wctx context.Context
 			wctx, s.stop = context.WithCancel(a.runCtx)
 			started = append(started, s)
@@ -455,6 +475,22 @@ func (a *Agent) load() ([]*vipState, error) {
 	slices.SortStableFunc(prefixes, func(p, q vipPrefix) int { return p.p.Addr().Compare(q.p.Addr()) })
 	a.vips, a.order, a.byAddr, a.prefixes = keep, order, byAddr, prefixes
 	return started, nil
+}
+
+// rememberAnnounced records what the node announced when the agent
+// started, for load to mark those VIPs resume.
+func (a *Agent) rememberAnnounced() {
+	p, ok := a.cfg.Announcer.(PreviousAnnouncer)
+	if !ok {
+		return
+	}
+	prev := p.Previous()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.announcedAtStart = make(map[netip.Prefix]bool, len(prev))
+	for _, pf := range prev {
+		a.announcedAtStart[pf] = true
+	}
 }
 
 // loadAndWatch reads the inputs and updates the kernel's listener filter.
@@ -599,7 +635,14 @@ func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) 
 		return true
 	}
 	s.last = r
-	changed := s.tracker.Observe(r.OK)
+	var changed bool
+	if s.resume && r.OK {
+		s.tracker.Resume()
+		a.log.Info("vip announced before the agent started and healthy now: kept", "vip", v.Name)
+	} else {
+		changed = s.tracker.Observe(r.OK)
+	}
+	s.resume = false
 	a.settleLocked(s, r)
 	if changed {
 		s.since = now
@@ -852,6 +895,7 @@ func (a *Agent) event(ev ListenerEvent) {
 // reports whether the VIP was healthy.
 func (a *Agent) downLocked(s *vipState, reason string) bool {
 	s.downs++
+	s.resume = false
 	// Unhealthy now, so probed at every evaluation until it rose and
 	// is stable again; the evaluations keep their pace, as before.
 	s.steady = 0

@@ -170,6 +170,21 @@ func (a *Announcer) State() AnnouncerState {
 	return s
 }
 
+// Previous returns the prefixes the include files hold before this
+// Announcer wrote them: what the node announced when the agent (re)started.
+// An unreadable file counts as announcing nothing.
+func (a *Announcer) Previous() []netip.Prefix {
+	var out []netip.Prefix
+	for _, path := range []string{a.cfg.Include4, a.cfg.Include6} {
+		ps, err := ReadInclude(path)
+		if err != nil {
+			continue
+		}
+		out = append(out, ps...)
+	}
+	return out
+}
+
 // Set makes BIRD announce exactly prefixes (any mix of IPv4 and IPv6): it
 // rewrites the include files that changed (atomically: temporary file,
 // fsync, rename), sends configure, and checks with "show route protocol"

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 )
 
 // includeHeader starts every include file the Announcer writes.
@@ -62,4 +64,33 @@ func SplitFamilies(prefixes []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
 		return nil, nil, fmt.Errorf("bird: %w", errors.Join(errs...))
 	}
 	return SortPrefixes(v4), SortPrefixes(v6), nil
+}
+
+// ReadInclude returns the prefixes of an include file RenderInclude wrote
+// (none when the file is missing); a line it cannot read is an error.
+func ReadInclude(path string) ([]netip.Prefix, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bird: reading %s: %w", path, err)
+	}
+	var out []netip.Prefix
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "route" || f[2] != "blackhole" && f[2] != "blackhole;" {
+			return nil, fmt.Errorf("bird: %s:%d: not a route line: %q", path, i+1, line)
+		}
+		p, err := netip.ParsePrefix(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("bird: %s:%d: %w", path, i+1, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
