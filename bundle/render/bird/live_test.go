@@ -62,18 +62,8 @@ include %q;
 		"lb/" + bird.Include4Name: v4, "lb/" + bird.Include6Name: v6, "lb/bird.conf": lbConf,
 		"rr/rr1.conf": rrFiles[0].Data, "rr/bird.conf": []byte(rrMain),
 	})
-	start := func(ns *netnstest.NS, name string) string {
-		sock := filepath.Join(dir, name, "bird.ctl")
-		p := ns.Start(t, birdBin, "-f", "-c", filepath.Join(dir, name, "bird.conf"), "-s", sock, "-P", filepath.Join(dir, name, "bird.pid"))
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("bird %s:\n%s", name, p.Output())
-			}
-		})
-		return sock
-	}
-	lbSock := start(lbNS, "lb")
-	rrSock := start(rrNS, "rr")
+	lbSock := startBird(t, lbNS, birdBin, dir, "lb")
+	rrSock := startBird(t, rrNS, birdBin, dir, "rr")
 
 	want := []string{"192.0.2.10/32", "192.0.2.20/32", "192.0.2.30/32", "192.0.2.40/32", "2001:db8::10/128", "2001:db8::20/128", "2001:db8::60/128"}
 	var got []string
@@ -148,18 +138,8 @@ func TestLiveAttributes(t *testing.T) {
 		"lb/" + bird.Include4Name: v4, "lb/" + bird.Include6Name: v6, "lb/bird.conf": lbConf,
 		"rr/rr1.conf": rrFiles[0].Data, "rr/bird.conf": []byte(rrMain),
 	})
-	start := func(ns *netnstest.NS, name string) string {
-		sock := filepath.Join(dir, name, "bird.ctl")
-		p := ns.Start(t, birdBin, "-f", "-c", filepath.Join(dir, name, "bird.conf"), "-s", sock, "-P", filepath.Join(dir, name, "bird.pid"))
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("bird %s:\n%s", name, p.Output())
-			}
-		})
-		return sock
-	}
-	lbSock := start(lbNS, "lb")
-	rrSock := start(rrNS, "rr")
+	lbSock := startBird(t, lbNS, birdBin, dir, "lb")
+	rrSock := startBird(t, rrNS, birdBin, dir, "rr")
 
 	wantAttrs := []string{"BGP.community: (65000,1) (65000,100) (65000,200)", "BGP.large_community: (65000, 0, 1) (65000, 2, 200)",
 		"BGP.med: 10", "BGP.local_pref: 200"}
@@ -198,4 +178,18 @@ func waitRoute(t *testing.T, birdc, sock, prefix string, want []string) string {
 			t.Fatalf("route %s lacks %q:\n%s", prefix, missing, out)
 		}
 	}
+}
+
+// startBird runs BIRD in ns with dir/name/bird.conf and returns its control
+// socket; its output is logged if the test fails.
+func startBird(t *testing.T, ns *netnstest.NS, birdBin, dir, name string) string {
+	t.Helper()
+	sock := filepath.Join(dir, name, "bird.ctl")
+	p := ns.Start(t, birdBin, "-f", "-c", filepath.Join(dir, name, "bird.conf"), "-s", sock, "-P", filepath.Join(dir, name, "bird.pid"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("bird %s:\n%s", name, p.Output())
+		}
+	})
+	return sock
 }
