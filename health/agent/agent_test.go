@@ -250,14 +250,7 @@ func TestControlSocket(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.Run(ctx, nil)
-	sock := t.TempDir() + "/agent.sock"
-	ln, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: a.Handler()}
-	go srv.Serve(ln)
-	defer srv.Close()
+	sock := serveControl(t, a)
 	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v", fi.Mode())
 	}
@@ -553,4 +546,19 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// serveControl serves a's control API on a socket of its own until the test
+// ends and returns the socket's path.
+func serveControl(t *testing.T, a *Agent) string {
+	t.Helper()
+	sock := t.TempDir() + "/agent.sock"
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
 }

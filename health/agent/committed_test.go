@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"net/http"
 	"net/netip"
 	"sync"
 	"testing"
@@ -61,14 +60,7 @@ func TestCommittedAppliesHandoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.Run(ctx, nil)
-	sock := t.TempDir() + "/agent.sock"
-	ln, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: a.Handler()}
-	go srv.Serve(ln)
-	defer srv.Close()
+	sock := serveControl(t, a)
 	waitFor(t, "the datapath gets the committed release at start", func() bool {
 		fw, _ := ho.last()
 		return len(fw.Accept4) == 1 && fw.Accept4[0].Addr.String() == "192.0.2.10"
