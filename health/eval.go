@@ -109,17 +109,18 @@ func Evaluate(ctx context.Context, v *VIP, d Deps, listeners []Listener) Result 
 // Reused is what an evaluation takes from an earlier one instead of
 // measuring it again (EvaluateReusing).
 type Reused struct {
-	// Probed is the active probes' last outcome.
-	Probed Probed
+	// Probed, when not nil, stands for the active probes' outcome: they
+	// do not run.
+	Probed *Probed
 	// Up, when not nil, stands for the servers up per backend: the caller
 	// learns of any change from HAProxy's state events (VIP.Events) and
 	// passes nil once one arrived.
 	Up map[string]int
 }
 
-// EvaluateReusing is Evaluate with the active probes' outcome (and the
-// servers up, when reuse.Up is set) taken from reuse instead of measured
-// again, when reuse is not nil. The cheap checks come first: unit,
+// EvaluateReusing is Evaluate with the active probes' outcome (when
+// reuse.Probed is set) and the servers up (when reuse.Up is set) taken
+// from reuse instead of measured again. The cheap checks come first: unit,
 // listeners, then the backends (read afresh when a reused count would
 // fail). When one of them fails the evaluation fails at once and the
 // probes do not run (ProbesSkipped): a probe through an HAProxy whose
@@ -147,8 +148,8 @@ func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, 
 	switch {
 	case len(r.Reasons) > 0:
 		r.ProbesSkipped = true
-	case reuse != nil:
-		r.Probed, r.ProbesReused = reuse.Probed, true
+	case reuse != nil && reuse.Probed != nil:
+		r.Probed, r.ProbesReused = *reuse.Probed, true
 	default:
 		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
 	}

@@ -187,8 +187,8 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 }
 
 // TestBackendEventsReplaceShowStat: a stable VIP whose HAProxy sends its
-// state changes reads show stat only with its probes (every 5th
-// evaluation), and a state event makes the VIP's own goroutine evaluate at
+// state changes reads show stat only once BackendInterval passed since
+// the last read (its probes, every 5th evaluation, read none), and a state event makes the VIP's own goroutine evaluate at
 // once (its timer is an hour away) and read show stat, and a read of its
 // own withdraws the VIP at once when a backend has too few servers up
 // (HAProxy's check has its own fall count). A VIP whose HAProxy does
@@ -209,7 +209,8 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 	store.Commit(1)
 	events := make(chan BackendEvent) // on; events are handed in by hand below
 	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
-		BackendEvents: events, Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
+		BackendEvents: events, Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour,
+		BackendInterval: time.Hour, Rise: 2, Fall: 2})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); a.wg.Wait() }()
 	a.runCtx = ctx
@@ -230,11 +231,24 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 			a.evaluate(ctx, v, time.Time{})
 		}
 	}
-	if _, n := counts(s); n != 1+2+4 {
-		t.Errorf("VIP with events: %d show stat in 23 evaluations, want 7 (3 until stable, then 1 in 5)", n)
+	if _, n := counts(s); n != 1+2 {
+		t.Errorf("VIP with events: %d show stat in 23 evaluations, want 3 (until stable, then none)", n)
 	}
 	if _, n := counts(o); n != 23 {
 		t.Errorf("VIP without events: %d show stat in 23 evaluations, want 23", n)
+	}
+	// BackendInterval after the last read, the next evaluation reads
+	// show stat once (the backstop for a lost event), and the VIP stays
+	// stable.
+	a.mu.Lock()
+	s.upAt = s.upAt.Add(-time.Hour)
+	a.mu.Unlock()
+	_, n1 := counts(s)
+	for range 10 {
+		a.evaluate(ctx, s, time.Time{})
+	}
+	if _, n := counts(s); n != n1+1 {
+		t.Errorf("VIP with events, BackendInterval after its last read: %d show stat in 10 evaluations, want 1", n-n1)
 	}
 
 	be.up.Store(0)
