@@ -11,7 +11,9 @@ import (
 // BenchmarkListeners measures one listing of a namespace with four
 // listeners: the eBPF iterator and sock_diag, in a namespace sharing the
 // host's established hash (the default) and in one with its own 1024-entry
-// hash (net.ipv4.tcp_child_ehash_entries set in the parent namespace).
+// hash (net.ipv4.tcp_child_ehash_entries set in the parent namespace);
+// then 150 listeners through sock_diag with a socket per listing and
+// with DiagSocket's kept socket.
 //
 //	go test -run '^$' -bench Listeners -benchtime 2000x ./bpf/
 func BenchmarkListeners(b *testing.B) {
@@ -34,6 +36,32 @@ func BenchmarkListeners(b *testing.B) {
 				}
 			})
 		}
+	}
+	ns := newNetNS(b, 0)
+	var d *DiagSocket
+	ns.do(b, func() (err error) {
+		d, err = OpenDiagSocket()
+		return err
+	})
+	defer d.Close()
+	for i := range 150 {
+		ns.listen(b, netip.AddrPortFrom(vip4.Addr(), uint16(8000+i)), 16)
+	}
+	for _, l := range []struct {
+		name string
+		list func() ([]Listener, error)
+	}{
+		{"sockdiag", func() ([]Listener, error) { return SockDiag{}.Listeners(ns.fd()) }},
+		{"diagsocket", func() ([]Listener, error) { return d.Listeners(-1) }},
+	} {
+		b.Run(l.name+"/150", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if ls, err := l.list(); err != nil || len(ls) != 150 {
+					b.Fatalf("got %d listeners (%v), want 150", len(ls), err)
+				}
+			}
+		})
 	}
 	b.Run("iter/host", func(b *testing.B) {
 		for b.Loop() {
