@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -53,6 +54,19 @@ type Event struct {
 	// Mono is the kernel's CLOCK_MONOTONIC time of the state change.
 	Mono time.Duration
 	// Time is Mono converted to wall-clock time.
+	Time time.Time
+}
+
+// Signal is a stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) or continue
+// (SIGCONT) signal sent to a process of the watched network namespace: a
+// hint that a process may be about to stop, or to run again. The process
+// stops (or not: a handler, a blocked signal) after the signal is sent,
+// so /proc tells whether it did.
+type Signal struct {
+	// PID is the process's ID in the initial PID namespace, which may not
+	// be the one the reader sees.
+	PID  int
+	Sig  syscall.Signal
 	Time time.Time
 }
 

@@ -38,6 +38,13 @@ type probeLbListenRec struct {
 	Pad        uint32
 }
 
+type probeLbSignalEvent struct {
+	_    structs.HostLayout
+	TsNs uint64
+	Tgid uint32
+	Sig  uint32
+}
+
 type probeLbWatchKey struct {
 	_      structs.HostLayout
 	Netns  uint64
@@ -53,11 +60,15 @@ type probeLbWatchKey struct {
 const (
 	probeMapDropped             = "dropped"
 	probeMapEvents              = "events"
+	probeMapSignalNetns         = "signal_netns"
+	probeMapSignals             = "signals"
 	probeMapWatch               = "watch"
 	probeProgIterListen         = "iter_listen"
+	probeProgWatchSignal        = "watch_signal"
 	probeProgWatchState         = "watch_state"
 	probeVarUnusedLbListenEvent = "unused_lb_listen_event"
 	probeVarUnusedLbListenRec   = "unused_lb_listen_rec"
+	probeVarUnusedLbSignalEvent = "unused_lb_signal_event"
 )
 
 // loadProbe returns the embedded CollectionSpec for probe.
@@ -102,17 +113,20 @@ type probeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeProgramSpecs struct {
-	IterListen *ebpf.ProgramSpec `ebpf:"iter_listen"`
-	WatchState *ebpf.ProgramSpec `ebpf:"watch_state"`
+	IterListen  *ebpf.ProgramSpec `ebpf:"iter_listen"`
+	WatchSignal *ebpf.ProgramSpec `ebpf:"watch_signal"`
+	WatchState  *ebpf.ProgramSpec `ebpf:"watch_state"`
 }
 
 // probeMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probeMapSpecs struct {
-	Dropped *ebpf.MapSpec `ebpf:"dropped"`
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Watch   *ebpf.MapSpec `ebpf:"watch"`
+	Dropped     *ebpf.MapSpec `ebpf:"dropped"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	SignalNetns *ebpf.MapSpec `ebpf:"signal_netns"`
+	Signals     *ebpf.MapSpec `ebpf:"signals"`
+	Watch       *ebpf.MapSpec `ebpf:"watch"`
 }
 
 // probeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -121,6 +135,7 @@ type probeMapSpecs struct {
 type probeVariableSpecs struct {
 	UnusedLbListenEvent *ebpf.VariableSpec `ebpf:"unused_lb_listen_event"`
 	UnusedLbListenRec   *ebpf.VariableSpec `ebpf:"unused_lb_listen_rec"`
+	UnusedLbSignalEvent *ebpf.VariableSpec `ebpf:"unused_lb_signal_event"`
 }
 
 // probeObjects contains all objects after they have been loaded into the kernel.
@@ -143,15 +158,19 @@ func (o *probeObjects) Close() error {
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probeMaps struct {
-	Dropped *ebpf.Map `ebpf:"dropped"`
-	Events  *ebpf.Map `ebpf:"events"`
-	Watch   *ebpf.Map `ebpf:"watch"`
+	Dropped     *ebpf.Map `ebpf:"dropped"`
+	Events      *ebpf.Map `ebpf:"events"`
+	SignalNetns *ebpf.Map `ebpf:"signal_netns"`
+	Signals     *ebpf.Map `ebpf:"signals"`
+	Watch       *ebpf.Map `ebpf:"watch"`
 }
 
 func (m *probeMaps) Close() error {
 	return _ProbeClose(
 		m.Dropped,
 		m.Events,
+		m.SignalNetns,
+		m.Signals,
 		m.Watch,
 	)
 }
@@ -162,19 +181,22 @@ func (m *probeMaps) Close() error {
 type probeVariables struct {
 	UnusedLbListenEvent *ebpf.Variable `ebpf:"unused_lb_listen_event"`
 	UnusedLbListenRec   *ebpf.Variable `ebpf:"unused_lb_listen_rec"`
+	UnusedLbSignalEvent *ebpf.Variable `ebpf:"unused_lb_signal_event"`
 }
 
 // probePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadProbeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probePrograms struct {
-	IterListen *ebpf.Program `ebpf:"iter_listen"`
-	WatchState *ebpf.Program `ebpf:"watch_state"`
+	IterListen  *ebpf.Program `ebpf:"iter_listen"`
+	WatchSignal *ebpf.Program `ebpf:"watch_signal"`
+	WatchState  *ebpf.Program `ebpf:"watch_state"`
 }
 
 func (p *probePrograms) Close() error {
 	return _ProbeClose(
 		p.IterListen,
+		p.WatchSignal,
 		p.WatchState,
 	)
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -27,6 +28,13 @@ type Probe struct {
 	tp     link.Link
 	rd     *ringbuf.Reader
 	events chan Event
+
+	// The stop-signal watcher (nil sigs when it could not attach; sigErr
+	// says why).
+	sigTP  link.Link
+	sigRd  *ringbuf.Reader
+	sigs   chan Signal
+	sigErr error
 
 	mu      sync.Mutex // serialises Watch
 	closing sync.Once
@@ -73,7 +81,27 @@ func Load() (*Probe, error) {
 	}
 	p.wg.Add(1)
 	go p.readEvents()
+	p.attachSignals()
 	return p, nil
+}
+
+// attachSignals attaches the stop-signal watcher; without it the probe
+// still lists and watches listeners (SignalsErr says why).
+func (p *Probe) attachSignals() {
+	tp, err := link.AttachTracing(link.TracingOptions{Program: p.objs.WatchSignal})
+	if err != nil {
+		p.sigErr = classify("attach signal_generate", err)
+		return
+	}
+	rd, err := ringbuf.NewReader(p.objs.Signals)
+	if err != nil {
+		tp.Close()
+		p.sigErr = classify("open signal ring buffer", err)
+		return
+	}
+	p.sigTP, p.sigRd, p.sigs = tp, rd, make(chan Signal, 64)
+	p.wg.Add(1)
+	go p.readSignals()
 }
 
 // classify wraps err with ErrNotSupported when it means the kernel or the
@@ -190,6 +218,9 @@ func (p *Probe) Watch(addrs []netip.AddrPort, netns uint64) error {
 		return fmt.Errorf("watch: list current set: %w", err)
 	}
 	var errs []error
+	if err := p.objs.SignalNetns.Put(uint32(0), netns); err != nil {
+		errs = append(errs, fmt.Errorf("watch stop signals in netns %d: %w", netns, err))
+	}
 	// Add before delete, so an address kept in the set is never unwatched.
 	for k := range want {
 		if err := p.objs.Watch.Put(k, uint8(1)); err != nil {
@@ -277,13 +308,52 @@ func monoToWall(mono time.Duration) time.Time {
 	return now.Add(mono - Monotonic())
 }
 
-// Close detaches the programs, closes Events and frees the kernel objects.
+// Signals returns the channel of stop and continue signals sent to
+// processes of the namespace Watch named (nil when the watcher could not
+// attach: SignalsErr). It is closed by Close. A full channel drops
+// signals: each is a hint to look at the processes, and the next one
+// (or a slower poll) looks again.
+func (p *Probe) Signals() <-chan Signal { return p.sigs }
+
+// SignalsErr says why Signals is nil.
+func (p *Probe) SignalsErr() error { return p.sigErr }
+
+func (p *Probe) readSignals() {
+	defer p.wg.Done()
+	defer close(p.sigs)
+	var rec ringbuf.Record
+	for {
+		if err := p.sigRd.ReadInto(&rec); err != nil {
+			return
+		}
+		var raw probeLbSignalEvent
+		if _, err := binary.Decode(rec.RawSample, binary.NativeEndian, &raw); err != nil {
+			continue
+		}
+		mono := time.Duration(raw.TsNs)
+		select {
+		case p.sigs <- Signal{PID: int(raw.Tgid), Sig: syscall.Signal(raw.Sig), Time: monoToWall(mono)}:
+		case <-p.done:
+			return
+		default:
+		}
+	}
+}
+
+// Close detaches the programs, closes Events and Signals and frees the
+// kernel objects.
 func (p *Probe) Close() error {
 	var errs []error
 	p.closing.Do(func() {
 		close(p.done)
 		errs = append(errs, p.rd.Close())
+		if p.sigRd != nil {
+			errs = append(errs, p.sigRd.Close())
+		}
 		p.wg.Wait()
+		if p.sigTP != nil {
+			errs = append(errs, p.sigTP.Close())
+		}
 		errs = append(errs, p.tp.Close(), p.iter.Close(), p.objs.Close())
 	})
 	if err := errors.Join(errs...); err != nil {

@@ -46,3 +46,9 @@ func NetNSInode(int) (uint64, error) { return 0, errOS }
 func Monotonic() time.Duration { return time.Since(start) }
 
 var start = time.Now()
+
+// Signals returns a nil channel outside Linux.
+func (*Probe) Signals() <-chan Signal { return nil }
+
+// SignalsErr returns ErrNotSupported outside Linux.
+func (*Probe) SignalsErr() error { return errOS }

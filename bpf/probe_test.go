@@ -3,8 +3,12 @@
 package bpf
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,5 +219,113 @@ func TestEvents(t *testing.T) {
 	}
 	if n, err := p.Dropped(); err != nil || n != 0 {
 		t.Errorf("dropped events: %d, %v", n, err)
+	}
+}
+
+// TestDiagSocketMatchesSockDiag: the kept-open socket lists what a
+// socket per listing does, field for field, across many netlink
+// datagrams (300 listeners, one with connections waiting), and a
+// listing after a listener closed no longer has it.
+func TestDiagSocketMatchesSockDiag(t *testing.T) {
+	needRoot(t)
+	ns := newNetNS(t, 0)
+	var d *DiagSocket
+	ns.do(t, func() (err error) {
+		d, err = OpenDiagSocket()
+		return err
+	})
+	defer d.Close()
+	var last int
+	for i := range 300 {
+		last = ns.listen(t, netip.AddrPortFrom(vip4.Addr(), uint16(10000+i)), 8)
+	}
+	ns.listen(t, vip6, 7)
+	ns.connect(t, netip.AddrPortFrom(vip4.Addr(), 10000), 3)
+	for range 2 { // the second listing reuses the buffer
+		got, err := d.Listeners(-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := SockDiag{}.Listeners(ns.fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want = byAddr(got), byAddr(want)
+		if len(got) != 301 || !slices.Equal(got, want) {
+			t.Fatalf("kept socket: %d listeners, socket per listing: %d; first differing: %v",
+				len(got), len(want), firstDiff(got, want))
+		}
+		if q := got[slices.IndexFunc(got, func(l Listener) bool { return l.Addr.Port() == 10000 })]; q.Backlog != 3 {
+			t.Fatalf("listener with 3 connections waiting: %+v", q)
+		}
+	}
+	if err := unix.Shutdown(last, unix.SHUT_RDWR); err != nil { // stops listening
+		t.Fatal(err)
+	}
+	got, err := d.Listeners(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 300 || slices.ContainsFunc(got, func(l Listener) bool { return l.Addr.Port() == 10299 }) {
+		t.Fatalf("after closing port 10299: %d listeners (want 300, without it)", len(got))
+	}
+}
+
+func firstDiff(a, b []Listener) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return fmt.Sprintf("%+v / %+v", a[i], b[i])
+		}
+	}
+	return "none in the common length"
+}
+
+// TestStopSignals: a stop or continue signal sent to a process of the
+// watched namespace is reported with its PID and signal; one sent to a
+// process of another namespace, or another signal, is not.
+func TestStopSignals(t *testing.T) {
+	p := mustLoad(t)
+	if p.Signals() == nil {
+		t.Fatalf("stop-signal watcher: %v", p.SignalsErr())
+	}
+	ns := newNetNS(t, 0)
+	if err := p.Watch(nil, ns.inode); err != nil {
+		t.Fatal(err)
+	}
+	start := func(cmd *exec.Cmd) *os.Process {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd.Process
+	}
+	inside := start(ns.command("sleep", "60"))
+	outside := start(exec.Command("sleep", "60"))
+	for _, s := range []struct {
+		proc *os.Process
+		sig  syscall.Signal
+		want bool
+	}{
+		{outside, syscall.SIGSTOP, false},
+		{inside, syscall.SIGWINCH, false}, // not a stop signal (sleep ignores it)
+		{inside, syscall.SIGSTOP, true},
+		{inside, syscall.SIGCONT, true},
+		{inside, syscall.SIGTSTP, true},
+		{outside, syscall.SIGCONT, false},
+		{inside, syscall.SIGCONT, true},
+	} {
+		if err := s.proc.Signal(s.sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-p.Signals():
+			if !s.want || got.PID != s.proc.Pid || got.Sig != s.sig {
+				t.Fatalf("after %v to %d (reported: %v): got %+v", s.sig, s.proc.Pid, s.want, got)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if s.want {
+				t.Fatalf("%v to %d in the watched namespace: no signal reported", s.sig, s.proc.Pid)
+			}
+		}
 	}
 }

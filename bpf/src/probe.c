@@ -2,6 +2,10 @@
 //
 // lbctl socket probes (issue 6).
 //
+// watch_signal (tp_btf/signal_generate): one struct lb_signal_event on the
+//              signals ring buffer when a stop or continue signal is sent to
+//              a process of the watched network namespace (a SIGSTOPped
+//              HAProxy keeps its sockets: nothing else shows it at once).
 // iter_listen  (iter/tcp): one fixed-size struct lb_listen_rec per TCP listening
 //              socket of the network namespace the iterator was opened in.
 // watch_state  (tp_btf/inet_sock_set_state): one struct lb_listen_event on the
@@ -57,12 +61,34 @@ struct lb_listen_event {
 	__u8 _pad[2];
 };
 
+// Event sent on the signals ring buffer: a stop (SIGSTOP, SIGTSTP, SIGTTIN,
+// SIGTTOU) or continue (SIGCONT) signal generated for a process.
+struct lb_signal_event {
+	__u64 ts_ns;        // bpf_ktime_get_ns (CLOCK_MONOTONIC)
+	__u32 tgid;         // the target's process ID in the initial PID namespace
+	__u32 sig;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct lb_watch_key);
 	__type(value, __u8);
 } watch SEC(".maps");
+
+// The network namespace (inode) whose processes' stop signals are
+// reported; 0 reports none.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} signal_netns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 12);
+} signals SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -81,6 +107,7 @@ struct {
 // for them (a global costs one small .bss map).
 const struct lb_listen_rec *unused_lb_listen_rec __attribute__((unused));
 const struct lb_listen_event *unused_lb_listen_event __attribute__((unused));
+const struct lb_signal_event *unused_lb_signal_event __attribute__((unused));
 
 static __always_inline void read_addr(const struct sock_common *skc, __u16 family, __u8 addr[16])
 {
@@ -165,5 +192,35 @@ int BPF_PROG(watch_state, struct sock *sk, int oldstate, int newstate)
 		if (n)
 			__sync_fetch_and_add(n, 1);
 	}
+	return 0;
+}
+
+#define LB_SIGCONT 18
+#define LB_SIGSTOP 19
+#define LB_SIGTTOU 22
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(watch_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
+{
+	struct lb_signal_event *ev;
+	__u32 zero = 0;
+	__u64 *want;
+
+	// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU and SIGCONT are 19, 20, 21, 22 and 18.
+	if (sig < LB_SIGCONT || sig > LB_SIGTTOU)
+		return 0;
+	want = bpf_map_lookup_elem(&signal_netns, &zero);
+	if (!want || !*want)
+		return 0;
+	// An exiting task has no nsproxy: the read gives 0, which matches none.
+	if (BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != *want)
+		return 0;
+	ev = bpf_ringbuf_reserve(&signals, sizeof(*ev), 0);
+	if (!ev)
+		return 0;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->tgid = BPF_CORE_READ(task, tgid);
+	ev->sig = sig;
+	bpf_ringbuf_submit(ev, 0);
 	return 0;
 }

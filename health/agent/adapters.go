@@ -204,6 +204,34 @@ func WatchEvents(ctx context.Context, p *bpf.Probe, netns uint64) <-chan Listene
 	return out
 }
 
+// WatchSignals forwards the probe's stop and continue signals (nil when
+// it has none: bpf.Probe.SignalsErr).
+func WatchSignals(ctx context.Context, p *bpf.Probe) <-chan StopSignal {
+	in := p.Signals()
+	if in == nil {
+		return nil
+	}
+	out := make(chan StopSignal, 16)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- StopSignal{Sig: s.Sig, At: s.Time}:
+				default: // one pending is enough: it makes the agent look
+				}
+			}
+		}
+	}()
+	return out
+}
+
 // Watcher is told the listeners the agent expects, so a kernel-side filter
 // can be set (bpf.Probe.Watch).
 type Watcher interface {

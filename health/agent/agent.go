@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lbctl/lbctl/bundle/model"
@@ -75,6 +76,13 @@ type Processes interface {
 	Stopped(vip string) (workers []int, stopped bool)
 }
 
+// StopSignal is a stop or continue signal sent to a process of the LB's
+// namespace (bpf.Signal): a hint to look at the VIPs' HAProxy processes.
+type StopSignal struct {
+	Sig syscall.Signal
+	At  time.Time
+}
+
 // UnitEvent is a VIP's HAProxy unit changing its ActiveState, from
 // systemd's signals (systemd.UnitWatch.Notify).
 type UnitEvent struct {
@@ -120,12 +128,26 @@ type Config struct {
 	UnitEvents <-chan UnitEvent
 	// Processes, when set, is asked by the socket watcher about every
 	// VIP about twice a second: a stopped HAProxy is withdrawn at once.
-	Processes Processes
+	// With StopSignals it is asked on every stop signal instead, and
+	// every StoppedBackstop (default 5 s: a signal lost, a process that
+	// stopped long after the signal).
+	Processes       Processes
+	StoppedBackstop time.Duration
+	// StopSignals are stop and continue signals sent to processes of
+	// the LB's namespace (from eBPF; nil: none): each makes the agent ask
+	// Processes about every VIP at once and a few times in the next half
+	// second, since a process stops a moment after the signal is sent.
+	StopSignals <-chan StopSignal
 	// Interval between evaluations of a VIP; FastInterval while the VIP is
 	// changing state. Defaults 1 s and 200 ms. Each VIP's timer is
 	// jittered by up to a tenth of the interval, so evaluations spread over
 	// it instead of arriving all at once.
 	Interval, FastInterval time.Duration
+	// BackendInterval is how often a stable VIP whose HAProxy sends its
+	// state events has its backends read anyway (default 30 s): the
+	// backstop for an event lost on the way. Every other change of a
+	// server's state arrives as an event.
+	BackendInterval time.Duration
 	// ProbeInterval is how often a stable VIP's active probes run (default
 	// 5 s); its other checks still run every Interval. A VIP is stable
 	// once it was healthy for max(Rise, Fall) evaluations in a row with
@@ -233,6 +255,8 @@ type vipState struct {
 	probed     health.Probed
 	sinceProbe int
 	up         map[string]int
+	// upAt is when the backends were last read.
+	upAt time.Time
 }
 
 // vipPrefix is one host route of a VIP.
@@ -296,6 +320,12 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.ProbeInterval == 0 {
 		cfg.ProbeInterval = 5 * time.Second
+	}
+	if cfg.BackendInterval == 0 {
+		cfg.BackendInterval = 30 * time.Second
+	}
+	if cfg.StoppedBackstop == 0 {
+		cfg.StoppedBackstop = 5 * time.Second
 	}
 	if cfg.Rise == 0 {
 		cfg.Rise = 3
@@ -389,6 +419,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	}
 	if a.cfg.UnitEvents != nil {
 		a.wg.Go(func() { consume(wctx, a.cfg.UnitEvents, a.unitEvent) })
+	}
+	if a.cfg.StopSignals != nil && a.cfg.Processes != nil {
+		a.wg.Go(func() { a.watchStops(wctx) })
 	}
 	if a.cfg.Handoff != nil {
 		a.wg.Go(func() { a.handoffLoop(wctx) })
@@ -669,20 +702,27 @@ func (a *Agent) probeEvery() int {
 }
 
 // reuseProbesLocked returns what the next evaluation of s reuses instead
-// of measuring (the probes' outcome and, when HAProxy's state events are
-// on, the servers up), or nil when it must measure everything: s is not
-// stable (healthy, nothing changing, for its window) or its probes are due.
-// a.mu is held.
+// of measuring, or nil when it must measure everything because s is not
+// stable (healthy, nothing changing, for its window): the probes' outcome
+// unless they are due, and, when HAProxy's state events are on, the
+// servers up unless BackendInterval passed since they were read. a.mu is
+// held.
 func (a *Agent) reuseProbesLocked(s *vipState) *health.Reused {
-	if !s.tracker.Healthy() || s.tracker.Changing() || s.alert || s.steady < a.window() ||
-		s.sinceProbe+1 >= a.probeEvery() {
+	if !s.tracker.Healthy() || s.tracker.Changing() || s.alert || s.steady < a.window() {
 		return nil
 	}
-	r := &health.Reused{Probed: s.probed}
-	if a.cfg.BackendEvents != nil && s.vip.Events {
+	r := &health.Reused{}
+	if s.sinceProbe+1 < a.probeEvery() {
+		probed := s.probed
+		r.Probed = &probed
+	}
+	if a.cfg.BackendEvents != nil && s.vip.Events && time.Since(s.upAt) < a.cfg.BackendInterval {
 		// Any change of a server's state arrives as an event, which
 		// unsettles the VIP (backendEvent).
 		r.Up = s.up
+	}
+	if r.Probed == nil && r.Up == nil {
+		return nil
 	}
 	return r
 }
@@ -697,8 +737,8 @@ func (a *Agent) settleLocked(s *vipState, r health.Result) {
 		s.probed, s.sinceProbe = r.Probed, 0
 	}
 	moved := r.Up != nil && s.up != nil && !maps.Equal(r.Up, s.up)
-	if r.Up != nil {
-		s.up = r.Up
+	if r.Up != nil && !r.BackendsReused {
+		s.up, s.upAt = r.Up, time.Now()
 	}
 	healthy := s.tracker.Healthy()
 	switch {

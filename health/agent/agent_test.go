@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -561,4 +562,32 @@ func serveControl(t *testing.T, a *Agent) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return sock
+}
+
+// flagProcesses is a VIP's HAProxy that is stopped while its flag is set.
+type flagProcesses struct{ stopped atomic.Bool }
+
+func (p *flagProcesses) Stopped(string) ([]int, bool) { return []int{42}, p.stopped.Load() }
+
+// TestStopSignalWithdraws: with stop signals on, the processes are not
+// polled about twice a second (a stopped HAProxy stays announced for
+// longer than that; the backstop poll is an hour away) but looked at when
+// a stop signal arrives, which withdraws the VIP at once.
+func TestStopSignalWithdraws(t *testing.T) {
+	procs := &flagProcesses{}
+	sigs := make(chan StopSignal, 1)
+	o := startOneVIP(t, Config{Interval: time.Hour, FastInterval: time.Hour, Rise: 1, Fall: 1000,
+		Processes: procs, StopSignals: sigs, StoppedBackstop: time.Hour})
+	waitFor(t, "VIP announced after its first evaluation", func() bool { return slices.Equal(o.ann.last(), o.want) })
+	procs.stopped.Store(true)
+	time.Sleep(2 * stoppedInterval) // the poll without signals
+	if !slices.Equal(o.ann.last(), o.want) {
+		t.Fatalf("withdrawn without a stop signal: the processes were polled as without signals")
+	}
+	sigs <- StopSignal{Sig: syscall.SIGSTOP, At: time.Now()}
+	waitFor(t, "VIP withdrawn after the stop signal", func() bool { return len(o.ann.last()) == 0 })
+	if st := o.a.Status(); st.VIPs[0].Healthy || len(st.VIPs[0].Reasons) != 1 ||
+		st.VIPs[0].Reasons[0] != "HAProxy hung: stopped (process [42] in state T)" {
+		t.Errorf("status after the signal %+v", st.VIPs[0])
+	}
 }

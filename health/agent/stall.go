@@ -47,8 +47,12 @@ func (a *Agent) watchSockets(ctx context.Context) {
 	t := time.NewTicker(a.cfg.StallInterval)
 	defer t.Stop()
 	var prev map[netip.AddrPort]health.Listener
-	// Every VIP's HAProxy process state about twice a second.
+	// Every VIP's HAProxy process state about twice a second, or every
+	// StoppedBackstop when stop signals say when to look.
 	every := max(int(stoppedInterval/a.cfg.StallInterval), 1)
+	if a.cfg.StopSignals != nil {
+		every = max(int(a.cfg.StoppedBackstop/a.cfg.StallInterval), 1)
+	}
 	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
@@ -151,6 +155,43 @@ func (a *Agent) confirmStall(ctx context.Context, s *vipState, l health.Listener
 // SIGSTOPped HAProxy is withdrawn within about half a second whether
 // clients connect or not.
 const stoppedInterval = 450 * time.Millisecond
+
+// stopLooks are the pauses between the looks at every VIP's processes
+// after a stop signal: the target stops when it next runs, usually within
+// microseconds, later when it was in an uninterruptible sleep.
+var stopLooks = []time.Duration{time.Millisecond, 4 * time.Millisecond, 15 * time.Millisecond,
+	80 * time.Millisecond, 400 * time.Millisecond}
+
+// watchStops looks at every VIP's processes when a stop signal was sent
+// (checkStopped), then again after each of stopLooks; a new signal starts
+// the series again. A VIP withdrawn as stopped rises through its
+// evaluations once continued.
+func (a *Agent) watchStops(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	next := len(stopLooks)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-a.cfg.StopSignals:
+			if !ok {
+				return
+			}
+			// A continue signal is looked at too: cheap, and a stop
+			// signal dropped behind it (a full channel) is not missed.
+			a.checkStopped()
+			next = 0
+		case <-timer.C:
+			a.checkStopped()
+			next++
+		}
+		if next < len(stopLooks) {
+			timer.Reset(stopLooks[next])
+		}
+	}
+}
 
 // checkStopped withdraws, at once, every healthy VIP whose HAProxy is
 // stopped (every worker in state T): it serves nothing until continued.
