@@ -29,9 +29,9 @@ type Failover struct {
 	// node's next hop in it.
 	Prefix netip.Prefix `json:"prefix"`
 	Via    netip.Addr   `json:"via"`
-	// Withdrawn is the time from the SIGKILL until the router's route
-	// had lost the node's next hop (read over rtnetlink every
-	// millisecond).
+	// Withdrawn is the time from the SIGKILL until the router's kernel
+	// told of the route change that took the node's next hop away (a
+	// route notification over rtnetlink, confirmed by a look).
 	Withdrawn time.Duration `json:"withdrawn"`
 	// After is the router's route once the next hop was gone ("" when the
 	// route is gone altogether).
@@ -86,25 +86,35 @@ func (s *Site) KillHAProxy(ctx context.Context, node, vip string, timeout time.D
 	if err := unix.Kill(f.HostPID, unix.SIGKILL); err != nil {
 		return nil, fmt.Errorf("testbed: kill %d: %w", f.HostPID, err)
 	}
+	deadline := start.Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	for {
+		// The route changes when a notification about it arrives: the
+		// look after it tells whether the node's next hop is gone.
+		at, noted, err := look.waitNote(f.Prefix, deadline)
+		if err != nil {
+			return nil, err
+		}
+		if !noted {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return f, fmt.Errorf("testbed: the router still routes %s through %s %v after the kill", f.Prefix, node, timeout)
+		}
 		ok, err := look.hasVia(f.Prefix, f.Via)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			f.Withdrawn = time.Since(start)
+			f.Withdrawn = at.Sub(start)
 			if rs, err := s.Routes(ctx); err == nil {
 				if i := slices.IndexFunc(rs, func(r Route) bool { return r.Prefix == f.Prefix }); i >= 0 {
 					f.After = rs[i].String()
 				}
 			}
 			return f, nil
-		}
-		if time.Since(start) > timeout {
-			return f, fmt.Errorf("testbed: the router still routes %s through %s %v after the kill", f.Prefix, node, timeout)
-		}
-		if err := sleepCtx(ctx, time.Millisecond); err != nil {
-			return nil, err
 		}
 	}
 }
