@@ -290,8 +290,9 @@ type Agent struct {
 	published bool
 	lastEval  time.Time
 
-	snapMu   sync.Mutex // serialises listing; guards snap and snapAt
+	snapMu   sync.Mutex // serialises listing; guards snap, snapIdx and snapAt
 	snap     []health.Listener
+	snapIdx  map[netip.AddrPort]health.Listener
 	snapAt   time.Time
 	snapErr  error
 	watching bool // the socket watcher keeps snap fresh
@@ -632,14 +633,14 @@ func (a *Agent) work(ctx context.Context, s *vipState) {
 // way through a transition.
 func (a *Agent) evaluate(ctx context.Context, s *vipState, notBefore time.Time) (changing bool) {
 	a.mu.Lock()
-	v, downs := s.vip, s.downs
+	v, downs, expected := s.vip, s.downs, s.expected
 	reuse := a.reuseProbesLocked(s)
 	a.mu.Unlock()
 	ectx, cancel := context.WithTimeout(ctx, a.cfg.EvalTimeout)
 	defer cancel()
 	var listeners []health.Listener
 	if a.cfg.Deps.Sockets != nil {
-		listeners = a.listeners(ectx, notBefore)
+		listeners = a.listeners(ectx, notBefore, expected)
 	}
 	r := health.EvaluateReusing(ectx, &v, a.cfg.Deps, listeners, reuse)
 	if ctx.Err() != nil {
@@ -778,20 +779,28 @@ func (a *Agent) unsettleLocked(s *vipState) {
 	s.steady, s.alert = 0, true
 }
 
-// listeners returns the latest listing of the LB's listeners, listing them
-// when the socket watcher has not done so recently or not since notBefore.
-// A failed listing gives an empty list (every expected listener then counts
-// as missing).
-func (a *Agent) listeners(ctx context.Context, notBefore time.Time) []health.Listener {
+// listeners returns the listeners of the latest listing of the LB's
+// listeners that are among expected (a VIP's), listing them when the
+// socket watcher has not done so recently or not since notBefore. A failed
+// listing gives an empty list (every expected listener then counts as
+// missing). The result is never nil.
+func (a *Agent) listeners(ctx context.Context, notBefore time.Time, expected []netip.AddrPort) []health.Listener {
 	a.snapMu.Lock()
 	fresh := !a.snapAt.IsZero() && a.snapAt.After(notBefore) &&
 		time.Since(a.snapAt) < max(2*a.cfg.StallInterval, a.cfg.FastInterval/2)
-	l := a.snap
 	a.snapMu.Unlock()
-	if fresh {
-		return l
+	if !fresh {
+		a.refreshListeners(ctx)
 	}
-	return a.refreshListeners(ctx)
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	out := make([]health.Listener, 0, len(expected))
+	for _, ap := range expected {
+		if l, ok := a.snapIdx[ap]; ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // refreshListeners lists the listeners once for every VIP. Concurrent
@@ -812,7 +821,13 @@ func (a *Agent) refreshListeners(ctx context.Context) []health.Listener {
 	} else if l == nil {
 		l = []health.Listener{}
 	}
-	a.snap, a.snapAt, a.snapErr = l, time.Now(), err
+	idx := make(map[netip.AddrPort]health.Listener, len(l))
+	for _, x := range l {
+		if _, dup := idx[x.Addr]; !dup {
+			idx[x.Addr] = x // the first of several, as a scan finds it
+		}
+	}
+	a.snap, a.snapIdx, a.snapAt, a.snapErr = l, idx, time.Now(), err
 	return l
 }
 
