@@ -362,7 +362,10 @@ func (b *bench) failovers(t *testing.T, ctx context.Context, r *Row, sr *sizeRun
 		}
 		r.Failover = append(r.Failover, f.Withdrawn)
 		r.Reannounce = append(r.Reannounce, back)
-		t.Logf("%d VIPs: failover trial %d: withdrawn %v, back %v", r.VIPs, len(r.Failover), f.Withdrawn, back)
+		if f.BackAfterStart > 0 {
+			r.ReannounceAfterStart = append(r.ReannounceAfterStart, f.BackAfterStart)
+		}
+		t.Logf("%d VIPs: failover trial %d: withdrawn %v, back %v (%v after HAProxy's start)", r.VIPs, len(r.Failover), f.Withdrawn, back, f.BackAfterStart)
 	}
 	r.LoadFailover = loadavg()
 }

@@ -36,6 +36,11 @@ type Failover struct {
 	// After is the router's route once the next hop was gone ("" when the
 	// route is gone altogether).
 	After string `json:"after"`
+	// BackAfterStart is, once WaitBack saw the route through the node
+	// again, the time from the restarted HAProxy's start (its unit's
+	// ExecMainStartTimestampMonotonic: systemd waits RestartSec first)
+	// until then; 0 when unknown.
+	BackAfterStart time.Duration `json:"back_after_start"`
 }
 
 // KillHAProxy sends SIGKILL to the main PID of the VIP's HAProxy unit on a
@@ -146,7 +151,23 @@ func (s *Site) WaitBack(ctx context.Context, f *Failover, timeout time.Duration)
 			return 0, err
 		}
 	}
-	return time.Since(start), nil
+	back := time.Since(start)
+	// CLOCK_MONOTONIC is the same in the node's namespaces as here.
+	now := monotonic()
+	if out, err := s.NodeRun(ctx, f.Node, nil, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", f.Unit); err == nil {
+		if us, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && us > 0 {
+			if d := now - time.Duration(us)*time.Microsecond; d > 0 && d < back {
+				f.BackAfterStart = d
+			}
+		}
+	}
+	return back, nil
+}
+
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
 }
 
 // hostPID maps a PID inside the pid namespace of initPID (a node's
