@@ -10,8 +10,10 @@
 // VIP's evaluation or a listener event. One listener dump, refreshed by the
 // socket watcher every StallInterval, serves every VIP's evaluation; the
 // same watcher notices an accept queue that stops draining (a hung HAProxy)
-// and confirms it through the VIP's runtime API before withdrawing. The
-// cost of a listener event is a map lookup: it never evaluates other VIPs.
+// and confirms it through the VIP's runtime API before withdrawing. A stop
+// signal sent to a process of the LB's namespace (eBPF) makes it look at
+// every VIP's HAProxy processes at once. The cost of a listener event is a
+// map lookup: it never evaluates other VIPs.
 package agent
 
 import (
