@@ -57,7 +57,7 @@ func (h *HTTP) Check(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if h.TLS {
-		tc := tls.Client(conn, &tls.Config{ServerName: h.Host, InsecureSkipVerify: true}) //nolint:gosec // liveness only
+		tc := tls.Client(conn, clientConfig(h.Host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("%s: %w", h, err)
 		}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +137,52 @@ func TestHTTPReadsStatusOnly(t *testing.T) {
 	a = rawServer(t, "SSH-2.0-OpenSSH_9.2\r\n")
 	if err := (&HTTP{Addr: a, Host: "x"}).Check(ctx); err == nil || !strings.Contains(err.Error(), "malformed HTTP status line") {
 		t.Fatalf("not HTTP: %v", err)
+	}
+}
+
+// TestHTTPSResumesSessions: the second HTTPS probe of a listener resumes
+// the first one's TLS session (no certificate, no signature) and neither
+// offers the post-quantum key share.
+func TestHTTPSResumesSessions(t *testing.T) {
+	ca, _ := testcert.NewCA("ca")
+	pemData, _ := ca.IssueValid("resume.campus.example")
+	cert, err := tls.X509KeyPair(pemData, pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var resumed []bool
+	var groups [][]tls.CurveID
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert},
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			mu.Lock()
+			groups = append(groups, h.SupportedCurves)
+			mu.Unlock()
+			return nil, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			mu.Lock()
+			resumed = append(resumed, cs.DidResume)
+			mu.Unlock()
+			return nil
+		}}
+	srv.StartTLS()
+	defer srv.Close()
+	p := &HTTP{Addr: addrOf(t, srv.URL), Host: "resume.campus.example", TLS: true}
+	for range 3 {
+		if err := p.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(resumed, []bool{false, true, true}) {
+		t.Errorf("sessions resumed %v, want a full handshake then two resumptions", resumed)
+	}
+	for _, g := range groups {
+		if slices.Contains(g, tls.X25519MLKEM768) || !slices.Contains(g, tls.X25519) {
+			t.Errorf("key exchanges offered %v, want X25519 (and P-256) without X25519MLKEM768", g)
+		}
 	}
 }
