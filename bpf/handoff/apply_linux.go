@@ -97,10 +97,10 @@ func (d *Datapath) loadMaps(cfg Config, tun int) []error {
 		what string
 		err  error
 	}{
-		{"vips", syncSet(d.objs.HoffVips, vips4)},
-		{"vips6", syncSet(d.objs.HoffVips6, vips6)},
-		{"backends", syncSet(d.objs.HoffBackends, backs4)},
-		{"backends6", syncSet(d.objs.HoffBackends6, backs6)},
+		{"vips", syncCached(d, d.objs.HoffVips, vips4)},
+		{"vips6", syncCached(d, d.objs.HoffVips6, vips6)},
+		{"backends", syncCached(d, d.objs.HoffBackends, backs4)},
+		{"backends6", syncCached(d, d.objs.HoffBackends6, backs6)},
 	} {
 		if s.err != nil {
 			errs = append(errs, fmt.Errorf("flow handoff %s: %w", s.what, s.err))

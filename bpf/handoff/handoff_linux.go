@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 
@@ -29,6 +30,11 @@ type Datapath struct {
 	// filled them and moved the links.
 	repin bool
 	cfg   handoffHoffConfig
+	// synced holds, per set map, the keys the last successful syncSet
+	// left in it (a map[K]bool): applying the same set again (the
+	// agent's refresh every 10 s) then costs no system call, where a
+	// full sync put and listed every key (3,000 bpf calls at 500 VIPs).
+	synced map[*ebpf.Map]any
 }
 
 // Load loads the committed eBPF objects, not pinned: closing the Datapath
@@ -135,6 +141,29 @@ func netPort(port uint16) uint16 {
 func hostOrder(a netip.Addr) uint32 {
 	b := a.As4()
 	return binary.BigEndian.Uint32(b[:])
+}
+
+// syncCached is syncSet unless the last successful sync of m left
+// exactly want's keys in it: then nothing changed and nothing is done.
+// Only this process writes the maps once it runs (an earlier process's
+// keys are dealt with by the first, full sync).
+func syncCached[K comparable](d *Datapath, m *ebpf.Map, want []K) error {
+	set := make(map[K]bool, len(want))
+	for _, k := range want {
+		set[k] = true
+	}
+	if last, ok := d.synced[m].(map[K]bool); ok && maps.Equal(last, set) {
+		return nil
+	}
+	delete(d.synced, m)
+	if err := syncSet(m, want); err != nil {
+		return err
+	}
+	if d.synced == nil {
+		d.synced = map[*ebpf.Map]any{}
+	}
+	d.synced[m] = set
+	return nil
 }
 
 // syncSet makes the hash map m hold exactly the keys of want: it adds them,

@@ -234,3 +234,34 @@ func TestPinnedLayoutChange(t *testing.T) {
 	}
 	s.mustAsk(t, c, "after the change", 0)
 }
+
+// TestApplySameSetsNoWrites: applying the same configuration again leaves
+// the VIP and backend maps alone (no system call per key: the agent
+// re-applies every 10 s), so a key removed behind the datapath's back
+// stays removed; a changed set syncs the whole map again, which puts it
+// back.
+func TestApplySameSetsNoWrites(t *testing.T) {
+	mustLoad(t).Close() // skip early when unsupported
+	s := newSite(t, 2)
+	d := mustLoad(t)
+	defer d.Close()
+	cfg := s.nodeConfig(0)
+	apply(t, d, cfg)
+	k := key(vip)
+	if err := d.objs.HoffVips.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	has := func() bool {
+		var v uint8
+		return d.objs.HoffVips.Lookup(k, &v) == nil
+	}
+	apply(t, d, cfg)
+	if has() {
+		t.Fatalf("the same configuration applied again wrote %v back into the VIP map", vip)
+	}
+	cfg.VIPs = append(cfg.VIPs, netip.AddrPortFrom(vip.Addr(), vip.Port()+1))
+	apply(t, d, cfg)
+	if !has() {
+		t.Fatalf("a changed VIP set did not sync the map: %v missing", vip)
+	}
+}

@@ -37,7 +37,8 @@ import (
 // RSS and the health checks reaching one backend server shared by many
 // VIPs over an idle window (LBCTL_SCALE_IDLE), HAProxy's processes,
 // threads and PSS, and BIRD's reconfigure time. The load average is taken
-// with every figure. It writes the Markdown table and growth curves to
+// with every figure. The nodes run the agent with its shipped timing
+// (interval 1 s, fast interval 200 ms), not the e2e sandbox's faster one. It writes the Markdown table and growth curves to
 // LBCTL_SCALE_OUT (default: the test log) after every size.
 //
 // Each size is a subtest with its own deadline (sizeTimeout, a hang
@@ -248,7 +249,7 @@ func (b *bench) setUp(t *testing.T, ctx context.Context, r *Row) (*sizeRun, func
 	}
 	eachNode(t, sr.nodes, func(node string) error {
 		return sr.s.Provision(ctx, node, testbed.NodeSetup{LBCTL: b.lbctl, TrustedKeys: []string{b.pubkey},
-			Config: testbed.NodeConfig(sr.s.Node(node).Hostname, 10*time.Minute), AgentUnit: b.agentUnit})
+			Config: testbed.NodeConfigShippedAgent(sr.s.Node(node).Hostname, 10*time.Minute), AgentUnit: b.agentUnit})
 	})
 	// The shared group exists from 18 VIPs on (one generated VIP in ten).
 	if r.SharedBy > 0 {

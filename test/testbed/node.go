@@ -60,6 +60,16 @@ WantedBy=multi-user.target
 // RLIMIT_NOFILE and, without CAP_SYS_RESOURCE (some VMs and containers),
 // cannot raise it; maxconn is then lowered to fit.
 func NodeConfig(hostname string, gate time.Duration) string {
+	return nodeConfig(hostname, gate, "agent:\n  interval: 500ms\n  fast_interval: 100ms\n")
+}
+
+// NodeConfigShippedAgent is NodeConfig with the agent's timing as shipped
+// (interval 1 s, fast interval 200 ms): what the scale benchmark measures.
+func NodeConfigShippedAgent(hostname string, gate time.Duration) string {
+	return nodeConfig(hostname, gate, "")
+}
+
+func nodeConfig(hostname string, gate time.Duration, agent string) string {
 	if gate <= 0 {
 		gate = 30 * time.Second
 	}
@@ -72,10 +82,7 @@ func NodeConfig(hostname string, gate time.Duration) string {
 node: %s
 gate_timeout: %s
 drain_time: 1s
-agent:
-  interval: 500ms
-  fast_interval: 100ms
-%s`, hostname, gate, extra)
+%s%s`, hostname, gate, agent, extra)
 }
 
 const capSysResource = 24
