@@ -182,49 +182,48 @@ func (s Stats) Responds(ctx context.Context, vip string) error {
 // WatchEvents points the probe at the listeners of the announceable VIPs
 // and forwards its events; it returns the channel the agent reads.
 func WatchEvents(ctx context.Context, p *bpf.Probe, netns uint64) <-chan ListenerEvent {
-	out := make(chan ListenerEvent, 64)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-p.Events():
-				if !ok {
-					return
-				}
-				select {
-				case out <- ListenerEvent{Addr: ev.Addr, Up: ev.Up, At: ev.Time}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out
+	return forward(ctx, p.Events(), 64, false, func(ev bpf.Event) ListenerEvent {
+		return ListenerEvent{Addr: ev.Addr, Up: ev.Up, At: ev.Time}
+	})
 }
 
 // WatchSignals forwards the probe's stop and continue signals (nil when
-// it has none: bpf.Probe.SignalsErr).
+// it has none: bpf.Probe.SignalsErr). A signal that finds the channel
+// full is dropped: one pending is enough to make the agent look.
 func WatchSignals(ctx context.Context, p *bpf.Probe) <-chan StopSignal {
 	in := p.Signals()
 	if in == nil {
 		return nil
 	}
-	out := make(chan StopSignal, 16)
+	return forward(ctx, in, 16, true, func(s bpf.Signal) StopSignal { return StopSignal{Sig: s.Sig, At: s.Time} })
+}
+
+// forward converts what arrives on in and sends it on the returned channel
+// (of size n) until ctx ends or in closes; with drop, what finds the
+// channel full is dropped rather than waited for.
+func forward[In, Out any](ctx context.Context, in <-chan In, n int, drop bool, conv func(In) Out) <-chan Out {
+	out := make(chan Out, n)
 	go func() {
 		defer close(out)
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case s, ok := <-in:
+			case v, ok := <-in:
 				if !ok {
 					return
 				}
+				if drop {
+					select {
+					case out <- conv(v):
+					default:
+					}
+					continue
+				}
 				select {
-				case out <- StopSignal{Sig: s.Sig, At: s.Time}:
-				default: // one pending is enough: it makes the agent look
+				case out <- conv(v):
+				case <-ctx.Done():
+					return
 				}
 			}
 		}
