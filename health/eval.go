@@ -112,6 +112,10 @@ type Reused struct {
 	// Probed, when not nil, stands for the active probes' outcome: they
 	// do not run.
 	Probed *Probed
+	// Probes, when Probed is nil and Probes is not, are the only probes
+	// that run (a stable VIP's turn of one of its listeners); the others
+	// count as passed, as they did last time.
+	Probes []Probe
 	// Up, when not nil, stands for the servers up per backend: the caller
 	// learns of any change from HAProxy's state events (VIP.Events) and
 	// passes nil once one arrived.
@@ -150,6 +154,8 @@ func EvaluateReusing(ctx context.Context, v *VIP, d Deps, listeners []Listener, 
 		r.ProbesSkipped = true
 	case reuse != nil && reuse.Probed != nil:
 		r.Probed, r.ProbesReused = *reuse.Probed, true
+	case reuse != nil && reuse.Probes != nil:
+		r.Probed = runProbes(ctx, reuse.Probes, d.ProbeTimeout)
 	default:
 		r.Probed = runProbes(ctx, v.Probes, d.ProbeTimeout)
 	}

@@ -151,7 +151,10 @@ type Config struct {
 	// server's state arrives as an event.
 	BackendInterval time.Duration
 	// ProbeInterval is how often a stable VIP's active probes run (default
-	// 5 s); its other checks still run every Interval. A VIP is stable
+	// 5 s): one of them in turn when it has several (a VIP's listeners
+	// are one HAProxy, and every listing shows them all), so that each
+	// runs every len(probes) x ProbeInterval; its other checks still run
+	// every Interval. A VIP is stable
 	// once it was healthy for max(Rise, Fall) evaluations in a row with
 	// nothing changing; then the probes run on every
 	// round(ProbeInterval/Interval)-th evaluation, and the evaluations in
@@ -259,6 +262,8 @@ type vipState struct {
 	up         map[string]int
 	// upAt is when the backends were last read.
 	upAt time.Time
+	// turn is the probe a stable VIP runs next (of several).
+	turn int
 }
 
 // vipPrefix is one host route of a VIP.
@@ -729,16 +734,23 @@ func (a *Agent) reuseProbesLocked(s *vipState) *health.Reused {
 		return nil
 	}
 	r := &health.Reused{}
-	if s.sinceProbe+1 < a.probeEvery() {
+	if ps := s.vip.Probes; s.sinceProbe+1 < a.probeEvery() {
 		probed := s.probed
 		r.Probed = &probed
+	} else if len(ps) > 1 && len(s.probed.Reasons) == 0 {
+		// All its probes passed when it became stable: one of them in
+		// turn is the end-to-end check of its HAProxy (the listeners
+		// themselves are in every listing).
+		i := s.turn % len(ps)
+		s.turn++
+		r.Probes = ps[i : i+1]
 	}
 	if a.cfg.BackendEvents != nil && s.vip.Events && time.Since(s.upAt) < a.cfg.BackendInterval {
 		// Any change of a server's state arrives as an event, which
 		// unsettles the VIP (backendEvent).
 		r.Up = s.up
 	}
-	if r.Probed == nil && r.Up == nil {
+	if r.Probed == nil && r.Probes == nil && r.Up == nil {
 		return nil
 	}
 	return r

@@ -273,3 +273,55 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 	}
 	a.backendEvent(BackendEvent{VIP: "unknown", Text: "x"}) // ignored
 }
+
+// TestStableVIPProbesInTurn: a stable VIP with three listeners runs one
+// probe in turn on each of its probe runs (every 5th evaluation), so each
+// listener is probed once in three runs; until it is stable, and after a
+// failed probe, every evaluation probes all three.
+func TestStableVIPProbesInTurn(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	var counts [3]*atomic.Int64
+	var ps []health.Probe
+	for i := range counts {
+		var addr netip.AddrPort
+		counts[i], addr = countingServer(t)
+		ps = append(ps, health.Probe{Kind: health.ProbeTCP, Addr: addr})
+	}
+	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: ps}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Interval: time.Hour, FastInterval: time.Hour,
+		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); a.wg.Wait() }()
+	a.runCtx = ctx
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	s := a.vips["a"]
+	<-s.evaluated
+	hits := func() (h [3]int64) {
+		for i, c := range counts {
+			h[i] = c.Load()
+		}
+		return h
+	}
+	// wait until the listeners have accepted want connections in all.
+	wait := func(want int64) [3]int64 {
+		waitFor(t, "probe connections accepted", func() bool { h := hits(); return h[0]+h[1]+h[2] >= want })
+		return hits()
+	}
+	for range 2 { // rise, then settle: every probe each time
+		a.evaluate(ctx, s, time.Time{})
+	}
+	if h := wait(9); h != [3]int64{3, 3, 3} {
+		t.Fatalf("until stable: connections per listener %v, want 3 each", h)
+	}
+	for range 15 { // stable: 3 probe runs (every 5th evaluation), one listener each
+		a.evaluate(ctx, s, time.Time{})
+	}
+	if h := wait(12); h != [3]int64{4, 4, 4} {
+		t.Errorf("stable, 15 evaluations: connections per listener %v, want one more each (one probe per run, in turn)", h)
+	}
+}

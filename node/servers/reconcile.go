@@ -59,11 +59,11 @@ func (r *Reconciler) Pass(ctx context.Context) []Change {
 		log.Error("server maintenance", "err", err)
 		return nil
 	}
-	vips := r.VIPs()
 	if len(f.Entries) == 0 {
 		r.last, r.uses = f, nil
 		return nil
 	}
+	vips := r.VIPs()
 	full := r.uses == nil || !slices.Equal(f.Entries, r.last.Entries) || !slices.Equal(vips, r.lastVIPs) ||
 		time.Since(r.lastFull) >= r.Rescan
 	if full {
