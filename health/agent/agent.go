@@ -24,6 +24,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -491,8 +492,13 @@ func (a *Agent) load() ([]*vipState, error) {
 			wctx, s.stop = context.WithCancel(a.runCtx)
 			started = append(started, s)
 			a.wg.Go(func() { a.work(wctx, s) })
-		} else {
-			// Reloaded: probe fully again (a new VIP does until stable).
+		} else if !reflect.DeepEqual(s.vip, v) {
+			// Its health specification changed: probe fully again (a
+			// new VIP does until stable). An unchanged VIP stays as it
+			// is: at 500 VIPs, re-probing every VIP after an install
+			// that changed one was a burst of thousands of probes on
+			// both nodes; a VIP whose HAProxy an install reloads is
+			// unsettled by its unit's "reloading" (unitEvent).
 			a.unsettleLocked(s)
 		}
 		s.vip, s.expected = v, health.Expected(&v)

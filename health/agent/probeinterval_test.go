@@ -325,3 +325,50 @@ func TestStableVIPProbesInTurn(t *testing.T) {
 		t.Errorf("stable, 15 evaluations: connections per listener %v, want one more each (one probe per run, in turn)", h)
 	}
 }
+
+// TestReloadUnsettlesOnlyChangedVIPs: a reload (an install changed one
+// VIP) makes only the VIP whose health specification changed probe fully
+// again; the unchanged one stays stable.
+func TestReloadUnsettlesOnlyChangedVIPs(t *testing.T) {
+	store, _ := release.Open(t.TempDir())
+	_, addr := countingServer(t)
+	_, addr2 := countingServer(t)
+	mk := func(name, ip string, p netip.AddrPort) health.VIP {
+		return health.VIP{Name: name, Addresses: []netip.Addr{netip.MustParseAddr(ip)},
+			Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: p}}}
+	}
+	a1, b1 := mk("a", "192.0.2.10", addr), mk("b", "192.0.2.11", addr)
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{a1, b1}})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Interval: time.Hour, FastInterval: time.Hour,
+		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); a.wg.Wait() }()
+	a.runCtx = ctx
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	sa, sb := a.vips["a"], a.vips["b"]
+	<-sa.evaluated
+	<-sb.evaluated
+	for range 4 {
+		a.evaluate(ctx, sa, time.Time{})
+		a.evaluate(ctx, sb, time.Time{})
+	}
+	alert := func(s *vipState) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return s.alert || s.steady < a.window()
+	}
+	if alert(sa) || alert(sb) {
+		t.Fatalf("not stable after 5 healthy evaluations: a %v, b %v", alert(sa), alert(sb))
+	}
+	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{a1, mk("b", "192.0.2.11", addr2)}})
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	if alert(sa) || !alert(sb) {
+		t.Errorf("after a reload that changed b's probe: a unsettled %v (want false), b %v (want true)", alert(sa), alert(sb))
+	}
+}
