@@ -160,7 +160,7 @@ type Row struct {
 	// ReannounceAfterStart the way back from the restarted HAProxy's
 	// start (after systemd's RestartSec).
 	Failover, Reannounce, ReannounceAfterStart []time.Duration
-	LoadFailover         float64
+	LoadFailover                               float64
 	// Agent CPU share of a core and max RSS over the idle window (lb1).
 	AgentCPU   float64
 	AgentRSSMB float64
