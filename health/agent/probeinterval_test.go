@@ -51,6 +51,33 @@ func countingServer(t *testing.T) (*atomic.Int64, netip.AddrPort) {
 	return &n, netip.MustParseAddrPort(ln.Addr().String())
 }
 
+// manualAgent commits vips as the announceable set of release 1 and returns
+// an agent over them, loaded but not Run: each VIP's goroutine has made its
+// first evaluation, and the test drives the next ones by hand (cfg's
+// intervals keep the goroutines' own far away). It stops at the test's end.
+func manualAgent(t *testing.T, cfg Config, vips ...health.VIP) (*Agent, *release.Store, context.Context) {
+	t.Helper()
+	store, _ := release.Open(t.TempDir())
+	store.WriteAnnounceable(health.Announceable{VIPs: vips})
+	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
+	store.Commit(1)
+	cfg.Store = store
+	if cfg.Announcer == nil {
+		cfg.Announcer = &fakeAnnouncer{}
+	}
+	a := New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); a.wg.Wait() })
+	a.runCtx = ctx
+	if _, err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vips {
+		<-a.vips[v.Name].evaluated
+	}
+	return a, store, ctx
+}
+
 // TestStableVIPProbesAtProbeInterval drives one VIP's evaluations by hand
 // (its own timer is an hour away) and counts the probe connections and
 // show stat calls: a stable VIP is probed on every 5th evaluation
@@ -59,26 +86,15 @@ func countingServer(t *testing.T) (*atomic.Int64, netip.AddrPort) {
 // at FastInterval back at once, and rise after a withdrawal still takes
 // Rise evaluations.
 func TestStableVIPProbesAtProbeInterval(t *testing.T) {
-	store, _ := release.Open(t.TempDir())
 	probes, addr := countingServer(t)
 	be := &countingBackends{}
 	be.up.Store(2)
 	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
 		Probes:   []health.Probe{{Kind: health.ProbeTCP, Addr: addr}},
 		Backends: []health.Backend{{Name: "be", MinUp: 1}}}
-	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
-	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
-	store.Commit(1)
-	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
-		Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); a.wg.Wait() }()
-	a.runCtx = ctx
-	if _, err := a.load(); err != nil {
-		t.Fatal(err)
-	}
-	s := a.vips["a"]
-	<-s.evaluated // the VIP's own first evaluation; the next is an hour away
+	a, _, ctx := manualAgent(t, Config{Deps: health.Deps{Backends: be},
+		Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2}, vip)
+	s := a.vips["a"] // its own first evaluation made; the next is an hour away
 	waitFor(t, "the first evaluation's probe accepted", func() bool { return probes.Load() == 1 })
 
 	healthy := func() bool {
@@ -195,7 +211,6 @@ func TestStableVIPProbesAtProbeInterval(t *testing.T) {
 // not send events (a release rendered before them) reads show stat at every
 // evaluation.
 func TestBackendEventsReplaceShowStat(t *testing.T) {
-	store, _ := release.Open(t.TempDir())
 	probes, addr := countingServer(t)
 	be := &countingBackends{}
 	be.up.Store(2)
@@ -204,22 +219,11 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 		Backends: []health.Backend{{Name: "be", MinUp: 1}}, Events: true}
 	old := vip
 	old.Name, old.Addresses, old.Events = "old", []netip.Addr{netip.MustParseAddr("192.0.2.11")}, false
-	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip, old}})
-	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
-	store.Commit(1)
 	events := make(chan BackendEvent) // on; events are handed in by hand below
-	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Deps: health.Deps{Backends: be},
+	a, _, ctx := manualAgent(t, Config{Deps: health.Deps{Backends: be},
 		BackendEvents: events, Interval: time.Hour, FastInterval: time.Hour, ProbeInterval: 5 * time.Hour,
-		BackendInterval: time.Hour, Rise: 2, Fall: 2})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); a.wg.Wait() }()
-	a.runCtx = ctx
-	if _, err := a.load(); err != nil {
-		t.Fatal(err)
-	}
+		BackendInterval: time.Hour, Rise: 2, Fall: 2}, vip, old)
 	s, o := a.vips["a"], a.vips["old"]
-	<-s.evaluated
-	<-o.evaluated
 	waitFor(t, "the first evaluations' probes accepted", func() bool { return probes.Load() == 2 })
 	counts := func(s *vipState) (evals, stats int) {
 		a.mu.Lock()
@@ -279,7 +283,6 @@ func TestBackendEventsReplaceShowStat(t *testing.T) {
 // listener is probed once in three runs; until it is stable, and after a
 // failed probe, every evaluation probes all three.
 func TestStableVIPProbesInTurn(t *testing.T) {
-	store, _ := release.Open(t.TempDir())
 	var counts [3]*atomic.Int64
 	var ps []health.Probe
 	for i := range counts {
@@ -288,19 +291,9 @@ func TestStableVIPProbesInTurn(t *testing.T) {
 		ps = append(ps, health.Probe{Kind: health.ProbeTCP, Addr: addr})
 	}
 	vip := health.VIP{Name: "a", Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Probes: ps}
-	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{vip}})
-	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
-	store.Commit(1)
-	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Interval: time.Hour, FastInterval: time.Hour,
-		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); a.wg.Wait() }()
-	a.runCtx = ctx
-	if _, err := a.load(); err != nil {
-		t.Fatal(err)
-	}
+	a, _, ctx := manualAgent(t, Config{Interval: time.Hour, FastInterval: time.Hour,
+		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2}, vip)
 	s := a.vips["a"]
-	<-s.evaluated
 	hits := func() (h [3]int64) {
 		for i, c := range counts {
 			h[i] = c.Load()
@@ -330,7 +323,6 @@ func TestStableVIPProbesInTurn(t *testing.T) {
 // VIP) makes only the VIP whose health specification changed probe fully
 // again; the unchanged one stays stable.
 func TestReloadUnsettlesOnlyChangedVIPs(t *testing.T) {
-	store, _ := release.Open(t.TempDir())
 	_, addr := countingServer(t)
 	_, addr2 := countingServer(t)
 	mk := func(name, ip string, p netip.AddrPort) health.VIP {
@@ -338,20 +330,9 @@ func TestReloadUnsettlesOnlyChangedVIPs(t *testing.T) {
 			Probes: []health.Probe{{Kind: health.ProbeTCP, Addr: p}}}
 	}
 	a1, b1 := mk("a", "192.0.2.10", addr), mk("b", "192.0.2.11", addr)
-	store.WriteAnnounceable(health.Announceable{VIPs: []health.VIP{a1, b1}})
-	store.Stage(&release.Release{Serial: 1, State: &plan.State{}})
-	store.Commit(1)
-	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Interval: time.Hour, FastInterval: time.Hour,
-		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); a.wg.Wait() }()
-	a.runCtx = ctx
-	if _, err := a.load(); err != nil {
-		t.Fatal(err)
-	}
+	a, store, ctx := manualAgent(t, Config{Interval: time.Hour, FastInterval: time.Hour,
+		ProbeInterval: 5 * time.Hour, Rise: 2, Fall: 2}, a1, b1)
 	sa, sb := a.vips["a"], a.vips["b"]
-	<-sa.evaluated
-	<-sb.evaluated
 	for range 4 {
 		a.evaluate(ctx, sa, time.Time{})
 		a.evaluate(ctx, sb, time.Time{})
