@@ -112,8 +112,9 @@ type Agent struct {
 	KeepRoutesOnShutdown bool     `yaml:"keep_routes_on_shutdown"`
 	Interval             Duration `yaml:"interval"`
 	FastInterval         Duration `yaml:"fast_interval"`
-	// ProbeInterval is how often a stable VIP's active probes run; its
-	// other checks run every Interval (agent.Config.ProbeInterval).
+	// ProbeInterval is how often a stable VIP's active probe runs (one of
+	// its listeners in turn); its other checks run every Interval
+	// (agent.Config.ProbeInterval).
 	// Default 5s.
 	ProbeInterval Duration `yaml:"probe_interval"`
 	Rise          int      `yaml:"rise"`
