@@ -6,11 +6,7 @@ import "github.com/lbctl/lbctl/node/config"
 // the releases store alone (no D-Bus, no agent, no network): what shell
 // completion offers for a VIP argument. Nothing installed gives none.
 func InstalledVIPs(cfg *config.Config) ([]string, error) {
-	store, err := ReadStore(cfg)
-	if err != nil || store == nil {
-		return nil, err
-	}
-	r, err := current(store)
+	r, err := installed(cfg)
 	if err != nil || r == nil {
 		return nil, err
 	}

@@ -59,11 +59,7 @@ func Doctor(ctx context.Context, cfg *config.Config) []Check {
 // releaseCertificates lists the certificates the current release's VIPs
 // use (none when nothing is installed).
 func releaseCertificates(cfg *config.Config) ([]model.CertificateUse, error) {
-	store, err := ReadStore(cfg)
-	if err != nil || store == nil {
-		return nil, err
-	}
-	r, err := current(store)
+	r, err := installed(cfg)
 	if err != nil || r == nil {
 		return nil, err
 	}

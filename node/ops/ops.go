@@ -38,6 +38,16 @@ func NothingInstalled(cfg *config.Config) string {
 	return fmt.Sprintf("node %s: nothing installed (no state directory %s)", cfg.Node, cfg.StateDir)
 }
 
+// installed loads the current release of the node's store without
+// creating anything; nil when nothing is installed.
+func installed(cfg *config.Config) (*release.Release, error) {
+	store, err := ReadStore(cfg)
+	if err != nil || store == nil {
+		return nil, err
+	}
+	return current(store)
+}
+
 // current loads the current release; nil when none is installed.
 func current(store *release.Store) (*release.Release, error) {
 	cur, ok, err := store.Current()
