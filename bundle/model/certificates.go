@@ -1,6 +1,9 @@
 package model
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // CertificateUse is one certificate the site's VIPs need on every node: the
 // file <cert_dir>/<Name>.pem (chain and key), which never travels in a
@@ -53,4 +56,10 @@ func (s *Site) Certificates() []CertificateUse {
 // which has returns true.
 func (u CertificateUse) Uses(has func(vip string) bool) bool {
 	return slices.ContainsFunc(u.VIPs, has)
+}
+
+// NeededBy says who needs the certificate: "needed by VIP a, b: svc1,
+// svc2", for the errors of an install and of doctor.
+func (u CertificateUse) NeededBy() string {
+	return "needed by VIP " + strings.Join(u.VIPs, ", ") + ": " + strings.Join(u.Services, ", ")
 }

@@ -82,7 +82,7 @@ func CertificateChecks(needs []model.CertificateUse, dir string, now time.Time, 
 		if err == nil {
 			continue
 		}
-		needed := fmt.Sprintf("needed by VIP %s: %s", strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", "))
+		needed := u.NeededBy()
 		c := Check{What: "certificate " + u.Name, Detail: fmt.Sprintf("%v (%s)", err, needed)}
 		// What names the certificate already: "expired on ... (PATH;
 		// needed by ...)".

@@ -184,7 +184,7 @@ func (v *Validator) certs(site *model.Site, next *plan.State) error {
 			continue
 		}
 		if _, err := cert.CheckFile(v.CertDir, u.Name, u.Hosts, now()); err != nil {
-			errs = append(errs, fmt.Errorf("%w (needed by VIP %s: %s)", err, strings.Join(u.VIPs, ", "), strings.Join(u.Services, ", ")))
+			errs = append(errs, fmt.Errorf("%w (%s)", err, u.NeededBy()))
 		}
 	}
 	return errors.Join(errs...)
