@@ -477,17 +477,8 @@ type Highest struct {
 // ReadHighest returns the highest serial record; ok is false when there is
 // none.
 func (s *Store) ReadHighest() (h Highest, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(s.Root, HighestName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return h, false, nil
-	}
-	if err != nil {
-		return h, false, fmt.Errorf("highest serial record: %w", err)
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, false, fmt.Errorf("highest serial record %s: %w", filepath.Join(s.Root, HighestName), err)
-	}
-	return h, true, nil
+	ok, err = s.readJSON(HighestName, "highest serial record "+filepath.Join(s.Root, HighestName), &h)
+	return h, ok, err
 }
 
 // RaiseHighest records h if its serial is higher than the recorded one (or
@@ -531,20 +522,10 @@ func (s *Store) SitePath() string { return filepath.Join(s.Root, SiteName) }
 
 // ReadSite returns the site pin; ok is false when there is none.
 func (s *Store) ReadSite() (p SitePin, ok bool, err error) {
-	b, err := os.ReadFile(s.SitePath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return p, false, nil
+	if ok, err = s.readJSON(SiteName, "site pin "+s.SitePath(), &p); ok && p.Site == "" {
+		ok, err = false, fmt.Errorf("site pin %s: no site named", s.SitePath())
 	}
-	if err == nil {
-		err = json.Unmarshal(b, &p)
-	}
-	if err == nil && p.Site == "" {
-		err = errors.New("no site named")
-	}
-	if err != nil {
-		return p, false, fmt.Errorf("site pin %s: %w", s.SitePath(), err)
-	}
-	return p, true, nil
+	return p, ok, err
 }
 
 // PinSite records p as the node's site unless it is pinned to that site
