@@ -35,13 +35,22 @@ func (s Sockets) Listeners(context.Context) ([]health.Listener, error) {
 }
 
 // Units tells unit state through systemd, one D-Bus call per question
-// (the install's health gate); the agent uses UnitWatch instead.
+// (the install's health gate); the agent uses UnitWatch instead. A manager
+// that can read the ActiveState property alone (systemd.DBus) is asked
+// for it: the gate asks about every VIP every round, and a full State
+// reads every property of the unit and its service.
 type Units struct {
 	Manager systemd.Manager
 }
 
 // Active implements health.Units.
 func (u Units) Active(ctx context.Context, vip string) (bool, error) {
+	if m, ok := u.Manager.(interface {
+		ActiveState(ctx context.Context, unit string) (string, error)
+	}); ok {
+		st, err := m.ActiveState(ctx, systemd.UnitName(vip))
+		return systemd.UnitState{ActiveState: st}.Active(), err
+	}
 	st, err := u.Manager.State(ctx, systemd.UnitName(vip))
 	if err != nil {
 		return false, err

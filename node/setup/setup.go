@@ -271,28 +271,9 @@ func HealthDeps(cfg *config.Config, units systemd.Manager) health.Deps {
 		Backends: agent.Stats{Socket: AdminSocket(cfg)},
 	}
 	if units != nil {
-		d.Units = gateUnits{units}
+		d.Units = agent.Units{Manager: units}
 	}
 	return d
-}
-
-// gateUnits tells whether a VIP's unit is active, with one property read
-// when the manager can (systemd.DBus.ActiveState): the install's health
-// gate asks for every VIP every round.
-type gateUnits struct{ systemd.Manager }
-
-func (u gateUnits) Active(ctx context.Context, vip string) (bool, error) {
-	m, ok := u.Manager.(interface {
-		ActiveState(ctx context.Context, unit string) (string, error)
-	})
-	if !ok {
-		return agent.Units{Manager: u.Manager}.Active(ctx, vip)
-	}
-	st, err := m.ActiveState(ctx, systemd.UnitName(vip))
-	if err != nil {
-		return false, err
-	}
-	return systemd.UnitState{ActiveState: st}.Active(), nil
 }
 
 // AdminSocket gives the HAProxy admin socket of a VIP in the node's
