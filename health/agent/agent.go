@@ -298,12 +298,11 @@ type Agent struct {
 	published bool
 	lastEval  time.Time
 
-	snapMu   sync.Mutex // serialises listing; guards snap, snapIdx and snapAt
-	snap     []health.Listener
-	snapIdx  map[netip.AddrPort]health.Listener
-	snapAt   time.Time
-	snapErr  error
-	watching bool // the socket watcher keeps snap fresh
+	snapMu  sync.Mutex // serialises listing; guards snap, snapIdx and snapAt
+	snap    []health.Listener
+	snapIdx map[netip.AddrPort]health.Listener
+	snapAt  time.Time
+	snapErr error
 
 	// handoffMu serializes handing the committed release to the flow
 	// handoff datapath.
