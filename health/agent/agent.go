@@ -305,8 +305,11 @@ type Agent struct {
 	snapErr error
 
 	// handoffMu serializes handing the committed release to the flow
-	// handoff datapath.
-	handoffMu sync.Mutex
+	// handoff datapath and guards the firewall last handed over (release
+	// handoffSerial's; nil before the first).
+	handoffMu     sync.Mutex
+	handoffSerial uint64
+	handoffFW     *model.Firewall
 }
 
 // LastEvaluation is when the agent last completed an evaluation or a round

@@ -82,3 +82,39 @@ func TestCommittedAppliesHandoff(t *testing.T) {
 		t.Fatalf("no agent running: %v, want no error", err)
 	}
 }
+
+// countingStore counts the reads of a release's firewall.
+type countingStore struct {
+	*release.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingStore) Firewall(serial uint64) (model.Firewall, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Firewall(serial)
+}
+
+// TestHandoffRereadsOnlyANewRelease: handing the same committed release
+// to the datapath again (the refresh every 10 s) re-applies the firewall
+// read the first time; a newly committed release is read.
+func TestHandoffRereadsOnlyANewRelease(t *testing.T) {
+	rs, _ := release.Open(t.TempDir())
+	releaseWithVIPPort(t, rs, 3, "192.0.2.10")
+	store := &countingStore{Store: rs}
+	ho := &recordingHandoff{}
+	a := New(Config{Store: store, Announcer: &fakeAnnouncer{}, Handoff: ho})
+	for range 3 {
+		a.applyHandoff()
+	}
+	if fw, n := ho.last(); n != 3 || store.reads != 1 || fw.Accept4[0].Addr.String() != "192.0.2.10" {
+		t.Fatalf("3 hand-overs of release 3: %d applied, %d reads of its firewall (want 3 and 1), last %+v", n, store.reads, fw.Accept4)
+	}
+	releaseWithVIPPort(t, rs, 4, "192.0.2.11")
+	a.applyHandoff()
+	if fw, n := ho.last(); n != 4 || store.reads != 2 || fw.Accept4[0].Addr.String() != "192.0.2.11" {
+		t.Fatalf("after release 4: %d applied, %d reads (want 4 and 2), last %+v", n, store.reads, fw.Accept4)
+	}
+}

@@ -41,15 +41,18 @@ func (a *Agent) handoffLoop(ctx context.Context) {
 	}
 }
 
-// takeCommitted makes the agent's serial the committed release's: an
+// committed returns the committed release's serial; ok is false when
+// there is none (or it cannot be read).
+func (a *Agent) committed() (serial uint64, ok bool) {
+	serial, ok, err := a.cfg.Store.Current()
+	return serial, ok && err == nil
+}
+
+// takeCommitted makes serial, the committed release, the agent's: an
 // install reloads the agent (its announce step) before it commits, so
 // without this the agent would report the previous serial until the next
 // reload.
-func (a *Agent) takeCommitted() {
-	serial, ok, err := a.cfg.Store.Current()
-	if err != nil || !ok {
-		return
-	}
+func (a *Agent) takeCommitted(serial uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.serial = serial
@@ -68,21 +71,29 @@ const handoffRefresh = 10 * time.Second
 // install asks the agent to reload before it commits) and every
 // handoffRefresh.
 func (a *Agent) applyHandoff() {
+	if serial, ok := a.committed(); ok {
+		a.handoffTo(serial)
+	}
+}
+
+// handoffTo hands release serial's firewall to the datapath. The firewall
+// is read from the store only when serial is not the release handed over
+// last: the refresh every handoffRefresh re-applies the same one.
+func (a *Agent) handoffTo(serial uint64) {
 	if a.cfg.Handoff == nil {
 		return
 	}
 	a.handoffMu.Lock()
 	defer a.handoffMu.Unlock()
-	serial, ok, err := a.cfg.Store.Current()
-	if err != nil || !ok {
-		return
+	if a.handoffFW == nil || a.handoffSerial != serial {
+		fw, err := a.cfg.Store.Firewall(serial)
+		if err != nil {
+			a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)
+			return
+		}
+		a.handoffSerial, a.handoffFW = serial, &fw
 	}
-	fw, err := a.cfg.Store.Firewall(serial)
-	if err != nil {
-		a.log.Error("flow handoff: reading the committed release", "serial", serial, "err", err)
-		return
-	}
-	if err := a.cfg.Handoff.Apply(fw); err != nil {
+	if err := a.cfg.Handoff.Apply(*a.handoffFW); err != nil {
 		a.log.Error("flow handoff", "err", err)
 	}
 }

@@ -32,8 +32,10 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, a.Status())
 	})
 	mux.HandleFunc("POST /committed", func(w http.ResponseWriter, r *http.Request) {
-		a.takeCommitted()
-		a.applyHandoff()
+		if serial, ok := a.committed(); ok {
+			a.takeCommitted(serial)
+			a.handoffTo(serial)
+		}
 		writeJSON(w, a.Status())
 	})
 	return mux
