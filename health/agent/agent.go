@@ -172,7 +172,8 @@ type Config struct {
 	EvalTimeout time.Duration
 	// StallInterval is how often the socket watcher lists the listeners
 	// (the listing every evaluation reads) and compares accept queues
-	// (default 150 ms). StallTimeout is how long a VIP's runtime API may
+	// (default 200 ms; rounded to a multiple of the steady grid, see
+	// stallPeriod). StallTimeout is how long a VIP's runtime API may
 	// take to answer when its accept queue did not drain (default 400 ms).
 	// Runtime answers that question; nil disables hung-HAProxy detection.
 	StallInterval, StallTimeout time.Duration
@@ -352,7 +353,7 @@ func New(cfg Config) *Agent {
 		cfg.EvalTimeout = max(cfg.Interval, pt+500*time.Millisecond)
 	}
 	if cfg.StallInterval == 0 {
-		cfg.StallInterval = 150 * time.Millisecond
+		cfg.StallInterval = 200 * time.Millisecond
 	}
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = 400 * time.Millisecond
@@ -581,6 +582,10 @@ func (a *Agent) untilSlot(now time.Time, d time.Duration) time.Duration {
 func (a *Agent) steadySlot() time.Duration {
 	return max(a.slot(), min(a.cfg.Interval/10, 100*time.Millisecond))
 }
+
+// Grid is the period of the stable VIPs' evaluations' wake-ups: other
+// periodic work of the process should fall on its ticks.
+func (a *Agent) Grid() time.Duration { return a.steadySlot() }
 
 func untilGrid(now time.Time, d, grid time.Duration) time.Duration {
 	due := now.Add(d)

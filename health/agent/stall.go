@@ -36,29 +36,27 @@ import (
 // withdraws VIPs whose HAProxy stopped accepting. Without Sockets it only
 // keeps LastEvaluation fresh for the watchdog.
 func (a *Agent) watchSockets(ctx context.Context) {
-	// Tick half a slot off the grid the VIPs' timers use: a listing at
-	// the very moment probes connect would see the agent's own probe
-	// connections waiting in accept queues and ask HAProxy for nothing.
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(a.untilSlot(time.Now(), 0) + a.slot()/2):
-	}
-	t := time.NewTicker(a.cfg.StallInterval)
-	defer t.Stop()
+	// Look just before the ticks of the grid the stable VIPs' evaluations
+	// use, in the same wake-up: a separate wake-up of the process costs
+	// more than the listing. Looking first also keeps this tick's probe
+	// connections, not yet made, out of the accept queues it compares.
+	period := a.stallPeriod()
+	timer := time.NewTimer(untilBefore(time.Now(), period, stallLead))
+	defer timer.Stop()
 	var prev map[netip.AddrPort]health.Listener
 	// Every VIP's HAProxy process state about twice a second, or every
 	// StoppedBackstop when stop signals say when to look.
-	every := max(int(stoppedInterval/a.cfg.StallInterval), 1)
+	every := max(int(stoppedInterval/period), 1)
 	if a.cfg.StopSignals != nil {
-		every = max(int(a.cfg.StoppedBackstop/a.cfg.StallInterval), 1)
+		every = max(int(a.cfg.StoppedBackstop/period), 1)
 	}
 	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-timer.C:
 		}
+		timer.Reset(untilBefore(time.Now(), period, stallLead))
 		a.mu.Lock()
 		a.lastEval = time.Now()
 		a.mu.Unlock()
@@ -68,7 +66,7 @@ func (a *Agent) watchSockets(ctx context.Context) {
 		if a.cfg.Deps.Sockets == nil {
 			continue
 		}
-		lctx, cancel := context.WithTimeout(ctx, a.cfg.StallInterval)
+		lctx, cancel := context.WithTimeout(ctx, period)
 		cur := a.refreshListeners(lctx)
 		cancel()
 		if a.cfg.Runtime == nil {
@@ -76,6 +74,27 @@ func (a *Agent) watchSockets(ctx context.Context) {
 		}
 		prev = a.checkQueues(ctx, prev, cur)
 	}
+}
+
+// stallLead is how long before a grid tick the socket watcher looks.
+const stallLead = 200 * time.Microsecond
+
+// stallPeriod is StallInterval rounded to the nearest multiple of the
+// steady grid (or of the slot, when StallInterval is finer than that
+// grid), at least one slot: every look shares a wake-up with the
+// evaluations due on that tick.
+func (a *Agent) stallPeriod() time.Duration {
+	g := a.steadySlot()
+	if a.cfg.StallInterval < g {
+		g = a.slot()
+	}
+	return max((a.cfg.StallInterval+g/2)/g, 1) * g
+}
+
+// untilBefore returns the wait from now until lead before the first
+// multiple of period that is more than lead after now.
+func untilBefore(now time.Time, period, lead time.Duration) time.Duration {
+	return untilGrid(now, lead+1, period) - lead
 }
 
 // checkQueues compares the accept queues of the expected listeners with the

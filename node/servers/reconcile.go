@@ -20,6 +20,10 @@ type Reconciler struct {
 	Interval time.Duration
 	// Rescan is the interval of full passes. Default 5s.
 	Rescan time.Duration
+	// Grid, when set, puts every pass on a multiple of Grid since the
+	// epoch (Interval should then be a multiple of Grid), so that the
+	// passes share the wake-ups of other work on that grid.
+	Grid time.Duration
 	Log    *slog.Logger
 
 	last     File
@@ -35,6 +39,15 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 	if r.Rescan <= 0 {
 		r.Rescan = 5 * time.Second
+	}
+	if r.Grid > 0 {
+		now := time.Now()
+		wait := now.Truncate(r.Grid).Add(r.Grid).Sub(now)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()

@@ -87,8 +87,10 @@ func RunAgent(ctx context.Context, cfg *config.Config, units systemd.Manager, lo
 	defer ctl.Close()
 	// Server maintenance (lbctl server drain|disable) is re-applied after
 	// every reload, restart and install.
+	// Its passes share the wake-ups of the stable VIPs' evaluations.
 	maint := &servers.Reconciler{Dir: cfg.StateDir, Log: log.With("component", "servers"),
-		Socket: AdminSocket(cfg), VIPs: func() []string { return vipNames(a) }}
+		Socket: AdminSocket(cfg), VIPs: func() []string { return vipNames(a) },
+		Grid: a.Grid(), Interval: 3 * a.Grid()}
 	go maint.Run(ctx)
 	if cfg.Agent.Metrics != "" {
 		defer serveMetrics(cfg, store, a, reg, log).Close()
