@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,11 +101,11 @@ func (d *DiagSocket) dump(family uint8, out []Listener) ([]Listener, error) {
 	binary.NativeEndian.PutUint32(h[8:], d.seq)
 	binary.NativeEndian.PutUint32(h[12:], 0)
 	copy(d.req[unix.NLMSG_HDRLEN:], inetDiagListenReq(family))
-	if err := unix.Sendto(d.fd, d.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	if err := d.send(); err != nil {
 		return out, fmt.Errorf("send: %w", err)
 	}
 	for {
-		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		n, err := d.receive()
 		if err != nil {
 			return out, fmt.Errorf("receive: %w", err)
 		}
@@ -112,6 +113,47 @@ func (d *DiagSocket) dump(family uint8, out []Listener) ([]Listener, error) {
 		if err != nil || done {
 			return out, err
 		}
+	}
+}
+
+// send sends the request to the kernel (the bound socket's default
+// destination). The kernel answers a dump within the call, so neither send
+// nor receive waits: both are raw system calls, which the Go runtime does
+// not track. A tracked call wakes the runtime's monitor thread, which then
+// polls every 20 µs while the call lasts and hands the processor to
+// another thread when it lasts longer than that (a dump of a few hundred
+// listeners takes 0.1-0.4 ms): more CPU than the dump itself.
+func (d *DiagSocket) send() error {
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(d.fd), uintptr(unsafe.Pointer(&d.req[0])),
+			uintptr(len(d.req)), 0, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}
+
+// receive reads one datagram of the answer without waiting; when none is
+// there yet (which a dump does not do), it waits through an ordinary
+// call, bounded by the socket's receive timeout.
+func (d *DiagSocket) receive() (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(d.fd), uintptr(unsafe.Pointer(&d.buf[0])),
+			uintptr(len(d.buf)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+			return n, err
+		}
+		return 0, e
 	}
 }
 

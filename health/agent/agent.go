@@ -814,7 +814,7 @@ func (a *Agent) unsettleLocked(s *vipState) {
 func (a *Agent) listeners(ctx context.Context, notBefore time.Time, expected []netip.AddrPort) []health.Listener {
 	a.snapMu.Lock()
 	fresh := !a.snapAt.IsZero() && a.snapAt.After(notBefore) &&
-		time.Since(a.snapAt) < max(2*a.cfg.StallInterval, a.cfg.FastInterval/2)
+		time.Since(a.snapAt) < max(2*a.stallPeriod()+a.stallPeriod()/2, a.cfg.FastInterval/2)
 	a.snapMu.Unlock()
 	if !fresh {
 		a.refreshListeners(ctx)

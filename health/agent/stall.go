@@ -30,7 +30,7 @@ import (
 // agent's own probe connects: the kernel completes the probe's handshake
 // and the connection sits in the queue un-accepted, so the next two looks
 // see it, whatever the probe's own timeout. Such a VIP is withdrawn within
-// one evaluation interval plus two looks plus StallTimeout.
+// one evaluation interval plus three looks plus StallTimeout.
 
 // watchSockets lists the listeners every StallInterval until ctx ends and
 // withdraws VIPs whose HAProxy stopped accepting. Without Sockets it only
@@ -44,6 +44,13 @@ func (a *Agent) watchSockets(ctx context.Context) {
 	timer := time.NewTimer(untilBefore(time.Now(), period, stallLead))
 	defer timer.Stop()
 	var prev map[netip.AddrPort]health.Listener
+	// While no accept queue holds a connection, every other tick is
+	// enough: a queue that starts to fill is seen within two periods and
+	// then looked at every period (a hung HAProxy under traffic is
+	// withdrawn within about two periods, one period and StallTimeout).
+	// The listing is the watcher's largest cost, and an idle or lightly
+	// loaded node's queues are empty at almost every look.
+	quiet := false
 	// Every VIP's HAProxy process state about twice a second, or every
 	// StoppedBackstop when stop signals say when to look.
 	every := max(int(stoppedInterval/period), 1)
@@ -63,7 +70,7 @@ func (a *Agent) watchSockets(ctx context.Context) {
 		if a.cfg.Processes != nil && tick%every == 0 {
 			a.checkStopped()
 		}
-		if a.cfg.Deps.Sockets == nil {
+		if a.cfg.Deps.Sockets == nil || (quiet && tick%2 == 1) {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, period)
@@ -73,6 +80,10 @@ func (a *Agent) watchSockets(ctx context.Context) {
 			continue
 		}
 		prev = a.checkQueues(ctx, prev, cur)
+		quiet = true
+		for _, l := range prev {
+			quiet = quiet && l.Backlog == 0
+		}
 	}
 }
 

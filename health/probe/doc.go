@@ -7,6 +7,7 @@ package probe
 
 import (
 	"context"
+	"net"
 	"time"
 )
 
@@ -17,6 +18,11 @@ type Checker interface {
 	// String names the probe in logs and status.
 	String() string
 }
+
+// dialer opens every probe's connection. A probe's connection lives for
+// milliseconds: TCP keep-alive would cost four socket options per probe
+// for nothing.
+var dialer = net.Dialer{KeepAlive: -1}
 
 // DefaultTimeout bounds one probe when the context has no deadline.
 const DefaultTimeout = 2 * time.Second

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -43,8 +42,7 @@ func (h *HTTP) Check(ctx context.Context) error {
 	if path == "" {
 		path = "/"
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", h.Addr.String())
+	conn, err := dialer.DialContext(ctx, "tcp", h.Addr.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", h, err)
 	}

@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 )
 
@@ -18,8 +17,7 @@ func (t *TCP) String() string { return "tcp " + t.Addr.String() }
 func (t *TCP) Check(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", t.Addr.String())
+	c, err := dialer.DialContext(ctx, "tcp", t.Addr.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
 	}

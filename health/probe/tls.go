@@ -37,7 +37,7 @@ func clientConfig(serverName string) *tls.Config {
 func (t *TLS) Check(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	d := tls.Dialer{Config: clientConfig(t.ServerName)}
+	d := tls.Dialer{NetDialer: &dialer, Config: clientConfig(t.ServerName)}
 	c, err := d.DialContext(ctx, "tcp", t.Addr.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
