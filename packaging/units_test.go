@@ -3,6 +3,7 @@ package packaging
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,12 @@ include "/etc/bird/lbctl/announce6.conf";
 				}
 			}
 		}
+	}
+	// Every thread of the agent runs with the unit's timer slack (the Go
+	// runtime's threads inherit it from the process systemd started).
+	tasks := sd.Run(t, "sh", "-c", "cat /proc/"+pid+"/task/*/timerslack_ns 2>/dev/null || cat /proc/"+pid+"/timerslack_ns")
+	if f := strings.Fields(tasks); len(f) == 0 || slices.ContainsFunc(f, func(v string) bool { return v != "2000000" }) {
+		t.Errorf("agent timer slack %q, want 2000000 ns (TimerSlackNSec=2ms)", tasks)
 	}
 	if !strings.Contains(status, "NoNewPrivs:\t1") || !strings.Contains(status, "Seccomp:\t2") {
 		t.Errorf("agent not confined (NoNewPrivs, seccomp filter):\n%s", status)
