@@ -42,7 +42,7 @@ func (h *HTTP) Check(ctx context.Context) error {
 	if path == "" {
 		path = "/"
 	}
-	conn, err := dialer.DialContext(ctx, "tcp", h.Addr.String())
+	conn, err := dial(ctx, h.Addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", h, err)
 	}

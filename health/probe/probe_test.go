@@ -186,3 +186,45 @@ func TestHTTPSResumesSessions(t *testing.T) {
 		}
 	}
 }
+
+// A probe of one of this host's addresses comes from that address (what
+// the kernel would pick, given to it so that it skips source address
+// selection); a probe of an address that is not this host's still gets
+// through with a source the kernel picks.
+func TestProbeSourceAddress(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		host := map[string]string{"tcp4": "127.0.0.1", "tcp6": "[::1]"}[network]
+		ln, err := net.Listen(network, host+":0")
+		if err != nil {
+			t.Logf("%s: %v (no such address here)", network, err)
+			continue
+		}
+		from := make(chan net.Addr, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				from <- c.RemoteAddr()
+				c.Close()
+			}
+		}()
+		addr := netip.MustParseAddrPort(ln.Addr().String())
+		if err := (&TCP{Addr: addr}).Check(t.Context()); err != nil {
+			t.Fatalf("%s: %v", network, err)
+		}
+		got := netip.MustParseAddrPort((<-from).String())
+		if got.Addr() != addr.Addr() || got.Port() == 0 || got.Port() == addr.Port() {
+			t.Errorf("%s: probe of %v came from %v, want %v and a port of its own", network, addr, got, addr.Addr())
+		}
+		ln.Close()
+	}
+	// 192.0.2.1 is not this host's: no "cannot assign requested address"
+	// from the bind, the connection is attempted (and fails or times out).
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	c, err := dial(ctx, netip.MustParseAddrPort("192.0.2.1:9"))
+	if err == nil {
+		c.Close()
+	} else if strings.Contains(err.Error(), "bind") {
+		t.Errorf("dial of a foreign address: %v, want the kernel to pick the source", err)
+	}
+}

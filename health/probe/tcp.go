@@ -17,7 +17,7 @@ func (t *TCP) String() string { return "tcp " + t.Addr.String() }
 func (t *TCP) Check(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	c, err := dialer.DialContext(ctx, "tcp", t.Addr.String())
+	c, err := dial(ctx, t.Addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
 	}

@@ -37,10 +37,13 @@ func clientConfig(serverName string) *tls.Config {
 func (t *TLS) Check(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &dialer, Config: clientConfig(t.ServerName)}
-	c, err := d.DialContext(ctx, "tcp", t.Addr.String())
+	conn, err := dial(ctx, t.Addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
 	}
-	return c.Close()
+	defer conn.Close()
+	if err := tls.Client(conn, clientConfig(t.ServerName)).HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	return nil
 }
