@@ -24,7 +24,7 @@ type Reconciler struct {
 	// epoch (Interval should then be a multiple of Grid), so that the
 	// passes share the wake-ups of other work on that grid.
 	Grid time.Duration
-	Log    *slog.Logger
+	Log  *slog.Logger
 
 	last     File
 	lastVIPs []string
