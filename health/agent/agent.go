@@ -812,9 +812,12 @@ func (a *Agent) unsettleLocked(s *vipState) {
 // listing gives an empty list (every expected listener then counts as
 // missing). The result is never nil.
 func (a *Agent) listeners(ctx context.Context, notBefore time.Time, expected []netip.AddrPort) []health.Listener {
+	// The watcher lists every stallPeriod, every other one while the
+	// accept queues are empty.
+	p := a.stallPeriod()
 	a.snapMu.Lock()
 	fresh := !a.snapAt.IsZero() && a.snapAt.After(notBefore) &&
-		time.Since(a.snapAt) < max(2*a.stallPeriod()+a.stallPeriod()/2, a.cfg.FastInterval/2)
+		time.Since(a.snapAt) < max(5*p/2, a.cfg.FastInterval/2)
 	a.snapMu.Unlock()
 	if !fresh {
 		a.refreshListeners(ctx)
